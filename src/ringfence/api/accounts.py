@@ -1,0 +1,39 @@
+"""Accounts and sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ringfence.api.deps import AuthDep, ServicesDep
+from ringfence.api.schemas import (
+    ERRORS,
+    LoginRequest,
+    RegisterRequest,
+    SessionResponse,
+    UserResponse,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=ERRORS)
+
+
+@router.post("/accounts", status_code=201, response_model=SessionResponse)
+async def register(body: RegisterRequest, services: ServicesDep) -> SessionResponse:
+    user, token = await services.accounts.register(body.username, body.password, body.display_name)
+    return SessionResponse(user=user, token=token)
+
+
+@router.post("/sessions", status_code=201, response_model=SessionResponse)
+async def login(body: LoginRequest, services: ServicesDep) -> SessionResponse:
+    user, token = await services.accounts.login(body.username, body.password)
+    return SessionResponse(user=user, token=token)
+
+
+@router.delete("/sessions/current", status_code=204, response_class=Response)
+async def logout(auth: AuthDep, services: ServicesDep) -> Response:
+    await services.accounts.logout(auth)
+    return Response(status_code=204)
+
+
+@router.get("/users/{username}", response_model=UserResponse)
+async def get_user(username: str, _auth: AuthDep, services: ServicesDep) -> UserResponse:
+    return UserResponse(user=await services.accounts.profile(username))

@@ -1,0 +1,60 @@
+"""Direct messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ringfence.api.deps import AuthDep, ServicesDep
+from ringfence.api.schemas import (
+    ERRORS,
+    ConversationResponse,
+    ConversationsResponse,
+    MessageResponse,
+    MessagesResponse,
+    SendMessageRequest,
+)
+
+router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], responses=ERRORS)
+
+
+@router.get("", response_model=ConversationsResponse)
+async def conversations(
+    auth: AuthDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> ConversationsResponse:
+    return ConversationsResponse(
+        conversations=await services.messaging.conversations(auth, limit=limit)
+    )
+
+
+@router.post("/{username}/messages", status_code=201, response_model=MessageResponse)
+async def send(
+    username: str, body: SendMessageRequest, auth: AuthDep, services: ServicesDep
+) -> MessageResponse:
+    message = await services.messaging.send(auth, username, body.text, body.txn_id)
+    return MessageResponse(message=message)
+
+
+@router.get("/{username}/messages", response_model=MessagesResponse)
+async def history(
+    username: str,
+    auth: AuthDep,
+    services: ServicesDep,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="Message id cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> MessagesResponse:
+    messages = await services.messaging.history(auth, username, before=before, limit=limit)
+    return MessagesResponse(messages=messages)
+
+
+@router.post("/{username}/accept", response_model=ConversationResponse)
+async def accept(username: str, auth: AuthDep, services: ServicesDep) -> ConversationResponse:
+    return ConversationResponse(conversation=await services.messaging.accept(auth, username))
+
+
+@router.post("/{username}/decline", response_model=ConversationResponse)
+async def decline(username: str, auth: AuthDep, services: ServicesDep) -> ConversationResponse:
+    return ConversationResponse(conversation=await services.messaging.decline(auth, username))

@@ -1,0 +1,84 @@
+"""Every error leaves the server as ``{"error": code, "detail": text}`` with a 4xx status.
+
+A client's mistake never becomes a 500: validation problems name the field, unknown
+routes and methods get JSON too, and only a genuine server fault answers 500, with a
+generic body (the traceback goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ringfence.services.errors import RateLimited, ServiceError
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def error_body(code: str, detail: str, **extra: object) -> dict[str, object]:
+    return {"error": code, "detail": detail, **extra}
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, list[str]]:
+    """A one-line explanation naming each bad field, plus the field names."""
+    parts, fields = [], []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        name = ".".join(loc) or "body"
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            name, msg = "body", "request body is not valid JSON"
+        fields.append(name)
+        parts.append(f"{name}: {msg}")
+    return "; ".join(parts) or "invalid request", fields
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, fields = describe_validation(exc)
+        return JSONResponse(error_body("invalid_request", detail, fields=fields), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else code
+        return JSONResponse(
+            error_body(code, detail), exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "internal error on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        return JSONResponse(error_body("internal", "internal server error"), 500)

@@ -1,0 +1,130 @@
+"""``GET /api/v1/events``: the real-time WebSocket.
+
+The client authenticates with its first frame, so the token never appears in a URL or
+an access log. Everything after that is delegated: the Hub and Connection deliver
+events, services handle the client's frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from ringfence.realtime.connection import Connection
+from ringfence.realtime.protocol import FrameError, error_event, parse_auth, parse_frame
+from ringfence.services.container import Services
+from ringfence.services.errors import ServiceError
+from ringfence.services.stream import encode
+from ringfence.services.views import UserView
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_POLICY = 1008
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_AUTH_TIMEOUT = 4408
+
+
+@router.websocket("/api/v1/events")
+async def events(ws: WebSocket) -> None:
+    services: Services = ws.app.state.services
+    await ws.accept()
+    try:
+        conn = await _authenticate(ws, services)
+    except WebSocketDisconnect:
+        return
+    if conn is None:
+        return
+    try:
+        await _receive_loop(ws, conn, services)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await conn.stop()
+        await services.hub.detach(conn)
+        log.debug("device %s disconnected", conn.device_id)
+
+
+async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
+    timeout = services.settings.ws_auth_timeout_s
+    try:
+        text = await asyncio.wait_for(ws.receive_text(), timeout)
+    except TimeoutError:
+        await _refuse(ws, CLOSE_AUTH_TIMEOUT, "auth_timeout", "no auth frame was received in time")
+        return None
+    except KeyError:  # a binary frame
+        await _refuse(ws, CLOSE_POLICY, "auth_required", "the first frame must be a text frame")
+        return None
+    try:
+        frame = parse_auth(parse_frame(text))
+        auth = await services.accounts.authenticate(frame.token)
+    except FrameError as exc:
+        await _refuse(ws, CLOSE_POLICY, exc.code, exc.detail)
+        return None
+    except ServiceError as exc:
+        await _refuse(ws, CLOSE_UNAUTHORIZED, exc.code, exc.detail)
+        return None
+    user = auth.user
+    conn = Connection(
+        user_id=user.id,
+        device_id=secrets.token_urlsafe(12),
+        transport=ws,
+        history=lambda *, after, upto, limit: services.stream.history(
+            user.id, after=after, upto=upto, limit=limit
+        ),
+        queue_size=services.settings.ws_send_queue,
+    )
+    # Subscribe before reading the position: nothing can fall between the two.
+    await services.hub.attach(conn)
+    current = await services.stream.position(user.id)
+    since = frame.since
+    ready: dict[str, object] = {
+        "type": "ready",
+        "user": UserView.of(user).model_dump(mode="json"),
+        "device_id": conn.device_id,
+        "pos": current,
+    }
+    if since is not None and since > current:
+        # The client holds positions this server never issued (e.g. a reset database):
+        # it must drop its state and reload instead of waiting for events that won't come.
+        ready["resync"] = True
+        since = None
+    await ws.send_text(encode(ready))
+    conn.start(since=since, current=current)
+    return conn
+
+
+async def _receive_loop(ws: WebSocket, conn: Connection, services: Services) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            conn.reply(error_event("malformed", "binary frames are not supported"))
+            continue
+        try:
+            frame = parse_frame(text)
+        except FrameError as exc:
+            conn.reply(error_event(exc.code, exc.detail))
+            continue
+        kind = frame["type"]
+        if kind == "ping":
+            conn.reply(encode({"type": "pong"}))
+        elif kind == "auth":
+            conn.reply(error_event("already_authenticated", "this connection is authenticated"))
+        else:
+            conn.reply(error_event("unknown_type", f"unknown frame type {kind[:40]!r}"))
+
+
+async def _refuse(ws: WebSocket, code: int, error: str, detail: str) -> None:
+    if ws.application_state == WebSocketState.CONNECTED:
+        try:
+            await ws.send_text(error_event(error, detail))
+            await ws.close(code, error)
+        except (RuntimeError, WebSocketDisconnect, OSError):
+            pass

@@ -1,0 +1,85 @@
+"""The one place where Ringfence's objects are built and wired, inside the ASGI lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ringfence import __version__
+from ringfence.api import accounts, conversations, errors, events, me
+from ringfence.clock import Clock, SystemClock
+from ringfence.config import Settings
+from ringfence.realtime.bus import Bus, InMemoryBus
+from ringfence.realtime.hub import Hub
+from ringfence.services.accounts import Accounts
+from ringfence.services.container import Services
+from ringfence.services.messaging import Messaging
+from ringfence.services.passwords import Passwords
+from ringfence.services.settings import SettingsService
+from ringfence.services.social import Social
+from ringfence.services.stream import EventStream
+from ringfence.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Open storage (applying migrations), connect the Bus and build every service."""
+    clock = clock or SystemClock()
+    db = Database(settings.effective_database_url)
+    await db.start()
+    bus: Bus = InMemoryBus()
+    await bus.start()
+    stream = EventStream(db, bus, clock)
+    return Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        bus=bus,
+        hub=Hub(bus),
+        stream=stream,
+        accounts=Accounts(db, Passwords(settings.password_hash_concurrency), clock),
+        social=Social(db, clock),
+        messaging=Messaging(db, stream, clock),
+        user_settings=SettingsService(db, clock),
+    )
+
+
+async def close_services(services: Services) -> None:
+    await services.hub.close_all()
+    await services.bus.close()
+    await services.db.close()
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings, clock)
+        app.state.services = services
+        log.info("ringfence %s ready", __version__)
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    app = FastAPI(
+        title="Ringfence",
+        version=__version__,
+        summary="Direct messages and 1:1 calls that never reveal where you are.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    errors.install(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (accounts, me, conversations, events):
+        app.include_router(module.router)
+    return app

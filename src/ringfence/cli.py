@@ -1,0 +1,214 @@
+"""The ``ringfence`` command: serve, admin tasks, and (later) calling from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ringfence import __version__
+from ringfence.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="ringfence",
+    help="Direct messages and 1:1 calls that never reveal where you are.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Administrative tasks run against the server's database.")
+app.add_typer(admin_app, name="admin")
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML file of settings (also RINGFENCE_CONFIG).", show_default=False
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Directory for the SQLite database and secrets [default: ./ringfence-data]",
+        show_default=False,
+    ),
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Database URL (also RINGFENCE_DATABASE_URL); default: SQLite in data dir.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(flags: dict[str, Any], config: Path | None) -> Settings:
+    try:
+        return load_settings(flags, config)
+    except ConfigError as exc:
+        console.print(f"[bold red]ringfence: configuration error[/]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [default: 127.0.0.1]", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port [default: 8080]", show_default=False)
+    ] = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    public_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Origin browsers use to reach this server (repeatable).", show_default=False
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error [default: info]", show_default=False),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start Ringfence with its embedded defaults: SQLite in the data directory."""
+    import uvicorn
+
+    from ringfence.app import create_app
+
+    flags = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "public_urls": public_url or None,
+        "log_level": log_level,
+    }
+    settings = _settings(flags, config)
+    _configure_logging(settings.log_level)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,  # client addresses are personal data; keep none by default
+            ws_max_size=settings.ws_max_frame_bytes,
+            ws_per_message_deflate=False,
+            ws_ping_interval=20,
+            ws_ping_timeout=20,
+            server_header=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    console.print(
+        f"[bold]Ringfence {__version__}[/] on http://{settings.host}:{settings.port} "
+        f"(database: {_describe_db(settings)})"
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _describe_db(settings: Settings) -> str:
+    if settings.database_url is None:
+        return f"SQLite in {settings.data_dir}"
+    return settings.database_url.split("://", 1)[0]  # never print credentials
+
+
+def _admin(
+    config: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    work: Callable[[Any], Awaitable[T]],
+) -> T:
+    """Run one admin task against the configured database."""
+    from ringfence.app import build_services, close_services
+    from ringfence.services.errors import ServiceError
+    from ringfence.storage.database import DatabaseUnavailable
+
+    settings = _settings({"data_dir": data_dir, "database_url": database_url}, config)
+
+    async def run() -> T:
+        services = await build_services(settings)
+        try:
+            return await work(services)
+        finally:
+            await close_services(services)
+
+    try:
+        return asyncio.run(run())
+    except ServiceError as exc:
+        console.print(f"[bold red]error:[/] {exc.detail}")
+        raise typer.Exit(1) from exc
+    except DatabaseUnavailable as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@admin_app.command()
+def verify(
+    username: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Give USERNAME the verified badge."""
+    user = _admin(config, data_dir, database_url, lambda s: s.accounts.set_verified(username, True))
+    console.print(f"[green]{user.username} is now verified[/]")
+
+
+@admin_app.command()
+def unverify(
+    username: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Remove USERNAME's verified badge."""
+    user = _admin(
+        config, data_dir, database_url, lambda s: s.accounts.set_verified(username, False)
+    )
+    console.print(f"[green]{user.username} is no longer verified[/]")
+
+
+@admin_app.command()
+def migrate(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Apply pending database migrations (serve does this by itself at start-up)."""
+
+    async def nothing(_services: Any) -> None:
+        return None
+
+    _admin(config, data_dir, database_url, nothing)
+    console.print("[green]database is up to date[/]")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

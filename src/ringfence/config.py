@@ -1,0 +1,196 @@
+"""Typed settings: one object, read from flags, ``RINGFENCE_*`` variables or a TOML file.
+
+Precedence, highest first: command-line flags, environment variables, the config file,
+the embedded defaults. A bad value stops start-up with a message that names the
+setting, because a privacy service that silently falls back to a default is worse
+than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "RINGFENCE_"
+
+
+class ConfigError(Exception):
+    """Raised for a setting that cannot be used; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """Every knob Ringfence has. Field docs double as the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP/WebSocket server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP/WebSocket server.")
+    data_dir: Path = Field(
+        Path("./ringfence-data"),
+        description="Directory for the SQLite database and generated secrets.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL. Unset: SQLite in data_dir. "
+            "PostgreSQL: postgresql+asyncpg://user:pass@host/db."
+        ),
+    )
+    public_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated origins browsers use to reach this server "
+            "(for example https://chat.example.org). Empty: http://HOST:PORT."
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity."
+    )
+    ws_send_queue: int = Field(
+        256,
+        ge=8,
+        le=100_000,
+        description="Events buffered per WebSocket before a slow client is disconnected.",
+    )
+    ws_auth_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Seconds a new WebSocket has to send its auth frame."
+    )
+    ws_max_frame_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest WebSocket frame accepted; larger ones close the socket (1009).",
+    )
+    password_hash_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Password hashes computed at once (each takes ~19 MiB and one core).",
+    )
+
+    @field_validator("public_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_urls")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")) or url.count("/") > 2:
+                raise ValueError(f"{url!r} must be an origin such as https://chat.example.org")
+        return [url.rstrip("/") for url in value]
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(plain postgresql:// is accepted and converted)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database to use: the configured one, or SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ringfence.db').resolve()}"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origins a browser WebSocket may come from."""
+        if self.public_urls:
+            return list(self.public_urls)
+        hosts = {self.host, "localhost", "127.0.0.1"} if self.host in _LOOPBACK else {self.host}
+        return sorted(f"http://{host}:{self.port}" for host in hosts)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags arrive as init kwargs; the config file is merged in load_settings() so
+        # that the environment can still override it.
+        return (init_settings, env_settings)
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _normalise_env_database_url() -> None:
+    url = os.environ.get(f"{ENV_PREFIX}DATABASE_URL", "")
+    if url.startswith(("postgresql://", "postgres://")):
+        os.environ[f"{ENV_PREFIX}DATABASE_URL"] = "postgresql+asyncpg://" + url.split("://", 1)[1]
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:
+    """Build the settings, or raise ConfigError naming the first bad setting.
+
+    ``flags`` holds only the options given on the command line (None values are
+    dropped so they do not mask the environment or the file).
+    """
+    _normalise_env_database_url()
+    if config_file is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
+        config_file = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+    file_values = _read_config_file(config_file) if config_file else {}
+    env_keys = {key[len(ENV_PREFIX) :].lower() for key in os.environ if key.startswith(ENV_PREFIX)}
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    # The file is the lowest layer: drop file keys the environment or flags override.
+    merged = {k: v for k, v in file_values.items() if k not in env_keys and k not in given}
+    merged.update(given)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "settings"
+        env = f"{ENV_PREFIX}{name.upper()}"
+        lines.append(f"invalid setting {name} ({env} / --{name.replace('_', '-')}): {err['msg']}")
+    return "\n".join(lines)

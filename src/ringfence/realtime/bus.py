@@ -1,0 +1,111 @@
+"""The Bus: how services reach connections, on this node or any other.
+
+Services publish an :class:`Envelope` to a topic (``user:<id>`` for every device of a
+user, ``device:<id>`` for one connection). Connections subscribe to their topics.
+:class:`InMemoryBus` serves a single node; a Redis implementation drops in behind the
+same interface for several nodes, and nothing above this module changes.
+
+Handlers are synchronous and must not block: a connection's handler only puts the
+envelope on its bounded queue.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event on its way to connections.
+
+    ``payload`` is the JSON text sent to clients, serialised once however many devices
+    receive it. ``pos`` is the per-user stream position of a durable event (None for
+    ephemeral ones such as call signaling). ``exclude_device`` skips one connection,
+    e.g. the device that answered a call.
+    """
+
+    payload: str
+    pos: int | None = None
+    exclude_device: str | None = None
+
+
+Handler = Callable[[Envelope], None]
+
+
+def user_topic(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def device_topic(device_id: str) -> str:
+    return f"device:{device_id}"
+
+
+class Subscription:
+    """A handle returned by :meth:`Bus.subscribe`; pass it back to unsubscribe."""
+
+    __slots__ = ("handler", "topic")
+
+    def __init__(self, topic: str, handler: Handler) -> None:
+        self.topic = topic
+        self.handler = handler
+
+
+class Bus(abc.ABC):
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect to the backend, if any."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the backend, if any."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        """Deliver to every subscriber of ``topic`` on every node."""
+
+    @abc.abstractmethod
+    async def subscribe(self, topic: str, handler: Handler) -> Subscription:
+        """Start delivering ``topic``; returns once no later publish can be missed."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to this subscription."""
+
+
+class InMemoryBus(Bus):
+    """The single-node Bus: a dictionary of topics to handlers."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, set[Subscription]] = {}
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        dispatch(self._topics.get(topic), envelope)
+
+    async def subscribe(self, topic: str, handler: Handler) -> Subscription:
+        sub = Subscription(topic, handler)
+        self._topics.setdefault(topic, set()).add(sub)
+        return sub
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        subs = self._topics.get(subscription.topic)
+        if subs is not None:
+            subs.discard(subscription)
+            if not subs:
+                del self._topics[subscription.topic]
+
+    def topic_count(self) -> int:
+        return len(self._topics)
+
+
+def dispatch(subscriptions: set[Subscription] | None, envelope: Envelope) -> None:
+    """Hand an envelope to local subscribers; one failing handler never stops the rest."""
+    if not subscriptions:
+        return
+    for sub in tuple(subscriptions):
+        try:
+            sub.handler(envelope)
+        except Exception:
+            log.exception("bus handler for %s failed", sub.topic)

@@ -1,0 +1,54 @@
+"""Parsing of WebSocket frames from clients, and the shape of error events.
+
+Frames are JSON objects with a string ``type``. Anything else is answered with an
+error event, never with a crash or a silent drop.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ringfence.services.stream import encode
+
+
+class FrameError(ValueError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class AuthFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(pattern="^auth$")
+    token: str = Field(max_length=256)
+    since: int | None = Field(None, ge=0)
+
+
+def parse_frame(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise FrameError("malformed", "frame is not valid JSON") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise FrameError("malformed", 'frame must be a JSON object with a string "type"')
+    return data
+
+
+def parse_auth(data: dict[str, Any]) -> AuthFrame:
+    if data.get("type") != "auth":
+        raise FrameError("auth_required", 'the first frame must be {"type":"auth","token":...}')
+    try:
+        return AuthFrame.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "frame"
+        raise FrameError("malformed", f"{field}: {first['msg']}") from exc
+
+
+def error_event(code: str, detail: str, **extra: Any) -> str:
+    return encode({"type": "error", "error": code, "detail": detail, **extra})

@@ -1,0 +1,30 @@
+"""The set of services one server instance runs, built once in app.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ringfence.clock import Clock
+from ringfence.config import Settings
+from ringfence.realtime.bus import Bus
+from ringfence.realtime.hub import Hub
+from ringfence.services.accounts import Accounts
+from ringfence.services.messaging import Messaging
+from ringfence.services.settings import SettingsService
+from ringfence.services.social import Social
+from ringfence.services.stream import EventStream
+from ringfence.storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    bus: Bus
+    hub: Hub
+    stream: EventStream
+    accounts: Accounts
+    social: Social
+    messaging: Messaging
+    user_settings: SettingsService

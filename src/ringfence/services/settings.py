@@ -1,0 +1,46 @@
+"""Per-user privacy and call settings.
+
+Every read goes to the database (no per-node cache), so a change takes effect for the
+very next call on every node, whichever client made it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ringfence.clock import Clock
+from ringfence.services.accounts import AuthContext
+from ringfence.services.views import DEFAULT_SETTINGS, SettingsView
+from ringfence.storage.database import Database
+from ringfence.storage.repositories import Store
+
+
+async def load_settings(store: Store, user_id: int) -> SettingsView:
+    row = await store.settings.get(user_id)
+    return DEFAULT_SETTINGS if row is None else SettingsView.of(row)
+
+
+class SettingsService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def get(self, auth: AuthContext) -> SettingsView:
+        async with self._db.read() as store:
+            return await load_settings(store, auth.user.id)
+
+    async def update(self, auth: AuthContext, changes: dict[str, object]) -> SettingsView:
+        """Apply an already-validated partial update atomically; returns the stored result."""
+        values = dict(changes)
+        if "call_audience" in values:
+            # Store a canonical, de-duplicated list so equal settings compare equal.
+            audience = values["call_audience"]
+            assert isinstance(audience, list)
+            values["call_audience"] = json.dumps(sorted(set(audience)))
+        now = self._clock.now()
+        async with self._db.write() as store:
+            if await store.settings.get(auth.user.id) is None:
+                await store.settings.create(auth.user.id, now)
+            if values:
+                await store.settings.update(auth.user.id, values, now)
+            return await load_settings(store, auth.user.id)

@@ -1,0 +1,94 @@
+"""The public shapes of users, messages, conversations and settings.
+
+One definition serves the HTTP responses (and so the OpenAPI schema) and the
+WebSocket events, so a client sees the same object whichever way it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ringfence.storage.repositories import Message, User, UserSettings
+
+Audience = Literal["following", "verified", "everyone"]
+DirectConnections = Literal["nobody", "following", "everyone"]
+
+
+class UserView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    username: str
+    display_name: str
+    verified: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            verified=user.verified,
+        )
+
+
+class CallRecord(BaseModel):
+    call_id: str
+    media: Literal["audio", "video"]
+    outcome: Literal["completed", "missed", "rejected", "cancelled", "busy"]
+    duration_s: int
+
+
+class MessageView(BaseModel):
+    id: int
+    sender: str
+    recipient: str
+    kind: Literal["text", "call"]
+    text: str
+    created_at: datetime
+    call: CallRecord | None = None
+    # Only on the sender's own copy, so its client can match a local echo.
+    txn_id: str | None = None
+
+    @classmethod
+    def of(cls, msg: Message, names: dict[int, str], *, viewer_id: int) -> MessageView:
+        return cls(
+            id=msg.id,
+            sender=names[msg.sender_id],
+            recipient=names[msg.recipient_id],
+            kind=msg.kind,
+            text=msg.text,
+            created_at=msg.created_at,
+            call=CallRecord.model_validate_json(msg.call) if msg.call else None,
+            txn_id=msg.txn_id if viewer_id == msg.sender_id else None,
+        )
+
+
+class ConversationView(BaseModel):
+    user: UserView
+    last_message: MessageView | None
+    is_request: bool
+    updated_at: datetime
+
+
+class SettingsView(BaseModel):
+    calls_enabled: bool
+    call_audience: list[Audience]
+    direct_connections: DirectConnections
+
+    @classmethod
+    def of(cls, row: UserSettings) -> SettingsView:
+        return cls(
+            calls_enabled=row.calls_enabled,
+            call_audience=json.loads(row.call_audience),
+            direct_connections=row.direct_connections,
+        )
+
+
+DEFAULT_SETTINGS = SettingsView(
+    calls_enabled=True, call_audience=["following"], direct_connections="nobody"
+)
