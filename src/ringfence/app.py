@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 
 from ringfence import __version__
@@ -52,6 +53,24 @@ async def close_services(services: Services) -> None:
     await services.hub.close_all()
     await services.bus.close()
     await services.db.close()
+
+
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How uvicorn runs Ringfence; shared by ``ringfence serve`` and the test servers."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # client addresses are personal data; keep none by default
+        ws_max_size=settings.ws_max_frame_bytes,  # larger frames close the socket with 1009
+        ws_per_message_deflate=False,  # compression costs ~100 KiB of zlib state per socket
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:

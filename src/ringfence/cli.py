@@ -90,7 +90,7 @@ def serve(
     """Start Ringfence with its embedded defaults: SQLite in the data directory."""
     import uvicorn
 
-    from ringfence.app import create_app
+    from ringfence.app import create_app, server_config
 
     flags = {
         "host": host,
@@ -102,22 +102,7 @@ def serve(
     }
     settings = _settings(flags, config)
     _configure_logging(settings.log_level)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,  # client addresses are personal data; keep none by default
-            ws_max_size=settings.ws_max_frame_bytes,
-            ws_per_message_deflate=False,
-            ws_ping_interval=20,
-            ws_ping_timeout=20,
-            server_header=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-    )
+    server = uvicorn.Server(server_config(create_app(settings), settings))
     console.print(
         f"[bold]Ringfence {__version__}[/] on http://{settings.host}:{settings.port} "
         f"(database: {_describe_db(settings)})"
