@@ -60,6 +60,10 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "data_dir": tmp_path / "data",
         "database_url": database_url,
         "port": 0,
+        # Tests that need media start a real coturn (tests/integration); the others
+        # only need credentials minted for some relay, so they name one.
+        "turn_urls": ["turn:127.0.0.1:3478?transport=udp"],
+        "turn_secret": "unit-test-shared-secret-0123456789",
     }
     values.update(overrides)
     return Settings(**values)
@@ -190,11 +194,15 @@ class Socket:
         await self.ws.close()
 
 
-async def open_socket(ws_url: str, token: str, since: int | None = None) -> Socket:
+async def open_socket(
+    ws_url: str, token: str, since: int | None = None, device_id: str | None = None
+) -> Socket:
     ws = await websockets.connect(ws_url, compression=None, max_size=2**22)
     frame: dict[str, Any] = {"type": "auth", "token": token}
     if since is not None:
         frame["since"] = since
+    if device_id is not None:
+        frame["device_id"] = device_id
     await ws.send(json.dumps(frame))
     ready = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert ready["type"] == "ready", ready

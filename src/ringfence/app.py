@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,12 +11,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from ringfence import __version__
-from ringfence.api import accounts, conversations, errors, events, me
+from ringfence.api import accounts, calls, conversations, errors, events, me
 from ringfence.clock import Clock, SystemClock
 from ringfence.config import Settings
 from ringfence.realtime.bus import Bus, InMemoryBus
+from ringfence.realtime.ephemeral import InMemoryCallStore, InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts
+from ringfence.services.calls import Calls
 from ringfence.services.container import Services
 from ringfence.services.messaging import Messaging
 from ringfence.services.passwords import Passwords
@@ -23,8 +26,44 @@ from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
+from ringfence.turn.coturn_config import CoturnOptions
+from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
+from ringfence.turn.supervisor import CoturnSupervisor
 
 log = logging.getLogger(__name__)
+
+
+async def start_turn(
+    settings: Settings, clock: Clock
+) -> tuple[TurnCredentialIssuer, CoturnSupervisor | None]:
+    """The TURN relay: an external coturn if configured, else a supervised child."""
+    ttl = settings.turn_credential_ttl_s
+    if settings.external_turn:
+        shared = load_secret(settings.turn_secret, settings.turn_secret_file)
+        return TurnCredentialIssuer(shared, settings.turn_urls, ttl, clock=clock.time), None
+    secret = generate_secret()  # fresh each start: no long-lived secret on disk
+    listen = ipaddress.ip_address(settings.turn_listen_ip)
+    supervisor = CoturnSupervisor(
+        CoturnOptions(
+            listen_ip=settings.turn_listen_ip,
+            relay_ip=None if listen.is_unspecified else settings.turn_listen_ip,
+            external_ip=settings.turn_external_ip,
+            port=settings.turn_port,
+            min_port=settings.turn_relay_min_port,
+            max_port=settings.turn_relay_max_port,
+            realm="ringfence",
+            secret=secret,
+            # Two relayed peers on one machine reach each other through loopback.
+            allow_loopback_peers=listen.is_loopback,
+        ),
+        workdir=settings.data_dir / "coturn",
+        # On loopback this is a single-machine relay (development, tests); anywhere
+        # else it is reachable from the internet and gets the production rules.
+        production=not listen.is_loopback,
+    )
+    await supervisor.start()
+    issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl, clock=clock.time)
+    return issuer, supervisor
 
 
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -35,22 +74,46 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     bus: Bus = InMemoryBus()
     await bus.start()
     stream = EventStream(db, bus, clock)
+    hub = Hub(bus)
+    messaging = Messaging(db, stream, clock)
+    try:
+        turn, supervisor = await start_turn(settings, clock)
+    except BaseException:
+        await bus.close()
+        await db.close()
+        raise
+    calls = Calls(
+        db=db,
+        stream=stream,
+        messaging=messaging,
+        store=InMemoryCallStore(),
+        limiter=InMemoryRateLimiter(clock.monotonic),
+        presence=hub,
+        turn=turn,
+        clock=clock,
+        settings=settings,
+    )
     return Services(
         settings=settings,
         clock=clock,
         db=db,
         bus=bus,
-        hub=Hub(bus),
+        hub=hub,
         stream=stream,
         accounts=Accounts(db, Passwords(settings.password_hash_concurrency), clock),
         social=Social(db, clock),
-        messaging=Messaging(db, stream, clock),
+        messaging=messaging,
         user_settings=SettingsService(db, clock),
+        calls=calls,
+        turn_supervisor=supervisor,
     )
 
 
 async def close_services(services: Services) -> None:
+    await services.calls.close()
     await services.hub.close_all()
+    if services.turn_supervisor is not None:
+        await services.turn_supervisor.stop()
     await services.bus.close()
     await services.db.close()
 
@@ -99,6 +162,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (accounts, me, conversations, events):
+    for module in (accounts, me, conversations, calls, events):
         app.include_router(module.router)
     return app

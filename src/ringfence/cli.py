@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -63,6 +64,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # aiosqlite logs every statement with its parameters at debug level; message text
+    # and password hashes have no business in a log, even a debug one.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 @app.command()
@@ -102,6 +106,11 @@ def serve(
     }
     settings = _settings(flags, config)
     _configure_logging(settings.log_level)
+    if not settings.external_turn and shutil.which("turnserver") is None:
+        from ringfence.turn.supervisor import TurnUnavailable
+
+        console.print(f"[bold red]ringfence: cannot start[/]\n{TurnUnavailable()}")
+        raise typer.Exit(1)
     server = uvicorn.Server(server_config(create_app(settings), settings))
     console.print(
         f"[bold]Ringfence {__version__}[/] on http://{settings.host}:{settings.port} "
@@ -187,6 +196,83 @@ def migrate(
 
     _admin(config, data_dir, database_url, nothing)
     console.print("[green]database is up to date[/]")
+
+
+@app.command("turn-config")
+def turn_config(
+    external_ip: Annotated[
+        str, typer.Option(help="Public address of the relay (what peers connect to).")
+    ],
+    listen_ip: Annotated[
+        str | None,
+        typer.Option(
+            help="Address coturn listens on [default: the external IP]", show_default=False
+        ),
+    ] = None,
+    relay_ip: Annotated[
+        str | None,
+        typer.Option(
+            help="Address relayed traffic leaves from [default: the listen IP]", show_default=False
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="TURN port (UDP and TCP).")] = 3478,
+    tls_port: Annotated[
+        int | None,
+        typer.Option(help="TURN-over-TLS port (needs --cert and --pkey).", show_default=False),
+    ] = None,
+    cert: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM).")] = None,
+    pkey: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    min_port: Annotated[int, typer.Option(help="Lowest relay port.")] = 49160,
+    max_port: Annotated[int, typer.Option(help="Highest relay port.")] = 65535,
+    realm: Annotated[str, typer.Option(help="TURN realm (your domain).")] = "ringfence",
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Shared secret, the same file RINGFENCE_TURN_SECRET_FILE names. "
+            "Without it a new secret is generated.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a hardened coturn configuration for a production relay.
+
+    Relaying to private, loopback, link-local, multicast and IPv4-mapped addresses is
+    refused, TCP relays are off, and only Ringfence's short-lived credentials work.
+    """
+    from ringfence.turn.coturn_config import CoturnOptions, render
+    from ringfence.turn.credentials import generate_secret, load_secret
+
+    try:
+        secret = load_secret(None, secret_file).decode() if secret_file else generate_secret()
+        options = CoturnOptions(
+            listen_ip=listen_ip or external_ip,
+            relay_ip=relay_ip,
+            external_ip=external_ip,
+            port=port,
+            tls_port=tls_port,
+            cert_file=cert,
+            pkey_file=pkey,
+            min_port=min_port,
+            max_port=max_port,
+            realm=realm,
+            secret=secret,
+        )
+        text = render(options, production=True)
+    except (ValueError, OSError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    urls = [f"turn:{external_ip}:{port}?transport=udp", f"turn:{external_ip}:{port}?transport=tcp"]
+    if tls_port:
+        urls.append(f"turns:{external_ip}:{tls_port}?transport=tcp")
+    typer.echo(text)
+    console.print(
+        "Point Ringfence at this relay with:\n"
+        f"  RINGFENCE_TURN_URLS={','.join(urls)}\n"
+        "  RINGFENCE_TURN_SECRET_FILE=<a file holding the static-auth-secret above>",
+        soft_wrap=True,
+    )
+    if secret_file is None:
+        console.print("[yellow]A new shared secret was generated into the configuration.[/]")
 
 
 @app.command()

@@ -8,6 +8,7 @@ than one that refuses to start.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -75,6 +76,53 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="Largest WebSocket frame accepted; larger ones close the socket (1009).",
     )
+    ring_timeout_s: int = Field(
+        45, ge=2, le=300, description="Seconds a call rings before it ends as missed."
+    )
+    call_grace_s: float = Field(
+        10.0,
+        ge=0,
+        le=120,
+        description="Seconds a call survives its device's dropped WebSocket before it ends.",
+    )
+    call_attempts_per_minute: int = Field(
+        10, ge=1, le=1000, description="Call attempts one caller may make per minute."
+    )
+    call_attempts_per_pair_per_minute: int = Field(
+        3, ge=1, le=1000, description="Call attempts per minute from one caller to one callee."
+    )
+    ringing_calls_per_pair: int = Field(
+        1, ge=1, le=10, description="Calls that may ring at once between the same two users."
+    )
+    turn_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated turn:/turns: URLs of an external coturn. Empty: Ringfence "
+            "starts and supervises its own coturn."
+        ),
+    )
+    turn_secret: str | None = Field(
+        None, description="Shared secret of the external coturn (static-auth-secret)."
+    )
+    turn_secret_file: Path | None = Field(
+        None, description="File holding the external coturn's shared secret."
+    )
+    turn_credential_ttl_s: int = Field(
+        600, ge=30, le=600, description="Lifetime of the TURN credentials handed to clients."
+    )
+    turn_listen_ip: str = Field(
+        "127.0.0.1", description="Address the embedded coturn listens and relays on."
+    )
+    turn_external_ip: str | None = Field(
+        None, description="Public address of the embedded coturn, when behind NAT."
+    )
+    turn_port: int = Field(3478, ge=0, le=65535, description="Port of the embedded coturn.")
+    turn_relay_min_port: int = Field(
+        49160, ge=1024, le=65535, description="Lowest relay port of the embedded coturn."
+    )
+    turn_relay_max_port: int = Field(
+        49999, ge=1024, le=65535, description="Highest relay port of the embedded coturn."
+    )
     password_hash_concurrency: int = Field(
         2,
         ge=1,
@@ -97,6 +145,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} must be an origin such as https://chat.example.org")
         return [url.rstrip("/") for url in value]
 
+    @field_validator("turn_urls", mode="before")
+    @classmethod
+    def _split_turn_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _check_turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"{url!r} must be a turn: or turns: URL")
+        return value
+
+    @field_validator("turn_listen_ip", "turn_external_ip")
+    @classmethod
+    def _check_ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_address(value)  # raises ValueError naming the problem
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
@@ -110,9 +180,22 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _resolve_paths(self) -> Settings:
+    def _check_combinations(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
+        if self.turn_relay_min_port > self.turn_relay_max_port:
+            raise ValueError("turn_relay_min_port must not exceed turn_relay_max_port")
+        if self.turn_urls and not (self.turn_secret or self.turn_secret_file):
+            raise ValueError(
+                "turn_urls needs turn_secret or turn_secret_file (the coturn static-auth-secret)"
+            )
+        if (self.turn_secret or self.turn_secret_file) and not self.turn_urls:
+            raise ValueError("turn_secret is only used with turn_urls (an external coturn)")
         return self
+
+    @property
+    def external_turn(self) -> bool:
+        """True when an external coturn is configured and no child should be started."""
+        return bool(self.turn_urls)
 
     @property
     def effective_database_url(self) -> str:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from ringfence.calls.codec import CALL_CLIENT_TYPES, CodecError, parse_client_frame
 from ringfence.realtime.connection import Connection
 from ringfence.realtime.protocol import FrameError, error_event, parse_auth, parse_frame
+from ringfence.services.calls import CallError, Device
 from ringfence.services.container import Services
 from ringfence.services.errors import ServiceError
 from ringfence.services.stream import encode
 from ringfence.services.views import UserView
+from ringfence.storage.repositories import User
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -39,14 +43,16 @@ async def events(ws: WebSocket) -> None:
         return
     if conn is None:
         return
+    device = Device(user=conn_user(ws), device_id=conn.device_id)
+    await services.calls.device_connected(device)
     try:
-        await _receive_loop(ws, conn, services)
+        await _receive_loop(ws, conn, device, services)
     except WebSocketDisconnect:
         pass
     finally:
         await conn.stop()
         await services.hub.detach(conn)
-        log.debug("device %s disconnected", conn.device_id)
+        await services.calls.device_disconnected(device)
 
 
 async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
@@ -69,9 +75,10 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
         await _refuse(ws, CLOSE_UNAUTHORIZED, exc.code, exc.detail)
         return None
     user = auth.user
+    ws.state.user = user
     conn = Connection(
         user_id=user.id,
-        device_id=secrets.token_urlsafe(12),
+        device_id=frame.device_id or secrets.token_urlsafe(12),
         transport=ws,
         history=lambda *, after, upto, limit: services.stream.history(
             user.id, after=after, upto=upto, limit=limit
@@ -79,7 +86,9 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
         queue_size=services.settings.ws_send_queue,
     )
     # Subscribe before reading the position: nothing can fall between the two.
-    await services.hub.attach(conn)
+    previous = await services.hub.attach(conn)
+    if previous is not None:
+        previous.replaced()
     current = await services.stream.position(user.id)
     since = frame.since
     ready: dict[str, object] = {
@@ -98,7 +107,14 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
     return conn
 
 
-async def _receive_loop(ws: WebSocket, conn: Connection, services: Services) -> None:
+def conn_user(ws: WebSocket) -> User:
+    user: User = ws.state.user
+    return user
+
+
+async def _receive_loop(
+    ws: WebSocket, conn: Connection, device: Device, services: Services
+) -> None:
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -113,12 +129,32 @@ async def _receive_loop(ws: WebSocket, conn: Connection, services: Services) -> 
             conn.reply(error_event(exc.code, exc.detail))
             continue
         kind = frame["type"]
-        if kind == "ping":
+        if kind in CALL_CLIENT_TYPES:
+            await _call_frame(conn, device, frame, services)
+        elif kind == "ping":
             conn.reply(encode({"type": "pong"}))
         elif kind == "auth":
             conn.reply(error_event("already_authenticated", "this connection is authenticated"))
         else:
             conn.reply(error_event("unknown_type", f"unknown frame type {kind[:40]!r}"))
+
+
+async def _call_frame(
+    conn: Connection, device: Device, frame: dict[str, Any], services: Services
+) -> None:
+    call_id = frame.get("call_id") if isinstance(frame.get("call_id"), str) else None
+    ref: dict[str, Any] = {"call_id": call_id[:64]} if call_id else {}
+    try:
+        await services.calls.handle(device, parse_client_frame(frame))
+    except CodecError as exc:
+        conn.reply(error_event("malformed", exc.detail, **ref))
+    except CallError as exc:
+        conn.reply(error_event(exc.code, exc.detail, **ref))
+    except Exception:
+        # A bug must cost this frame, not the user's connection. The frame itself is
+        # not logged: it may hold SDP or candidates (privacy invariant 2).
+        log.exception("call frame %s failed", frame["type"])
+        conn.reply(error_event("internal", "the server could not handle this frame", **ref))
 
 
 async def _refuse(ws: WebSocket, code: int, error: str, detail: str) -> None:

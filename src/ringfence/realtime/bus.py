@@ -41,8 +41,10 @@ def user_topic(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def device_topic(device_id: str) -> str:
-    return f"device:{device_id}"
+def device_topic(user_id: int, device_id: str) -> str:
+    """One connection's topic. It names the user too, so that knowing (or reusing) a
+    device id can never subscribe anyone to another user's device."""
+    return f"device:{user_id}:{device_id}"
 
 
 class Subscription:

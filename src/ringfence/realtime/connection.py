@@ -28,6 +28,7 @@ class HistoryReader(Protocol):
 
 REPLAY_PAGE = 500
 CLOSE_TOO_SLOW = 1013  # "try again later": the client reconnects with since
+CLOSE_REPLACED = 4409  # the same device reconnected on a newer socket
 
 
 class Transport(Protocol):
@@ -58,6 +59,7 @@ class Connection:
         self._sender: asyncio.Task[None] | None = None
         self.closed = False
         self.close_reason: str | None = None
+        self._close_code = CLOSE_TOO_SLOW
 
     def deliver(self, envelope: Envelope) -> None:
         if self.closed or envelope.exclude_device == self.device_id:
@@ -88,11 +90,16 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender
 
-    def _stop(self, reason: str) -> None:
+    def replaced(self) -> None:
+        """Close this socket because its device id was resumed on a newer one."""
+        self._stop("replaced by a newer connection", CLOSE_REPLACED)
+
+    def _stop(self, reason: str, code: int = CLOSE_TOO_SLOW) -> None:
         if self.closed:
             return
         self.closed = True
         self.close_reason = reason
+        self._close_code = code
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
 
@@ -114,7 +121,7 @@ class Connection:
                 last = env.pos
         except asyncio.CancelledError:
             if self.close_reason is not None:
-                await self._close(CLOSE_TOO_SLOW, self.close_reason)
+                await self._close(self._close_code, self.close_reason)
             raise
         except (TimeoutError, OSError, RuntimeError) as exc:
             # The socket went away under us; the receive side notices and cleans up.

@@ -4,34 +4,54 @@ from __future__ import annotations
 
 from ringfence.realtime.bus import Bus, Subscription, device_topic, user_topic
 from ringfence.realtime.connection import Connection
+from ringfence.realtime.ephemeral import Presence
 
 
-class Hub:
+class Hub(Presence):
+    """Registry of local connections; on a single node it is also the presence source.
+
+    A device id can be resumed by a new connection (a client reconnecting after a
+    network change keeps its calls). The newer connection then owns the id, and the
+    older one's late clean-up must not unregister it.
+    """
+
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self._by_user: dict[int, dict[str, Connection]] = {}
-        self._subs: dict[str, tuple[Subscription, Subscription]] = {}
+        self._subs: dict[int, tuple[Subscription, Subscription]] = {}
 
-    async def attach(self, conn: Connection) -> None:
-        """Subscribe the connection; events published after this returns reach it."""
+    async def attach(self, conn: Connection) -> Connection | None:
+        """Subscribe the connection; events published after this returns reach it.
+        Returns the older connection that held the same device id, if any."""
         user_sub = await self._bus.subscribe(user_topic(conn.user_id), conn.deliver)
-        device_sub = await self._bus.subscribe(device_topic(conn.device_id), conn.deliver)
-        self._subs[conn.device_id] = (user_sub, device_sub)
-        self._by_user.setdefault(conn.user_id, {})[conn.device_id] = conn
+        device_sub = await self._bus.subscribe(
+            device_topic(conn.user_id, conn.device_id), conn.deliver
+        )
+        self._subs[id(conn)] = (user_sub, device_sub)
+        devices = self._by_user.setdefault(conn.user_id, {})
+        previous = devices.get(conn.device_id)
+        devices[conn.device_id] = conn
+        return previous
 
     async def detach(self, conn: Connection) -> None:
-        subs = self._subs.pop(conn.device_id, None)
+        subs = self._subs.pop(id(conn), None)
         if subs is not None:
             for sub in subs:
                 await self._bus.unsubscribe(sub)
         devices = self._by_user.get(conn.user_id)
-        if devices is not None:
-            devices.pop(conn.device_id, None)
+        if devices is not None and devices.get(conn.device_id) is conn:
+            del devices[conn.device_id]
             if not devices:
                 del self._by_user[conn.user_id]
 
     def local_devices(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, {}).values())
+
+    async def devices(self, user_id: int) -> list[str]:
+        return list(self._by_user.get(user_id, {}))
+
+    async def is_connected(self, user_id: int, device_id: str) -> bool:
+        return device_id in self._by_user.get(user_id, {})
 
     def connection_count(self) -> int:
         return len(self._subs)

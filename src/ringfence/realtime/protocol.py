@@ -27,6 +27,9 @@ class AuthFrame(BaseModel):
     type: str = Field(pattern="^auth$")
     token: str = Field(max_length=256)
     since: int | None = Field(None, ge=0)
+    # The device_id a previous "ready" gave this client: reusing it keeps the device's
+    # calls alive across a reconnect within the grace period.
+    device_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def parse_frame(text: str) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from ringfence.config import Settings
 from ringfence.realtime.bus import Bus
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts
+from ringfence.services.calls import Calls
 from ringfence.services.messaging import Messaging
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
+from ringfence.turn.supervisor import CoturnSupervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +30,5 @@ class Services:
     social: Social
     messaging: Messaging
     user_settings: SettingsService
+    calls: Calls
+    turn_supervisor: CoturnSupervisor | None

@@ -47,9 +47,9 @@ class EventStream:
             user_topic(user_id), Envelope(encode(body), exclude_device=exclude_device)
         )
 
-    async def notify_device(self, device_id: str, body: dict[str, Any]) -> None:
-        """Send an ephemeral event to one connection."""
-        await self._bus.publish(device_topic(device_id), Envelope(encode(body)))
+    async def notify_device(self, user_id: int, device_id: str, body: dict[str, Any]) -> None:
+        """Send an ephemeral event to one of a user's connections."""
+        await self._bus.publish(device_topic(user_id, device_id), Envelope(encode(body)))
 
     async def position(self, user_id: int) -> int:
         async with self._db.read() as store:

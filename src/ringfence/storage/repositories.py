@@ -369,6 +369,17 @@ class Messages:
         rows = await self._s.scalars(query.order_by(Message.id.desc()).limit(limit))
         return list(reversed(list(rows)))
 
+    async def calls_of(self, user_id: int, *, before: int | None, limit: int) -> list[Message]:
+        """A user's call records, newest first."""
+        query = select(Message).where(
+            Message.kind == "call",
+            or_(Message.sender_id == user_id, Message.recipient_id == user_id),
+        )
+        if before is not None:
+            query = query.where(Message.id < before)
+        rows = await self._s.scalars(query.order_by(Message.id.desc()).limit(limit))
+        return list(rows)
+
     async def count(self) -> int:
         return int(await self._s.scalar(select(func.count()).select_from(Message)) or 0)
 

@@ -1,0 +1,66 @@
+"""Starting calls and reading call history. Signaling itself runs on the WebSocket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from ringfence.api.deps import AuthDep, ServicesDep
+from ringfence.api.schemas import ERRORS, Strict
+from ringfence.services.views import CallRecord, UserView
+
+router = APIRouter(prefix="/api/v1/calls", tags=["calls"], responses=ERRORS)
+
+
+class StartCallRequest(Strict):
+    to: str = Field(max_length=64, description="Username of the callee.")
+    media: Literal["audio", "video"]
+
+
+class IceServerView(BaseModel):
+    urls: list[str]
+    username: str
+    credential: str
+
+
+class StartCallResponse(BaseModel):
+    call_id: str
+    ice_servers: list[IceServerView]
+    ice_transport_policy: Literal["relay", "all"]
+    ring_timeout_s: int
+
+
+class CallHistoryItem(BaseModel):
+    message_id: int
+    call: CallRecord
+    peer: UserView
+    direction: Literal["outgoing", "incoming"]
+    created_at: datetime
+
+
+class CallHistoryResponse(BaseModel):
+    calls: list[CallHistoryItem]
+
+
+@router.post("", status_code=201, response_model=StartCallResponse)
+async def start_call(
+    body: StartCallRequest, auth: AuthDep, services: ServicesDep
+) -> StartCallResponse:
+    started = await services.calls.start(auth, body.to, body.media)
+    return StartCallResponse.model_validate(started, from_attributes=True)
+
+
+@router.get("", response_model=CallHistoryResponse)
+async def call_history(
+    auth: AuthDep,
+    services: ServicesDep,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="Message id cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> CallHistoryResponse:
+    entries = await services.calls.history(auth, before=before, limit=limit)
+    return CallHistoryResponse(
+        calls=[CallHistoryItem.model_validate(e, from_attributes=True) for e in entries]
+    )

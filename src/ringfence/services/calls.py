@@ -1,0 +1,468 @@
+"""1:1 calls: who may ring whom, signaling relay, and the privacy rules on the way.
+
+The server is the only place a rule is decided:
+- ``start`` refuses every disallowed call with the same 403, after counting the attempt
+  against the rate limits, so a caller can probe neither settings nor blocks;
+- every SDP and candidate is passed through the sanitizer with the *sender's* transport
+  policy, so a relayed side's address cannot leave the server whatever its client does;
+- the callee's devices may send nothing until one of them has answered, and the
+  caller's candidates wait on the server until then, so ringing reveals nothing;
+- SDP and candidates are held in ephemeral call state only, and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ringfence.calls.codec import (
+    AnswerFrame,
+    CallAnswerFrame,
+    CallCandidateFrame,
+    CallEndedFrame,
+    CallIncomingFrame,
+    CandidateFrame,
+    ClientCallFrame,
+    HangupFrame,
+    IceCandidate,
+    OfferFrame,
+    RejectFrame,
+    UserRef,
+    encode,
+)
+from ringfence.calls.codec import IceServer as IceServerFrame
+from ringfence.calls.sanitizer import SignalingError, sanitize_candidate, sanitize_sdp
+from ringfence.calls.state import (
+    ANSWERED_ELSEWHERE,
+    Call,
+    CallState,
+    EndReason,
+    Media,
+    duration_s,
+    outcome,
+    transition,
+)
+from ringfence.clock import Clock
+from ringfence.config import Settings
+from ringfence.realtime.ephemeral import CallStore, LiveCall, Presence, RateLimiter, retry_after
+from ringfence.services.accounts import AuthContext
+from ringfence.services.call_policy import may_call, transport_policy
+from ringfence.services.errors import Conflict, Forbidden, RateLimited
+from ringfence.services.messaging import Messaging
+from ringfence.services.stream import EventStream
+from ringfence.services.views import CallRecord, UserView
+from ringfence.storage.database import Database
+from ringfence.storage.repositories import User
+from ringfence.turn.credentials import TurnCredentialIssuer
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_CANDIDATES = 64
+
+
+class CallError(Exception):
+    """A signaling frame that cannot be accepted; sent back as an error event."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """The connection a signaling frame came in on."""
+
+    user: User
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartedCall:
+    call_id: str
+    ice_servers: list[dict[str, object]]
+    ice_transport_policy: Literal["relay", "all"]
+    ring_timeout_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallHistoryEntry:
+    message_id: int
+    call: CallRecord
+    peer: UserView
+    direction: Literal["outgoing", "incoming"]
+    created_at: Any
+
+
+class Calls:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        stream: EventStream,
+        messaging: Messaging,
+        store: CallStore,
+        limiter: RateLimiter,
+        presence: Presence,
+        turn: TurnCredentialIssuer,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._db = db
+        self._stream = stream
+        self._messaging = messaging
+        self._calls = store
+        self._limiter = limiter
+        self._presence = presence
+        self._turn = turn
+        self._clock = clock
+        self._cfg = settings
+        self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    # --- HTTP ---------------------------------------------------------------------
+
+    async def start(self, auth: AuthContext, to: str, media: str) -> StartedCall:
+        me = auth.user
+        # Attempts are counted before any rule is looked at, refused or not, so that
+        # probing someone's settings costs the same as calling them.
+        await self._limit(f"call:caller:{me.id}", self._cfg.call_attempts_per_minute)
+        await self._limit(f"call:pair:{me.id}:{to}", self._cfg.call_attempts_per_pair_per_minute)
+        async with self._db.read() as store:
+            callee = await store.users.by_username(to)
+            if callee is None or not await may_call(store, me, callee):
+                raise Forbidden("call_not_allowed", "you cannot call this user")
+            caller_policy = await transport_policy(store, me, callee)
+            callee_policy = await transport_policy(store, callee, me)
+        mine = await self._calls.calls_of(me.id)
+        if any(live.call.state is CallState.ANSWERED for live in mine):
+            raise Conflict("already_in_call", "hang up your current call first")
+        ringing = [
+            live
+            for live in mine
+            if live.call.callee_id == callee.id
+            and live.call.state in (CallState.CREATED, CallState.RINGING)
+        ]
+        if len(ringing) >= self._cfg.ringing_calls_per_pair:
+            raise RateLimited(
+                "call_rate_limited", "a call to this user is already ringing", retry_after_s=5
+            )
+        call = Call(
+            call_id=secrets.token_urlsafe(16),
+            caller_id=me.id,
+            callee_id=callee.id,
+            media=Media(media),
+            caller_device=None,
+            created_at=self._clock.time(),
+        )
+        await self._calls.put(
+            LiveCall(call, caller_policy=caller_policy, callee_policy=callee_policy)
+        )
+        # A call whose offer never comes ends quietly; its callee never knew of it.
+        self._schedule(call.call_id, "ring", self._cfg.ring_timeout_s, self._expire)
+        return StartedCall(
+            call_id=call.call_id,
+            ice_servers=[self._ice_server().model_dump()],
+            ice_transport_policy=caller_policy,
+            ring_timeout_s=self._cfg.ring_timeout_s,
+        )
+
+    async def history(
+        self, auth: AuthContext, *, before: int | None, limit: int
+    ) -> list[CallHistoryEntry]:
+        me = auth.user
+        async with self._db.read() as store:
+            rows = await store.messages.calls_of(me.id, before=before, limit=limit)
+            peers = await store.users.by_ids(
+                [m.recipient_id if m.sender_id == me.id else m.sender_id for m in rows]
+            )
+        entries = []
+        for msg in rows:
+            outgoing = msg.sender_id == me.id
+            peer = peers[msg.recipient_id if outgoing else msg.sender_id]
+            assert msg.call is not None
+            entries.append(
+                CallHistoryEntry(
+                    message_id=msg.id,
+                    call=CallRecord.model_validate_json(msg.call),
+                    peer=UserView.of(peer),
+                    direction="outgoing" if outgoing else "incoming",
+                    created_at=msg.created_at,
+                )
+            )
+        return entries
+
+    # --- WebSocket frames ------------------------------------------------------------
+
+    async def handle(self, device: Device, frame: ClientCallFrame) -> None:
+        """Act on one signaling frame; raises CallError for a frame that is refused."""
+        live = await self._calls.get(frame.call_id)
+        if live is None or device.user.id not in (live.call.caller_id, live.call.callee_id):
+            # Same answer for "no such call" and "not yours": ids are not probeable.
+            raise CallError("call_not_found", "no such call")
+        try:
+            if isinstance(frame, OfferFrame):
+                await self._offer(device, live, frame)
+            elif isinstance(frame, AnswerFrame):
+                await self._answer(device, live, frame)
+            elif isinstance(frame, CandidateFrame):
+                await self._candidate(device, live, frame)
+            elif isinstance(frame, RejectFrame):
+                await self._reject(device, live)
+            elif isinstance(frame, HangupFrame):
+                await self._hangup(device, live)
+        except SignalingError as exc:
+            raise CallError(exc.code, str(exc)) from None
+
+    async def _offer(self, device: Device, live: LiveCall, frame: OfferFrame) -> None:
+        call = live.call
+        if device.user.id != call.caller_id:
+            raise CallError("call_state", "only the caller sends the offer")
+        if call.state is not CallState.CREATED:
+            raise CallError("call_state", "this call already has an offer")
+        sdp = sanitize_sdp(frame.sdp, relay_only=live.caller_policy == "relay")
+        if await self._busy(call.callee_id):
+            await self._end(live, EndReason.BUSY, by=None)
+            return
+        rang = LiveCall(
+            transition(call, CallState.RINGING, at=self._clock.time(), device_id=device.device_id),
+            offer_sdp=sdp,
+            caller_policy=live.caller_policy,
+            callee_policy=live.callee_policy,
+        )
+        if not await self._calls.replace(CallState.CREATED.value, rang):
+            raise CallError("call_state", "this call already has an offer")
+        self._schedule(call.call_id, "ring", self._cfg.ring_timeout_s, self._expire)
+        caller = UserView.of(device.user)
+        for device_id in await self._presence.devices(call.callee_id):
+            await self._ring(rang, caller, device_id)
+
+    async def _ring(self, live: LiveCall, caller: UserView, device_id: str) -> None:
+        """Send call.incoming to one callee device, with credentials of its own."""
+        assert live.offer_sdp is not None
+        frame = CallIncomingFrame(
+            call_id=live.call.call_id,
+            caller=UserRef(**caller.model_dump()),
+            media=live.call.media.value,
+            sdp=live.offer_sdp,
+            ice_servers=[self._ice_server()],
+            ice_transport_policy=live.callee_policy,
+        )
+        await self._stream.notify_device(live.call.callee_id, device_id, encode(frame))
+
+    def _ice_server(self) -> IceServerFrame:
+        ice = self._turn.issue()
+        return IceServerFrame(urls=list(ice.urls), username=ice.username, credential=ice.credential)
+
+    async def _answer(self, device: Device, live: LiveCall, frame: AnswerFrame) -> None:
+        call = live.call
+        if device.user.id != call.callee_id:
+            raise CallError("call_state", "only the callee answers")
+        if call.state is not CallState.RINGING:
+            raise CallError("call_state", "this call is not ringing")
+        sdp = sanitize_sdp(frame.sdp, relay_only=live.callee_policy == "relay")
+        answered = LiveCall(
+            transition(call, CallState.ANSWERED, at=self._clock.time(), device_id=device.device_id),
+            caller_policy=live.caller_policy,
+            callee_policy=live.callee_policy,
+        )
+        # Compare-and-set: of two devices answering at once, exactly one wins.
+        if not await self._calls.replace(CallState.RINGING.value, answered):
+            raise CallError("call_state", "this call is not ringing")
+        self._cancel(call.call_id, "ring")
+        assert call.caller_device is not None
+        await self._stream.notify_device(
+            call.caller_id,
+            call.caller_device,
+            encode(CallAnswerFrame(call_id=call.call_id, sdp=sdp)),
+        )
+        await self._stream.notify(
+            call.callee_id,
+            encode(CallEndedFrame(call_id=call.call_id, reason=ANSWERED_ELSEWHERE)),
+            exclude_device=device.device_id,
+        )
+        for body in live.pending_candidates:
+            await self._stream.notify_device(call.callee_id, device.device_id, body)
+
+    async def _candidate(self, device: Device, live: LiveCall, frame: CandidateFrame) -> None:
+        call = live.call
+        from_caller = device.user.id == call.caller_id
+        if from_caller:
+            if call.state is CallState.CREATED:
+                raise CallError("call_state", "send the offer before candidates")
+            if device.device_id != call.caller_device:
+                raise CallError("call_state", "this device is not in the call")
+            policy, to_user, to_device = live.caller_policy, call.callee_id, call.answered_device
+        else:
+            # Invariant 3: nothing from the callee's side before its user has answered.
+            if call.state is not CallState.ANSWERED or device.device_id != call.answered_device:
+                raise CallError("call_state", "answer the call before sending candidates")
+            policy, to_user, to_device = live.callee_policy, call.caller_id, call.caller_device
+        clean = sanitize_candidate(frame.candidate.candidate, relay_only=policy == "relay")
+        if clean is None:
+            return  # a non-relay candidate from a relayed side: dropped, never forwarded
+        body = encode(
+            CallCandidateFrame(
+                call_id=call.call_id,
+                candidate=IceCandidate(
+                    candidate=clean,
+                    sdp_mid=frame.candidate.sdp_mid,
+                    sdp_mline_index=frame.candidate.sdp_mline_index,
+                ),
+            )
+        )
+        if to_device is None:  # still ringing: keep it for the device that answers
+            if len(live.pending_candidates) >= MAX_PENDING_CANDIDATES:
+                raise CallError("too_many_candidates", "too many candidates before answer")
+            queued = dataclasses.replace(live, pending_candidates=(*live.pending_candidates, body))
+            if await self._calls.replace(CallState.RINGING.value, queued):
+                return
+            # Answered (or ended) in the meantime: forward to whoever answered, if anyone.
+            current = await self._calls.get(call.call_id)
+            if current is None or current.call.answered_device is None:
+                return
+            to_device = current.call.answered_device
+        await self._stream.notify_device(to_user, to_device, body)
+
+    async def _reject(self, device: Device, live: LiveCall) -> None:
+        if device.user.id != live.call.callee_id or live.call.state is not CallState.RINGING:
+            raise CallError("call_state", "only a ringing call can be rejected, by its callee")
+        await self._end(live, EndReason.REJECTED, by=device.user.id)
+
+    async def _hangup(self, device: Device, live: LiveCall) -> None:
+        call, me = live.call, device.user.id
+        if call.state is CallState.ANSWERED:
+            reason = EndReason.HANGUP
+        elif me == call.caller_id:
+            reason = EndReason.CANCELLED
+        else:
+            reason = EndReason.REJECTED
+        await self._end(live, reason, by=me)
+
+    # --- device presence -------------------------------------------------------------
+
+    async def device_connected(self, device: Device) -> None:
+        """Ring a device that connects while a call to its user rings; resume a device
+        that comes back within the grace period."""
+        for live in await self._calls.calls_of(device.user.id):
+            call = live.call
+            self._cancel(call.call_id, f"grace:{device.device_id}")
+            if call.callee_id == device.user.id and call.state is CallState.RINGING:
+                async with self._db.read() as store:
+                    caller = await store.users.by_id(call.caller_id)
+                if caller is not None:
+                    await self._ring(live, UserView.of(caller), device.device_id)
+
+    async def device_disconnected(self, device: Device) -> None:
+        """A call survives its device's WebSocket for a grace period, then fails."""
+        for live in await self._calls.calls_of(device.user.id):
+            call = live.call
+            if device.device_id in (call.caller_device, call.answered_device):
+                self._schedule(
+                    call.call_id,
+                    f"grace:{device.device_id}",
+                    self._cfg.call_grace_s,
+                    functools.partial(self._lost, device),
+                )
+
+    async def _lost(self, device: Device, call_id: str) -> None:
+        if await self._presence.is_connected(device.user.id, device.device_id):
+            return
+        live = await self._calls.get(call_id)
+        if live is not None:
+            await self._end(live, EndReason.FAILED, by=None)
+
+    # --- ending ------------------------------------------------------------------
+
+    async def _expire(self, call_id: str) -> None:
+        live = await self._calls.get(call_id)
+        if live is None:
+            return
+        if live.call.state is CallState.RINGING:
+            await self._end(live, EndReason.TIMEOUT, by=None)
+        elif live.call.state is CallState.CREATED:
+            await self._end(live, EndReason.CANCELLED, by=None)
+
+    async def _end(self, live: LiveCall, reason: EndReason, *, by: int | None) -> None:
+        call = live.call
+        ended = transition(call, CallState.ENDED, at=self._clock.time(), reason=reason, by=by)
+        if not await self._calls.replace(call.state.value, LiveCall(ended)):
+            return  # someone else ended it first
+        await self._calls.remove(call.call_id)
+        self._cancel_all(call.call_id)
+        body = encode(CallEndedFrame(call_id=call.call_id, reason=reason.value))
+        await self._stream.notify(call.caller_id, body)
+        rang = call.state is not CallState.CREATED
+        if rang:
+            await self._stream.notify(call.callee_id, body)
+        log.info("call %s ended: %s", call.call_id, reason.value)
+        if rang or reason is EndReason.BUSY:
+            await self._record(ended)
+
+    async def _record(self, call: Call) -> None:
+        async with self._db.read() as store:
+            users = await store.users.by_ids([call.caller_id, call.callee_id])
+        record = CallRecord(
+            call_id=call.call_id,
+            media=call.media.value,
+            outcome=outcome(call).value,
+            duration_s=duration_s(call),
+        )
+        await self._messaging.record_call(users[call.caller_id], users[call.callee_id], record)
+
+    async def _busy(self, user_id: int) -> bool:
+        return any(
+            live.call.state is CallState.ANSWERED for live in await self._calls.calls_of(user_id)
+        )
+
+    async def _limit(self, key: str, limit: int) -> None:
+        wait = await self._limiter.hit(key, limit=limit, window_s=60.0)
+        if wait is not None:
+            raise RateLimited(
+                "call_rate_limited", "too many call attempts; try again later", retry_after(wait)
+            )
+
+    # --- timers --------------------------------------------------------------------
+
+    def _schedule(
+        self,
+        call_id: str,
+        kind: str,
+        delay: float,
+        action: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._cancel(call_id, kind)
+
+        async def fire() -> None:
+            await asyncio.sleep(delay)
+            self._timers.pop((call_id, kind), None)
+            try:
+                await action(call_id)
+            except Exception:
+                log.exception("call %s: %s timer failed", call_id, kind.split(":")[0])
+
+        self._timers[(call_id, kind)] = asyncio.get_running_loop().create_task(fire())
+
+    def _cancel(self, call_id: str, kind: str) -> None:
+        task = self._timers.pop((call_id, kind), None)
+        if task is not None:
+            task.cancel()
+
+    def _cancel_all(self, call_id: str) -> None:
+        for key in [k for k in self._timers if k[0] == call_id]:
+            self._cancel(*key)
+
+    async def close(self) -> None:
+        tasks = list(self._timers.values())
+        self._timers.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

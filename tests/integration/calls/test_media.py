@@ -1,0 +1,216 @@
+"""Real calls: two aiortc peers, the real server and a real coturn, no mocks on the path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from tests.conftest import Api, LiveServer, open_socket
+from tests.integration.calls.conftest import Peer, befriend, machine_addresses, start_call
+
+
+SERVER_LOGGERS = (
+    "ringfence",
+    "uvicorn",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "websockets.server",
+    "starlette",
+    "fastapi",
+)
+
+
+def addresses_in(texts: list[str]) -> set[str]:
+    leaked = set()
+    for address in machine_addresses():
+        for item in texts:
+            if address in item:
+                leaked.add(address)
+    return leaked
+
+
+async def run_call(live: LiveServer, api: Api, *, callee_devices: int = 1) -> dict[str, Any]:
+    """Alice calls Bob, Bob answers on his first device; both send a tone."""
+    alice, bob = await befriend(api, "alice", "bob")
+    a_ws = await open_socket(live.ws_url, alice)
+    b_socks = [await open_socket(live.ws_url, bob) for _ in range(callee_devices)]
+    seen_by_alice: list[str] = []
+    seen_by_bob: list[str] = []
+
+    resp = await start_call(api, alice, "bob")
+    assert resp.status_code == 201, resp.text
+    started = resp.json()
+    assert started["ring_timeout_s"] == 45
+    assert started["ice_servers"][0]["username"].split(":")[0].isdigit()
+    caller = Peer(started["ice_transport_policy"], started["ice_servers"], tone=440)
+    await a_ws.send(
+        {"type": "call.offer", "call_id": started["call_id"], "sdp": await caller.offer()}
+    )
+
+    incomings = [await s.recv_type("call.incoming") for s in b_socks]
+    for inc in incomings:
+        assert inc["call_id"] == started["call_id"]
+        assert inc["from"]["username"] == "alice"
+        seen_by_bob.append(json.dumps(inc))
+    # Each device gets credentials of its own.
+    assert len({inc["ice_servers"][0]["username"] for inc in incomings}) == callee_devices
+
+    incoming = incomings[0]
+    callee = Peer(incoming["ice_transport_policy"], incoming["ice_servers"], tone=660)
+    answer = await callee.answer(incoming["sdp"])
+    await b_socks[0].send({"type": "call.answer", "call_id": started["call_id"], "sdp": answer})
+    got_answer = await a_ws.recv_type("call.answer")
+    seen_by_alice.append(json.dumps(got_answer))
+    await caller.accept_answer(got_answer["sdp"])
+    for other in b_socks[1:]:
+        ended = await other.recv_type("call.ended")
+        assert ended["reason"] == "answered_elsewhere"
+
+    await asyncio.gather(caller.wait_connected(), callee.wait_connected())
+    await asyncio.sleep(3)  # let a few seconds of audio flow both ways
+    result = {
+        "caller": caller,
+        "callee": callee,
+        "started": started,
+        "incoming": incoming,
+        "seen_by_alice": seen_by_alice,
+        "seen_by_bob": seen_by_bob,
+        "alice_token": alice,
+        "bob_token": bob,
+        "a_ws": a_ws,
+        "b_socks": b_socks,
+    }
+    await a_ws.send({"type": "call.hangup", "call_id": started["call_id"]})
+    ended_a = await a_ws.recv_type("call.ended")
+    ended_b = await b_socks[0].recv_type("call.ended")
+    assert ended_a["reason"] == ended_b["reason"] == "hangup"
+    result["record_a"] = (await a_ws.recv_type("message.new"))["message"]
+    result["record_b"] = (await b_socks[0].recv_type("message.new"))["message"]
+    return result
+
+
+async def test_relayed_call_carries_audio_both_ways_and_leaks_no_address(
+    server: tuple[LiveServer, Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    live, api = server
+    caplog.set_level(logging.DEBUG)
+    r = await run_call(live, api, callee_devices=2)
+    caller, callee = r["caller"], r["callee"]
+    try:
+        assert r["started"]["ice_transport_policy"] == "relay"
+        assert r["incoming"]["ice_transport_policy"] == "relay"
+        # A 440 Hz tone one way and 660 Hz the other, through the relay.
+        assert abs(callee.dominant_frequency() - 440) < 5
+        assert abs(caller.dominant_frequency() - 660) < 5
+        assert caller.selected_pair_types() == ("relay", "relay")
+        assert callee.selected_pair_types() == ("relay", "relay")
+        # Nothing either side received names an address of this machine.
+        assert addresses_in(r["seen_by_alice"]) == set()
+        assert addresses_in(r["seen_by_bob"]) == set()
+        for record in (r["record_a"], r["record_b"]):
+            assert record["kind"] == "call"
+            assert record["call"]["outcome"] == "completed"
+            assert record["call"]["duration_s"] >= 3
+            assert record["call"]["media"] == "audio"
+    finally:
+        await caller.close()
+        await callee.close()
+
+    # SDP and candidates were passed on and forgotten: not in the database, not in logs.
+    markers = ("a=fingerprint", "a=ice-ufrag", "candidate:", "typ relay", "v=0\r\n")
+    async with live.services.db.engine.connect() as conn:
+        for table in ("messages", "events", "conversations", "users", "sessions"):
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+            dump = repr(rows)
+            for marker in markers:
+                assert marker not in dump, f"{marker!r} stored in {table}"
+    # The test's own aiortc peers log their SDP at debug level; what must stay clean is
+    # everything the server side logs.
+    for record in caplog.records:
+        if not record.name.startswith(SERVER_LOGGERS):
+            continue
+        message = record.getMessage()
+        for marker in markers:
+            assert marker not in message, f"{marker!r} logged by {record.name}"
+        assert r["alice_token"] not in message
+        assert r["bob_token"] not in message
+
+
+async def test_direct_connections_allowed_by_both_give_a_direct_pair(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    for token in (alice, bob):
+        resp = await api.call(
+            "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
+        )
+        assert resp.status_code == 200
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    started = (await start_call(api, alice, "bob")).json()
+    assert started["ice_transport_policy"] == "all"
+    caller = Peer("all", started["ice_servers"], tone=440)
+    await a_ws.send(
+        {"type": "call.offer", "call_id": started["call_id"], "sdp": await caller.offer()}
+    )
+    incoming = await b_ws.recv_type("call.incoming")
+    assert incoming["ice_transport_policy"] == "all"
+    callee = Peer("all", incoming["ice_servers"], tone=660)
+    try:
+        await b_ws.send(
+            {
+                "type": "call.answer",
+                "call_id": started["call_id"],
+                "sdp": await callee.answer(incoming["sdp"]),
+            }
+        )
+        await caller.accept_answer((await a_ws.recv_type("call.answer"))["sdp"])
+        await asyncio.gather(caller.wait_connected(), callee.wait_connected())
+        assert caller.selected_pair_types()[0] == "host"
+        assert callee.selected_pair_types()[0] == "host"
+        # Host candidates were allowed through, because both users chose that.
+        assert "typ host" in incoming["sdp"]
+    finally:
+        await caller.close()
+        await callee.close()
+
+
+async def test_only_one_side_allowing_direct_keeps_the_other_relayed(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    resp = await api.call(
+        "PATCH", "/api/v1/me/settings", alice, json={"direct_connections": "everyone"}
+    )
+    assert resp.status_code == 200
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    started = (await start_call(api, alice, "bob")).json()
+    assert started["ice_transport_policy"] == "all"
+    caller = Peer("all", started["ice_servers"], tone=440)
+    await a_ws.send(
+        {"type": "call.offer", "call_id": started["call_id"], "sdp": await caller.offer()}
+    )
+    incoming = await b_ws.recv_type("call.incoming")
+    # Bob left direct_connections at "nobody": his side stays behind the relay.
+    assert incoming["ice_transport_policy"] == "relay"
+    callee = Peer("relay", incoming["ice_servers"], tone=660)
+    try:
+        answer = await callee.answer(incoming["sdp"])
+        await b_ws.send({"type": "call.answer", "call_id": started["call_id"], "sdp": answer})
+        got = await a_ws.recv_type("call.answer")
+        assert addresses_in([json.dumps(got)]) == set()
+        await caller.accept_answer(got["sdp"])
+        await asyncio.gather(caller.wait_connected(), callee.wait_connected())
+        assert callee.selected_pair_types()[0] == "relay"
+    finally:
+        await caller.close()
+        await callee.close()
