@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
@@ -13,7 +16,7 @@ from fastapi import FastAPI
 from ringfence import __version__
 from ringfence.api import accounts, calls, conversations, errors, events, me
 from ringfence.clock import Clock, SystemClock
-from ringfence.config import Settings
+from ringfence.config import ConfigError, Settings
 from ringfence.realtime.bus import Bus, InMemoryBus
 from ringfence.realtime.ephemeral import InMemoryCallStore, InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
@@ -33,14 +36,21 @@ from ringfence.turn.supervisor import CoturnSupervisor
 log = logging.getLogger(__name__)
 
 
-async def start_turn(
-    settings: Settings, clock: Clock
-) -> tuple[TurnCredentialIssuer, CoturnSupervisor | None]:
+@dataclass(frozen=True)
+class Relay:
+    issuer: TurnCredentialIssuer
+    addresses: frozenset[str]  # where relayed media really comes from
+    supervisor: CoturnSupervisor | None
+
+
+async def start_turn(settings: Settings, clock: Clock) -> Relay:
     """The TURN relay: an external coturn if configured, else a supervised child."""
     ttl = settings.turn_credential_ttl_s
     if settings.external_turn:
         shared = load_secret(settings.turn_secret, settings.turn_secret_file)
-        return TurnCredentialIssuer(shared, settings.turn_urls, ttl, clock=clock.time), None
+        issuer = TurnCredentialIssuer(shared, settings.turn_urls, ttl, clock=clock.time)
+        addresses = settings.turn_relay_ips or await resolve_turn_hosts(settings.turn_urls)
+        return Relay(issuer, frozenset(addresses), None)
     secret = generate_secret()  # fresh each start: no long-lived secret on disk
     listen = ipaddress.ip_address(settings.turn_listen_ip)
     supervisor = CoturnSupervisor(
@@ -63,7 +73,26 @@ async def start_turn(
     )
     await supervisor.start()
     issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl, clock=clock.time)
-    return issuer, supervisor
+    relay_ip = supervisor.options.advertised_relay_ip
+    addresses = {str(relay_ip)} if relay_ip else await resolve_turn_hosts(supervisor.urls)
+    return Relay(issuer, frozenset(addresses), supervisor)
+
+
+async def resolve_turn_hosts(urls: Sequence[str]) -> set[str]:
+    """The addresses of the hosts named in TURN URLs (``turn:host:port?transport=udp``)."""
+    loop = asyncio.get_running_loop()
+    found: set[str] = set()
+    for url in urls:
+        host = url.split(":", 1)[1].split("?", 1)[0]
+        host = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        try:
+            for info in await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM):
+                found.add(str(info[4][0]))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot resolve TURN host {host!r} ({exc}); set turn_relay_ips instead"
+            ) from exc
+    return found
 
 
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -77,7 +106,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     hub = Hub(bus)
     messaging = Messaging(db, stream, clock)
     try:
-        turn, supervisor = await start_turn(settings, clock)
+        relay = await start_turn(settings, clock)
     except BaseException:
         await bus.close()
         await db.close()
@@ -89,7 +118,8 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         store=InMemoryCallStore(),
         limiter=InMemoryRateLimiter(clock.monotonic),
         presence=hub,
-        turn=turn,
+        turn=relay.issuer,
+        relay_addresses=relay.addresses,
         clock=clock,
         settings=settings,
     )
@@ -105,7 +135,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         messaging=messaging,
         user_settings=SettingsService(db, clock),
         calls=calls,
-        turn_supervisor=supervisor,
+        turn_supervisor=relay.supervisor,
     )
 
 

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     turn_secret_file: Path | None = Field(
         None, description="File holding the external coturn's shared secret."
     )
+    turn_relay_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated addresses the external coturn relays from (its relay-ip or "
+            "external-ip). Empty: the addresses of the TURN URLs' hosts. Relay candidates "
+            "on any other address are dropped from protected sides."
+        ),
+    )
     turn_credential_ttl_s: int = Field(
         600, ge=30, le=600, description="Lifetime of the TURN credentials handed to clients."
     )
@@ -145,7 +153,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} must be an origin such as https://chat.example.org")
         return [url.rstrip("/") for url in value]
 
-    @field_validator("turn_urls", mode="before")
+    @field_validator("turn_urls", "turn_relay_ips", mode="before")
     @classmethod
     def _split_turn_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -166,6 +174,11 @@ class Settings(BaseSettings):
         if value is not None:
             ipaddress.ip_address(value)  # raises ValueError naming the problem
         return value
+
+    @field_validator("turn_relay_ips")
+    @classmethod
+    def _check_ips(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_address(v)) for v in value]
 
     @field_validator("database_url")
     @classmethod

@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -291,14 +292,21 @@ def _leaks(text: str, allowed: frozenset[IpAddress]) -> bool:
     return not _find_addresses(text) <= allowed
 
 
-def _relay_view(candidate: Candidate) -> Candidate | None:
+RelayAddresses = frozenset[str] | None
+
+
+def _relay_view(candidate: Candidate, relay_addresses: RelayAddresses) -> Candidate | None:
     """What a relay-only party may reveal of one candidate, or None for nothing.
 
     A relay candidate's own address belongs to the TURN server, which is the
     whole point of relaying; its raddr, however, is the client's own
-    server-reflexive or host address, so it is replaced.
+    server-reflexive or host address, so it is replaced. When the relay's
+    addresses are known, a "relay" candidate on any other address is a client
+    mislabelling its own address, and is dropped too.
     """
     if candidate.type is not CandidateType.RELAY:
+        return None
+    if relay_addresses is not None and candidate.address not in relay_addresses:
         return None
     allowed = _PLACEHOLDERS | {ipaddress.ip_address(candidate.address)}
     return dataclasses.replace(
@@ -313,16 +321,25 @@ def _relay_view(candidate: Candidate) -> Candidate | None:
     )
 
 
-def sanitize_candidate(value: str, *, relay_only: bool) -> str | None:
+def normalise_relay_addresses(addresses: Iterable[str]) -> frozenset[str]:
+    """The relay's addresses in the form :class:`Candidate` stores them."""
+    return frozenset(str(ipaddress.ip_address(address)) for address in addresses)
+
+
+def sanitize_candidate(
+    value: str, *, relay_only: bool, relay_addresses: RelayAddresses = None
+) -> str | None:
     """Validate a trickled candidate; return what may be forwarded, or None.
 
     ``""`` is WebRTC's end-of-candidates signal and passes through unchanged.
+    ``relay_addresses`` (from :func:`normalise_relay_addresses`), when given,
+    are the only addresses a relay candidate of a relay-only party may carry.
     """
     if value == "":
         return ""
     candidate = parse_candidate(value)
     if relay_only:
-        relayed = _relay_view(candidate)
+        relayed = _relay_view(candidate, relay_addresses)
         return None if relayed is None else format_candidate(relayed)
     return format_candidate(candidate)
 
@@ -401,7 +418,7 @@ def _check_structure(lines: list[tuple[str, str]]) -> None:
 
 
 def _sanitize_line(
-    number: int, kind: str, value: str, *, relay_only: bool
+    number: int, kind: str, value: str, *, relay_only: bool, relay_addresses: RelayAddresses
 ) -> tuple[str, str, Candidate | None] | None:
     """Validate one line and rewrite it for a relay-only party.
 
@@ -442,12 +459,14 @@ def _sanitize_line(
     if kind == "b" and not _BANDWIDTH.fullmatch(value):
         raise _sdp_error(number, "malformed b= line")
     if kind == "a":
-        return _sanitize_attribute(number, value, relay_only=relay_only)
+        return _sanitize_attribute(
+            number, value, relay_only=relay_only, relay_addresses=relay_addresses
+        )
     return kind, value, None
 
 
 def _sanitize_attribute(
-    number: int, value: str, *, relay_only: bool
+    number: int, value: str, *, relay_only: bool, relay_addresses: RelayAddresses
 ) -> tuple[str, str, Candidate | None] | None:
     attribute = _ATTRIBUTE.fullmatch(value)
     if attribute is None:
@@ -459,7 +478,7 @@ def _sanitize_attribute(
         except SignalingError as error:
             raise SignalingError(error.code, f"line {number}: {error.message}") from None
         if relay_only and candidate is not None:
-            candidate = _relay_view(candidate)
+            candidate = _relay_view(candidate, relay_addresses)
         if candidate is None:
             return None
         return "a", format_candidate(candidate), candidate
@@ -502,14 +521,21 @@ def _guard(lines: list[tuple[int, str, str, Candidate | None]]) -> list[tuple[st
     return kept
 
 
-def sanitize_sdp(sdp: str, *, relay_only: bool, max_bytes: int = MAX_SDP_BYTES) -> str:
+def sanitize_sdp(
+    sdp: str,
+    *,
+    relay_only: bool,
+    max_bytes: int = MAX_SDP_BYTES,
+    relay_addresses: RelayAddresses = None,
+) -> str:
     """Validate an SDP offer/answer and, for relay-only parties, strip every address.
 
     Relay-only rewriting: non-relay candidates and a=remote-candidates are
     dropped; relay candidates get ``raddr 0.0.0.0 rport 0``; c= becomes the
     unspecified address; the o= address becomes loopback; a=rtcp becomes
     ``9 IN IP4 0.0.0.0``; non-zero m= ports become the discard port 9 (they are
-    the port of the default, usually host, candidate). Everything else
+    the port of the default, usually host, candidate). With ``relay_addresses``,
+    relay candidates on any other address are dropped as well. Everything else
     (fingerprints, ICE credentials, codecs) passes through untouched.
 
     The result always uses CRLF and is a fixed point: sanitising it again with
@@ -523,7 +549,9 @@ def sanitize_sdp(sdp: str, *, relay_only: bool, max_bytes: int = MAX_SDP_BYTES) 
     _check_structure(lines)
     sanitized: list[tuple[int, str, str, Candidate | None]] = []
     for number, (kind, value) in enumerate(lines, start=1):
-        kept = _sanitize_line(number, kind, value, relay_only=relay_only)
+        kept = _sanitize_line(
+            number, kind, value, relay_only=relay_only, relay_addresses=relay_addresses
+        )
         if kept is not None:
             sanitized.append((number, *kept))
     output_lines = _guard(sanitized) if relay_only else [(k, v) for _, k, v, _ in sanitized]

@@ -38,7 +38,12 @@ from ringfence.calls.codec import (
     encode,
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
-from ringfence.calls.sanitizer import SignalingError, sanitize_candidate, sanitize_sdp
+from ringfence.calls.sanitizer import (
+    SignalingError,
+    normalise_relay_addresses,
+    sanitize_candidate,
+    sanitize_sdp,
+)
 from ringfence.calls.state import (
     ANSWERED_ELSEWHERE,
     Call,
@@ -112,6 +117,7 @@ class Calls:
         limiter: RateLimiter,
         presence: Presence,
         turn: TurnCredentialIssuer,
+        relay_addresses: frozenset[str],
         clock: Clock,
         settings: Settings,
     ) -> None:
@@ -122,6 +128,8 @@ class Calls:
         self._limiter = limiter
         self._presence = presence
         self._turn = turn
+        # A relayed side's "relay" candidates must really be on the relay.
+        self._relay_addresses = normalise_relay_addresses(relay_addresses)
         self._clock = clock
         self._cfg = settings
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -226,7 +234,7 @@ class Calls:
             raise CallError("call_state", "only the caller sends the offer")
         if call.state is not CallState.CREATED:
             raise CallError("call_state", "this call already has an offer")
-        sdp = sanitize_sdp(frame.sdp, relay_only=live.caller_policy == "relay")
+        sdp = self._sanitize_sdp(frame.sdp, live.caller_policy)
         if await self._busy(call.callee_id):
             await self._end(live, EndReason.BUSY, by=None)
             return
@@ -256,6 +264,11 @@ class Calls:
         )
         await self._stream.notify_device(live.call.callee_id, device_id, encode(frame))
 
+    def _sanitize_sdp(self, sdp: str, policy: str) -> str:
+        return sanitize_sdp(
+            sdp, relay_only=policy == "relay", relay_addresses=self._relay_addresses
+        )
+
     def _ice_server(self) -> IceServerFrame:
         ice = self._turn.issue()
         return IceServerFrame(urls=list(ice.urls), username=ice.username, credential=ice.credential)
@@ -266,7 +279,7 @@ class Calls:
             raise CallError("call_state", "only the callee answers")
         if call.state is not CallState.RINGING:
             raise CallError("call_state", "this call is not ringing")
-        sdp = sanitize_sdp(frame.sdp, relay_only=live.callee_policy == "relay")
+        sdp = self._sanitize_sdp(frame.sdp, live.callee_policy)
         answered = LiveCall(
             transition(call, CallState.ANSWERED, at=self._clock.time(), device_id=device.device_id),
             caller_policy=live.caller_policy,
@@ -304,7 +317,11 @@ class Calls:
             if call.state is not CallState.ANSWERED or device.device_id != call.answered_device:
                 raise CallError("call_state", "answer the call before sending candidates")
             policy, to_user, to_device = live.callee_policy, call.caller_id, call.caller_device
-        clean = sanitize_candidate(frame.candidate.candidate, relay_only=policy == "relay")
+        clean = sanitize_candidate(
+            frame.candidate.candidate,
+            relay_only=policy == "relay",
+            relay_addresses=self._relay_addresses,
+        )
         if clean is None:
             return  # a non-relay candidate from a relayed side: dropped, never forwarded
         body = encode(

@@ -32,12 +32,12 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 from av import AudioFrame
-from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
 
 from ringfence.config import Settings
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import generate_secret
 from ringfence.turn.supervisor import CoturnSupervisor
+from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import befriend, start_call
 from tests.integration.calls.sdp import sdp_pair

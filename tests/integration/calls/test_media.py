@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+
 from tests.conftest import Api, LiveServer, open_socket
 from tests.integration.calls.conftest import Peer, befriend, machine_addresses, start_call
-
 
 SERVER_LOGGERS = (
     "ringfence",

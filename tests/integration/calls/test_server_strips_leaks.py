@@ -79,6 +79,28 @@ async def test_trickled_host_candidates_never_reach_the_callee(
     await b_ws.nothing_within(0.5)
 
 
+async def test_a_host_address_labelled_relay_is_dropped(server: tuple[LiveServer, Api]) -> None:
+    """A modified client calls its own address a relay candidate: the server knows where
+    the relay is, and drops it."""
+    live, api = server
+    call_id, a_ws, b_ws, _ = await ringing_call(live, api)
+    _, answer = await sdp_pair()
+    await b_ws.send({"type": "call.answer", "call_id": call_id, "sdp": answer})
+    address = sorted(machine_addresses())[0]
+    await a_ws.send(
+        {
+            "type": "call.candidate",
+            "call_id": call_id,
+            "candidate": {
+                "candidate": f"candidate:9 1 udp 16777215 {address} 50009 typ relay",
+                "sdpMid": "0",
+                "sdpMLineIndex": 0,
+            },
+        }
+    )
+    await b_ws.nothing_within(0.5)
+
+
 async def test_callee_can_send_nothing_before_answering(server: tuple[LiveServer, Api]) -> None:
     live, api = server
     call_id, a_ws, b_ws, _ = await ringing_call(live, api)

@@ -4,6 +4,7 @@ never reaches the callee's devices."""
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import Api, LiveServer, open_socket
 from tests.integration.calls.conftest import befriend, start_call
 

@@ -28,6 +28,7 @@ from ringfence.calls.sanitizer import (
     SignalingError,
     Transport,
     format_candidate,
+    normalise_relay_addresses,
     parse_candidate,
     sanitize_candidate,
     sanitize_sdp,
@@ -767,3 +768,47 @@ def test_mutated_sdp_only_raises_signaling_error(
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=200), st.booleans())
 def test_arbitrary_candidate_lines_inside_sdp(line: str, relay_only: bool) -> None:
     _sanitize_or_refuse(MINIMAL + "a=candidate:" + line + "\r\n", relay_only)
+
+
+# --- relay candidates must really be on the relay ---------------------------------
+
+RELAYS = normalise_relay_addresses(["203.0.113.7", "2001:DB8::7"])
+
+
+def test_relay_candidate_on_the_relay_passes_with_raddr_blanked() -> None:
+    value = "candidate:1 1 udp 16777215 203.0.113.7 40000 typ relay raddr 192.0.2.2 rport 5000"
+    assert sanitize_candidate(value, relay_only=True, relay_addresses=RELAYS) == (
+        "candidate:1 1 udp 16777215 203.0.113.7 40000 typ relay raddr 0.0.0.0 rport 0"
+    )
+    v6 = "candidate:2 1 udp 16777215 2001:db8::7 40000 typ relay raddr :: rport 0"
+    assert sanitize_candidate(v6, relay_only=True, relay_addresses=RELAYS) is not None
+
+
+def test_mislabelled_relay_candidate_is_dropped() -> None:
+    # A modified client calls its own host address a relay candidate.
+    value = "candidate:1 1 udp 16777215 192.0.2.2 50000 typ relay raddr 0.0.0.0 rport 0"
+    assert sanitize_candidate(value, relay_only=True, relay_addresses=RELAYS) is None
+    # Without known relay addresses the label is all there is to go on.
+    assert sanitize_candidate(value, relay_only=True) is not None
+    # A side allowed to connect directly is not second-guessed.
+    assert sanitize_candidate(value, relay_only=False, relay_addresses=RELAYS) is not None
+
+
+def test_mislabelled_relay_candidate_is_dropped_from_sdp() -> None:
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+        "a=candidate:1 1 udp 16777215 192.0.2.2 50000 typ relay raddr 0.0.0.0 rport 0\r\n"
+        "a=candidate:2 1 udp 16777215 203.0.113.7 40000 typ relay raddr 0.0.0.0 rport 0\r\n"
+    )
+    out = sanitize_sdp(sdp, relay_only=True, relay_addresses=RELAYS)
+    assert "192.0.2.2" not in out
+    assert "203.0.113.7 40000 typ relay" in out
+
+
+@given(st.ip_addresses())
+def test_relay_only_output_never_holds_an_address_but_the_relays(address: object) -> None:
+    value = f"candidate:1 1 udp 16777215 {address} 40000 typ relay raddr {address} rport 1"
+    out = sanitize_candidate(value, relay_only=True, relay_addresses=RELAYS)
+    if out is not None:
+        assert str(ipaddress.ip_address(str(address))) in RELAYS
