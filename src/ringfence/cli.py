@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from ringfence import __version__
+from ringfence.client.cli import register as register_client_commands
 from ringfence.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -279,6 +280,9 @@ def turn_config(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+register_client_commands(app)  # `ringfence call` and `ringfence answer`
 
 
 def main() -> None:

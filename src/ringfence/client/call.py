@@ -1,0 +1,659 @@
+"""1:1 WebRTC calls from Python, with aiortc, over Ringfence's signaling.
+
+Two rules shape this module:
+
+- **The server decides the ICE configuration.** Every peer connection is built from
+  exactly the ``ice_servers`` and ``ice_transport_policy`` the server handed out (never
+  aiortc's default public STUN server), so a relayed user's address never leaves the
+  TURN relay.
+- **A ringing callee reveals nothing.** An :class:`IncomingCall` holds the offer but
+  creates no peer connection, gathers no candidate and sends no SDP until
+  :meth:`IncomingCall.accept`.
+
+Call state is an explicit machine (:class:`CallState`) with one transition method that
+refuses illegal moves. SDP and candidates are kept for introspection
+(``local_sdp``, ``remote_sdp``, ``remote_candidates``) but never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, NoReturn
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+from ringfence.calls.codec import (
+    AnswerFrame,
+    CallAnswerFrame,
+    CallCandidateFrame,
+    CallEndedFrame,
+    CallIncomingFrame,
+    ClientCallFrame,
+    CodecError,
+    HangupFrame,
+    IceCandidate,
+    OfferFrame,
+    RejectFrame,
+    parse_server_frame,
+)
+from ringfence.calls.codec import IceServer as IceServerFrame
+from ringfence.client.api import IceServer, Media, RingfenceClient
+from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
+from ringfence.client.media import DiscardSink, MediaSink
+
+__all__ = [
+    "Call",
+    "CallEnded",
+    "CallState",
+    "CandidateInfo",
+    "IncomingCall",
+    "OutgoingCall",
+    "SelectedPair",
+    "StateChange",
+    "place_call",
+    "wait_for_incoming",
+]
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["relay", "all"]
+CONFIRM_TIMEOUT_S = 5.0
+
+
+class CallState(enum.StrEnum):
+    NEW = "new"
+    RINGING = "ringing"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+_ALLOWED: dict[CallState, frozenset[CallState]] = {
+    CallState.NEW: frozenset({CallState.RINGING, CallState.ENDED}),
+    CallState.RINGING: frozenset({CallState.CONNECTING, CallState.ENDED}),
+    CallState.CONNECTING: frozenset({CallState.CONNECTED, CallState.ENDED}),
+    CallState.CONNECTED: frozenset({CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One step of a call. ``reason`` is set on ``ended``: the server's reason
+    (hangup, rejected, timeout, answered_elsewhere, busy, failed, cancelled), or
+    ``failed`` for a local failure, explained by ``detail``."""
+
+    state: CallState
+    reason: str | None = None
+    detail: str | None = None
+
+
+class CallEnded(Exception):
+    """The call ended before what was awaited happened."""
+
+    def __init__(self, reason: str, detail: str | None) -> None:
+        super().__init__(f"call ended: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInfo:
+    type: str  # host, srflx, prflx or relay
+    address: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedPair:
+    """The ICE candidate pair media flows over. A ``relay`` candidate on either end
+    means the media goes through a TURN relay and neither side sees the other's address."""
+
+    local: CandidateInfo
+    remote: CandidateInfo
+
+    @property
+    def relayed(self) -> bool:
+        return "relay" in (self.local.type, self.remote.type)
+
+
+def rtc_configuration(ice_servers: Sequence[IceServer], policy: Policy) -> RTCConfiguration:
+    """The server's ICE configuration, and nothing else: an empty list stays empty so
+    aiortc never falls back to its default public STUN server."""
+    servers = [
+        RTCIceServer(
+            urls=list(server["urls"]),
+            username=server.get("username"),
+            credential=server.get("credential"),
+        )
+        for server in ice_servers
+    ]
+    return RTCConfiguration(
+        iceServers=servers,
+        iceTransportPolicy=(
+            RTCIceTransportPolicy.RELAY if policy == "relay" else RTCIceTransportPolicy.ALL
+        ),
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,  # one ICE transport: one TURN allocation
+    )
+
+
+def _candidate_lines(sdp: str) -> int:
+    return sum(1 for line in sdp.splitlines() if line.startswith("a=candidate:"))
+
+
+class Call:
+    """What both directions share: signaling, the peer connection, state and teardown.
+
+    Tracks handed to the call are stopped when it ends; the sink is stopped too, so a
+    recording is complete once :meth:`wait_ended` returns.
+    """
+
+    direction: Literal["outgoing", "incoming"]
+
+    def __init__(
+        self,
+        events: EventStream,
+        *,
+        call_id: str,
+        peer: str,
+        media: Media,
+        ice_servers: Sequence[IceServer],
+        ice_transport_policy: Policy,
+        initial: CallState,
+        connect_timeout_s: float,
+    ) -> None:
+        self.call_id = call_id
+        self.peer = peer
+        self.media = media
+        self.ice_servers = list(ice_servers)
+        self.ice_transport_policy: Policy = ice_transport_policy
+        self.local_sdp: str | None = None
+        self.remote_sdp: str | None = None
+        self.remote_candidates: list[str] = []
+        self._events = events
+        self._connect_timeout_s = connect_timeout_s
+        self._changes = [StateChange(initial)]
+        self._changed = asyncio.Event()
+        self._done = asyncio.Event()
+        self._pc: RTCPeerConnection | None = None
+        self._tracks: list[MediaStreamTrack] = []
+        self._sink: MediaSink = DiscardSink()
+        self._held: list[RTCIceCandidate] = []
+        self._timer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
+        self._sub: Subscription = events.subscribe_call(call_id)
+        self._pump = asyncio.get_running_loop().create_task(
+            self._read_signaling(), name=f"call-{call_id[:8]}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.call_id} {self.peer} {self.state}>"
+
+    # --- state ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> CallState:
+        return self._changes[-1].state
+
+    @property
+    def changes(self) -> tuple[StateChange, ...]:
+        """Every state so far, oldest first."""
+        return tuple(self._changes)
+
+    @property
+    def end_reason(self) -> str | None:
+        return self._changes[-1].reason
+
+    @property
+    def end_detail(self) -> str | None:
+        return self._changes[-1].detail
+
+    def _transition(
+        self, new: CallState, reason: str | None = None, detail: str | None = None
+    ) -> None:
+        old = self.state
+        if new not in _ALLOWED[old]:
+            raise RuntimeError(f"call {self.call_id}: illegal transition {old} -> {new}")
+        log.info("call %s: %s -> %s%s", self.call_id, old, new, f" ({reason})" if reason else "")
+        self._changes.append(StateChange(new, reason, detail))
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def state_changes(self) -> AsyncIterator[StateChange]:
+        """Every state the call has been and goes through, from the first, ending with
+        ``ended``."""
+        index = 0
+        while True:
+            changed = self._changed
+            while index < len(self._changes):
+                change = self._changes[index]
+                index += 1
+                yield change
+                if change.state is CallState.ENDED:
+                    return
+            await changed.wait()
+
+    async def wait_connected(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - the common case, kept short
+    ) -> None:
+        """Return once media flows; raise :class:`CallEnded` if the call ends first."""
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                if self.state is CallState.CONNECTED:
+                    return
+                if self.state is CallState.ENDED:
+                    raise CallEnded(self.end_reason or "failed", self.end_detail)
+                await changed.wait()
+
+    async def wait_ended(self) -> str:
+        """Wait for the end and for teardown (recordings closed); returns the reason."""
+        await self._done.wait()
+        return self.end_reason or "failed"
+
+    # --- introspection ----------------------------------------------------------------
+
+    def selected_candidate_pair(self) -> SelectedPair | None:
+        """The nominated ICE pair of the (bundled) transport, or None before ICE
+        has completed or after teardown."""
+        if self._pc is None:
+            return None
+        for transceiver in self._pc.getTransceivers():
+            ice = transceiver.sender.transport.transport
+            # aioice keeps the nominated pair per component; RTP and RTCP share
+            # component 1 (rtcp-mux).
+            pair = ice._connection._nominated.get(1)
+            if pair is not None:
+                local, remote = pair.local_candidate, pair.remote_candidate
+                return SelectedPair(
+                    local=CandidateInfo(local.type, local.host, local.port, local.transport),
+                    remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
+                )
+        return None
+
+    # --- ending -----------------------------------------------------------------------
+
+    async def hangup(self) -> str:
+        """End the call (a ringing outgoing call is cancelled, a ringing incoming one
+        rejected). Returns the end reason once teardown is complete."""
+        if self.state is not CallState.ENDED:
+            await self._ask_server_to_end(HangupFrame(call_id=self.call_id), "hangup")
+        return await self.wait_ended()
+
+    async def _ask_server_to_end(self, frame: ClientCallFrame, fallback: str) -> None:
+        """Send the frame and let the server's ``call.ended`` end the call, so both
+        sides agree on the reason; end locally if the server stays silent."""
+        try:
+            await self._send(frame)
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await self._done.wait()
+        except (EventStreamClosed, TimeoutError):
+            await self._finish(fallback, "the server did not confirm the end of the call")
+
+    async def _fail(self, detail: str) -> None:
+        """A local failure: tell the server (best effort), then tear down."""
+        if self.state is CallState.ENDED:
+            return
+        with contextlib.suppress(EventStreamClosed, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._send(HangupFrame(call_id=self.call_id))
+        await self._finish("failed", detail)
+
+    async def _finish(self, reason: str, detail: str | None = None) -> None:
+        if self.state is CallState.ENDED:
+            await self._done.wait()
+            return
+        self._transition(CallState.ENDED, reason, detail)
+        self._sub.close()
+        current = asyncio.current_task()
+        for task in (self._timer, self._pump):
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+        try:
+            if self._pc is not None:
+                await self._pc.close()
+            for track in self._tracks:
+                track.stop()
+            await self._sink.stop()
+        finally:
+            self._done.set()
+
+    async def close(self) -> None:
+        """Release everything without telling the server (e.g. an ignored call)."""
+        await self._finish("failed", "closed locally")
+
+    # --- signaling --------------------------------------------------------------------
+
+    async def _send(self, frame: ClientCallFrame) -> None:
+        await self._events.send(frame.model_dump(mode="json", by_alias=True))
+
+    async def _read_signaling(self) -> None:
+        try:
+            async for event in self._sub:
+                await self._on_event(event)
+            if self.state is not CallState.ENDED:  # the stream was closed by its owner
+                await self._finish("failed", "the event stream was closed")
+        except EventStreamClosed as exc:
+            await self._finish("failed", f"lost the server connection: {exc.reason}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("call %s: signaling failed", self.call_id)
+            await self._fail(f"signaling error: {type(exc).__name__}")
+
+    async def _on_event(self, event: Event) -> None:
+        if event.get("type") == "error":
+            await self._on_error(str(event.get("error")), str(event.get("detail", "")))
+            return
+        try:
+            frame = parse_server_frame(event)
+        except CodecError as exc:
+            log.warning(
+                "call %s: ignoring a malformed %s frame (%s)",
+                self.call_id,
+                event.get("type"),
+                exc.detail,
+            )
+            return
+        if isinstance(frame, CallEndedFrame):
+            await self._finish(frame.reason)
+        elif isinstance(frame, CallCandidateFrame):
+            await self._on_candidate(frame.candidate)
+        elif isinstance(frame, CallAnswerFrame):
+            await self._on_answer(frame.sdp)
+        elif isinstance(frame, CallIncomingFrame):
+            self._on_ring_again(frame)
+
+    async def _on_error(self, code: str, detail: str) -> None:
+        # Before media flows, a refused offer/answer leaves nothing to continue with.
+        # Once connected, a refused frame (a stray candidate) does not hurt the call.
+        if self.state in (CallState.NEW, CallState.CONNECTING) or (
+            self.state is CallState.RINGING and self.direction == "outgoing"
+        ):
+            await self._fail(f"the server refused signaling: {code}: {detail}")
+        else:
+            log.info("call %s: server error %s", self.call_id, code)
+
+    async def _on_answer(self, sdp: str) -> None:
+        log.info("call %s: ignoring an unexpected answer", self.call_id)
+
+    def _on_ring_again(self, frame: CallIncomingFrame) -> None:
+        pass
+
+    async def _on_candidate(self, candidate: IceCandidate) -> None:
+        self.remote_candidates.append(candidate.candidate)
+        text = candidate.candidate.strip()
+        if not text:
+            return  # end-of-candidates: aiortc learns that from the SDP already
+        text = text.removeprefix("a=").removeprefix("candidate:")
+        try:
+            parsed = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError):
+            log.info("call %s: ignoring an unparseable remote candidate", self.call_id)
+            return
+        parsed.sdpMid = candidate.sdp_mid
+        parsed.sdpMLineIndex = candidate.sdp_mline_index
+        if self._pc is None or self.remote_sdp is None or self._pc.remoteDescription is None:
+            self._held.append(parsed)  # applied once the remote description is set
+        else:
+            await self._pc.addIceCandidate(parsed)
+
+    async def _release_held_candidates(self) -> None:
+        assert self._pc is not None
+        held, self._held = self._held, []
+        for candidate in held:
+            await self._pc.addIceCandidate(candidate)
+
+    # --- media ------------------------------------------------------------------------
+
+    def _peer_connection(self, sink: MediaSink | None) -> RTCPeerConnection:
+        if sink is not None:
+            self._sink = sink
+        pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
+        self._pc = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._sink.add_track(track)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            task = asyncio.ensure_future(self._on_connection_state(pc.connectionState))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        return pc
+
+    async def _on_connection_state(self, state: str) -> None:
+        if state == "connected" and self.state is CallState.CONNECTING:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._transition(CallState.CONNECTED)
+        elif state == "failed" and self.state is not CallState.ENDED:
+            await self._fail("the media connection failed")
+
+    def _start_connect_timer(self) -> None:
+        async def expire() -> None:
+            await asyncio.sleep(self._connect_timeout_s)
+            if self.state is CallState.CONNECTING:
+                await self._fail(f"media did not connect within {self._connect_timeout_s:g}s")
+
+        self._timer = asyncio.get_running_loop().create_task(expire())
+
+    async def _abandon(self, exc: Exception, what: str) -> NoReturn:
+        """Setting up failed: end the call (unless it already ended, which is usually
+        why) and raise :class:`CallEnded`."""
+        if self.state is not CallState.ENDED:
+            detail = exc.detail if isinstance(exc, CallEnded) else None
+            await self._fail(detail or f"{what}: {type(exc).__name__}")
+        await self.wait_ended()
+        raise CallEnded(self.end_reason or "failed", self.end_detail) from exc
+
+    def _check_gathered(self, sdp: str) -> None:
+        if _candidate_lines(sdp) == 0:
+            raise CallEnded(
+                "failed", "no ICE candidates could be gathered (is the TURN relay reachable?)"
+            )
+
+
+class OutgoingCall(Call):
+    """A call this client placed. Create it with :func:`place_call`."""
+
+    direction: Literal["outgoing", "incoming"] = "outgoing"
+
+    async def _offer(self, tracks: Sequence[MediaStreamTrack], sink: MediaSink | None) -> None:
+        self._tracks = list(tracks)
+        pc = self._peer_connection(sink)
+        kinds = {track.kind for track in tracks}
+        for track in tracks:
+            pc.addTrack(track)
+        if "audio" not in kinds:
+            pc.addTransceiver("audio", direction="recvonly")
+        if self.media == "video" and "video" not in kinds:
+            pc.addTransceiver("video", direction="recvonly")
+        try:
+            # aiortc gathers every candidate before returning: the SDP is complete.
+            await pc.setLocalDescription(await pc.createOffer())
+            sdp = pc.localDescription.sdp
+            self._check_gathered(sdp)
+        except Exception as exc:
+            await self._abandon(exc, "could not make an offer")
+        if self.state is CallState.ENDED:  # e.g. the server gave up waiting for the offer
+            raise CallEnded(self.end_reason or "failed", self.end_detail)
+        self.local_sdp = sdp
+        # Ringing from the moment the offer leaves: the server may answer at once.
+        self._transition(CallState.RINGING)
+        try:
+            await self._send(OfferFrame(call_id=self.call_id, sdp=sdp))
+        except Exception as exc:
+            await self._abandon(exc, "could not send the offer")
+
+    async def _on_answer(self, sdp: str) -> None:
+        if self.state is not CallState.RINGING or self._pc is None:
+            log.info("call %s: ignoring an answer in state %s", self.call_id, self.state)
+            return
+        self.remote_sdp = sdp
+        self._transition(CallState.CONNECTING)
+        self._start_connect_timer()
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self._release_held_candidates()
+
+
+class IncomingCall(Call):
+    """A call ringing on this device. Nothing is sent and no network activity happens
+    for it until :meth:`accept`."""
+
+    direction: Literal["outgoing", "incoming"] = "incoming"
+
+    def __init__(
+        self, events: EventStream, frame: CallIncomingFrame, *, connect_timeout_s: float
+    ) -> None:
+        super().__init__(
+            events,
+            call_id=frame.call_id,
+            peer=frame.caller.username,
+            media=frame.media,
+            ice_servers=[_ice_server(server) for server in frame.ice_servers],
+            ice_transport_policy=frame.ice_transport_policy,
+            initial=CallState.RINGING,
+            connect_timeout_s=connect_timeout_s,
+        )
+        self.caller = frame.caller
+        self.remote_sdp = frame.sdp
+
+    def _on_ring_again(self, frame: CallIncomingFrame) -> None:
+        # The server rings a device again after it reconnects, with fresh credentials.
+        if self.state is CallState.RINGING:
+            self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
+            self.ice_transport_policy = frame.ice_transport_policy
+
+    async def accept(
+        self, tracks: Sequence[MediaStreamTrack] = (), sink: MediaSink | None = None
+    ) -> None:
+        """Answer: only now is a peer connection created and are candidates gathered.
+        Raises :class:`CallEnded` if the call ended (or was answered elsewhere) first."""
+        if self.state is not CallState.RINGING:
+            for track in tracks:
+                track.stop()
+            raise CallEnded(self.end_reason or "failed", "the call is no longer ringing")
+        assert self.remote_sdp is not None
+        self._tracks = list(tracks)
+        pc = self._peer_connection(sink)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=self.remote_sdp, type="offer"))
+            offered = {transceiver.kind for transceiver in pc.getTransceivers()}
+            for track in tracks:
+                if track.kind in offered:
+                    pc.addTrack(track)
+                else:
+                    track.stop()
+            await pc.setLocalDescription(await pc.createAnswer())
+            sdp = pc.localDescription.sdp
+            self._check_gathered(sdp)
+        except Exception as exc:
+            await self._abandon(exc, "could not answer")
+        if self.state is not CallState.RINGING:  # ended while we were gathering
+            await self.wait_ended()
+            raise CallEnded(self.end_reason or "failed", "the call ended while answering")
+        self.local_sdp = sdp
+        self._transition(CallState.CONNECTING)
+        self._start_connect_timer()
+        try:
+            await self._send(AnswerFrame(call_id=self.call_id, sdp=sdp))
+            await self._release_held_candidates()
+        except Exception as exc:
+            await self._abandon(exc, "could not send the answer")
+
+    async def reject(self) -> str:
+        """Decline a ringing call; returns the end reason (``rejected``)."""
+        if self.state is CallState.RINGING:
+            await self._ask_server_to_end(RejectFrame(call_id=self.call_id), "rejected")
+        return await self.wait_ended()
+
+
+def _ice_server(server: IceServerFrame) -> IceServer:
+    entry: IceServer = {"urls": list(server.urls)}
+    if server.username is not None:
+        entry["username"] = server.username
+    if server.credential is not None:
+        entry["credential"] = server.credential
+    return entry
+
+
+async def place_call(
+    client: RingfenceClient,
+    events: EventStream,
+    username: str,
+    *,
+    media: Media = "audio",
+    tracks: Sequence[MediaStreamTrack] = (),
+    sink: MediaSink | None = None,
+    connect_timeout_s: float = 30.0,
+) -> OutgoingCall:
+    """Start a call to ``username`` and send the offer; the returned call is ringing.
+
+    Raises :class:`~ringfence.client.api.RingfenceError` if the server refuses (403
+    ``call_not_allowed`` for any reason, 429 when rate limited) and :class:`CallEnded`
+    if no offer could be made. ``events`` must be connected.
+    """
+    started = await client.start_call(username, media)
+    call = OutgoingCall(
+        events,
+        call_id=started["call_id"],
+        peer=username,
+        media=media,
+        ice_servers=started["ice_servers"],
+        ice_transport_policy=started["ice_transport_policy"],
+        initial=CallState.NEW,
+        connect_timeout_s=connect_timeout_s,
+    )
+    try:
+        await call._offer(tracks, sink)
+    except asyncio.CancelledError:
+        # Never leave a call ringing behind a cancelled caller.
+        await asyncio.shield(call._fail("cancelled while calling"))
+        raise
+    return call
+
+
+async def wait_for_incoming(
+    events: EventStream,
+    *,
+    from_user: str | None = None,
+    connect_timeout_s: float = 30.0,
+) -> IncomingCall:
+    """The next call ringing on this device (only from ``from_user``, if given; calls
+    from others are left ringing for the user's other devices, not rejected). Bound
+    the wait with ``asyncio.timeout``."""
+    while True:
+        event = await events.next_event("call.incoming", timeout=None)
+        try:
+            frame = parse_server_frame(event)
+        except CodecError as exc:
+            log.warning("ignoring a malformed call.incoming (%s)", exc.detail)
+            continue
+        if not isinstance(frame, CallIncomingFrame):
+            continue
+        if from_user is not None and frame.caller.username != from_user:
+            continue
+        call = IncomingCall(events, frame, connect_timeout_s=connect_timeout_s)
+        if call._sub.has(lambda e: e.get("type") == "call.ended"):
+            await call.close()  # it stopped ringing before we looked
+            continue
+        return call

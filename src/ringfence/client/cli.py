@@ -1,0 +1,483 @@
+"""``ringfence call`` and ``ringfence answer``: real WebRTC calls from a terminal.
+
+Both commands show the call's state on stderr as it changes and exit with:
+0 when the call connected and ended normally, 1 when it failed or never connected,
+2 for a usage problem (such as an unreadable token file), 3 when the server said no
+(refused call, invalid token, rate limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
+from rich.console import Console
+from rich.markup import escape
+from websockets.exceptions import InvalidHandshake
+
+from ringfence.client.api import Media, RingfenceClient, RingfenceError
+from ringfence.client.call import (
+    Call,
+    CallEnded,
+    CallState,
+    StateChange,
+    place_call,
+    wait_for_incoming,
+)
+from ringfence.client.events import EventStream
+from ringfence.client.media import (
+    ColourBarsTrack,
+    DiscardSink,
+    MediaSink,
+    ToneTrack,
+    WavRecorder,
+    wav_player,
+)
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+NORMAL_ENDINGS = frozenset({"hangup"})
+
+console = Console(stderr=True, highlight=False)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# --- shared options -----------------------------------------------------------------
+
+ServerOpt = Annotated[
+    str,
+    typer.Option(
+        "--server", envvar="RINGFENCE_SERVER", help="Server URL, e.g. https://chat.example.org"
+    ),
+]
+TokenFileOpt = Annotated[
+    Path,
+    typer.Option(
+        "--token-file",
+        envvar="RINGFENCE_TOKEN_FILE",
+        help="File holding your session token (keep it chmod 600).",
+        dir_okay=False,
+    ),
+]
+PlayOpt = Annotated[
+    Path | None,
+    typer.Option("--play", help="Send this WAV file as your audio.", dir_okay=False),
+]
+ToneOpt = Annotated[
+    float | None,
+    typer.Option("--tone", help="Send a sine tone of this frequency (Hz) as your audio."),
+]
+RecordOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--record", help="Record the other side's audio to this WAV file.", dir_okay=False
+    ),
+]
+VideoOpt = Annotated[bool, typer.Option("--video", help="Send synthetic colour-bar video.")]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--duration",
+        min=0.1,
+        help="Hang up this many seconds after connecting [default: until Ctrl-C or the "
+        "other side hangs up]",
+        show_default=False,
+    ),
+]
+ConnectTimeoutOpt = Annotated[
+    float, typer.Option("--connect-timeout", min=1, help="Seconds media may take to connect.")
+]
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path`` (whitespace stripped). Warns, without refusing, when other
+    users may read the file."""
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read token file {path}: {exc.strerror}", EXIT_USAGE) from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"token file {path} is not text", EXIT_USAGE) from exc
+    if not token:
+        raise CliError(f"token file {path} is empty", EXIT_USAGE)
+    if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
+        console.print(
+            f"[yellow]warning:[/] {escape(str(path))} is readable by other users; "
+            f"run: chmod 600 {escape(str(path))}"
+        )
+    return token
+
+
+def audio_tracks(play: Path | None, tone: float | None, video: bool) -> list[MediaStreamTrack]:
+    """What to send: a WAV file, a tone, or silence; plus colour bars with --video."""
+    tracks: list[MediaStreamTrack] = []
+    try:
+        if play is not None:
+            tracks.append(wav_player(play))
+        elif tone is not None:
+            tracks.append(ToneTrack(tone))
+        else:
+            tracks.append(AudioStreamTrack())  # silence, so the other side gets a stream
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if video:
+        tracks.append(ColourBarsTrack())
+    return tracks
+
+
+def make_sink(record: Path | None) -> MediaSink:
+    return DiscardSink() if record is None else WavRecorder(record)
+
+
+# --- running a call -------------------------------------------------------------------
+
+
+def describe(change: StateChange, call: Call) -> str:
+    if change.state is CallState.CONNECTED:
+        pair = call.selected_candidate_pair()
+        if pair is None:
+            return "[green]connected[/]"
+        return f"[green]connected ({'relayed' if pair.relayed else 'direct'})[/]"
+    if change.state is CallState.ENDED:
+        detail = f" ({escape(change.detail)})" if change.detail else ""
+        colour = "green" if change.reason in NORMAL_ENDINGS else "red"
+        return f"[{colour}]ended: {escape(change.reason or 'failed')}[/]{detail}"
+    return str(change.state)
+
+
+async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> int:
+    """Show state changes until the call ends; hang up after ``duration`` seconds of
+    connection or when ``stop`` is set (Ctrl-C). Returns the exit code."""
+
+    async def show() -> None:
+        changes = call.state_changes()
+        await anext(changes)  # where it started: new, or ringing (already announced)
+        async for change in changes:
+            console.print(describe(change, call))
+
+    async def hang_up_when_due() -> None:
+        try:
+            await call.wait_connected()
+        except CallEnded:
+            return
+        if duration is not None:
+            await asyncio.sleep(duration)
+            console.print(f"hanging up after {duration:g}s")
+            await call.hangup()
+
+    shower = asyncio.create_task(show())
+    timer = asyncio.create_task(hang_up_when_due())
+    ended = asyncio.create_task(call.wait_ended())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not ended.done():
+            console.print("hanging up")
+            await call.hangup()
+        reason = await ended
+    finally:
+        for task in (timer, stopped, ended):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(timer, stopped, ended, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(shower, 1.0)
+    connected = any(change.state is CallState.CONNECTED for change in call.changes)
+    return EXIT_OK if connected and reason in NORMAL_ENDINGS else EXIT_FAILED
+
+
+def report_recording(sink: MediaSink) -> None:
+    if isinstance(sink, WavRecorder):
+        console.print(f"recorded {sink.duration_s:.1f}s to {escape(str(sink.path))}")
+
+
+@contextlib.asynccontextmanager
+async def connected_events(server: str, token: str) -> AsyncIterator[EventStream]:
+    events = EventStream(server, token)
+    try:
+        await events.connect()
+    except RingfenceError as exc:
+        if exc.status == 401:
+            raise CliError("the server did not accept this token", EXIT_REFUSED) from exc
+        raise CliError(f"the server refused the connection: {exc.detail}", EXIT_FAILED) from exc
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        raise CliError(f"cannot reach {server}: {type(exc).__name__}", EXIT_FAILED) from exc
+    try:
+        yield events
+    finally:
+        await events.close()
+
+
+@contextlib.asynccontextmanager
+async def opened_media(
+    options: MediaOptions,
+) -> AsyncIterator[tuple[list[MediaStreamTrack], MediaSink]]:
+    """The tracks to send and the sink for what arrives, released on the way out
+    (a call releases them when it ends; this covers the paths where none started)."""
+    tracks, sink = options.open()
+    try:
+        yield tracks, sink
+    finally:
+        for track in tracks:
+            track.stop()
+        await sink.stop()
+
+
+def refusal_message(exc: RingfenceError, username: str) -> CliError:
+    if exc.status == 403:
+        # Neutral on purpose: the server does not say why, and neither do we.
+        return CliError(f"{username} cannot be called right now", EXIT_REFUSED)
+    if exc.status == 429:
+        wait = f"; try again in {exc.retry_after_s:g}s" if exc.retry_after_s else ""
+        return CliError(f"too many call attempts{wait}", EXIT_REFUSED)
+    if exc.status == 401:
+        return CliError("the server did not accept this token", EXIT_REFUSED)
+    if exc.status == 409:
+        return CliError(f"cannot call now: {exc.detail}", EXIT_REFUSED)
+    return CliError(f"the server refused the call: {exc.code}: {exc.detail}", EXIT_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOptions:
+    play: Path | None
+    tone: float | None
+    video: bool
+    record: Path | None
+
+    def check(self) -> None:
+        """Refuse bad combinations before anything touches the network."""
+        if self.play is not None and self.tone is not None:
+            raise CliError("use either --play or --tone, not both", EXIT_USAGE)
+        if self.play is not None and not self.play.is_file():
+            raise CliError(f"{self.play} does not exist", EXIT_USAGE)
+        if self.tone is not None and not 20 <= self.tone <= 20_000:
+            raise CliError("--tone must be between 20 and 20000 Hz", EXIT_USAGE)
+        if self.record is not None and not self.record.parent.is_dir():
+            raise CliError(f"cannot record to {self.record}: no such directory", EXIT_USAGE)
+
+    def open(self) -> tuple[list[MediaStreamTrack], MediaSink]:
+        """Create the tracks and the sink (inside the event loop that will use them)."""
+        return audio_tracks(self.play, self.tone, self.video), make_sink(self.record)
+
+
+async def run_call(
+    *,
+    server: str,
+    token: str,
+    username: str,
+    options: MediaOptions,
+    duration: float | None,
+    connect_timeout: float,
+    stop: asyncio.Event,
+) -> int:
+    media: Media = "video" if options.video else "audio"
+    async with (
+        opened_media(options) as (tracks, sink),
+        RingfenceClient(server, token) as rf,
+        connected_events(server, token) as events,
+    ):
+        console.print(f"calling {escape(username)} ({media})")
+        try:
+            call = await place_call(
+                rf,
+                events,
+                username,
+                media=media,
+                tracks=tracks,
+                sink=sink,
+                connect_timeout_s=connect_timeout,
+            )
+        except RingfenceError as exc:
+            raise refusal_message(exc, username) from exc
+        except CallEnded as exc:
+            raise CliError(f"call failed: {exc.detail or exc.reason}", EXIT_FAILED) from exc
+        code = await follow(call, duration=duration, stop=stop)
+        report_recording(sink)
+        return code
+
+
+async def run_answer(
+    *,
+    server: str,
+    token: str,
+    from_user: str | None,
+    options: MediaOptions,
+    duration: float | None,
+    wait_timeout: float | None,
+    connect_timeout: float,
+    stop: asyncio.Event,
+) -> int:
+    async with (
+        opened_media(options) as (tracks, sink),
+        connected_events(server, token) as events,
+    ):
+        who = f" from {escape(from_user)}" if from_user else ""
+        console.print(f"waiting for a call{who}")
+        waiting = asyncio.create_task(
+            wait_for_incoming(events, from_user=from_user, connect_timeout_s=connect_timeout)
+        )
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiting, stopped}, timeout=wait_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopped.cancel()
+            if not waiting.done():
+                waiting.cancel()
+        if waiting not in done:
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            if stop.is_set():
+                raise CliError("stopped before a call arrived", EXIT_FAILED)
+            raise CliError(f"no call arrived within {wait_timeout:g}s", EXIT_FAILED)
+        call = waiting.result()
+        caller = call.caller
+        badge = " (verified)" if caller.verified else ""
+        console.print(
+            f"incoming {call.media} call from {escape(caller.display_name)} "
+            f"(@{escape(caller.username)}){badge}; accepting"
+        )
+        try:
+            await call.accept(tracks=tracks, sink=sink)
+        except CallEnded as exc:
+            raise CliError(f"could not answer: {exc.reason}", EXIT_FAILED) from exc
+        code = await follow(call, duration=duration, stop=stop)
+        report_recording(sink)
+        return code
+
+
+def run(work: Callable[[asyncio.Event], Awaitable[int]]) -> None:
+    """Run a command's coroutine; the first Ctrl-C (or SIGTERM) asks it to hang up
+    cleanly, a second one stops it at once."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal() -> None:
+            if stop.is_set():
+                task.cancel()
+            stop.set()
+
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal)
+                handled.append(sig)
+        try:
+            return await work(stop)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    try:
+        code = asyncio.run(main())
+    except CliError as exc:
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(exc.code) from None
+    except asyncio.CancelledError:
+        console.print("[red]interrupted[/]")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def _prepare(token_file: Path, options: MediaOptions) -> str:
+    try:
+        options.check()
+        return read_token(token_file)
+    except CliError as exc:
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(exc.code) from None
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def call_command(
+    user: Annotated[str, typer.Argument(help="Username to call.", show_default=False)],
+    server: ServerOpt,
+    token_file: TokenFileOpt,
+    play: PlayOpt = None,
+    tone: ToneOpt = None,
+    record: RecordOpt = None,
+    video: VideoOpt = False,
+    duration: DurationOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 30.0,
+) -> None:
+    """Call USER. Media is always relayed unless the server allows otherwise."""
+    options = MediaOptions(play=play, tone=tone, video=video, record=record)
+    token = _prepare(token_file, options)
+    run(
+        lambda stop: run_call(
+            server=server,
+            token=token,
+            username=user,
+            options=options,
+            duration=duration,
+            connect_timeout=connect_timeout,
+            stop=stop,
+        )
+    )
+
+
+def answer_command(
+    server: ServerOpt,
+    token_file: TokenFileOpt,
+    from_user: Annotated[
+        str | None,
+        typer.Option("--from", help="Only answer calls from this user (others keep ringing)."),
+    ] = None,
+    record: RecordOpt = None,
+    play: PlayOpt = None,
+    tone: ToneOpt = None,
+    video: VideoOpt = False,
+    duration: DurationOpt = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.1, help="Give up if no call arrives within this many seconds."
+        ),
+    ] = None,
+    connect_timeout: ConnectTimeoutOpt = 30.0,
+) -> None:
+    """Wait for a call, accept it, and exit when it ends."""
+    options = MediaOptions(play=play, tone=tone, video=video, record=record)
+    token = _prepare(token_file, options)
+    run(
+        lambda stop: run_answer(
+            server=server,
+            token=token,
+            from_user=from_user,
+            options=options,
+            duration=duration,
+            wait_timeout=timeout,
+            connect_timeout=connect_timeout,
+            stop=stop,
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``call`` and ``answer`` to the ``ringfence`` command."""
+    app.command("call")(call_command)
+    app.command("answer")(answer_command)

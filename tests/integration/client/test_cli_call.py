@@ -1,0 +1,306 @@
+"""``ringfence call`` and ``ringfence answer`` against a real ``ringfence serve``.
+
+Everything here is a real process: the server, the coturn it supervises, and two
+terminal clients placing a WebRTC call through the relay. The callee records what it
+hears and the recording must carry the caller's 440 Hz tone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ringfence.client import RingfenceClient, dominant_frequency
+
+pytestmark = pytest.mark.integration
+
+RINGFENCE = str(Path(sys.executable).with_name("ringfence"))
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP (coturn listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment minus any RINGFENCE_* setting that could change the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Proc:
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    async def wait(self, timeout: float) -> int:
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            pytest.fail(f"{self.name} did not finish within {timeout}s:\n{self.output()}")
+
+    async def wait_for_output(self, text: str, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while text not in self.output():
+            if self.process.returncode is not None:
+                pytest.fail(f"{self.name} exited early:\n{self.output()}")
+            if loop.time() > deadline:
+                pytest.fail(f"{self.name} never printed {text!r}:\n{self.output()}")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+class Processes:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.started: list[Proc] = []
+
+    async def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        log = self.tmp / f"{name}.log"
+        with log.open("wb") as sink:
+            process = await asyncio.create_subprocess_exec(
+                RINGFENCE,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+                env=env or clean_env(),
+                cwd=self.tmp,
+            )
+        proc = Proc(name, process, log)
+        self.started.append(proc)
+        return proc
+
+    async def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            await proc.stop()
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        await procs.stop_all()
+
+
+@pytest.fixture
+async def server_url(processes: Processes, tmp_path: Path, database_url: str) -> str:
+    """``ringfence serve`` with its embedded coturn, on free ports."""
+    port = free_port()
+    server = await processes.start(
+        "server",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--database-url",
+        database_url,
+        env=clean_env(RINGFENCE_TURN_PORT=str(free_port())),
+    )
+    url = f"http://127.0.0.1:{port}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        while True:
+            if server.process.returncode is not None:
+                pytest.fail(f"ringfence serve exited:\n{server.output()}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/healthz")).status_code == 200:
+                    return url
+            if loop.time() > deadline:
+                pytest.fail(f"ringfence serve did not become healthy:\n{server.output()}")
+            await asyncio.sleep(0.1)
+
+
+async def token_file(url: str, tmp: Path, username: str) -> tuple[RingfenceClient, Path]:
+    client = RingfenceClient(url)
+    session = await client.register(username, PASSWORD)
+    path = tmp / f"{username}.token"
+    path.write_text(session["token"] + "\n")
+    path.chmod(0o600)
+    return client, path
+
+
+async def test_terminal_call_carries_a_tone_through_the_relay(
+    server_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    alice, alice_token = await token_file(server_url, tmp_path, "alice")
+    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    try:
+        # Bob takes calls from people he follows who have messaged him.
+        await bob.follow("alice")
+        await alice.send_message("bob", "can I call you?")
+        await bob.accept("alice")
+
+        recording = tmp_path / "out.wav"
+        common = ["--server", server_url]
+        answer = await processes.start(
+            "answer",
+            "answer",
+            *common,
+            "--token-file",
+            str(bob_token),
+            "--from",
+            "alice",
+            "--record",
+            str(recording),
+            "--timeout",
+            "60",
+        )
+        await answer.wait_for_output("waiting for a call", timeout=30)
+        call = await processes.start(
+            "call",
+            "call",
+            "bob",
+            *common,
+            "--token-file",
+            str(alice_token),
+            "--tone",
+            "440",
+            "--duration",
+            "4",
+        )
+        call_rc = await call.wait(timeout=90)
+        answer_rc = await answer.wait(timeout=30)
+        logs = f"--- call ---\n{call.output()}\n--- answer ---\n{answer.output()}"
+        assert call_rc == 0, logs
+        assert answer_rc == 0, logs
+
+        # Default settings relay both sides: neither learns the other's address.
+        assert "connected (relayed)" in call.output(), logs
+        assert "connected (relayed)" in answer.output(), logs
+        assert "ended: hangup" in answer.output(), logs
+        for secret in (alice_token.read_text().strip(), bob_token.read_text().strip()):
+            assert secret not in logs
+
+        assert dominant_frequency(recording) == pytest.approx(440, abs=5)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            calls = [m for m in await alice.history("bob") if m["kind"] == "call"]
+            if calls or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert len(calls) == 1, calls
+        record = calls[0]["call"]
+        assert record is not None
+        assert (record["media"], record["outcome"]) == ("audio", "completed")
+    finally:
+        await alice.aclose()
+        await bob.aclose()
+
+
+async def test_refused_call_says_nothing_about_why(
+    server_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    alice, alice_token = await token_file(server_url, tmp_path, "alice")
+    carol, _ = await token_file(server_url, tmp_path, "carol")
+    try:
+        await carol.update_settings(calls_enabled=False)
+        call = await processes.start(
+            "call",
+            "call",
+            "carol",
+            "--server",
+            server_url,
+            "--token-file",
+            str(alice_token),
+            "--tone",
+            "440",
+        )
+        assert await call.wait(timeout=30) == 3, call.output()
+        assert "carol cannot be called right now" in call.output()
+    finally:
+        await alice.aclose()
+        await carol.aclose()
+
+
+async def test_answer_gives_up_when_nobody_calls(
+    server_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    try:
+        answer = await processes.start(
+            "answer",
+            "answer",
+            "--server",
+            server_url,
+            "--token-file",
+            str(bob_token),
+            "--timeout",
+            "1",
+        )
+        assert await answer.wait(timeout=30) == 1, answer.output()
+        assert "no call arrived within 1s" in answer.output()
+    finally:
+        await bob.aclose()
+
+
+async def test_ctrl_c_hangs_up_cleanly(
+    server_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    alice, alice_token = await token_file(server_url, tmp_path, "alice")
+    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    try:
+        await bob.follow("alice")
+        await alice.send_message("bob", "ring ring")
+        common = ["--server", server_url]
+        answer = await processes.start(
+            "answer", "answer", *common, "--token-file", str(bob_token), "--timeout", "60"
+        )
+        await answer.wait_for_output("waiting for a call", timeout=30)
+        call = await processes.start(
+            "call", "call", "bob", *common, "--token-file", str(alice_token), "--tone", "300"
+        )
+        await call.wait_for_output("connected", timeout=60)
+        call.process.send_signal(signal.SIGINT)
+        logs = f"--- call ---\n{call.output()}\n--- answer ---\n{answer.output()}"
+        assert await call.wait(timeout=30) == 0, logs
+        assert await answer.wait(timeout=30) == 0, logs
+        assert "hanging up" in call.output()
+        assert "ended: hangup" in answer.output()
+    finally:
+        await alice.aclose()
+        await bob.aclose()
