@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -148,8 +149,24 @@ async def close_services(services: Services) -> None:
     await services.db.close()
 
 
+def _without_client_addresses(record: logging.LogRecord) -> bool:
+    """Keep uvicorn's own lines, minus two kinds it would otherwise emit:
+
+    - each WebSocket accept, with the client's address and port, whatever access_log
+      says (client addresses are personal data);
+    - the websockets library's protocol lines at debug level, which quote handshake
+      headers and the start of every frame, and so of auth frames and SDP.
+    """
+    if f"{os.sep}websockets{os.sep}" in record.pathname:
+        return False
+    return '"WebSocket ' not in str(record.msg)
+
+
 def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     """How uvicorn runs Ringfence; shared by ``ringfence serve`` and the test servers."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if _without_client_addresses not in uvicorn_log.filters:
+        uvicorn_log.addFilter(_without_client_addresses)
     return uvicorn.Config(
         app,
         host=settings.host,

@@ -99,6 +99,17 @@ class IceCandidate(_Model):
     sdp_mline_index: Annotated[int, Field(ge=0, le=63)] | None = Field(
         default=None, alias="sdpMLineIndex"
     )
+    # Browsers' RTCIceCandidate.toJSON() includes the ICE ufrag; it is also in the SDP.
+    username_fragment: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{1,256}$")] | None
+    ) = Field(default=None, alias="usernameFragment")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_ufrag(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if data.get("usernameFragment", "") is None:
+            del data["usernameFragment"]
+        return data
 
     @model_validator(mode="after")
     def _locatable(self) -> IceCandidate:

@@ -331,6 +331,7 @@ class Calls:
                     candidate=clean,
                     sdp_mid=frame.candidate.sdp_mid,
                     sdp_mline_index=frame.candidate.sdp_mline_index,
+                    username_fragment=frame.candidate.username_fragment,
                 ),
             )
         )
@@ -413,14 +414,18 @@ class Calls:
             return  # someone else ended it first
         await self._calls.remove(call.call_id)
         self._cancel_all(call.call_id)
-        body = encode(CallEndedFrame(call_id=call.call_id, reason=reason.value))
-        await self._stream.notify(call.caller_id, body)
-        rang = call.state is not CallState.CREATED
-        if rang:
-            await self._stream.notify(call.callee_id, body)
         log.info("call %s ended: %s", call.call_id, reason.value)
-        if rang or reason is EndReason.BUSY:
-            await self._record(ended)
+        rang = call.state is not CallState.CREATED
+        try:
+            # Persist first, then notify: a client that reads the thread on call.ended
+            # finds the record there.
+            if rang or reason is EndReason.BUSY:
+                await self._record(ended)
+        finally:
+            body = encode(CallEndedFrame(call_id=call.call_id, reason=reason.value))
+            await self._stream.notify(call.caller_id, body)
+            if rang:  # a call that never rang stays unknown to the callee
+                await self._stream.notify(call.callee_id, body)
 
     async def _record(self, call: Call) -> None:
         async with self._db.read() as store:

@@ -35,9 +35,10 @@ async def answer(sock: Socket, call_id: str) -> None:
 async def ended_and_recorded(
     sock: Socket, call_id: str, reason: str, outcome: str
 ) -> dict[str, Any]:
-    ended = await sock.recv_type("call.ended", timeout=10)
+    """The call record (committed first) and then call.ended, as the server sends them."""
+    record = (await sock.recv_type("message.new", timeout=10))["message"]
+    ended = await sock.recv_type("call.ended")
     assert ended == {"type": "call.ended", "call_id": call_id, "reason": reason}
-    record = (await sock.recv_type("message.new"))["message"]
     assert record["kind"] == "call"
     assert record["call"]["call_id"] == call_id
     assert record["call"]["outcome"] == outcome

@@ -139,7 +139,7 @@ def cand(**changes: object) -> dict[str, object]:
         (cand(sdpMLineIndex="0"), "candidate.sdpMLineIndex"),
         (cand(sdpMLineIndex=True), "candidate.sdpMLineIndex"),
         (cand(sdp_mid="0"), "candidate.sdp_mid"),  # snake_case is not the wire name
-        (cand(usernameFragment="abcd"), "candidate.usernameFragment"),
+        (cand(usernameFragment="not a ufrag"), "candidate.usernameFragment"),
         (cand(sdpMid=None, sdpMLineIndex=None), "candidate"),
     ],
 )
@@ -360,3 +360,21 @@ def test_arbitrary_json_only_raises_codec_error(data: dict[str, object]) -> None
         "candidate",
         "x",
     } or detail.startswith("candidate.")
+
+
+def test_browser_candidates_with_a_username_fragment_round_trip() -> None:
+    # What RTCIceCandidate.toJSON() produces in Chromium.
+    wire: dict[str, object] = {
+        "type": "call.candidate",
+        "call_id": "abcdefgh12",
+        "candidate": {
+            "candidate": "candidate:1 1 udp 41885439 198.51.100.20 61234 typ relay",
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
+            "usernameFragment": "Xy7q",
+        },
+    }
+    frame = parse_client_frame(wire)
+    assert isinstance(frame, CandidateFrame)
+    assert frame.candidate.username_fragment == "Xy7q"
+    assert encode(frame) == wire
