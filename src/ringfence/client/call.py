@@ -51,6 +51,7 @@ from ringfence.calls.codec import (
     parse_server_frame,
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
+from ringfence.calls.verification import verification_code
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
 from ringfence.client.media import DiscardSink, MediaSink
@@ -268,6 +269,17 @@ class Call:
         return self.end_reason or "failed"
 
     # --- introspection ----------------------------------------------------------------
+
+    @property
+    def verification_code(self) -> tuple[str, ...] | None:
+        """Five words to read to the other person once both descriptions are known.
+
+        Derived from the DTLS fingerprints as this side saw them, so a signaling server
+        that swapped them to sit in the middle makes the two sides' words differ.
+        """
+        if self.local_sdp is None or self.remote_sdp is None:
+            return None
+        return verification_code(self.call_id, self.local_sdp, self.remote_sdp)
 
     def selected_candidate_pair(self) -> SelectedPair | None:
         """The nominated ICE pair of the (bundled) transport, or None before ICE

@@ -152,9 +152,15 @@ def make_sink(record: Path | None) -> MediaSink:
 def describe(change: StateChange, call: Call) -> str:
     if change.state is CallState.CONNECTED:
         pair = call.selected_candidate_pair()
-        if pair is None:
-            return "[green]connected[/]"
-        return f"[green]connected ({'relayed' if pair.relayed else 'direct'})[/]"
+        how = "" if pair is None else f" ({'relayed' if pair.relayed else 'direct'})"
+        code = call.verification_code
+        check = (
+            f"\nverification code: [bold]{' '.join(code)}[/] "
+            "(the other person should see the same five words)"
+            if code
+            else ""
+        )
+        return f"[green]connected{how}[/]{check}"
     if change.state is CallState.ENDED:
         detail = f" ({escape(change.detail)})" if change.detail else ""
         colour = "green" if change.reason in NORMAL_ENDINGS else "red"

@@ -130,6 +130,10 @@ async def test_a_relayed_call_carries_audio_both_ways(
     await incoming.accept(tracks=[ToneTrack(660)], sink=WavRecorder(heard_by_bob))
     await call.wait_connected(TIMEOUT)
     await incoming.wait_connected(TIMEOUT)
+    # Both people read the same five words: nobody swapped the DTLS fingerprints.
+    assert call.verification_code is not None
+    assert len(call.verification_code) == 5
+    assert call.verification_code == incoming.verification_code
 
     for side in (call, incoming):
         assert side.ice_transport_policy == "relay"

@@ -1,0 +1,88 @@
+"""The call verification code: five words both people read to each other.
+
+WebRTC media is encrypted end to end with DTLS-SRTP, keyed by certificates whose
+fingerprints travel in the SDP, through the signaling server. A malicious or
+compromised server could swap those fingerprints and sit in the middle. Each client
+therefore derives a short code from the fingerprints *as it saw them* (its own, in its
+local SDP; the peer's, in its remote SDP) and the call id. Without a man in the middle
+both see the same two fingerprints and show the same code; with one, each side sees
+the attacker's fingerprint instead of the other person's, and the codes differ.
+
+The exact derivation (docs/verification.md) is shared with the browser client, and the
+word table and test vectors live in ``ringfence/web/verification/`` so both clients
+read the same files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+DOMAIN = b"ringfence/call-verification/v1"
+WORD_COUNT = 5
+DATA_DIR = Path(__file__).resolve().parent.parent / "web" / "verification"
+
+_FINGERPRINT_LINE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)\s*$")
+
+
+class VerificationError(ValueError):
+    """An SDP without a usable DTLS fingerprint: no code can be derived from it."""
+
+
+@functools.cache
+def words() -> tuple[str, ...]:
+    """The fixed table of 256 words; byte ``b`` of the digest selects ``words()[b]``."""
+    data = json.loads((DATA_DIR / "words.json").read_text(encoding="utf-8"))
+    table = tuple(data["words"])
+    if len(table) != 256 or len(set(table)) != 256:
+        raise RuntimeError("the verification word table must hold 256 distinct words")
+    return table
+
+
+def canonical_fingerprint(algorithm: str, value: str) -> str:
+    """``"sha-256 AB:CD:..."``: algorithm in lower case, hex in upper case."""
+    return f"{algorithm.lower()} {value.upper()}"
+
+
+def fingerprints(sdp: str) -> str:
+    """Every ``a=fingerprint`` of an SDP, canonical, de-duplicated, sorted, comma-joined.
+
+    An SDP usually repeats one fingerprint in every media section; a peer may also
+    offer several hash algorithms. Taking the whole set keeps the result independent
+    of section order.
+    """
+    found = {
+        canonical_fingerprint(m.group(1), m.group(2))
+        for line in sdp.splitlines()
+        if (m := _FINGERPRINT_LINE.match(line.strip()))
+    }
+    if not found:
+        raise VerificationError("the SDP carries no DTLS fingerprint")
+    return ",".join(sorted(found))
+
+
+def _field(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def digest(call_id: str, local_fingerprints: str, remote_fingerprints: str) -> bytes:
+    """SHA-256 over the domain tag, the call id and both fingerprint sets in canonical
+    (sorted) order, each length-prefixed so no two inputs share an encoding."""
+    first, second = sorted((local_fingerprints, remote_fingerprints))
+    message = DOMAIN + b"\x00" + b"".join(_field(part) for part in (call_id, first, second))
+    return hashlib.sha256(message).digest()
+
+
+def code_words(digest_bytes: Iterable[int]) -> tuple[str, ...]:
+    table = words()
+    return tuple(table[b] for b in list(digest_bytes)[:WORD_COUNT])
+
+
+def verification_code(call_id: str, local_sdp: str, remote_sdp: str) -> tuple[str, ...]:
+    """The five words to compare, from this side's local and remote SDP."""
+    return code_words(digest(call_id, fingerprints(local_sdp), fingerprints(remote_sdp)))
