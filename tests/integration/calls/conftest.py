@@ -13,8 +13,7 @@ import json
 import math
 import shutil
 import subprocess
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,10 @@ from aiortc.sdp import candidate_from_sdp
 from av import AudioFrame
 
 from ringfence.config import Settings
-from ringfence.turn.coturn_config import CoturnOptions
-from ringfence.turn.credentials import generate_secret
-from ringfence.turn.supervisor import CoturnSupervisor
 from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
+from tests.turn_fixture import Coturn, coturn
+
+__all__ = ["Coturn", "coturn"]  # the session coturn fixture, shared with browser tests
 
 pytestmark = pytest.mark.integration
 
@@ -56,47 +55,6 @@ def machine_addresses() -> set[str]:
                 found.add(addr)
     assert found, "this machine has no non-loopback address to test with"
     return found
-
-
-@dataclass
-class Coturn:
-    urls: tuple[str, ...]
-    secret: str
-
-
-@pytest.fixture(scope="session")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
-    """One real coturn for the session, on a free port of 127.0.0.1.
-
-    Its supervisor runs on an event loop of its own, in a thread, so that it keeps
-    reading coturn's output and watching the process while tests run on theirs.
-    """
-    secret = generate_secret()
-    supervisor = CoturnSupervisor(
-        CoturnOptions(
-            listen_ip="127.0.0.1",
-            relay_ip="127.0.0.1",
-            port=0,
-            min_port=40000,
-            max_port=40999,
-            realm="ringfence-test",
-            secret=secret,
-            allow_loopback_peers=True,
-        ),
-        workdir=tmp_path_factory.mktemp("coturn"),
-        production=False,
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="coturn-supervisor", daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(supervisor.start(), loop).result(timeout=30)
-    try:
-        yield Coturn(urls=tuple(supervisor.urls), secret=secret)
-    finally:
-        asyncio.run_coroutine_threadsafe(supervisor.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def call_settings(tmp_path: Path, database_url: str, coturn: Coturn, **overrides: Any) -> Settings:
