@@ -76,6 +76,15 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="Largest WebSocket frame accepted; larger ones close the socket (1009).",
     )
+    ws_messages_per_second: float = Field(
+        20.0, gt=0, le=10_000, description="Frames one WebSocket may send per second, sustained."
+    )
+    ws_message_burst: int = Field(
+        60, ge=1, le=100_000, description="Frames one WebSocket may send in a burst."
+    )
+    ws_max_connections_per_user: int = Field(
+        10, ge=1, le=1000, description="WebSocket connections one user may hold at once."
+    )
     ring_timeout_s: int = Field(
         45, ge=2, le=300, description="Seconds a call rings before it ends as missed."
     )
@@ -217,14 +226,6 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ringfence.db').resolve()}"
 
-    @property
-    def allowed_origins(self) -> list[str]:
-        """Origins a browser WebSocket may come from."""
-        if self.public_urls:
-            return list(self.public_urls)
-        hosts = {self.host, "localhost", "127.0.0.1"} if self.host in _LOOPBACK else {self.host}
-        return sorted(f"http://{host}:{self.port}" for host in hosts)
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -237,9 +238,6 @@ class Settings(BaseSettings):
         # Flags arrive as init kwargs; the config file is merged in load_settings() so
         # that the environment can still override it.
         return (init_settings, env_settings)
-
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _normalise_env_database_url() -> None:

@@ -17,7 +17,14 @@ from starlette.websockets import WebSocketState
 
 from ringfence.calls.codec import CALL_CLIENT_TYPES, CodecError, parse_client_frame
 from ringfence.realtime.connection import Connection
-from ringfence.realtime.protocol import FrameError, error_event, parse_auth, parse_frame
+from ringfence.realtime.protocol import (
+    FrameError,
+    error_event,
+    origin_allowed,
+    parse_auth,
+    parse_frame,
+)
+from ringfence.realtime.throttle import TokenBucket
 from ringfence.services.calls import CallError, Device
 from ringfence.services.container import Services
 from ringfence.services.errors import ServiceError
@@ -31,11 +38,19 @@ router = APIRouter()
 CLOSE_POLICY = 1008
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_TOO_MANY = 4429
+# A client refused this many frames in a row is flooding, not bursting: disconnect it.
+FLOOD_LIMIT = 200
 
 
 @router.websocket("/api/v1/events")
 async def events(ws: WebSocket) -> None:
     services: Services = ws.app.state.services
+    origin, host = ws.headers.get("origin"), ws.headers.get("host")
+    if not origin_allowed(origin, host, services.settings.public_urls):
+        # Refused before the upgrade: the browser sees a 403 and no socket opens.
+        await ws.close(CLOSE_POLICY)
+        return
     await ws.accept()
     try:
         conn = await _authenticate(ws, services)
@@ -75,6 +90,14 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
         await _refuse(ws, CLOSE_UNAUTHORIZED, exc.code, exc.detail)
         return None
     user = auth.user
+    resuming = frame.device_id is not None and await services.hub.is_connected(
+        user.id, frame.device_id
+    )
+    if not resuming and (
+        len(await services.hub.devices(user.id)) >= services.settings.ws_max_connections_per_user
+    ):
+        await _refuse(ws, CLOSE_TOO_MANY, "too_many_connections", "too many open connections")
+        return None
     ws.state.user = user
     conn = Connection(
         user_id=user.id,
@@ -115,10 +138,23 @@ def conn_user(ws: WebSocket) -> User:
 async def _receive_loop(
     ws: WebSocket, conn: Connection, device: Device, services: Services
 ) -> None:
+    settings = services.settings
+    bucket = TokenBucket(
+        rate=settings.ws_messages_per_second,
+        burst=settings.ws_message_burst,
+        now=services.clock.monotonic,
+    )
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
+        if not bucket.take():
+            if bucket.refused_in_a_row >= FLOOD_LIMIT:
+                await ws.close(CLOSE_POLICY, "flooding")
+                return
+            if bucket.refused_in_a_row == 1:
+                conn.reply(error_event("rate_limited", "too many frames; slow down"))
+            continue
         text = message.get("text")
         if text is None:
             conn.reply(error_event("malformed", "binary frames are not supported"))

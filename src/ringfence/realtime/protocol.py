@@ -32,6 +32,25 @@ class AuthFrame(BaseModel):
     device_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 
 
+def origin_allowed(origin: str | None, host: str | None, public_urls: list[str]) -> bool:
+    """May a WebSocket handshake with this Origin proceed?
+
+    Browsers always send Origin, so checking it defeats cross-site WebSocket hijacking: a
+    page elsewhere cannot open a socket to this server in a victim's browser. With
+    public URLs configured, the Origin must be one of them; otherwise it must be this
+    very host (same origin). Non-browser clients send no Origin and are not affected;
+    they authenticate with a token like everyone else.
+    """
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    if public_urls:
+        return origin in {url.lower() for url in public_urls}
+    if host is None:
+        return False
+    return origin in (f"http://{host.lower()}", f"https://{host.lower()}")
+
+
 def parse_frame(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
