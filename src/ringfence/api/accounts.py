@@ -10,6 +10,7 @@ from ringfence.api.schemas import (
     LoginRequest,
     RegisterRequest,
     SessionResponse,
+    UsernamePath,
     UserResponse,
 )
 
@@ -35,5 +36,5 @@ async def logout(auth: AuthDep, services: ServicesDep) -> Response:
 
 
 @router.get("/users/{username}", response_model=UserResponse)
-async def get_user(username: str, _auth: AuthDep, services: ServicesDep) -> UserResponse:
+async def get_user(username: UsernamePath, _auth: AuthDep, services: ServicesDep) -> UserResponse:
     return UserResponse(user=await services.accounts.profile(username))

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import ERRORS, Strict
+from ringfence.api.schemas import ERRORS, Strict, Text
 from ringfence.services.views import CallRecord, UserView
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"], responses=ERRORS)
 
 
 class StartCallRequest(Strict):
-    to: str = Field(max_length=64, description="Username of the callee.")
+    to: Text = Field(max_length=64, description="Username of the callee.")
     media: Literal["audio", "video"]
 
 

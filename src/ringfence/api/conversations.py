@@ -14,6 +14,7 @@ from ringfence.api.schemas import (
     MessageResponse,
     MessagesResponse,
     SendMessageRequest,
+    UsernamePath,
 )
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], responses=ERRORS)
@@ -40,7 +41,7 @@ async def send(
 
 @router.get("/{username}/messages", response_model=MessagesResponse)
 async def history(
-    username: str,
+    username: UsernamePath,
     auth: AuthDep,
     services: ServicesDep,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="Message id cursor")] = None,
@@ -51,10 +52,14 @@ async def history(
 
 
 @router.post("/{username}/accept", response_model=ConversationResponse)
-async def accept(username: str, auth: AuthDep, services: ServicesDep) -> ConversationResponse:
+async def accept(
+    username: UsernamePath, auth: AuthDep, services: ServicesDep
+) -> ConversationResponse:
     return ConversationResponse(conversation=await services.messaging.accept(auth, username))
 
 
 @router.post("/{username}/decline", response_model=ConversationResponse)
-async def decline(username: str, auth: AuthDep, services: ServicesDep) -> ConversationResponse:
+async def decline(
+    username: UsernamePath, auth: AuthDep, services: ServicesDep
+) -> ConversationResponse:
     return ConversationResponse(conversation=await services.messaging.decline(auth, username))

@@ -10,6 +10,7 @@ from ringfence.api.schemas import (
     MeResponse,
     SettingsPatch,
     SettingsResponse,
+    UsernamePath,
     UsersResponse,
 )
 from ringfence.services.views import UserView
@@ -42,13 +43,13 @@ async def followers(auth: AuthDep, services: ServicesDep) -> UsersResponse:
 
 
 @router.put("/following/{username}", status_code=204, response_class=Response)
-async def follow(username: str, auth: AuthDep, services: ServicesDep) -> Response:
+async def follow(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> Response:
     await services.social.follow(auth, username)
     return Response(status_code=204)
 
 
 @router.delete("/following/{username}", status_code=204, response_class=Response)
-async def unfollow(username: str, auth: AuthDep, services: ServicesDep) -> Response:
+async def unfollow(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> Response:
     await services.social.unfollow(auth, username)
     return Response(status_code=204)
 
@@ -59,12 +60,12 @@ async def blocked(auth: AuthDep, services: ServicesDep) -> UsersResponse:
 
 
 @router.put("/blocked/{username}", status_code=204, response_class=Response)
-async def block(username: str, auth: AuthDep, services: ServicesDep) -> Response:
+async def block(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> Response:
     await services.social.block(auth, username)
     return Response(status_code=204)
 
 
 @router.delete("/blocked/{username}", status_code=204, response_class=Response)
-async def unblock(username: str, auth: AuthDep, services: ServicesDep) -> Response:
+async def unblock(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> Response:
     await services.social.unblock(auth, username)
     return Response(status_code=204)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from ringfence.services.text import VISIBLE_LINE_PATTERN, VISIBLE_TEXT_PATTERN
 from ringfence.services.views import (
     Audience,
     ConversationView,
@@ -16,6 +18,28 @@ from ringfence.services.views import (
 )
 
 TXN_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+USERNAME_PATTERN = r"^[a-z0-9_]{3,32}$"
+
+
+def _storable(value: str) -> str:
+    """Refuse what no database can store, so it is a 422 and never a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+# The pattern documents the rule in the OpenAPI schema; the validator also catches
+# lone surrogates, which a pattern cannot express.
+Text = Annotated[str, Field(pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
+VisibleText = Annotated[str, Field(pattern=VISIBLE_TEXT_PATTERN), AfterValidator(_storable)]
+VisibleLine = Annotated[str, Field(pattern=VISIBLE_LINE_PATTERN), AfterValidator(_storable)]
+Username = Annotated[str, Field(pattern=USERNAME_PATTERN, examples=["alice"])]
+# Not constrained: a name that cannot exist is simply not found (404), like any other.
+UsernamePath = Annotated[str, Path(description="A username.")]
 
 
 class Strict(BaseModel):
@@ -23,18 +47,19 @@ class Strict(BaseModel):
 
 
 class RegisterRequest(Strict):
-    username: str = Field(max_length=64, examples=["alice"])
-    password: str = Field(max_length=1024)
-    display_name: str | None = Field(None, max_length=200)
+    username: Username = Field(description="3-32 lowercase letters, digits or _.")
+    password: Text = Field(min_length=10, max_length=1024)
+    display_name: VisibleLine | None = Field(None, max_length=64)
 
 
 class LoginRequest(Strict):
+    # Any string: a name that cannot exist gets the same 401 as a wrong password.
     username: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
+    password: Text = Field(max_length=1024)
 
 
 class SendMessageRequest(Strict):
-    text: str = Field(min_length=1, max_length=10_000)
+    text: VisibleText = Field(min_length=1, max_length=10_000)
     txn_id: str | None = Field(
         None,
         pattern=TXN_ID_PATTERN,
@@ -49,14 +74,13 @@ class SettingsPatch(Strict):
     call_audience: list[Audience] | None = Field(None, max_length=3)
     direct_connections: DirectConnections | None = None
 
-    @model_validator(mode="before")
+    @field_validator("calls_enabled", "call_audience", "direct_connections", mode="before")
     @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None:
-                    raise ValueError(f"{key} must not be null")
-        return data
+    def _not_null(cls, value: Any) -> Any:
+        # None only means "absent"; an explicit null is an error that names its field.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
 
 class SessionResponse(BaseModel):
