@@ -26,10 +26,16 @@ from ringfence.clock import Clock
 from ringfence.config import Settings
 
 PG_URL = os.environ.get("RINGFENCE_TEST_DATABASE_URL", "")
+# A Redis server for the tests of the Redis backend and of several nodes (scripts/test
+# starts a throwaway one). With RINGFENCE_TEST_BUS=redis as well, every test's server
+# uses it instead of the in-memory backend, under a key prefix of the test's own.
+REDIS_URL = os.environ.get("RINGFENCE_TEST_REDIS_URL", "")
+ALL_ON_REDIS = bool(REDIS_URL) and os.environ.get("RINGFENCE_TEST_BUS") == "redis"
 
 
 def pytest_report_header() -> str:
-    return f"ringfence database backend: {'postgresql' if PG_URL else 'sqlite'}"
+    bus = "redis" if ALL_ON_REDIS else "in-memory"
+    return f"ringfence database backend: {'postgresql' if PG_URL else 'sqlite'}; bus: {bus}"
 
 
 @pytest.fixture
@@ -65,6 +71,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "turn_urls": ["turn:127.0.0.1:3478?transport=udp"],
         "turn_secret": "unit-test-shared-secret-0123456789",
     }
+    if ALL_ON_REDIS:
+        values["redis_url"] = REDIS_URL
+        values["redis_prefix"] = f"rf-test-{secrets.token_hex(6)}:"
     values.update(overrides)
     return Settings(**values)
 
@@ -207,3 +216,40 @@ async def open_socket(
     ready = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert ready["type"] == "ready", ready
     return Socket(ws, ready)
+
+
+class DbPeek:
+    """A second, independent connection to the test's database: what it sees was
+    committed, and ``dump`` shows everything stored (to prove what is *not* stored)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.engine = create_async_engine(url)
+
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+
+    async def dump(self) -> str:
+        """Every row of every table, as text."""
+        from sqlalchemy import inspect
+
+        async with self.engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        lines = []
+        for table in tables:
+            lines += [f"{table}: {row!r}" for row in await self.rows(f'SELECT * FROM "{table}"')]
+        return "\n".join(lines)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+@pytest.fixture
+async def db_peek(database_url: str) -> AsyncIterator[DbPeek]:
+    peek = DbPeek(database_url)
+    yield peek
+    await peek.close()

@@ -20,6 +20,7 @@ from ringfence.services.accounts import AuthContext
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
+from ringfence.services.text import is_visible_text
 from ringfence.services.views import CallRecord, ConversationView, MessageView, UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Conversation, IntegrityError, Message, Store, User
@@ -35,10 +36,15 @@ class Messaging:
         self._clock = clock
 
     async def send(self, auth: AuthContext, to: str, text: str, txn_id: str | None) -> MessageView:
-        if not text.strip():
-            raise InvalidInput("empty_message", "text must not be empty")
+        if not is_visible_text(text):
+            raise InvalidInput(
+                "empty_message", "text needs a visible character and no control characters"
+            )
         if len(text) > TEXT_MAX:
             raise InvalidInput("message_too_long", f"text is limited to {TEXT_MAX} characters")
+        if "\x00" in text:
+            # PostgreSQL cannot store NUL in text; refuse it on every backend alike.
+            raise InvalidInput("invalid_text", "text must not contain NUL (U+0000) characters")
         me = auth.user
         async with self._db.write() as store:
             recipient = await find_user(store, to)
@@ -196,7 +202,10 @@ class Messaging:
         await store.conversations.touch(conv.id, msg.id, msg.created_at)
         names = {sender.id: sender.username, recipient.id: recipient.username}
         envelopes = []
-        for user in (sender, recipient):
+        # Reserve stream positions in user-id order: each reservation row-locks the
+        # user until commit, and two sends taking them in opposite orders (A->B while
+        # B->C and C->A) deadlock on PostgreSQL.
+        for user in sorted((sender, recipient), key=lambda u: u.id):
             state = await store.conversations.member_state(conv.id, user.id)
             view = MessageView.of(msg, names, viewer_id=user.id)
             body = {"message": _dump(view), "is_request": state == REQUEST}

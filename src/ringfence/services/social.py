@@ -8,7 +8,7 @@ removes any follow between the two users, so a blocked user keeps no standing su
 from __future__ import annotations
 
 from ringfence.clock import Clock
-from ringfence.services.accounts import AuthContext
+from ringfence.services.accounts import AuthContext, is_username
 from ringfence.services.errors import InvalidInput, NotFound
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
@@ -16,7 +16,7 @@ from ringfence.storage.repositories import Store, User
 
 
 async def find_user(store: Store, username: str) -> User:
-    user = await store.users.by_username(username)
+    user = await store.users.by_username(username) if is_username(username) else None
     if user is None:
         raise NotFound("user_not_found", "no such user")
     return user

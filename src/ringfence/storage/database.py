@@ -51,11 +51,11 @@ class Database:
 
     async def start(self) -> None:
         """Create the SQLite directory if needed and apply every pending migration."""
-        if self.is_sqlite:
-            db_path = self.url.split(":///", 1)[1]
-            if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.is_sqlite:
+                db_path = self.url.split(":///", 1)[1]
+                if db_path and db_path != ":memory:":
+                    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             async with self._write_engine.begin() as conn:
                 if not self.is_sqlite:
                     await conn.execute(
@@ -63,7 +63,11 @@ class Database:
                     )
                 await conn.run_sync(_upgrade_to_head)
         except (OperationalError, DBAPIError, OSError) as exc:
-            raise DatabaseUnavailable(f"cannot open the database: {_safe_error(exc)}") from exc
+            # Name the settings to look at, never the URL (it may hold a password).
+            where = "data_dir / database_url" if self.is_sqlite else "database_url"
+            raise DatabaseUnavailable(
+                f"cannot open the database (check {where}): {_safe_error(exc)}"
+            ) from exc
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -97,7 +101,16 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+def _no_statement_logs(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
+    # aiosqlite logs every statement with its parameters at DEBUG: message text,
+    # password hashes. Drop those lines even when the server runs at debug level.
+    aiosqlite_log = logging.getLogger("aiosqlite")
+    if _no_statement_logs not in aiosqlite_log.filters:
+        aiosqlite_log.addFilter(_no_statement_logs)
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
