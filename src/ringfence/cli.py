@@ -26,7 +26,8 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Administrative tasks run against the server's database.")
 app.add_typer(admin_app, name="admin")
 
-console = Console(stderr=True)
+# soft_wrap: messages hold commands and URLs people copy; never break them mid-word.
+console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 ConfigOpt = Annotated[
@@ -135,18 +136,18 @@ def _admin(
     work: Callable[[Any], Awaitable[T]],
 ) -> T:
     """Run one admin task against the configured database."""
-    from ringfence.app import build_services, close_services
+    from ringfence.app import build_admin_services
     from ringfence.services.errors import ServiceError
     from ringfence.storage.database import DatabaseUnavailable
 
     settings = _settings({"data_dir": data_dir, "database_url": database_url}, config)
 
     async def run() -> T:
-        services = await build_services(settings)
+        services = await build_admin_services(settings)
         try:
             return await work(services)
         finally:
-            await close_services(services)
+            await services.db.close()
 
     try:
         return asyncio.run(run())
@@ -182,6 +183,80 @@ def unverify(
         config, data_dir, database_url, lambda s: s.accounts.set_verified(username, False)
     )
     console.print(f"[green]{user.username} is no longer verified[/]")
+
+
+@admin_app.command()
+def suspend(
+    username: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Suspend USERNAME: signed out everywhere; cannot log in, message or call."""
+    user = _admin(
+        config, data_dir, database_url, lambda s: s.moderation.set_suspended(username, True)
+    )
+    console.print(f"[green]{user.username} is suspended and signed out everywhere[/]")
+
+
+@admin_app.command()
+def unsuspend(
+    username: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Lift USERNAME's suspension."""
+    user = _admin(
+        config, data_dir, database_url, lambda s: s.moderation.set_suspended(username, False)
+    )
+    console.print(f"[green]{user.username} is no longer suspended[/]")
+
+
+@admin_app.command("reports")
+def list_reports(
+    include_resolved: Annotated[
+        bool, typer.Option("--all", help="Include resolved reports.")
+    ] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """List reports of users, oldest open ones first."""
+    from rich.table import Table
+
+    rows = _admin(
+        config,
+        data_dir,
+        database_url,
+        lambda s: s.moderation.reports(include_resolved=include_resolved),
+    )
+    if not rows:
+        console.print("no open reports" if not include_resolved else "no reports")
+        return
+    table = Table("id", "reported", "by", "when", "reason", "status")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.reported.username,
+            r.reporter.username,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.reason or "-",
+            "resolved" if r.resolved_at else "open",
+        )
+    Console().print(table)
+
+
+@admin_app.command()
+def resolve(
+    report_id: int,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Mark report REPORT_ID as dealt with."""
+    _admin(config, data_dir, database_url, lambda s: s.moderation.resolve(report_id))
+    console.print(f"[green]report #{report_id} resolved[/]")
 
 
 @admin_app.command()

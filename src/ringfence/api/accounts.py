@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import (
@@ -14,18 +14,31 @@ from ringfence.api.schemas import (
     UserResponse,
 )
 
+
+def client_address(request: Request) -> str | None:
+    """The client's address (from X-Forwarded-For only when the proxy is trusted), used
+    as a throttling key and nothing else."""
+    return request.client.host if request.client else None
+
+
 router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=ERRORS)
 
 
 @router.post("/accounts", status_code=201, response_model=SessionResponse)
-async def register(body: RegisterRequest, services: ServicesDep) -> SessionResponse:
-    user, token = await services.accounts.register(body.username, body.password, body.display_name)
+async def register(
+    body: RegisterRequest, request: Request, services: ServicesDep
+) -> SessionResponse:
+    user, token = await services.accounts.register(
+        body.username, body.password, body.display_name, client=client_address(request)
+    )
     return SessionResponse(user=user, token=token)
 
 
 @router.post("/sessions", status_code=201, response_model=SessionResponse)
-async def login(body: LoginRequest, services: ServicesDep) -> SessionResponse:
-    user, token = await services.accounts.login(body.username, body.password)
+async def login(body: LoginRequest, request: Request, services: ServicesDep) -> SessionResponse:
+    user, token = await services.accounts.login(
+        body.username, body.password, client=client_address(request)
+    )
     return SessionResponse(user=user, token=token)
 
 

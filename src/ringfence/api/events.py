@@ -25,6 +25,7 @@ from ringfence.realtime.protocol import (
     parse_frame,
 )
 from ringfence.realtime.throttle import TokenBucket
+from ringfence.services.accounts import AuthContext
 from ringfence.services.calls import CallError, Device
 from ringfence.services.container import Services
 from ringfence.services.errors import ServiceError
@@ -99,6 +100,7 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
         await _refuse(ws, CLOSE_TOO_MANY, "too_many_connections", "too many open connections")
         return None
     ws.state.user = user
+    ws.state.auth = auth
     conn = Connection(
         user_id=user.id,
         device_id=frame.device_id or secrets.token_urlsafe(12),
@@ -166,7 +168,7 @@ async def _receive_loop(
             continue
         kind = frame["type"]
         if kind in CALL_CLIENT_TYPES:
-            await _call_frame(conn, device, frame, services)
+            await _call_frame(ws, conn, device, frame, services)
         elif kind == "ping":
             conn.reply(encode({"type": "pong"}))
         elif kind == "auth":
@@ -175,11 +177,25 @@ async def _receive_loop(
             conn.reply(error_event("unknown_type", f"unknown frame type {kind[:40]!r}"))
 
 
+def ws_auth(ws: WebSocket) -> AuthContext:
+    auth: AuthContext = ws.state.auth
+    return auth
+
+
 async def _call_frame(
-    conn: Connection, device: Device, frame: dict[str, Any], services: Services
+    conn_ws: WebSocket,
+    conn: Connection,
+    device: Device,
+    frame: dict[str, Any],
+    services: Services,
 ) -> None:
     call_id = frame.get("call_id") if isinstance(frame.get("call_id"), str) else None
     ref: dict[str, Any] = {"call_id": call_id[:64]} if call_id else {}
+    # A socket authenticated once; a session logged out or an account suspended since
+    # must not go on signaling calls through it.
+    if not await services.accounts.still_valid(ws_auth(conn_ws)):
+        await conn_ws.close(CLOSE_UNAUTHORIZED, "session ended")
+        return
     try:
         await services.calls.handle(device, parse_client_frame(frame))
     except CodecError as exc:

@@ -16,6 +16,8 @@ from datetime import timedelta
 from ringfence.clock import Clock
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ringfence.services.passwords import Passwords
+from ringfence.services.text import is_visible_line
+from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError, User
@@ -50,25 +52,45 @@ def validate_username(username: str) -> str:
     return username
 
 
+def is_username(name: str) -> bool:
+    """Whether ``name`` could be a username. Lookups check this first: no account can
+    have any other name, and some strings (NUL) cannot even be sent to PostgreSQL."""
+    return USERNAME_RE.fullmatch(name) is not None
+
+
 def validate_display_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > DISPLAY_NAME_MAX or not name.isprintable():
+    if len(name) > DISPLAY_NAME_MAX or not is_visible_line(name):
         raise InvalidInput(
             "invalid_display_name",
-            f"display_name must be 1-{DISPLAY_NAME_MAX} printable characters",
+            f"display_name must be one line of 1-{DISPLAY_NAME_MAX} characters, not only spaces",
         )
     return name
 
 
 class Accounts:
-    def __init__(self, db: Database, passwords: Passwords, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        passwords: Passwords,
+        clock: Clock,
+        throttle: AccountThrottle | None = None,
+    ) -> None:
         self._db = db
         self._passwords = passwords
         self._clock = clock
+        self._throttle = throttle
 
     async def register(
-        self, username: str, password: str, display_name: str | None
+        self,
+        username: str,
+        password: str,
+        display_name: str | None,
+        *,
+        client: str | None = None,
     ) -> tuple[UserView, str]:
+        if self._throttle is not None:
+            await self._throttle.register(client)
         validate_username(username)
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
             raise InvalidInput(
@@ -92,10 +114,16 @@ class Accounts:
             raise Conflict("username_taken", "that username is taken") from exc
         return UserView.of(user), token
 
-    async def login(self, username: str, password: str) -> tuple[UserView, str]:
+    async def login(
+        self, username: str, password: str, *, client: str | None = None
+    ) -> tuple[UserView, str]:
         """Same error, and the same hashing work, for an unknown user and a wrong password."""
-        async with self._db.read() as store:
-            user = await store.users.by_username(username)
+        if self._throttle is not None:
+            await self._throttle.login(username, client)
+        user = None
+        if is_username(username):
+            async with self._db.read() as store:
+                user = await store.users.by_username(username)
         ok = await self._passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok:
             raise Unauthorized("invalid_credentials", "wrong username or password")
@@ -127,11 +155,19 @@ class Accounts:
                 await store.sessions.touch(session.id, now)
         return AuthContext(user=user, session_id=session.id)
 
+    async def still_valid(self, auth: AuthContext) -> bool:
+        """Is this session still signed in and its account not suspended? For long-lived
+        connections, which authenticated once, before they act on the user's behalf."""
+        async with self._db.read() as store:
+            return await store.sessions.is_active(auth.session_id)
+
     async def logout(self, auth: AuthContext) -> None:
         async with self._db.write() as store:
             await store.sessions.revoke(auth.session_id)
 
     async def profile(self, username: str) -> UserView:
+        if not is_username(username):
+            raise NotFound("user_not_found", "no such user")
         async with self._db.read() as store:
             user = await store.users.by_username(username)
         if user is None:
@@ -140,6 +176,8 @@ class Accounts:
 
     async def set_verified(self, username: str, verified: bool) -> UserView:
         """Admin action: grant or remove the verified badge."""
+        if not is_username(username):
+            raise NotFound("user_not_found", f"no user named {username!r}")
         async with self._db.write() as store:
             user = await store.users.by_username(username)
             if user is None:

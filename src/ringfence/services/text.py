@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
-_ALL_CONTROL = r"\x00-\x1f\x7f"
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_ALL_CONTROL = r"\x00-\x1f\x7f-\x9f"
 # A message: at least one visible character; no control characters but tab and breaks.
 VISIBLE_TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 # A name: the same on one line, without tabs or line breaks.

@@ -186,3 +186,17 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[str] = mapped_column(Text)  # JSON of the event body, without "pos"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Report(Base):
+    """A user's report of another user, for an admin to review."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_open", "resolved_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reported_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -21,6 +21,7 @@ from ringfence.storage.models import (
     Event,
     Follow,
     Message,
+    Report,
     Session,
     User,
     UserSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "Follow",
     "IntegrityError",
     "Message",
+    "Report",
     "Session",
     "Store",
     "User",
@@ -126,6 +128,15 @@ class Sessions:
         await self._s.execute(
             update(Session).where(Session.id == session_id).values(last_seen_at=now)
         )
+
+    async def is_active(self, session_id: int) -> bool:
+        """The session exists (not logged out or revoked) and its user is not suspended."""
+        row = await self._s.scalar(
+            select(Session.id)
+            .join(User, User.id == Session.user_id)
+            .where(Session.id == session_id, User.suspended.is_(False))
+        )
+        return row is not None
 
     async def revoke(self, session_id: int) -> None:
         await self._s.execute(delete(Session).where(Session.id == session_id))
@@ -403,6 +414,37 @@ class Events:
         return list(rows)
 
 
+class Reports:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(
+        self, *, reporter_id: int, reported_id: int, reason: str, now: datetime
+    ) -> Report:
+        row = Report(
+            reporter_id=reporter_id, reported_id=reported_id, reason=reason, created_at=now
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def listing(self, *, include_resolved: bool, limit: int) -> list[Report]:
+        """Reports, oldest open ones first (the queue an admin works through)."""
+        query = select(Report)
+        if not include_resolved:
+            query = query.where(Report.resolved_at.is_(None))
+        rows = await self._s.scalars(query.order_by(Report.id).limit(limit))
+        return list(rows)
+
+    async def resolve(self, report_id: int, now: datetime) -> bool:
+        result = await self._s.execute(
+            update(Report)
+            .where(Report.id == report_id, Report.resolved_at.is_(None))
+            .values(resolved_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
 class Store:
     """The repositories of one unit of work, sharing its session and transaction."""
 
@@ -415,3 +457,4 @@ class Store:
         self.conversations = Conversations(session)
         self.messages = Messages(session)
         self.events = Events(session)
+        self.reports = Reports(session)
