@@ -15,20 +15,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from ringfence import __version__
-from ringfence.api import accounts, calls, conversations, errors, events, me
+from ringfence.api import accounts, calls, conversations, errors, events, me, reports, web
 from ringfence.clock import Clock, SystemClock
 from ringfence.config import ConfigError, Settings
-from ringfence.realtime.bus import Bus, InMemoryBus
-from ringfence.realtime.ephemeral import InMemoryCallStore, InMemoryRateLimiter
+from ringfence.realtime.backend import Backend, in_memory_backend
+from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
+from ringfence.realtime.redis_backend import open_redis_backend
 from ringfence.services.accounts import Accounts
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
 from ringfence.services.messaging import Messaging
+from ringfence.services.moderation import Moderation
 from ringfence.services.passwords import Passwords
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
+from ringfence.services.throttle import AccountLimits, AccountThrottle
 from ringfence.storage.database import Database
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
@@ -96,34 +99,49 @@ async def resolve_turn_hosts(urls: Sequence[str]) -> set[str]:
     return found
 
 
+async def open_backend(settings: Settings, clock: Clock) -> Backend:
+    """The Bus and ephemeral state: in memory for one node, in Redis for several."""
+    if settings.redis_url:
+        return await open_redis_backend(
+            settings.redis_url, prefix=settings.redis_prefix, ring_timeout_s=settings.ring_timeout_s
+        )
+    return in_memory_backend(clock)
+
+
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open storage (applying migrations), connect the Bus and build every service."""
     clock = clock or SystemClock()
     db = Database(settings.effective_database_url)
     await db.start()
-    bus: Bus = InMemoryBus()
-    await bus.start()
+    try:
+        backend = await open_backend(settings, clock)
+        await backend.start()
+    except BaseException:
+        await db.close()
+        raise
+    bus = backend.bus
     stream = EventStream(db, bus, clock)
-    hub = Hub(bus)
+    hub = Hub(bus, backend.presence)
     messaging = Messaging(db, stream, clock)
     try:
         relay = await start_turn(settings, clock)
     except BaseException:
-        await bus.close()
+        await backend.close()
         await db.close()
         raise
     calls = Calls(
         db=db,
         stream=stream,
         messaging=messaging,
-        store=InMemoryCallStore(),
-        limiter=InMemoryRateLimiter(clock.monotonic),
+        store=backend.call_store,
+        limiter=backend.limiter,
         presence=hub,
         turn=relay.issuer,
         relay_addresses=relay.addresses,
         clock=clock,
         settings=settings,
     )
+    calls.start_sweeper()
     return Services(
         settings=settings,
         clock=clock,
@@ -131,12 +149,26 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         bus=bus,
         hub=hub,
         stream=stream,
-        accounts=Accounts(db, Passwords(settings.password_hash_concurrency), clock),
+        accounts=Accounts(
+            db,
+            Passwords(settings.password_hash_concurrency),
+            clock,
+            AccountThrottle(
+                backend.limiter,
+                AccountLimits(
+                    login_attempts_per_account=settings.login_attempts_per_account,
+                    login_attempts_per_address=settings.login_attempts_per_address,
+                    registrations_per_address=settings.registrations_per_address,
+                ),
+            ),
+        ),
         social=Social(db, clock),
         messaging=messaging,
         user_settings=SettingsService(db, clock),
+        moderation=Moderation(db, backend.limiter, clock),
         calls=calls,
         turn_supervisor=relay.supervisor,
+        backend=backend,
     )
 
 
@@ -145,7 +177,7 @@ async def close_services(services: Services) -> None:
     await services.hub.close_all()
     if services.turn_supervisor is not None:
         await services.turn_supervisor.stop()
-    await services.bus.close()
+    await services.backend.close()  # the Bus with it
     await services.db.close()
 
 
@@ -178,6 +210,8 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         ws_ping_interval=20,
         ws_ping_timeout=20,
         server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
@@ -209,6 +243,30 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (accounts, me, conversations, calls, events):
+    for module in (accounts, me, conversations, calls, reports, events):
         app.include_router(module.router)
+    # Last: the browser client answers whatever path the API did not claim.
+    app.mount("/", web.static_files(), name="web")
+    app.add_middleware(web.SecurityHeaders)
     return app
+
+
+@dataclass(frozen=True)
+class AdminServices:
+    """What `ringfence admin` needs: the database and the services that change accounts.
+    No relay, Bus or sockets, so an admin task never disturbs a running server."""
+
+    db: Database
+    accounts: Accounts
+    moderation: Moderation
+
+
+async def build_admin_services(settings: Settings) -> AdminServices:
+    clock = SystemClock()
+    db = Database(settings.effective_database_url)
+    await db.start()
+    return AdminServices(
+        db=db,
+        accounts=Accounts(db, Passwords(settings.password_hash_concurrency), clock),
+        moderation=Moderation(db, InMemoryRateLimiter(clock.monotonic), clock),
+    )

@@ -85,6 +85,22 @@ class Settings(BaseSettings):
     ws_max_connections_per_user: int = Field(
         10, ge=1, le=1000, description="WebSocket connections one user may hold at once."
     )
+    login_attempts_per_account: int = Field(
+        20, ge=1, le=10_000, description="Login attempts per account per 15 minutes."
+    )
+    login_attempts_per_address: int = Field(
+        30, ge=1, le=10_000, description="Login attempts per client address per minute."
+    )
+    registrations_per_address: int = Field(
+        30, ge=1, le=10_000, description="Accounts one client address may create per hour."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description=(
+            "Comma-separated proxy addresses whose X-Forwarded-For is believed (for "
+            "per-address throttling)."
+        ),
+    )
     ring_timeout_s: int = Field(
         45, ge=2, le=300, description="Seconds a call rings before it ends as missed."
     )
@@ -140,6 +156,21 @@ class Settings(BaseSettings):
     turn_relay_max_port: int = Field(
         49999, ge=1024, le=65535, description="Highest relay port of the embedded coturn."
     )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis shared by several nodes (redis://host:6379/0, rediss:// for TLS). "
+            "Unset: a single node keeps events, live calls, rate limits and presence "
+            "in memory."
+        ),
+    )
+    redis_prefix: str = Field(
+        "ringfence:",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key and channel, so deployments can share a Redis.",
+    )
     password_hash_concurrency: int = Field(
         2,
         ge=1,
@@ -162,7 +193,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} must be an origin such as https://chat.example.org")
         return [url.rstrip("/") for url in value]
 
-    @field_validator("turn_urls", "turn_relay_ips", mode="before")
+    @field_validator("turn_urls", "turn_relay_ips", "trusted_proxies", mode="before")
     @classmethod
     def _split_turn_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -199,6 +230,15 @@ class Settings(BaseSettings):
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
                 "(plain postgresql:// is accepted and converted)"
             )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @model_validator(mode="after")

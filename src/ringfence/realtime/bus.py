@@ -76,6 +76,12 @@ class Bus(abc.ABC):
     async def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to this subscription."""
 
+    def on_resync(self, hook: Callable[[], None]) -> None:  # noqa: B027 - optional hook
+        """Call ``hook`` whenever deliveries may have been missed, e.g. once a bus that
+        lost its backend is connected and subscribed again. Subscribers then read back
+        the durable events they missed. A bus that cannot miss anything never calls it.
+        """
+
 
 class InMemoryBus(Bus):
     """The single-node Bus: a dictionary of topics to handlers."""

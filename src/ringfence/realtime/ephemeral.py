@@ -76,8 +76,26 @@ class LiveCall:
     callee_policy: TransportPolicy = "relay"
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A due deadline that one node has claimed (see :meth:`CallStore.claim_due`).
+
+    ``lease`` is the time the claim runs out: it identifies this claim, so that
+    releasing it never removes a deadline that was set again in the meantime."""
+
+    call_id: str
+    kind: str
+    lease: float
+
+
 class CallStore(abc.ABC):
-    """Live calls, indexed by id and by participant."""
+    """Live calls, indexed by id and by participant, and their deadlines.
+
+    Deadlines (the ring timeout, a lost device's grace period, the periodic check that
+    a call's devices are still connected somewhere) live here rather than in a timer of
+    the node that set them, so that they fire even when that node is gone: every node
+    sweeps for due deadlines, and :meth:`claim_due` hands each one to a single node.
+    """
 
     @abc.abstractmethod
     async def get(self, call_id: str) -> LiveCall | None: ...
@@ -93,17 +111,41 @@ class CallStore(abc.ABC):
         even when two answers race on different nodes."""
 
     @abc.abstractmethod
-    async def remove(self, call_id: str) -> None: ...
+    async def remove(self, call_id: str) -> None:
+        """Forget the call and every deadline it has."""
 
     @abc.abstractmethod
     async def calls_of(self, user_id: int) -> list[LiveCall]:
         """The live calls a user takes part in, as caller or callee."""
+
+    @abc.abstractmethod
+    async def set_deadline(
+        self, call_id: str, kind: str, due: float, *, replace: bool = True
+    ) -> None:
+        """Make ``kind`` of this call due at epoch time ``due``. With ``replace=False``
+        a deadline of that kind that is already set is left as it is. A call that is
+        not (or no longer) stored gets none."""
+
+    @abc.abstractmethod
+    async def cancel_deadline(self, call_id: str, kind: str) -> None: ...
+
+    @abc.abstractmethod
+    async def claim_due(self, now: float, *, lease_s: float, limit: int) -> list[Deadline]:
+        """Claim up to ``limit`` deadlines due at ``now``: each goes to one caller only.
+
+        A claimed deadline is not removed but pushed ``lease_s`` into the future, so if
+        the node that claimed it dies before acting, another node claims it again."""
+
+    @abc.abstractmethod
+    async def release(self, deadline: Deadline) -> None:
+        """Drop a claimed deadline once acted on, unless it was set again since."""
 
 
 class InMemoryCallStore(CallStore):
     def __init__(self) -> None:
         self._calls: dict[str, LiveCall] = {}
         self._by_user: dict[int, set[str]] = {}
+        self._deadlines: dict[tuple[str, str], float] = {}
 
     async def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
@@ -122,6 +164,8 @@ class InMemoryCallStore(CallStore):
         return True
 
     async def remove(self, call_id: str) -> None:
+        for key in [key for key in self._deadlines if key[0] == call_id]:
+            del self._deadlines[key]
         live = self._calls.pop(call_id, None)
         if live is None:
             return
@@ -135,6 +179,27 @@ class InMemoryCallStore(CallStore):
     async def calls_of(self, user_id: int) -> list[LiveCall]:
         return [self._calls[cid] for cid in self._by_user.get(user_id, ()) if cid in self._calls]
 
+    async def set_deadline(
+        self, call_id: str, kind: str, due: float, *, replace: bool = True
+    ) -> None:
+        if call_id in self._calls and (replace or (call_id, kind) not in self._deadlines):
+            self._deadlines[(call_id, kind)] = due
+
+    async def cancel_deadline(self, call_id: str, kind: str) -> None:
+        self._deadlines.pop((call_id, kind), None)
+
+    async def claim_due(self, now: float, *, lease_s: float, limit: int) -> list[Deadline]:
+        due = sorted((at, key) for key, at in self._deadlines.items() if at <= now)[:limit]
+        lease = now + lease_s
+        for _, key in due:
+            self._deadlines[key] = lease
+        return [Deadline(call_id, kind, lease) for _, (call_id, kind) in due]
+
+    async def release(self, deadline: Deadline) -> None:
+        key = (deadline.call_id, deadline.kind)
+        if self._deadlines.get(key) == deadline.lease:
+            del self._deadlines[key]
+
 
 class Presence(abc.ABC):
     """Which devices of a user are connected, on any node."""
@@ -144,3 +209,45 @@ class Presence(abc.ABC):
 
     @abc.abstractmethod
     async def is_connected(self, user_id: int, device_id: str) -> bool: ...
+
+
+class PresenceRegistry(Presence):
+    """Where a node records the devices connected to it (the Hub does, as they come
+    and go), and where every node reads who is connected anywhere."""
+
+    async def start(self) -> None:
+        """Begin announcing this node, if the backend needs it."""
+
+    async def close(self) -> None:
+        """Withdraw this node and its devices, if the backend needs it."""
+
+    @abc.abstractmethod
+    async def add(self, user_id: int, device_id: str) -> None:
+        """This node now holds a connection of the device."""
+
+    @abc.abstractmethod
+    async def remove(self, user_id: int, device_id: str) -> None:
+        """This node no longer holds a connection of the device."""
+
+
+class InMemoryPresence(PresenceRegistry):
+    """The single-node registry: the connected devices of each user."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, set[str]] = {}
+
+    async def add(self, user_id: int, device_id: str) -> None:
+        self._by_user.setdefault(user_id, set()).add(device_id)
+
+    async def remove(self, user_id: int, device_id: str) -> None:
+        devices = self._by_user.get(user_id)
+        if devices is not None:
+            devices.discard(device_id)
+            if not devices:
+                del self._by_user[user_id]
+
+    async def devices(self, user_id: int) -> list[str]:
+        return list(self._by_user.get(user_id, ()))
+
+    async def is_connected(self, user_id: int, device_id: str) -> bool:
+        return device_id in self._by_user.get(user_id, ())

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from ringfence.realtime.bus import Bus, Subscription, device_topic, user_topic
 from ringfence.realtime.connection import Connection
-from ringfence.realtime.ephemeral import Presence
+from ringfence.realtime.ephemeral import InMemoryPresence, Presence, PresenceRegistry
 
 
 class Hub(Presence):
-    """Registry of local connections; on a single node it is also the presence source.
+    """Registry of local connections, recorded in the presence registry every node reads.
 
     A device id can be resumed by a new connection (a client reconnecting after a
     network change keeps its calls). The newer connection then owns the id, and the
     older one's late clean-up must not unregister it.
     """
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, presence: PresenceRegistry | None = None) -> None:
         self._bus = bus
+        self._presence = presence if presence is not None else InMemoryPresence()
         self._by_user: dict[int, dict[str, Connection]] = {}
         self._subs: dict[int, tuple[Subscription, Subscription]] = {}
+        # After a Bus outage, live events may have been lost: each connection reads
+        # back from the database whatever durable events it has not sent.
+        bus.on_resync(self._resync)
 
     async def attach(self, conn: Connection) -> Connection | None:
         """Subscribe the connection; events published after this returns reach it.
@@ -31,6 +35,10 @@ class Hub(Presence):
         devices = self._by_user.setdefault(conn.user_id, {})
         previous = devices.get(conn.device_id)
         devices[conn.device_id] = conn
+        await self._presence.add(conn.user_id, conn.device_id)
+        # A client the connection gives up on (too slow) leaves at once, even while
+        # its socket lingers behind unread data.
+        conn.on_give_up(self.detach)
         return previous
 
     async def detach(self, conn: Connection) -> None:
@@ -43,15 +51,21 @@ class Hub(Presence):
             del devices[conn.device_id]
             if not devices:
                 del self._by_user[conn.user_id]
+            await self._presence.remove(conn.user_id, conn.device_id)
 
     def local_devices(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, {}).values())
 
     async def devices(self, user_id: int) -> list[str]:
-        return list(self._by_user.get(user_id, {}))
+        return await self._presence.devices(user_id)
 
     async def is_connected(self, user_id: int, device_id: str) -> bool:
-        return device_id in self._by_user.get(user_id, {})
+        return await self._presence.is_connected(user_id, device_id)
+
+    def _resync(self) -> None:
+        for devices in self._by_user.values():
+            for conn in devices.values():
+                conn.resync()
 
     def connection_count(self) -> int:
         return len(self._subs)

@@ -8,6 +8,12 @@ The server is the only place a rule is decided:
 - the callee's devices may send nothing until one of them has answered, and the
   caller's candidates wait on the server until then, so ringing reveals nothing;
 - SDP and candidates are held in ephemeral call state only, and never logged.
+
+Timeouts are deadlines kept in the call store, not timers of this process: every node
+runs a sweeper that claims due deadlines (each goes to one node) and acts on them, so a
+call still ends when the node that started it has died. A periodic liveness check of
+each live call notices devices that vanished with a dead node (their presence
+expired) and gives them the same grace period as a dropped WebSocket.
 """
 
 from __future__ import annotations
@@ -15,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,7 +60,14 @@ from ringfence.calls.state import (
 )
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import CallStore, LiveCall, Presence, RateLimiter, retry_after
+from ringfence.realtime.ephemeral import (
+    CallStore,
+    Deadline,
+    LiveCall,
+    Presence,
+    RateLimiter,
+    retry_after,
+)
 from ringfence.services.accounts import AuthContext
 from ringfence.services.call_policy import may_call, transport_policy
 from ringfence.services.errors import Conflict, Forbidden, RateLimited
@@ -70,6 +81,8 @@ from ringfence.turn.credentials import TurnCredentialIssuer
 log = logging.getLogger(__name__)
 
 MAX_PENDING_CANDIDATES = 64
+RING, CHECK, GRACE = "ring", "check", "grace:"  # deadline kinds; GRACE + "user:device"
+DEADLINE_LEASE_S = 30.0  # a claimed deadline comes due again if its node dies on it
 
 
 class CallError(Exception):
@@ -120,6 +133,8 @@ class Calls:
         relay_addresses: frozenset[str],
         clock: Clock,
         settings: Settings,
+        sweep_interval_s: float = 0.2,
+        liveness_check_s: float = 2.0,
     ) -> None:
         self._db = db
         self._stream = stream
@@ -132,7 +147,9 @@ class Calls:
         self._relay_addresses = normalise_relay_addresses(relay_addresses)
         self._clock = clock
         self._cfg = settings
-        self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._sweep_interval_s = sweep_interval_s
+        self._liveness_check_s = liveness_check_s
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- HTTP ---------------------------------------------------------------------
 
@@ -173,7 +190,7 @@ class Calls:
             LiveCall(call, caller_policy=caller_policy, callee_policy=callee_policy)
         )
         # A call whose offer never comes ends quietly; its callee never knew of it.
-        self._schedule(call.call_id, "ring", self._cfg.ring_timeout_s, self._expire)
+        await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
         return StartedCall(
             call_id=call.call_id,
             ice_servers=[self._ice_server().model_dump()],
@@ -246,7 +263,8 @@ class Calls:
         )
         if not await self._calls.replace(CallState.CREATED.value, rang):
             raise CallError("call_state", "this call already has an offer")
-        self._schedule(call.call_id, "ring", self._cfg.ring_timeout_s, self._expire)
+        await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
+        await self._schedule(call.call_id, CHECK, self._liveness_check_s)
         caller = UserView.of(device.user)
         for device_id in await self._presence.devices(call.callee_id):
             await self._ring(rang, caller, device_id)
@@ -288,7 +306,7 @@ class Calls:
         # Compare-and-set: of two devices answering at once, exactly one wins.
         if not await self._calls.replace(CallState.RINGING.value, answered):
             raise CallError("call_state", "this call is not ringing")
-        self._cancel(call.call_id, "ring")
+        await self._calls.cancel_deadline(call.call_id, RING)
         assert call.caller_device is not None
         await self._stream.notify_device(
             call.caller_id,
@@ -370,7 +388,9 @@ class Calls:
         that comes back within the grace period."""
         for live in await self._calls.calls_of(device.user.id):
             call = live.call
-            self._cancel(call.call_id, f"grace:{device.device_id}")
+            await self._calls.cancel_deadline(
+                call.call_id, _grace(device.user.id, device.device_id)
+            )
             if call.callee_id == device.user.id and call.state is CallState.RINGING:
                 async with self._db.read() as store:
                     caller = await store.users.by_id(call.caller_id)
@@ -382,18 +402,35 @@ class Calls:
         for live in await self._calls.calls_of(device.user.id):
             call = live.call
             if device.device_id in (call.caller_device, call.answered_device):
-                self._schedule(
-                    call.call_id,
-                    f"grace:{device.device_id}",
-                    self._cfg.call_grace_s,
-                    functools.partial(self._lost, device),
+                await self._schedule(
+                    call.call_id, _grace(device.user.id, device.device_id), self._cfg.call_grace_s
                 )
 
-    async def _lost(self, device: Device, call_id: str) -> None:
-        if await self._presence.is_connected(device.user.id, device.device_id):
+    async def _check(self, call_id: str) -> None:
+        """Give a device of the call that is connected nowhere its grace period.
+
+        Normally the node that loses a device's WebSocket does that at once; this
+        catches the devices that vanished with their node."""
+        live = await self._calls.get(call_id)
+        if live is None:
+            return
+        call = live.call
+        for user_id, device_id in (
+            (call.caller_id, call.caller_device),
+            (call.callee_id, call.answered_device),
+        ):
+            if device_id is not None and not await self._presence.is_connected(user_id, device_id):
+                # replace=False: a grace period already running is not prolonged.
+                await self._schedule(
+                    call_id, _grace(user_id, device_id), self._cfg.call_grace_s, replace=False
+                )
+        await self._schedule(call_id, CHECK, self._liveness_check_s)
+
+    async def _lost(self, user_id: int, device_id: str, call_id: str) -> None:
+        if await self._presence.is_connected(user_id, device_id):
             return
         live = await self._calls.get(call_id)
-        if live is not None:
+        if live is not None and device_id in _devices_of(live.call, user_id):
             await self._end(live, EndReason.FAILED, by=None)
 
     # --- ending ------------------------------------------------------------------
@@ -412,8 +449,7 @@ class Calls:
         ended = transition(call, CallState.ENDED, at=self._clock.time(), reason=reason, by=by)
         if not await self._calls.replace(call.state.value, LiveCall(ended)):
             return  # someone else ended it first
-        await self._calls.remove(call.call_id)
-        self._cancel_all(call.call_id)
+        await self._calls.remove(call.call_id)  # and its deadlines
         log.info("call %s ended: %s", call.call_id, reason.value)
         rang = call.state is not CallState.CREATED
         try:
@@ -450,41 +486,70 @@ class Calls:
                 "call_rate_limited", "too many call attempts; try again later", retry_after(wait)
             )
 
-    # --- timers --------------------------------------------------------------------
+    # --- deadlines ----------------------------------------------------------------
 
-    def _schedule(
-        self,
-        call_id: str,
-        kind: str,
-        delay: float,
-        action: Callable[[str], Awaitable[None]],
+    async def _schedule(
+        self, call_id: str, kind: str, delay: float, *, replace: bool = True
     ) -> None:
-        self._cancel(call_id, kind)
+        await self._calls.set_deadline(call_id, kind, self._clock.time() + delay, replace=replace)
 
-        async def fire() -> None:
-            await asyncio.sleep(delay)
-            self._timers.pop((call_id, kind), None)
+    def start_sweeper(self) -> None:
+        """Begin acting on due deadlines (of calls started on any node)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep_forever(), name="call-deadline-sweeper"
+            )
+
+    async def _sweep_forever(self) -> None:
+        delay = self._sweep_interval_s
+        while True:
             try:
-                await action(call_id)
+                await self.sweep()
+            except Exception as exc:  # the store is unreachable: back off, and say so once
+                if delay == self._sweep_interval_s:
+                    log.warning("sweeping call deadlines failed (%s); retrying", type(exc).__name__)
+                delay = min(5.0, delay * 2)
+            else:
+                if delay != self._sweep_interval_s:
+                    log.info("sweeping call deadlines works again")
+                delay = self._sweep_interval_s
+            await asyncio.sleep(delay)
+
+    async def sweep(self) -> int:
+        """Claim the deadlines due now and act on them; returns how many there were."""
+        due = await self._calls.claim_due(self._clock.time(), lease_s=DEADLINE_LEASE_S, limit=100)
+        for deadline in due:
+            try:
+                await self._fire(deadline)
             except Exception:
-                log.exception("call %s: %s timer failed", call_id, kind.split(":")[0])
+                log.exception("call %s: %s deadline failed", deadline.call_id, deadline.kind[:5])
+            # If this fails too, the lease runs out and the deadline fires again; every
+            # action is idempotent.
+            await self._calls.release(deadline)
+        return len(due)
 
-        self._timers[(call_id, kind)] = asyncio.get_running_loop().create_task(fire())
-
-    def _cancel(self, call_id: str, kind: str) -> None:
-        task = self._timers.pop((call_id, kind), None)
-        if task is not None:
-            task.cancel()
-
-    def _cancel_all(self, call_id: str) -> None:
-        for key in [k for k in self._timers if k[0] == call_id]:
-            self._cancel(*key)
+    async def _fire(self, deadline: Deadline) -> None:
+        if deadline.kind == RING:
+            await self._expire(deadline.call_id)
+        elif deadline.kind == CHECK:
+            await self._check(deadline.call_id)
+        elif deadline.kind.startswith(GRACE):
+            user, _, device_id = deadline.kind[len(GRACE) :].partition(":")
+            await self._lost(int(user), device_id, deadline.call_id)
 
     async def close(self) -> None:
-        tasks = list(self._timers.values())
-        self._timers.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        """Stop sweeping; the deadlines stay in the store for the other nodes."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._sweeper
+            self._sweeper = None
+
+
+def _grace(user_id: int, device_id: str) -> str:
+    return f"{GRACE}{user_id}:{device_id}"
+
+
+def _devices_of(call: Call, user_id: int) -> tuple[str | None, ...]:
+    """The devices through which ``user_id`` takes part in the call."""
+    return (call.caller_device,) if user_id == call.caller_id else (call.answered_device,)

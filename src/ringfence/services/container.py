@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from ringfence.clock import Clock
 from ringfence.config import Settings
+from ringfence.realtime.backend import Backend
 from ringfence.realtime.bus import Bus
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts
 from ringfence.services.calls import Calls
 from ringfence.services.messaging import Messaging
+from ringfence.services.moderation import Moderation
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
@@ -30,5 +32,7 @@ class Services:
     social: Social
     messaging: Messaging
     user_settings: SettingsService
+    moderation: Moderation
     calls: Calls
     turn_supervisor: CoturnSupervisor | None
+    backend: Backend  # owns bus and the ephemeral state; closed last but the database
