@@ -246,7 +246,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     for module in (accounts, me, conversations, calls, reports, events):
         app.include_router(module.router)
     # Last: the browser client answers whatever path the API did not claim.
-    app.mount("/", web.static_files(), name="web")
+    app.router.routes.append(web.web_mount())
     app.add_middleware(web.SecurityHeaders)
     return app
 

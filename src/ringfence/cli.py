@@ -113,6 +113,7 @@ def serve(
 
         console.print(f"[bold red]ringfence: cannot start[/]\n{TurnUnavailable()}")
         raise typer.Exit(1)
+    _check_database(settings)
     server = uvicorn.Server(server_config(create_app(settings), settings))
     console.print(
         f"[bold]Ringfence {__version__}[/] on http://{settings.host}:{settings.port} "
@@ -121,6 +122,25 @@ def serve(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _check_database(settings: Settings) -> None:
+    """Open the database and apply migrations before the server starts, so that a wrong
+    URL or an unreachable server is one clear line rather than a start-up traceback."""
+    from ringfence.storage.database import Database, DatabaseUnavailable
+
+    async def check() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            await db.start()
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(check())
+    except DatabaseUnavailable as exc:
+        console.print(f"[bold red]ringfence: cannot start[/]\n{exc}")
+        raise typer.Exit(1) from exc
 
 
 def _describe_db(settings: Settings) -> str:

@@ -188,10 +188,11 @@ class Settings(BaseSettings):
     @field_validator("public_urls")
     @classmethod
     def _check_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
+        origins = [url.rstrip("/") for url in value]
+        for url in origins:
             if not url.startswith(("http://", "https://")) or url.count("/") > 2:
                 raise ValueError(f"{url!r} must be an origin such as https://chat.example.org")
-        return [url.rstrip("/") for url in value]
+        return origins
 
     @field_validator("turn_urls", "turn_relay_ips", "trusted_proxies", mode="before")
     @classmethod
@@ -225,6 +226,9 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
+        if value.startswith(("postgresql://", "postgres://")):
+            # What PostgreSQL's own tools print; SQLAlchemy needs the driver named.
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
@@ -280,12 +284,6 @@ class Settings(BaseSettings):
         return (init_settings, env_settings)
 
 
-def _normalise_env_database_url() -> None:
-    url = os.environ.get(f"{ENV_PREFIX}DATABASE_URL", "")
-    if url.startswith(("postgresql://", "postgres://")):
-        os.environ[f"{ENV_PREFIX}DATABASE_URL"] = "postgresql+asyncpg://" + url.split("://", 1)[1]
-
-
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -306,7 +304,6 @@ def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None 
     ``flags`` holds only the options given on the command line (None values are
     dropped so they do not mask the environment or the file).
     """
-    _normalise_env_database_url()
     if config_file is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
         config_file = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
     file_values = _read_config_file(config_file) if config_file else {}
@@ -321,10 +318,24 @@ def load_settings(flags: dict[str, Any] | None = None, config_file: Path | None 
         raise ConfigError(_describe(exc)) from exc
 
 
+# The settings `ringfence serve` has a flag for, and that flag.
+SERVE_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "data_dir": "--data-dir",
+    "database_url": "--database-url",
+    "public_urls": "--public-url",
+    "log_level": "--log-level",
+}
+
+
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         name = ".".join(str(part) for part in err["loc"]) or "settings"
-        env = f"{ENV_PREFIX}{name.upper()}"
-        lines.append(f"invalid setting {name} ({env} / --{name.replace('_', '-')}): {err['msg']}")
+        where = [f"{ENV_PREFIX}{name.upper()}"] if name in Settings.model_fields else []
+        if name in SERVE_FLAGS:
+            where.append(SERVE_FLAGS[name])
+        named = f" ({' / '.join(where)})" if where else ""
+        lines.append(f"invalid setting {name}{named}: {err['msg']}")
     return "\n".join(lines)

@@ -163,3 +163,27 @@ def test_serve_refuses_a_bad_database_url_flag_with_its_name() -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--database-url", "mysql://rf@db/ringfence"])
     assert result.exit_code == 2
     assert "invalid setting database_url" in result.output
+
+
+def test_a_plain_postgresql_url_is_accepted_from_any_source(tmp_path: Path) -> None:
+    for url in ("postgresql://u@db.example/rf", "postgres://u@db.example/rf"):
+        settings = load_settings({"database_url": url, "data_dir": tmp_path})
+        assert settings.database_url == "postgresql+asyncpg://u@db.example/rf"
+
+
+def test_a_public_url_with_a_trailing_slash_is_an_origin(tmp_path: Path) -> None:
+    settings = load_settings({"public_urls": ["https://chat.example.org/"]})
+    assert settings.public_urls == ["https://chat.example.org"]
+    with pytest.raises(ConfigError, match="public_urls"):
+        load_settings({"public_urls": ["https://chat.example.org/app"]})
+
+
+def test_errors_name_only_flags_that_exist() -> None:
+    with pytest.raises(ConfigError) as bad_queue:
+        load_settings({"ws_send_queue": 1})
+    assert "RINGFENCE_WS_SEND_QUEUE" in str(bad_queue.value)
+    assert "--ws-send-queue" not in str(bad_queue.value)
+    with pytest.raises(ConfigError) as bad_urls:
+        load_settings({"public_urls": ["ftp://x"]})
+    assert "--public-url" in str(bad_urls.value)
+    assert "--public-urls" not in str(bad_urls.value)

@@ -114,20 +114,26 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
     previous = await services.hub.attach(conn)
     if previous is not None:
         previous.replaced()
-    current = await services.stream.position(user.id)
-    since = frame.since
-    ready: dict[str, object] = {
-        "type": "ready",
-        "user": UserView.of(user).model_dump(mode="json"),
-        "device_id": conn.device_id,
-        "pos": current,
-    }
-    if since is not None and since > current:
-        # The client holds positions this server never issued (e.g. a reset database):
-        # it must drop its state and reload instead of waiting for events that won't come.
-        ready["resync"] = True
-        since = None
-    await ws.send_text(encode(ready))
+    try:
+        current = await services.stream.position(user.id)
+        since = frame.since
+        ready: dict[str, object] = {
+            "type": "ready",
+            "user": UserView.of(user).model_dump(mode="json"),
+            "device_id": conn.device_id,
+            "pos": current,
+        }
+        if since is not None and since > current:
+            # The client holds positions this server never issued (a reset database):
+            # it must drop its state and reload instead of waiting for what won't come.
+            ready["resync"] = True
+            since = None
+        await ws.send_text(encode(ready))
+    except BaseException:
+        # The client left (or the database failed) before it was ready: it must not
+        # go on counting as a connected device.
+        await services.hub.detach(conn)
+        raise
     conn.start(since=since, current=current)
     return conn
 

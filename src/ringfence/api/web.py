@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,6 +63,22 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def static_files() -> StaticFiles:
+class WebMount(Mount):
+    """The browser client at /, for every path the API does not own.
+
+    A plain mount at / would also claim /api/... paths, turning a wrong method on an API
+    route into the static files' 405 and an unknown API path into a file lookup. Not
+    matching /api lets the router answer those itself, as JSON."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path == "/api" or path.startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def web_mount() -> WebMount:
     """Serve index.html at / and the modules beside it, with no directory listings."""
-    return StaticFiles(directory=WEB_ROOT, html=True, check_dir=False)
+    return WebMount(
+        "/", app=StaticFiles(directory=WEB_ROOT, html=True, check_dir=False), name="web"
+    )

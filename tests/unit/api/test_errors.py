@@ -66,10 +66,16 @@ async def test_unknown_routes_are_json_404s(api: Api) -> None:
 
 
 async def test_a_wrong_method_is_a_json_405(api: Api) -> None:
-    resp = await api.call("DELETE", "/api/v1/accounts")
-    body = assert_error(resp, 405)
-    assert body["error"] == "method_not_allowed"
-    assert "allow" in resp.headers
+    for method, path, allowed in (
+        ("DELETE", "/api/v1/accounts", "POST"),
+        ("GET", "/api/v1/sessions", "POST"),
+        ("POST", "/api/v1/me", "GET"),
+    ):
+        resp = await api.call(method, path)
+        body = assert_error(resp, 405)
+        assert body["error"] == "method_not_allowed"
+        # The API's own answer, not the browser client's static files.
+        assert resp.headers["allow"] == allowed
 
 
 async def test_invalid_json_names_the_body(api: Api) -> None:
