@@ -1,0 +1,394 @@
+// Ringfence's web client: wiring and routing. The pieces live in their own modules:
+// api.js (HTTP), events.js (the WebSocket), store.js (state), outbox.js (sending),
+// call.js (WebRTC), and one module per screen in views/.
+
+import { Api, ApiError } from "./api.js";
+import { CallManager } from "./call.js";
+import { byId, h, replace, toast } from "./dom.js";
+import { EventSocket } from "./events.js";
+import { Outbox } from "./outbox.js";
+import { clearSession, loadSession, saveSession } from "./session.js";
+import { Store } from "./store.js";
+import { renderAuth } from "./views/auth.js";
+import { CallView } from "./views/call.js";
+import { renderConversation } from "./views/conversation.js";
+import { renderInbox } from "./views/inbox.js";
+import { renderSettings } from "./views/settings.js";
+
+/** @import { AppContext } from "./context.js" */
+/** @import { Session, ServerEvent, ReadyEvent, Media, User } from "./types.js" */
+/** @import { StatusInfo } from "./events.js" */
+
+const main = byId("main", HTMLElement);
+const topbar = byId("topbar", HTMLElement);
+const connection = byId("connection", HTMLElement);
+const callLayer = byId("call", HTMLElement);
+const signOutButton = byId("signout", HTMLButtonElement);
+
+/** @type {string | null} */
+let token = null;
+const api = new Api(() => token, () => endSession("Your session has ended. Sign in again."));
+
+/**
+ * Everything that exists while signed in.
+ * @typedef {object} Live
+ * @property {AppContext} ctx
+ * @property {EventSocket} events
+ * @property {CallView} callView
+ */
+/** @type {Live | null} */
+let live = null;
+/** @type {(() => void) | null} */
+let cleanupView = null;
+/** @type {"signin" | "signup"} */
+let authMode = "signin";
+/** @type {string | null} */
+let authNotice = null;
+
+// --- signing in and out ----------------------------------------------------------
+
+/** @param {Session} session */
+function signedIn(session) {
+  saveSession({ token: session.token, user: session.user });
+  authNotice = null;
+  start(session.token, session.user);
+  if (!location.hash.startsWith("#/c/") && location.hash !== "#/settings") navigate("#/inbox");
+  else route();
+}
+
+/**
+ * @param {string} sessionToken
+ * @param {User} me
+ */
+function start(sessionToken, me) {
+  token = sessionToken;
+  const store = new Store(me);
+  const outbox = new Outbox(api, store);
+  outbox.onUnknownConversation = () => void reloadConversations();
+  const events = new EventSocket(sessionToken, {
+    onEvent: (event) => onEvent(event),
+    onReady: (ready, reconnected) => onReady(ready, reconnected),
+    onStatus: (info) => showConnection(info),
+    onFatal: (reason) => endSession(reason),
+  });
+  const calls = new CallManager(api, events, (session) => live?.callView.update(session));
+  const callView = new CallView(callLayer, calls, (open) => {
+    main.inert = open;
+    topbar.inert = open;
+  });
+  live = { ctx: context(store, outbox, calls), events, callView };
+  topbar.hidden = false;
+  byId("me-name", HTMLElement).textContent = `@${me.username}`;
+  events.start();
+  void reloadConversations();
+  void api.me().then((data) => {
+    store.me = data.user;
+    store.settings = data.settings;
+  }).catch(() => undefined);
+}
+
+async function signOut() {
+  signOutButton.disabled = true;
+  let detail = null;
+  try {
+    await api.logout();
+  } catch (err) {
+    // The session may still be valid on the server: say so rather than pretend.
+    if (!(err instanceof ApiError && err.status === 401)) {
+      detail = "Signed out on this device, but the server couldn't be reached to end the session.";
+    }
+  } finally {
+    signOutButton.disabled = false;
+  }
+  endSession(detail);
+}
+
+/** @param {string | null} notice */
+function endSession(notice) {
+  if (!live && !token) return;
+  live?.ctx.calls.stop();
+  live?.events.stop();
+  live?.callView.update(null);
+  live = null;
+  token = null;
+  clearSession();
+  topbar.hidden = true;
+  authMode = "signin";
+  authNotice = notice;
+  navigate("#/signin");
+}
+
+// --- the event stream --------------------------------------------------------------
+
+/**
+ * @param {ReadyEvent} ready
+ * @param {boolean} reconnected
+ */
+function onReady(ready, reconnected) {
+  if (!live) return;
+  live.ctx.store.me = ready.user;
+  if (reconnected && ready.resync) {
+    // The server's stream was reset (e.g. a restored database): start from scratch.
+    live.ctx.store.threads.clear();
+    void reloadConversations();
+    route();
+  }
+}
+
+/** @param {ServerEvent} event */
+function onEvent(event) {
+  if (!live) return;
+  const { store, calls } = live.ctx;
+  switch (event.type) {
+    case "message.new":
+      if (!store.addMessage(event.message, event.is_request)) void reloadConversations();
+      break;
+    case "conversation.updated":
+      // Only the list knows whether it was accepted or declined (declined ones leave it).
+      void reloadConversations();
+      break;
+    case "call.incoming":
+    case "call.answer":
+    case "call.candidate":
+    case "call.ended":
+      calls.handle(event);
+      break;
+    case "error":
+      if (event.call_id) calls.handle(event);
+      else console.warn(`server: ${event.error}: ${event.detail}`);
+      break;
+    default:
+      break;
+  }
+}
+
+/** @param {StatusInfo} info */
+function showConnection(info) {
+  connection.dataset.state = info.status;
+  switch (info.status) {
+    case "open":
+    case "closed":
+      connection.textContent = "";
+      connection.hidden = true;
+      return;
+    case "connecting":
+      // Brief on a good network, so not worth a banner; after a drop the offline
+      // banner stays until the connection is back.
+      return;
+    case "offline": {
+      const retry = h("button", {
+        class: "link", text: "Retry now", attrs: { type: "button" },
+        on: { click: () => live?.events.reconnectNow() },
+      });
+      replace(connection, `${info.reason ?? "Offline: can't reach the server."} Reconnecting… `, retry);
+      break;
+    }
+  }
+  connection.hidden = false;
+}
+
+let reloading = false;
+let reloadAgain = false;
+
+/** Reload the conversation list; calls made while one is in flight coalesce into one more. */
+async function reloadConversations() {
+  if (reloading) {
+    reloadAgain = true;
+    return;
+  }
+  reloading = true;
+  try {
+    do {
+      reloadAgain = false;
+      const current = live;
+      if (!current) return;
+      try {
+        const list = await api.conversations();
+        if (live !== current) return;
+        const store = current.ctx.store;
+        // A message that arrived live while the list was loading may be newer than it.
+        const merged = list.map((c) => {
+          const known = store.conversations.get(c.user.username)?.last_message;
+          return known && (!c.last_message || known.id > c.last_message.id) ? { ...c, last_message: known } : c;
+        });
+        store.setConversations(merged);
+      } catch (err) {
+        if (err instanceof ApiError && err.isNetwork) toast("Couldn't load your conversations: can't reach the server.", "error");
+        else if (err instanceof ApiError && err.status !== 401) toast(`Couldn't load your conversations: ${err.detail}`, "error");
+      }
+    } while (reloadAgain);
+  } finally {
+    reloading = false;
+  }
+}
+
+// --- shared actions -------------------------------------------------------------------
+
+/**
+ * @param {Store} store
+ * @param {Outbox} outbox
+ * @param {CallManager} calls
+ * @returns {AppContext}
+ */
+function context(store, outbox, calls) {
+  /** @type {AppContext} */
+  const ctx = {
+    api,
+    store,
+    outbox,
+    calls,
+    navigate,
+    async acceptRequest(username) {
+      try {
+        store.putConversation(await api.accept(username));
+        toast("Request accepted. You can reply now.");
+      } catch (err) {
+        toast(`Couldn't accept the request: ${describe(err)}`, "error");
+      }
+    },
+    async declineRequest(username) {
+      try {
+        await api.decline(username);
+        store.removeConversation(username);
+        toast("Request declined.");
+        if (location.hash.startsWith("#/c/")) navigate("#/inbox");
+      } catch (err) {
+        toast(`Couldn't decline the request: ${describe(err)}`, "error");
+      }
+    },
+    async blockUser(username) {
+      try {
+        await api.block(username);
+      } catch (err) {
+        toast(`Couldn't block @${username}: ${describe(err)}`, "error");
+        return;
+      }
+      store.following?.delete(username);
+      if (store.conversations.get(username)?.is_request) {
+        // Blocking the sender of a request also clears the request away.
+        await api.decline(username).catch(() => undefined);
+        store.removeConversation(username);
+      }
+      store.changed();
+      toast(`Blocked @${username}. You can unblock them in Privacy settings.`);
+      if (location.hash.startsWith("#/c/")) navigate("#/inbox");
+    },
+    async loadThread(username) {
+      const limit = 50;
+      const page = await api.history(username, { limit });
+      store.addPage(username, page, { older: false, limit });
+    },
+    async loadOlder(username) {
+      const limit = 50;
+      const oldest = store.thread(username).messages[0];
+      if (!oldest) return;
+      const page = await api.history(username, { before: oldest.id, limit });
+      store.addPage(username, page, { older: true, limit });
+    },
+    async loadFollowing() {
+      const users = await api.following();
+      store.following = new Set(users.map((u) => u.username));
+      store.changed();
+    },
+    async placeCall(peer, media) {
+      try {
+        await calls.start(peer, media);
+        return null;
+      } catch (err) {
+        return refusal(err, peer.display_name || peer.username, media);
+      }
+    },
+  };
+  return ctx;
+}
+
+/**
+ * The neutral words for a refused call: the server gives every refusal the same
+ * answer so nobody can probe someone's settings, and so does the client.
+ * @param {unknown} err
+ * @param {string} name
+ * @param {Media} media
+ */
+function refusal(err, name, media) {
+  if (!(err instanceof ApiError)) return `The ${media} call couldn't be started.`;
+  if (err.isNetwork) return "Couldn't reach the server. Check your connection and try again.";
+  if (err.status === 403) return `${name} can't be called right now.`;
+  if (err.status === 429) {
+    const wait = err.retryAfterS ? ` Try again in ${Math.ceil(err.retryAfterS)} seconds.` : " Try again in a minute.";
+    return `${name} can't be called right now.${wait}`;
+  }
+  if (err.code === "already_in_call") return err.detail;
+  return `The call couldn't be started: ${err.detail}`;
+}
+
+/** @param {unknown} err */
+function describe(err) {
+  return err instanceof ApiError ? err.detail : "unknown error";
+}
+
+// --- routing ----------------------------------------------------------------------
+
+/** @param {string} hash */
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function route() {
+  cleanupView?.();
+  cleanupView = null;
+  const hash = location.hash;
+  for (const link of topbar.querySelectorAll("nav a")) {
+    const here = link.getAttribute("href") === hash || (hash.startsWith("#/c/") && link.getAttribute("href") === "#/inbox");
+    if (here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.body.classList.toggle("fill", live !== null && hash.startsWith("#/c/"));
+  if (!live) {
+    renderAuth(main, {
+      api,
+      mode: hash === "#/signup" ? "signup" : authMode,
+      notice: authNotice,
+      onSignedIn: signedIn,
+      onSwitch: (mode) => {
+        authMode = mode;
+        authNotice = null;
+        navigate(`#/${mode}`);
+      },
+    });
+    return;
+  }
+  const ctx = live.ctx;
+  if (hash.startsWith("#/c/")) {
+    let username = "";
+    try {
+      username = decodeURIComponent(hash.slice(4));
+    } catch {
+      username = "";
+    }
+    if (/^[a-z0-9_]{3,32}$/.test(username)) {
+      cleanupView = renderConversation(ctx, main, username);
+      return;
+    }
+    replace(main, h("p", { class: "page empty", text: "That conversation doesn't exist." }));
+    return;
+  }
+  if (hash === "#/settings") {
+    cleanupView = renderSettings(ctx, main);
+  } else {
+    cleanupView = renderInbox(ctx, main);
+  }
+  main.querySelector("h1")?.focus();
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("pagehide", () => live?.ctx.calls.leave());
+callLayer.addEventListener("keydown", (event) => {
+  // Escape closes the screen of a call that has ended (never an active one).
+  if (event.key === "Escape") live?.ctx.calls.dismiss();
+});
+signOutButton.addEventListener("click", () => void signOut());
+
+const saved = loadSession();
+if (saved) start(saved.token, saved.user);
+route();

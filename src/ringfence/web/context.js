@@ -1,0 +1,26 @@
+// What every signed-in view is given: the app's services and its shared actions.
+
+/** @import { Api } from "./api.js" */
+/** @import { Store } from "./store.js" */
+/** @import { Outbox } from "./outbox.js" */
+/** @import { CallManager } from "./call.js" */
+/** @import { User, Media } from "./types.js" */
+
+/**
+ * @typedef {object} AppContext
+ * @property {Api} api
+ * @property {Store} store
+ * @property {Outbox} outbox
+ * @property {CallManager} calls
+ * @property {(hash: string) => void} navigate
+ * @property {(username: string) => Promise<void>} acceptRequest
+ * @property {(username: string) => Promise<void>} declineRequest
+ * @property {(username: string) => Promise<void>} blockUser
+ * @property {(username: string) => Promise<void>} loadThread Newest page of a thread.
+ * @property {(username: string) => Promise<void>} loadOlder The page before the oldest loaded.
+ * @property {() => Promise<void>} loadFollowing
+ * @property {(peer: Pick<User, "username" | "display_name">, media: Media) => Promise<string | null>} placeCall
+ *   Start a call; resolves to a message explaining a refusal, or null.
+ */
+
+export {};

@@ -1,0 +1,215 @@
+// The real-time stream (WebSocket /api/v1/events), kept open on its own.
+//
+// - The token goes in the first frame, never in the URL.
+// - Durable events carry a stream position ("pos"). The socket remembers the highest
+//   it has seen and, after any drop, reconnects with exponential backoff asking for
+//   everything `since` that position: nothing is lost, and a position seen twice (a
+//   replay overlapping live delivery) is dropped, so nothing is duplicated either.
+// - It presents the same device_id on every reconnect, so the server keeps this
+//   tab's ongoing call alive through a short network drop.
+// - Frames sent while the socket is down wait in a small queue and go out, in
+//   order, right after the next "ready".
+
+/** @import { ServerEvent, ReadyEvent } from "./types.js" */
+
+/** @typedef {"connecting" | "open" | "offline" | "closed"} SocketStatus */
+
+/**
+ * @typedef {object} StatusInfo
+ * @property {SocketStatus} status
+ * @property {number} [retryInMs] When offline: how long until the next attempt.
+ * @property {string} [reason] Why the socket is closed for good, or offline other than by the network.
+ */
+
+const CLOSE_POLICY = 1008;
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_TOO_MANY = 4429; // too many open connections for this account: wait, then retry
+const BACKOFF_INITIAL_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const PING_EVERY_MS = 20000;
+const SILENCE_LIMIT_MS = 45000; // no frame (not even a pong) for this long: the socket is dead
+const MAX_QUEUED = 200;
+
+export class EventSocket {
+  /**
+   * @param {string} token
+   * @param {object} handlers
+   * @param {(event: ServerEvent) => void} handlers.onEvent Every frame after "ready".
+   * @param {(ready: ReadyEvent, reconnected: boolean) => void} handlers.onReady
+   * @param {(info: StatusInfo) => void} handlers.onStatus
+   * @param {(reason: string) => void} handlers.onFatal The server refused us for good.
+   */
+  constructor(token, handlers) {
+    this.token = token;
+    this.handlers = handlers;
+    /** @type {number | null} Highest durable position seen. */
+    this.pos = null;
+    /** @type {string | null} Fixed by the first "ready", presented on every reconnect. */
+    this.deviceId = null;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    this.authenticated = false;
+    this.stopped = false;
+    this.everConnected = false;
+    this.backoffMs = BACKOFF_INITIAL_MS;
+    /** @type {string[]} */
+    this.queue = [];
+    /** @type {number | undefined} */
+    this.retryTimer = undefined;
+    /** @type {number | undefined} */
+    this.pingTimer = undefined;
+    this.lastFrameAt = 0;
+    /** @type {SocketStatus} */
+    this.status = "connecting";
+    this.onOnline = () => this.reconnectNow();
+    window.addEventListener("online", this.onOnline);
+  }
+
+  start() {
+    this.connect();
+  }
+
+  /** Close for good (sign-out). */
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("online", this.onOnline);
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    this.ws = null;
+    this.queue = [];
+    if (ws) ws.close(1000, "signed out");
+    this.setStatus({ status: "closed", reason: "signed out" });
+  }
+
+  /**
+   * Send a frame now, or as soon as the socket is back.
+   * @param {object} frame
+   */
+  send(frame) {
+    const data = JSON.stringify(frame);
+    if (this.ws && this.authenticated && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(data);
+      return;
+    }
+    if (this.queue.length >= MAX_QUEUED) this.queue.shift();
+    this.queue.push(data);
+  }
+
+  /** Skip the backoff wait (the browser says it is back online). */
+  reconnectNow() {
+    if (this.stopped || this.status !== "offline") return;
+    clearTimeout(this.retryTimer);
+    this.connect();
+  }
+
+  connect() {
+    if (this.stopped) return;
+    this.setStatus({ status: "connecting" });
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/api/v1/events`);
+    this.ws = ws;
+    this.authenticated = false;
+    ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
+      /** @type {Record<string, unknown>} */
+      const auth = { type: "auth", token: this.token };
+      if (this.pos !== null) auth.since = this.pos;
+      if (this.deviceId !== null) auth.device_id = this.deviceId;
+      ws.send(JSON.stringify(auth));
+    });
+    ws.addEventListener("message", (message) => {
+      if (ws !== this.ws) return;
+      this.lastFrameAt = Date.now();
+      if (typeof message.data !== "string") return;
+      /** @type {any} */
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return; // not JSON: nothing this client can act on
+      }
+      if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") return;
+      if (!this.authenticated) {
+        if (frame.type === "ready") this.onReady(/** @type {ReadyEvent} */ (frame));
+        // Anything else before "ready" is the server explaining a refusal; the close
+        // code that follows says whether to retry.
+        return;
+      }
+      if (typeof frame.pos === "number") {
+        if (this.pos !== null && frame.pos <= this.pos) return; // already delivered
+        this.pos = frame.pos;
+      }
+      this.handlers.onEvent(/** @type {ServerEvent} */ (frame));
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.authenticated = false;
+      clearInterval(this.pingTimer);
+      if (this.stopped) return;
+      if (event.code === CLOSE_UNAUTHORIZED || event.code === CLOSE_POLICY) {
+        this.stopped = true;
+        const reason = event.code === CLOSE_UNAUTHORIZED ? "Your session has ended." : "The server refused the connection.";
+        this.setStatus({ status: "closed", reason });
+        this.handlers.onFatal(reason);
+        return;
+      }
+      if (event.code === CLOSE_TOO_MANY) {
+        this.backoffMs = BACKOFF_MAX_MS;
+        this.scheduleReconnect("Too many tabs or devices are connected to this account. Close one.");
+        return;
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  /** @param {ReadyEvent} ready */
+  onReady(ready) {
+    const reconnected = this.everConnected;
+    this.everConnected = true;
+    this.authenticated = true;
+    this.backoffMs = BACKOFF_INITIAL_MS;
+    this.deviceId = ready.device_id;
+    if (this.pos === null || ready.resync) this.pos = ready.pos;
+    this.lastFrameAt = Date.now();
+    this.setStatus({ status: "open" });
+    this.handlers.onReady(ready, reconnected);
+    const queued = this.queue;
+    this.queue = [];
+    for (const data of queued) this.ws?.send(data);
+    clearInterval(this.pingTimer);
+    this.pingTimer = window.setInterval(() => this.heartbeat(), PING_EVERY_MS);
+  }
+
+  heartbeat() {
+    const ws = this.ws;
+    if (!ws || !this.authenticated) return;
+    if (Date.now() - this.lastFrameAt > SILENCE_LIMIT_MS) {
+      // A half-open connection (laptop lid, NAT timeout): start over rather than wait.
+      this.ws = null;
+      this.authenticated = false;
+      clearInterval(this.pingTimer);
+      ws.close(4000, "silent");
+      this.scheduleReconnect();
+      return;
+    }
+    ws.send(JSON.stringify({ type: "ping" }));
+  }
+
+  /** @param {string} [reason] Why, when it is not simply the network. */
+  scheduleReconnect(reason) {
+    // Jitter in [backoff/2, backoff], so many clients don't return in lockstep.
+    const wait = Math.round(this.backoffMs * (0.5 + Math.random() / 2));
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    this.setStatus(reason ? { status: "offline", retryInMs: wait, reason } : { status: "offline", retryInMs: wait });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = window.setTimeout(() => this.connect(), wait);
+  }
+
+  /** @param {StatusInfo} info */
+  setStatus(info) {
+    this.status = info.status;
+    this.handlers.onStatus(info);
+  }
+}

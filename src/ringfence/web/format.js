@@ -1,0 +1,86 @@
+// Words and numbers shown to people: call records, durations, times.
+
+/** @import { Message, CallRecord, Media, EndReason } from "./types.js" */
+
+/** @param {number} seconds */
+export function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const secs = String(s % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
+}
+
+/** @param {Media} media */
+const noun = (media) => (media === "video" ? "video call" : "audio call");
+/** @param {string} text */
+const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/**
+ * "Audio call · 3:12", "Missed video call"... from the viewer's side.
+ * @param {CallRecord} call
+ * @param {boolean} outgoing The viewer placed the call.
+ */
+export function callLabel(call, outgoing) {
+  const what = noun(call.media);
+  switch (call.outcome) {
+    case "completed":
+      return `${capital(what)} · ${duration(call.duration_s)}`;
+    case "missed":
+      return outgoing ? `${capital(what)} · No answer` : `Missed ${what}`;
+    case "rejected":
+      return outgoing ? `${capital(what)} · Declined` : `Declined ${what}`;
+    case "cancelled":
+      return outgoing ? `Cancelled ${what}` : `Missed ${what}`;
+    case "busy":
+      return outgoing ? `${capital(what)} · Busy` : `Missed ${what}`;
+  }
+}
+
+/**
+ * One line for the inbox.
+ * @param {Message} message
+ * @param {string} me
+ */
+export function preview(message, me) {
+  const outgoing = message.sender === me;
+  if (message.kind === "call" && message.call) return callLabel(message.call, outgoing);
+  return `${outgoing ? "You: " : ""}${message.text}`;
+}
+
+/** @param {string} iso */
+export function time(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const today = new Date();
+  const sameDay = date.toDateString() === today.toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+/**
+ * Why a call ended, in plain words.
+ * @param {EndReason | "local"} reason
+ * @param {"outgoing" | "incoming"} direction
+ * @param {string} peer Display name.
+ */
+export function endedText(reason, direction, peer) {
+  switch (reason) {
+    case "hangup":
+    case "local":
+      return "Call ended";
+    case "rejected":
+      return direction === "outgoing" ? `${peer} declined the call` : "Call declined";
+    case "timeout":
+      return direction === "outgoing" ? `${peer} didn't answer` : "Missed call";
+    case "answered_elsewhere":
+      return "Answered on another device";
+    case "busy":
+      return `${peer} is on another call`;
+    case "failed":
+      return "The call was lost: the connection failed";
+    case "cancelled":
+      return direction === "outgoing" ? "Call cancelled" : `Missed call from ${peer}`;
+  }
+}

@@ -1,0 +1,159 @@
+// Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`.
+// They mirror src/ringfence/services/views.py, api/calls.py and calls/codec.py.
+
+/**
+ * @typedef {object} User
+ * @property {number} id
+ * @property {string} username
+ * @property {string} display_name
+ * @property {boolean} verified
+ */
+
+/** @typedef {"audio" | "video"} Media */
+
+/**
+ * @typedef {object} CallRecord
+ * @property {string} call_id
+ * @property {Media} media
+ * @property {"completed" | "missed" | "rejected" | "cancelled" | "busy"} outcome
+ * @property {number} duration_s
+ */
+
+/**
+ * @typedef {object} Message
+ * @property {number} id
+ * @property {string} sender
+ * @property {string} recipient
+ * @property {"text" | "call"} kind
+ * @property {string} text
+ * @property {string} created_at
+ * @property {CallRecord | null} call
+ * @property {string | null} [txn_id] Only on the sender's own copy.
+ */
+
+/**
+ * @typedef {object} Conversation
+ * @property {User} user
+ * @property {Message | null} last_message
+ * @property {boolean} is_request
+ * @property {string} updated_at
+ */
+
+/** @typedef {"following" | "verified" | "everyone"} Audience */
+/** @typedef {"nobody" | "following" | "everyone"} DirectConnections */
+
+/**
+ * @typedef {object} Settings
+ * @property {boolean} calls_enabled
+ * @property {Audience[]} call_audience
+ * @property {DirectConnections} direct_connections
+ */
+
+/**
+ * @typedef {object} Session
+ * @property {User} user
+ * @property {string} token
+ */
+
+/**
+ * @typedef {object} IceServer
+ * @property {string[]} urls
+ * @property {string} [username]
+ * @property {string} [credential]
+ */
+
+/** @typedef {"relay" | "all"} IcePolicy */
+
+/**
+ * @typedef {object} StartedCall
+ * @property {string} call_id
+ * @property {IceServer[]} ice_servers
+ * @property {IcePolicy} ice_transport_policy
+ * @property {number} ring_timeout_s
+ */
+
+/**
+ * @typedef {object} WireCandidate
+ * @property {string} candidate
+ * @property {string | null} [sdpMid]
+ * @property {number | null} [sdpMLineIndex]
+ * @property {string} [usernameFragment]
+ */
+
+/**
+ * @typedef {"hangup" | "rejected" | "timeout" | "answered_elsewhere" | "busy" | "failed" | "cancelled"} EndReason
+ */
+
+// --- events from the WebSocket -------------------------------------------------
+
+/**
+ * @typedef {object} ReadyEvent
+ * @property {"ready"} type
+ * @property {User} user
+ * @property {string} device_id
+ * @property {number} pos
+ * @property {boolean} [resync]
+ */
+
+/**
+ * @typedef {object} MessageNewEvent
+ * @property {"message.new"} type
+ * @property {number} pos
+ * @property {Message} message
+ * @property {boolean} is_request
+ */
+
+/**
+ * @typedef {object} ConversationUpdatedEvent
+ * @property {"conversation.updated"} type
+ * @property {number} pos
+ * @property {Conversation} conversation
+ */
+
+/**
+ * @typedef {object} CallIncomingEvent
+ * @property {"call.incoming"} type
+ * @property {string} call_id
+ * @property {User} from
+ * @property {Media} media
+ * @property {string} sdp
+ * @property {IceServer[]} ice_servers
+ * @property {IcePolicy} ice_transport_policy
+ */
+
+/**
+ * @typedef {object} CallAnswerEvent
+ * @property {"call.answer"} type
+ * @property {string} call_id
+ * @property {string} sdp
+ */
+
+/**
+ * @typedef {object} CallCandidateEvent
+ * @property {"call.candidate"} type
+ * @property {string} call_id
+ * @property {WireCandidate} candidate
+ */
+
+/**
+ * @typedef {object} CallEndedEvent
+ * @property {"call.ended"} type
+ * @property {string} call_id
+ * @property {EndReason} reason
+ */
+
+/**
+ * @typedef {object} ErrorEvent
+ * @property {"error"} type
+ * @property {string} error
+ * @property {string} detail
+ * @property {string} [call_id]
+ */
+
+/** @typedef {CallIncomingEvent | CallAnswerEvent | CallCandidateEvent | CallEndedEvent} CallEvent */
+
+/**
+ * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
+ */
+
+export {};

@@ -1,0 +1,112 @@
+// Sign up and sign in. One form, two modes; the server's own explanation of a
+// refusal (taken username, short password, wrong password) is shown as is.
+
+import { ApiError } from "../api.js";
+import { h, replace } from "../dom.js";
+
+/** @import { Api } from "../api.js" */
+/** @import { Session } from "../types.js" */
+
+/**
+ * @param {HTMLElement} root
+ * @param {object} options
+ * @param {Api} options.api
+ * @param {"signin" | "signup"} options.mode
+ * @param {string | null} options.notice Shown above the form (e.g. "Your session has ended").
+ * @param {(session: Session) => void} options.onSignedIn
+ * @param {(mode: "signin" | "signup") => void} options.onSwitch
+ */
+export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
+  const signup = mode === "signup";
+  document.title = signup ? "Create an account · Ringfence" : "Sign in · Ringfence";
+  const error = h("p", { class: "form-error", attrs: { role: "alert", id: "auth-error" } });
+  const username = h("input", {
+    attrs: {
+      id: "auth-username", name: "username", autocomplete: "username", required: true,
+      autocapitalize: "none", spellcheck: "false", maxlength: 32,
+      pattern: "[a-z0-9_]{3,32}", "aria-describedby": signup ? "username-help" : null,
+    },
+  });
+  const displayName = h("input", { attrs: { id: "auth-display", name: "display_name", autocomplete: "nickname", maxlength: 64 } });
+  const password = h("input", {
+    attrs: {
+      id: "auth-password", name: "password", type: "password", required: true,
+      autocomplete: signup ? "new-password" : "current-password", minlength: signup ? 10 : null,
+      "aria-describedby": signup ? "password-help" : null,
+    },
+  });
+  const submit = h("button", { class: "primary wide", text: signup ? "Create account" : "Sign in", attrs: { type: "submit" } });
+
+  const form = h(
+    "form",
+    { class: "card auth-form", attrs: { "aria-labelledby": "auth-title", novalidate: true }, on: { submit: onSubmit } },
+    h("h1", { text: signup ? "Create your account" : "Sign in", attrs: { id: "auth-title", tabindex: "-1" } }),
+    notice ? h("p", { class: "notice", text: notice, attrs: { role: "status" } }) : null,
+    h("div", { class: "field" },
+      h("label", { text: "Username", attrs: { for: "auth-username" } }),
+      username,
+      signup ? h("p", { class: "help", text: "3–32 lowercase letters, digits or _. People find you by it.", attrs: { id: "username-help" } }) : null,
+    ),
+    signup
+      ? h("div", { class: "field" },
+          h("label", { text: "Display name (optional)", attrs: { for: "auth-display" } }),
+          displayName)
+      : null,
+    h("div", { class: "field" },
+      h("label", { text: "Password", attrs: { for: "auth-password" } }),
+      password,
+      signup ? h("p", { class: "help", text: "At least 10 characters.", attrs: { id: "password-help" } }) : null,
+    ),
+    error,
+    submit,
+    h("p", { class: "switch" },
+      signup ? "Already have an account? " : "New to Ringfence? ",
+      h("button", {
+        class: "link", text: signup ? "Sign in" : "Create an account", attrs: { type: "button" },
+        on: { click: () => onSwitch(signup ? "signin" : "signup") },
+      }),
+    ),
+  );
+
+  replace(root, h("section", { class: "auth" },
+    h("div", { class: "hero" },
+      h("p", { class: "brand-large", text: "Ringfence" }),
+      h("p", { class: "tagline", text: "Messages and calls that never tell anyone where you are." }),
+    ),
+    form,
+  ));
+  username.focus();
+
+  /** @param {SubmitEvent} event */
+  async function onSubmit(event) {
+    event.preventDefault();
+    error.textContent = "";
+    const name = username.value.trim().toLowerCase();
+    if (!name || !password.value) {
+      error.textContent = "Enter a username and a password.";
+      (name ? password : username).focus();
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = signup ? "Creating account…" : "Signing in…";
+    try {
+      const session = signup
+        ? await api.register(name, password.value, displayName.value.trim() || null)
+        : await api.login(name, password.value);
+      password.value = "";
+      onSignedIn(session);
+    } catch (err) {
+      error.textContent = err instanceof ApiError ? sentence(err.detail) : "Something went wrong. Try again.";
+      submit.disabled = false;
+      submit.textContent = signup ? "Create account" : "Sign in";
+      password.focus();
+    }
+  }
+}
+
+/** @param {string} text */
+function sentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}

@@ -1,0 +1,260 @@
+// The call screens: incoming (ring, accept, decline), outgoing (calling...), and
+// in-call (remote video or avatar, local preview, mute, camera, hang up, timer and
+// the connection badge). One overlay, drawn from the CallSession's state.
+//
+// The overlay's elements are built once and updated in place; the buttons are only
+// rebuilt when the set of controls changes (a new call state), so a button being
+// pressed or holding keyboard focus never disappears under the user.
+
+import { avatar, h, replace, toast } from "../dom.js";
+import { duration, endedText } from "../format.js";
+import { icon } from "../icons.js";
+
+/** @import { CallSession, CallManager } from "../call.js" */
+/** @import { IconName } from "../icons.js" */
+
+const AUTO_CLOSE_MS = 2500;
+
+export class CallView {
+  /**
+   * @param {HTMLElement} layer The overlay element.
+   * @param {CallManager} calls
+   * @param {(open: boolean) => void} onOpenChange The page behind is made inert while open.
+   */
+  constructor(layer, calls, onOpenChange) {
+    this.layer = layer;
+    this.calls = calls;
+    this.onOpenChange = onOpenChange;
+    /** @type {CallSession | null} */
+    this.session = null;
+    /** @type {string | null} */
+    this.controlsKey = null;
+    /** @type {number | undefined} */
+    this.tick = undefined;
+    /** @type {number | undefined} */
+    this.closeTimer = undefined;
+    /** @type {HTMLElement | null} */
+    this.returnFocus = null;
+
+    this.heading = h("h2", { class: "call-peer", attrs: { id: "call-title" } });
+    this.status = h("p", { class: "call-status", attrs: { id: "call-status", role: "status" } });
+    this.timer = h("p", { class: "call-timer", attrs: { role: "timer", "aria-label": "Call duration" } });
+    this.badge = h("p", { class: "route-badge", attrs: { id: "route-badge", role: "status" } });
+    this.remoteVideo = h("video", { class: "remote-video", attrs: { autoplay: true, playsinline: true, "aria-label": "Remote video" } });
+    this.localVideo = h("video", { class: "local-video", attrs: { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera preview" } });
+    this.localVideo.muted = true;
+    this.avatar = h("div", { class: "call-avatar" });
+    this.stage = h("div", { class: "call-stage" }, this.remoteVideo, this.avatar, this.localVideo);
+    this.error = h("p", { class: "call-error", attrs: { role: "alert" } });
+    this.warning = h("p", { class: "call-warning", attrs: { role: "alert" } });
+    this.notice = h("p", { class: "call-notice" });
+    this.controls = h("div", { class: "call-controls", attrs: { role: "group", "aria-label": "Call controls" } });
+    this.screen = h("div", {
+      class: "call-screen",
+      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "call-title", "aria-describedby": "call-status" },
+    },
+      h("div", { class: "call-top" }, this.heading, this.status, this.timer, this.badge),
+      this.stage,
+      h("div", { class: "call-messages" }, this.error, this.warning, this.notice),
+      this.controls,
+    );
+  }
+
+  /** @param {CallSession | null} session */
+  update(session) {
+    if (session !== this.session) {
+      clearTimeout(this.closeTimer);
+      this.session = session;
+      this.controlsKey = null;
+      this.remoteVideo.srcObject = null;
+      this.localVideo.srcObject = null;
+      if (session) replace(this.avatar, avatar({ username: session.peer.username, display_name: session.peerName }, "large"));
+    }
+    if (!session) {
+      this.close();
+      return;
+    }
+    if (session.state === "ended" && session.endReason === "answered_elsewhere") {
+      // Another of the user's devices took it: just stop ringing here.
+      toast(`Call from ${session.peerName} answered on another device.`);
+      this.calls.dismiss();
+      return;
+    }
+    this.open();
+    this.draw(session);
+  }
+
+  open() {
+    if (!this.layer.hidden) return;
+    const active = document.activeElement;
+    this.returnFocus = active instanceof HTMLElement ? active : null;
+    replace(this.layer, this.screen);
+    this.layer.hidden = false;
+    this.onOpenChange(true);
+  }
+
+  close() {
+    clearInterval(this.tick);
+    this.tick = undefined;
+    if (this.layer.hidden) return;
+    this.layer.hidden = true;
+    this.layer.replaceChildren();
+    this.onOpenChange(false);
+    if (this.returnFocus?.isConnected) this.returnFocus.focus();
+  }
+
+  /** @param {CallSession} s */
+  draw(s) {
+    const incoming = s.state === "incoming" || s.state === "accepting";
+    const inCall = s.state === "connecting" || s.state === "connected";
+    this.screen.className = `call-screen state-${s.state}`;
+    this.heading.textContent = s.peerName;
+    this.status.textContent = statusText(s);
+    setText(this.error, s.error);
+    setText(this.warning, s.warning);
+    setText(this.notice, s.notice);
+
+    this.timer.hidden = !inCall;
+    this.badge.hidden = !inCall;
+    if (s.route === null) {
+      this.badge.className = "route-badge checking";
+      this.badge.textContent = "Checking connection…";
+    } else if (s.route === "relay") {
+      this.badge.className = "route-badge relayed";
+      this.badge.textContent = "Relayed — your address is hidden";
+    } else {
+      this.badge.className = "route-badge direct";
+      this.badge.textContent = "Direct — peers can see your address";
+    }
+
+    if (this.remoteVideo.srcObject !== s.remoteStream) this.remoteVideo.srcObject = s.remoteStream;
+    if (s.localStream && this.localVideo.srcObject !== s.localStream) this.localVideo.srcObject = s.localStream;
+    const showRemoteVideo = inCall && s.media === "video" && s.hasRemoteVideo;
+    this.remoteVideo.hidden = !showRemoteVideo;
+    this.avatar.hidden = showRemoteVideo;
+    this.avatar.classList.toggle("ringing", s.state === "incoming");
+    this.stage.classList.toggle("has-video", showRemoteVideo);
+    this.localVideo.hidden = !(s.hasLocalVideo && !s.cameraOff && s.state !== "ended");
+    // The remote element also plays the remote audio, video call or not.
+    if (inCall && this.remoteVideo.paused) void this.remoteVideo.play().catch(() => undefined);
+
+    this.drawControls(s, incoming);
+
+    clearInterval(this.tick);
+    this.tick = undefined;
+    if (s.state === "connected" && s.connectedAt !== null) {
+      const connectedAt = s.connectedAt;
+      const update = () => {
+        this.timer.textContent = duration((Date.now() - connectedAt) / 1000);
+      };
+      update();
+      this.tick = window.setInterval(update, 1000);
+    } else {
+      this.timer.textContent = "0:00";
+    }
+  }
+
+  /**
+   * @param {CallSession} s
+   * @param {boolean} incoming
+   */
+  drawControls(s, incoming) {
+    const key = `${s.state}|${s.media}|${s.hasLocalVideo}|${Boolean(s.error)}`;
+    if (key !== this.controlsKey) {
+      this.controlsKey = key;
+      /** @type {HTMLElement | null} */
+      let focusTarget = null;
+      /** @type {HTMLElement[]} */
+      const buttons = [];
+      if (incoming) {
+        const accept = roundButton(s.media === "video" ? "video" : "phone", s.media === "video" ? "Accept video call" : "Accept audio call", "accept", () => void s.accept());
+        accept.disabled = s.state === "accepting";
+        buttons.push(roundButton("hangup", "Decline", "decline", () => s.decline()), accept);
+        focusTarget = accept;
+      } else if (s.state === "ended") {
+        const closeButton = h("button", { class: "wide", text: "Close", attrs: { type: "button" }, on: { click: () => this.calls.dismiss() } });
+        buttons.push(closeButton);
+        focusTarget = closeButton;
+        clearTimeout(this.closeTimer);
+        // A problem stays on screen until the user has read it; a normal end fades.
+        if (!s.error) this.closeTimer = window.setTimeout(() => this.calls.dismiss(), AUTO_CLOSE_MS);
+      } else {
+        buttons.push(roundButton("mic", "Mute", "toggle mute", () => s.toggleMute()));
+        if (s.media === "video" && s.hasLocalVideo) {
+          buttons.push(roundButton("camera", "Camera off", "toggle camera", () => s.toggleCamera()));
+        }
+        const hangup = roundButton("hangup", "Hang up", "hangup", () => s.hangup());
+        buttons.push(hangup);
+        focusTarget = hangup;
+      }
+      replace(this.controls, buttons);
+      focusTarget?.focus();
+    }
+    // Toggles change in place.
+    const mute = this.controls.querySelector(".mute");
+    if (mute instanceof HTMLButtonElement) {
+      mute.setAttribute("aria-pressed", String(s.muted));
+      mute.disabled = !s.localStream;
+      setIcon(mute, s.muted ? "mic-off" : "mic");
+    }
+    const camera = this.controls.querySelector(".camera");
+    if (camera instanceof HTMLButtonElement) {
+      camera.setAttribute("aria-pressed", String(s.cameraOff));
+      setIcon(camera, s.cameraOff ? "camera-off" : "camera");
+    }
+  }
+}
+
+/** @param {CallSession} s */
+function statusText(s) {
+  const what = s.media === "video" ? "video call" : "audio call";
+  switch (s.state) {
+    case "incoming":
+      return `Incoming ${what}`;
+    case "accepting":
+    case "connecting":
+      return "Connecting…";
+    case "starting":
+      return `Starting ${what}…`;
+    case "ringing":
+      return "Ringing…";
+    case "connected":
+      return s.media === "video" ? "Video call" : "Audio call";
+    case "ended":
+      return endedText(s.endReason ?? "local", s.direction, s.peerName);
+  }
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {string | null} text
+ */
+function setText(el, text) {
+  if (el.textContent !== (text ?? "")) el.textContent = text ?? "";
+  el.hidden = !text;
+}
+
+/**
+ * @param {HTMLElement} button
+ * @param {IconName} name
+ */
+function setIcon(button, name) {
+  if (button.dataset.icon === name) return;
+  button.dataset.icon = name;
+  button.querySelector("svg")?.replaceWith(icon(name));
+}
+
+/**
+ * @param {IconName} name
+ * @param {string} label
+ * @param {string} kind CSS classes: "accept", "decline", "hangup", "toggle mute"...
+ * @param {() => void} onClick
+ */
+function roundButton(name, label, kind, onClick) {
+  const button = h("button", {
+    class: `round ${kind}`,
+    attrs: { type: "button", "aria-label": label, title: label, "data-icon": name },
+    on: { click: onClick },
+  }, icon(name), h("span", { class: "round-label", text: label, attrs: { "aria-hidden": "true" } }));
+  return button;
+}

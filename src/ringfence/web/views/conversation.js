@@ -1,0 +1,250 @@
+// One conversation: the thread (text and call records), older history on demand,
+// sends that are pending or failed, and the audio and video call buttons.
+
+import { ApiError } from "../api.js";
+import { avatar, h, replace, toast } from "../dom.js";
+import { callLabel, time } from "../format.js";
+import { icon } from "../icons.js";
+
+/** @import { AppContext } from "../context.js" */
+/** @import { Message, Media, User } from "../types.js" */
+/** @import { PendingSend } from "../store.js" */
+
+/**
+ * @param {AppContext} ctx
+ * @param {HTMLElement} root
+ * @param {string} username
+ * @returns {() => void} cleanup
+ */
+export function renderConversation(ctx, root, username) {
+  const store = ctx.store;
+  /** @type {Pick<User, "username" | "display_name" | "verified">} */
+  let peer = store.conversations.get(username)?.user ?? { username, display_name: username, verified: false };
+  const peerName = () => peer.display_name || peer.username;
+  document.title = `${peerName()} · Ringfence`;
+
+  const title = h("h1", { class: "conv-name", attrs: { tabindex: "-1" } });
+  const headerAvatar = h("span", { class: "conv-avatar" });
+  const callAlert = h("p", { class: "call-alert", attrs: { role: "alert", id: "call-alert" } });
+  const audioButton = h("button", {
+    class: "icon-button", attrs: { type: "button", "aria-label": "Audio call", title: "Audio call" },
+    on: { click: () => call("audio") },
+  }, icon("phone"));
+  const videoButton = h("button", {
+    class: "icon-button", attrs: { type: "button", "aria-label": "Video call", title: "Video call" },
+    on: { click: () => call("video") },
+  }, icon("video"));
+  const followButton = h("button", { class: "small", attrs: { type: "button", "aria-pressed": "false" }, on: { click: toggleFollow } });
+  const blockButton = h("button", {
+    class: "small danger-text", text: "Block", attrs: { type: "button" },
+    on: { click: () => void ctx.blockUser(username) },
+  });
+  const requestBanner = h("div", { class: "request-banner", attrs: { role: "region", "aria-label": "Message request" } });
+  const olderButton = h("button", { class: "small older", text: "Load older messages", attrs: { type: "button" }, on: { click: loadOlder } });
+  const list = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
+  const scroller = h("div", { class: "thread", attrs: { tabindex: "0", "aria-label": "Conversation history" } }, olderButton, list);
+  const status = h("p", { class: "thread-status", attrs: { role: "status" } });
+  const input = h("textarea", {
+    attrs: { id: "composer", name: "text", rows: 1, maxlength: 10000, placeholder: "Write a message", autocomplete: "off" },
+    on: { keydown: onKey },
+  });
+  const sendButton = h("button", { class: "primary", text: "Send", attrs: { type: "submit" } });
+  const composer = h("form", { class: "composer", attrs: { "aria-label": "Send a message" }, on: { submit: onSend } },
+    h("label", { class: "visually-hidden", text: `Message ${peerName()}`, attrs: { for: "composer" } }),
+    input,
+    sendButton,
+  );
+
+  replace(root, h("div", { class: "page conversation" },
+    h("header", { class: "conv-header" },
+      h("a", { class: "icon-button back", attrs: { href: "#/inbox", "aria-label": "Back to inbox", title: "Inbox" } }, icon("back")),
+      headerAvatar,
+      h("div", { class: "conv-title" }, title, h("p", { class: "handle", text: `@${username}` })),
+      h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton),
+    ),
+    h("div", { class: "conv-tools" }, followButton, blockButton, callAlert),
+    requestBanner,
+    scroller,
+    status,
+    composer,
+  ));
+
+  /** @type {Map<string, {sig: string, el: HTMLElement}>} */
+  const rendered = new Map();
+  let stickToBottom = true;
+  scroller.addEventListener("scroll", () => {
+    stickToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+  });
+
+  function render() {
+    const conversation = store.conversations.get(username);
+    if (conversation) peer = conversation.user;
+    title.replaceChildren(peerName());
+    if (peer.verified) title.append(h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }));
+    replace(headerAvatar, avatar(peer));
+    const following = store.following?.has(username) ?? false;
+    followButton.textContent = following ? "Following" : "Follow";
+    followButton.setAttribute("aria-pressed", String(following));
+    followButton.hidden = store.following === null;
+    followButton.title = following
+      ? "You follow this person: their messages reach your inbox, and if your settings allow, they can call you."
+      : "Follow to let their messages reach your inbox, and to let them call you if your settings allow it.";
+
+    requestBanner.hidden = !conversation?.is_request;
+    if (conversation?.is_request) {
+      replace(requestBanner,
+        h("p", { text: `${peerName()} wants to message you. They can't call you, or see that you've read this, unless you accept.` }),
+        h("div", { class: "actions" },
+          h("button", { class: "primary small", text: "Accept", on: { click: () => void ctx.acceptRequest(username) } }),
+          h("button", { class: "small", text: "Decline", on: { click: () => void ctx.declineRequest(username) } }),
+          h("button", { class: "danger small", text: "Block", attrs: { "aria-label": `Block ${peerName()}` }, on: { click: () => void ctx.blockUser(username) } }),
+        ),
+      );
+    }
+
+    const thread = store.thread(username);
+    olderButton.hidden = !thread.loaded || !thread.hasOlder || thread.messages.length === 0;
+    const pending = store.pendingFor(username);
+    const items = [
+      ...thread.messages.map((m) => ({ key: `m${m.id}`, sig: "", build: () => messageItem(m) })),
+      ...pending.map((p) => ({ key: `p${p.txnId}`, sig: `${p.status}:${p.error ?? ""}`, build: () => pendingItem(p) })),
+    ];
+    const before = list.lastElementChild;
+    /** @type {HTMLElement[]} */
+    const elements = [];
+    const keep = new Set();
+    for (const item of items) {
+      keep.add(item.key);
+      let entry = rendered.get(item.key);
+      if (!entry || entry.sig !== item.sig) {
+        entry = { sig: item.sig, el: item.build() };
+        rendered.set(item.key, entry);
+      }
+      elements.push(entry.el);
+    }
+    for (const key of [...rendered.keys()]) if (!keep.has(key)) rendered.delete(key);
+    // Move only what moved, so a focused Retry button keeps its focus.
+    /** @type {ChildNode | null} */
+    let cursor = list.firstChild;
+    for (const el of elements) {
+      if (cursor === el) cursor = cursor.nextSibling;
+      else list.insertBefore(el, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      cursor.remove();
+      cursor = next;
+    }
+    if (!thread.loaded) status.textContent = "Loading messages…";
+    else if (!thread.messages.length && !pending.length) status.textContent = conversation ? "No messages yet." : `Say hello to ${peerName()}.`;
+    else status.textContent = "";
+    const grew = list.lastElementChild !== before;
+    const mineLast = list.lastElementChild?.classList.contains("mine") ?? false;
+    if (grew && (stickToBottom || mineLast)) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  /** @param {Message} m */
+  function messageItem(m) {
+    const mine = m.sender === store.me.username;
+    const when = h("time", { class: "meta", text: time(m.created_at), attrs: { datetime: m.created_at } });
+    if (m.kind === "call" && m.call) {
+      const missed = !mine && m.call.outcome !== "completed";
+      return h("li", { class: `call-record${missed ? " missed" : ""}`, attrs: { "data-message-id": m.id } },
+        icon(m.call.media === "video" ? "video" : "phone"),
+        h("span", { class: "call-label", text: callLabel(m.call, mine) }),
+        when,
+      );
+    }
+    return h("li", { class: `msg ${mine ? "mine" : "theirs"}`, attrs: { "data-message-id": m.id } },
+      h("span", { class: "visually-hidden", text: mine ? "You: " : `${peerName()}: ` }),
+      h("p", { class: "bubble", text: m.text }),
+      when,
+    );
+  }
+
+  /** @param {PendingSend} p */
+  function pendingItem(p) {
+    const failed = p.status === "failed";
+    return h("li", { class: `msg mine pending${failed ? " failed" : ""}`, attrs: { "aria-busy": failed ? null : "true" } },
+      h("p", { class: "bubble", text: p.text }),
+      failed
+        ? h("p", { class: "meta send-failed", attrs: { role: "alert" } },
+            `Not sent: ${p.error ?? "unknown error"} `,
+            h("button", { class: "link", text: "Retry", attrs: { type: "button" }, on: { click: () => ctx.outbox.retry(p.txnId) } }),
+            " · ",
+            h("button", { class: "link", text: "Discard", attrs: { type: "button" }, on: { click: () => ctx.outbox.discard(p.txnId) } }))
+        : h("p", { class: "meta", text: "Sending…" }),
+    );
+  }
+
+  /** @param {KeyboardEvent} event */
+  function onKey(event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  }
+
+  /** @param {SubmitEvent} event */
+  function onSend(event) {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    stickToBottom = true;
+    ctx.outbox.send(username, text);
+    input.focus();
+  }
+
+  async function loadOlder() {
+    olderButton.disabled = true;
+    const height = scroller.scrollHeight;
+    try {
+      await ctx.loadOlder(username);
+      scroller.scrollTop += scroller.scrollHeight - height; // keep the view where it was
+    } catch (err) {
+      toast(`Couldn't load older messages: ${err instanceof ApiError ? err.detail : "unknown error"}`, "error");
+    } finally {
+      olderButton.disabled = false;
+    }
+  }
+
+  /** @param {Media} media */
+  async function call(media) {
+    callAlert.textContent = "";
+    audioButton.disabled = videoButton.disabled = true;
+    try {
+      const refusal = await ctx.placeCall(peer, media);
+      if (refusal) callAlert.textContent = refusal;
+    } finally {
+      audioButton.disabled = videoButton.disabled = false;
+    }
+  }
+
+  async function toggleFollow() {
+    const following = store.following?.has(username) ?? false;
+    followButton.disabled = true;
+    try {
+      if (following) await ctx.api.unfollow(username);
+      else await ctx.api.follow(username);
+      if (following) store.following?.delete(username);
+      else store.following?.add(username);
+      store.changed();
+      toast(following ? `You no longer follow ${peerName()}.` : `You now follow ${peerName()}.`);
+    } catch (err) {
+      toast(`Couldn't ${following ? "unfollow" : "follow"}: ${err instanceof ApiError ? err.detail : "unknown error"}`, "error");
+    } finally {
+      followButton.disabled = false;
+    }
+  }
+
+  render();
+  const unsubscribe = store.subscribe(render);
+  void ctx.loadThread(username).catch((err) => {
+    status.textContent = `Couldn't load messages: ${err instanceof ApiError ? err.detail : "unknown error"}`;
+  });
+  if (store.following === null) void ctx.loadFollowing().catch(() => undefined);
+  scroller.scrollTop = scroller.scrollHeight;
+  input.focus();
+  return unsubscribe;
+}

@@ -1,0 +1,127 @@
+// The inbox: conversations, and message requests kept apart from them. A request
+// can be accepted, declined, or its sender blocked, right from the list.
+
+import { ApiError } from "../api.js";
+import { avatar, h, replace, toast } from "../dom.js";
+import { preview, time } from "../format.js";
+
+/** @import { AppContext } from "../context.js" */
+/** @import { Conversation } from "../types.js" */
+
+/**
+ * @param {AppContext} ctx
+ * @param {HTMLElement} root
+ * @returns {() => void} cleanup
+ */
+export function renderInbox(ctx, root) {
+  document.title = "Inbox · Ringfence";
+  const newError = h("p", { class: "form-error", attrs: { role: "alert", id: "new-chat-error" } });
+  const newName = h("input", {
+    attrs: {
+      id: "new-chat-username", name: "username", autocomplete: "off", autocapitalize: "none",
+      spellcheck: "false", placeholder: "username", required: true, "aria-describedby": "new-chat-error",
+    },
+  });
+  const newButton = h("button", { class: "primary", text: "Open", attrs: { type: "submit" } });
+  const requestsList = h("ul", { class: "list", attrs: { "aria-labelledby": "requests-title" } });
+  const requestsSection = h("section", { class: "panel requests", attrs: { "aria-labelledby": "requests-title" } });
+  const chatsList = h("ul", { class: "list", attrs: { "aria-labelledby": "chats-title" } });
+  const chatsEmpty = h("p", { class: "empty" });
+
+  replace(root, h("div", { class: "page inbox" },
+    h("h1", { text: "Inbox", attrs: { tabindex: "-1" } }),
+    h("form", { class: "new-chat", attrs: { "aria-label": "Start a conversation" }, on: { submit: openNew } },
+      h("label", { text: "Message someone", attrs: { for: "new-chat-username" } }),
+      h("div", { class: "row" }, newName, newButton),
+      newError,
+    ),
+    requestsSection,
+    h("section", { class: "panel", attrs: { "aria-labelledby": "chats-title" } },
+      h("h2", { text: "Conversations", attrs: { id: "chats-title" } }),
+      chatsList,
+      chatsEmpty,
+    ),
+  ));
+
+  function render() {
+    const { conversations, requests } = ctx.store.inbox();
+    replace(requestsSection,
+      h("h2", { attrs: { id: "requests-title" } }, "Message requests ", h("span", { class: "count", text: String(requests.length) })),
+      h("p", { class: "help", text: "Messages from people you don't follow wait here. Until you accept, they can't call you." }),
+      requests.length ? requestsList : h("p", { class: "empty", text: "No message requests." }),
+    );
+    requestsSection.hidden = requests.length === 0;
+    replace(requestsList, requests.map(requestItem));
+    replace(chatsList, conversations.map(chatItem));
+    chatsEmpty.textContent = !ctx.store.conversationsLoaded
+      ? "Loading…"
+      : conversations.length ? "" : "No conversations yet. Message someone by their username above.";
+    chatsEmpty.hidden = ctx.store.conversationsLoaded && conversations.length > 0;
+  }
+
+  /** @param {Conversation} c */
+  function summary(c) {
+    const name = c.user.display_name || c.user.username;
+    return h("a", { class: "item-link", attrs: { href: `#/c/${encodeURIComponent(c.user.username)}` } },
+      avatar(c.user),
+      h("span", { class: "item-text" },
+        h("span", { class: "item-title" },
+          h("span", { class: "name", text: name }),
+          c.user.verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
+          h("span", { class: "handle", text: `@${c.user.username}` }),
+        ),
+        h("span", { class: "item-preview", text: c.last_message ? preview(c.last_message, ctx.store.me.username) : "No messages yet" }),
+      ),
+      h("time", { class: "item-time", text: c.last_message ? time(c.last_message.created_at) : "", attrs: { datetime: c.updated_at } }),
+    );
+  }
+
+  /** @param {Conversation} c */
+  function chatItem(c) {
+    return h("li", { class: "item" }, summary(c));
+  }
+
+  /** @param {Conversation} c */
+  function requestItem(c) {
+    const name = c.user.display_name || c.user.username;
+    return h("li", { class: "item request" },
+      summary(c),
+      h("div", { class: "actions", attrs: { role: "group", "aria-label": `Request from ${name}` } },
+        h("button", { class: "primary small", text: "Accept", attrs: { "aria-label": `Accept request from ${name}` }, on: { click: () => ctx.acceptRequest(c.user.username) } }),
+        h("button", { class: "small", text: "Decline", attrs: { "aria-label": `Decline request from ${name}` }, on: { click: () => ctx.declineRequest(c.user.username) } }),
+        h("button", { class: "danger small", text: "Block", attrs: { "aria-label": `Block ${name}` }, on: { click: () => ctx.blockUser(c.user.username) } }),
+      ),
+    );
+  }
+
+  /** @param {SubmitEvent} event */
+  async function openNew(event) {
+    event.preventDefault();
+    newError.textContent = "";
+    const username = newName.value.trim().replace(/^@/, "").toLowerCase();
+    if (!username) {
+      newError.textContent = "Enter a username.";
+      newName.focus();
+      return;
+    }
+    if (username === ctx.store.me.username) {
+      newError.textContent = "That's you. Enter someone else's username.";
+      return;
+    }
+    newButton.disabled = true;
+    try {
+      await ctx.api.user(username);
+      ctx.navigate(`#/c/${encodeURIComponent(username)}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) newError.textContent = `There's no one called @${username}.`;
+      else if (err instanceof ApiError) newError.textContent = err.detail;
+      else toast("Something went wrong.", "error");
+      newName.focus();
+    } finally {
+      newButton.disabled = false;
+    }
+  }
+
+  render();
+  return ctx.store.subscribe(render);
+}

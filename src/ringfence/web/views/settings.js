@@ -1,0 +1,239 @@
+// Privacy and safety settings. Every change is saved at once and either confirmed
+// or reported as failed with the server's reason. The controls always show what
+// the server holds: after a failed save they are reset to the server's value (read
+// back from it), never left showing what the user wished for.
+
+import { ApiError } from "../api.js";
+import { avatar, h, replace } from "../dom.js";
+
+/** @import { AppContext } from "../context.js" */
+/** @import { Settings, Audience, DirectConnections, User } from "../types.js" */
+
+/** @type {{value: Audience, label: string}[]} */
+const AUDIENCES = [
+  { value: "following", label: "People you follow" },
+  { value: "verified", label: "Verified accounts" },
+  { value: "everyone", label: "Everyone" },
+];
+
+/** @type {{value: DirectConnections, label: string}[]} */
+const DIRECT = [
+  { value: "nobody", label: "Nobody: always use the relay" },
+  { value: "following", label: "People you follow" },
+  { value: "everyone", label: "Everyone" },
+];
+
+/**
+ * @param {AppContext} ctx
+ * @param {HTMLElement} root
+ * @returns {() => void} cleanup
+ */
+export function renderSettings(ctx, root) {
+  document.title = "Privacy and safety · Ringfence";
+  let alive = true;
+
+  const callsSwitch = h("input", {
+    attrs: { type: "checkbox", role: "switch", id: "calls-enabled", "aria-describedby": "calls-enabled-help" },
+  });
+  const callsStatus = statusLine("calls-enabled-status");
+  const audienceBoxes = AUDIENCES.map(({ value }) =>
+    h("input", { attrs: { type: "checkbox", id: `audience-${value}`, name: "call_audience", value } }),
+  );
+  const audienceSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "audience-help" } },
+    h("legend", { text: "Who can call you" }),
+    h("p", { class: "help", attrs: { id: "audience-help" }, text: "Only these people can ring you, and only in a conversation you have accepted; tick none and nobody can call you." }),
+    AUDIENCES.map(({ value, label }, i) =>
+      h("div", { class: "check" }, audienceBoxes[i], h("label", { text: label, attrs: { for: `audience-${value}` } })),
+    ),
+  );
+  const audienceStatus = statusLine("audience-status");
+  const directRadios = DIRECT.map(({ value }) =>
+    h("input", { attrs: { type: "radio", id: `direct-${value}`, name: "direct_connections", value } }),
+  );
+  const directWarning = h("p", {
+    class: "warning", attrs: { id: "direct-warning", role: "note" },
+    text: "Warning: a direct connection shows your IP address, and with it your approximate location, to the person you are calling.",
+  });
+  const directSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "direct-help direct-warning" } },
+    h("legend", { text: "Direct connections" }),
+    h("p", { class: "help", attrs: { id: "direct-help" }, text: "Calls go through Ringfence's relay so the other person never learns your address, unless you allow a direct connection with them here." }),
+    DIRECT.map(({ value, label }, i) =>
+      h("div", { class: "check" }, directRadios[i], h("label", { text: label, attrs: { for: `direct-${value}` } })),
+    ),
+    directWarning,
+  );
+  const directStatus = statusLine("direct-status");
+  const blockedList = h("ul", { class: "list blocked", attrs: { "aria-labelledby": "blocked-title" } });
+  const blockedEmpty = h("p", { class: "empty", text: "You haven't blocked anyone.", attrs: { hidden: true } });
+  const blockedStatus = statusLine("blocked-status");
+  const loadError = h("p", { class: "form-error", attrs: { role: "alert" } });
+
+  replace(root, h("div", { class: "page settings" },
+    h("h1", { text: "Privacy and safety", attrs: { tabindex: "-1" } }),
+    loadError,
+    h("section", { class: "panel", attrs: { "aria-labelledby": "calls-title" } },
+      h("h2", { text: "Calls", attrs: { id: "calls-title" } }),
+      h("div", { class: "switch-row" },
+        h("label", { text: "Allow calls", attrs: { for: "calls-enabled" } }),
+        callsSwitch,
+      ),
+      h("p", { class: "help", attrs: { id: "calls-enabled-help" }, text: "When this is off nobody can call you, and callers are only told that you can't be called right now." }),
+      callsStatus,
+      audienceSet,
+      audienceStatus,
+    ),
+    h("section", { class: "panel", attrs: { "aria-labelledby": "direct-title" } },
+      h("h2", { text: "Your address", attrs: { id: "direct-title" } }),
+      directSet,
+      directStatus,
+    ),
+    h("section", { class: "panel", attrs: { "aria-labelledby": "blocked-title" } },
+      h("h2", { text: "Blocked people", attrs: { id: "blocked-title" } }),
+      h("p", { class: "help", text: "People you block can't message or call you, and you can't message or call them." }),
+      blockedList,
+      blockedEmpty,
+      blockedStatus,
+    ),
+  ));
+
+  /** @type {Settings | null} The server's value, as last read or saved. */
+  let server = ctx.store.settings;
+  const controls = [callsSwitch, ...audienceBoxes, ...directRadios];
+
+  /** Show exactly what the server holds. */
+  function show() {
+    for (const control of controls) control.disabled = server === null;
+    if (!server) return;
+    callsSwitch.checked = server.calls_enabled;
+    AUDIENCES.forEach(({ value }, i) => {
+      const box = audienceBoxes[i];
+      if (box) box.checked = server?.call_audience.includes(value) ?? false;
+    });
+    DIRECT.forEach(({ value }, i) => {
+      const radio = directRadios[i];
+      if (radio) radio.checked = server?.direct_connections === value;
+    });
+    directWarning.hidden = server.direct_connections === "nobody";
+    audienceSet.classList.toggle("dimmed", !server.calls_enabled);
+  }
+
+  async function load() {
+    try {
+      const me = await ctx.api.me();
+      server = ctx.store.settings = me.settings;
+      loadError.textContent = "";
+    } catch (err) {
+      loadError.textContent = `Couldn't load your settings: ${reason(err)}`;
+    }
+    if (alive) show();
+  }
+
+  /**
+   * Save one change; confirm it, or report the failure and show the real value.
+   * @param {Partial<Settings>} change
+   * @param {HTMLElement} line
+   * @param {string} saved What to confirm.
+   */
+  async function save(change, line, saved) {
+    for (const control of controls) control.disabled = true;
+    setLine(line, "Saving…", "pending");
+    try {
+      server = ctx.store.settings = await ctx.api.updateSettings(change);
+      setLine(line, `Saved. ${saved}`, "ok");
+    } catch (err) {
+      setLine(line, `Not saved: ${reason(err)} Showing your current setting.`, "error");
+      // Ask the server what it really holds; if it can't be reached either, the
+      // last value it confirmed is still the truth as far as anyone knows.
+      try {
+        server = ctx.store.settings = (await ctx.api.me()).settings;
+      } catch {
+        // keep the last confirmed value
+      }
+    }
+    if (alive) show();
+  }
+
+  callsSwitch.addEventListener("change", () => {
+    const on = callsSwitch.checked;
+    void save({ calls_enabled: on }, callsStatus, on ? "Calls are on." : "Calls are off: nobody can call you.");
+  });
+  for (const box of audienceBoxes) {
+    box.addEventListener("change", () => {
+      /** @type {Audience[]} */
+      const audience = AUDIENCES.filter((_, i) => audienceBoxes[i]?.checked).map((a) => a.value);
+      const summary = audience.length
+        ? `${AUDIENCES.filter((a) => audience.includes(a.value)).map((a) => a.label).join(", ")} can call you.`
+        : "Nobody can call you.";
+      void save({ call_audience: audience }, audienceStatus, summary);
+    });
+  }
+  directRadios.forEach((radio, i) => {
+    radio.addEventListener("change", () => {
+      const value = DIRECT[i]?.value;
+      if (!radio.checked || !value) return;
+      const summary = value === "nobody" ? "Your address stays hidden behind the relay." : "Direct connections are allowed.";
+      void save({ direct_connections: value }, directStatus, summary);
+    });
+  });
+
+  async function loadBlocked() {
+    try {
+      const users = await ctx.api.blocked();
+      if (!alive) return;
+      replace(blockedList, users.map(blockedItem));
+      blockedEmpty.hidden = users.length > 0;
+    } catch (err) {
+      setLine(blockedStatus, `Couldn't load the people you've blocked: ${reason(err)}`, "error");
+    }
+  }
+
+  /** @param {User} user */
+  function blockedItem(user) {
+    const name = user.display_name || user.username;
+    const button = h("button", { class: "small", text: "Unblock", attrs: { type: "button", "aria-label": `Unblock ${name}` } });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await ctx.api.unblock(user.username);
+        setLine(blockedStatus, `Unblocked ${name}.`, "ok");
+      } catch (err) {
+        setLine(blockedStatus, `Couldn't unblock ${name}: ${reason(err)}`, "error");
+      }
+      await loadBlocked();
+    });
+    return h("li", { class: "item" },
+      h("span", { class: "item-link static" }, avatar(user), h("span", { class: "item-text" },
+        h("span", { class: "name", text: name }), h("span", { class: "handle", text: `@${user.username}` }))),
+      button,
+    );
+  }
+
+  show();
+  void load();
+  void loadBlocked();
+  return () => {
+    alive = false;
+  };
+}
+
+/** @param {string} id */
+function statusLine(id) {
+  return h("p", { class: "save-status", attrs: { id, role: "status", "aria-live": "polite" } });
+}
+
+/**
+ * @param {HTMLElement} line
+ * @param {string} text
+ * @param {"ok" | "error" | "pending" | "none"} tone
+ */
+function setLine(line, text, tone) {
+  line.textContent = text;
+  line.dataset.tone = tone;
+}
+
+/** @param {unknown} err */
+function reason(err) {
+  if (!(err instanceof ApiError)) return "an unexpected error.";
+  const text = err.detail.trim();
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
