@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from ringfence.app import create_app, server_config
 from ringfence.clock import Clock
 from ringfence.config import Settings
+from tests.turn_fixture import coturn  # noqa: F401 - one real coturn for the whole session
 
 PG_URL = os.environ.get("RINGFENCE_TEST_DATABASE_URL", "")
 # A Redis server for the tests of the Redis backend and of several nodes (scripts/test

@@ -31,9 +31,9 @@ from playwright.async_api import (
 
 from ringfence.config import Settings
 from tests.conftest import LiveServer, make_settings
-from tests.turn_fixture import Coturn, coturn
+from tests.turn_fixture import Coturn
 
-__all__ = ["Coturn", "coturn"]  # the session coturn fixture
+__all__ = ["Coturn"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

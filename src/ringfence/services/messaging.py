@@ -121,6 +121,7 @@ class Messaging:
                     user=UserView.of(other),
                     last_message=MessageView.of(last, names, viewer_id=me.id) if last else None,
                     is_request=state == REQUEST,
+                    state=state,
                     updated_at=conv.last_activity_at,
                 )
             )
@@ -169,6 +170,7 @@ class Messaging:
             user=UserView.of(other),
             last_message=last,
             is_request=state == REQUEST,
+            state=state,
             updated_at=conv.last_activity_at,
         )
 

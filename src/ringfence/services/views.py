@@ -72,6 +72,8 @@ class ConversationView(BaseModel):
     user: UserView
     last_message: MessageView | None
     is_request: bool
+    # My side of it: "accepted", a pending "request", or "declined" (hidden from my inbox).
+    state: Literal["accepted", "request", "declined"]
     updated_at: datetime
 
 

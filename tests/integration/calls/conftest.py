@@ -34,9 +34,7 @@ from av import AudioFrame
 
 from ringfence.config import Settings
 from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
-from tests.turn_fixture import Coturn, coturn
-
-__all__ = ["Coturn", "coturn"]  # the session coturn fixture, shared with browser tests
+from tests.turn_fixture import Coturn
 
 pytestmark = pytest.mark.integration
 

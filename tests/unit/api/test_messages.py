@@ -330,3 +330,16 @@ def _group(rows: list[Any]) -> dict[int, list[int]]:
     for user_id, pos in rows:
         grouped.setdefault(user_id, []).append(pos)
     return grouped
+
+
+async def test_a_declined_request_says_so(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    await api.send(alice, "bob", "hello?")
+    convs = (await api.call("GET", "/api/v1/conversations", bob)).json()["conversations"]
+    assert [c["state"] for c in convs] == ["request"]
+    declined = await api.call("POST", "/api/v1/conversations/alice/decline", bob)
+    assert declined.json()["conversation"]["state"] == "declined"
+    assert declined.json()["conversation"]["is_request"] is False
+    accepted = await api.call("POST", "/api/v1/conversations/alice/accept", bob)
+    assert accepted.json()["conversation"]["state"] == "accepted"
