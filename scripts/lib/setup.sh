@@ -92,3 +92,36 @@ stop_throwaway_postgres() {
     RF_PG_DIR=""
   fi
 }
+
+# start_throwaway_redis: a private Redis for this run (no persistence), removed on exit.
+# Exports RINGFENCE_TEST_REDIS_URL.
+start_throwaway_redis() {
+  command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+  RF_REDIS_DIR="$(mktemp -d /tmp/ringfence-redis.XXXXXX)"
+  local port; port="$(free_port)"
+  say "starting a throwaway Redis on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$RF_REDIS_DIR" --save "" --appendonly no \
+    --daemonize yes --pidfile "$RF_REDIS_DIR/redis.pid" --logfile "$RF_REDIS_DIR/redis.log" \
+    || die "Redis did not start"
+  local _
+  for _ in $(seq 100); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 \
+    || { cat "$RF_REDIS_DIR/redis.log" >&2; die "Redis did not answer"; }
+  export RINGFENCE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+}
+
+stop_throwaway_redis() {
+  if [ -n "${RF_REDIS_DIR:-}" ]; then
+    if [ -f "$RF_REDIS_DIR/redis.pid" ]; then kill "$(cat "$RF_REDIS_DIR/redis.pid")" 2>/dev/null || true; fi
+    local _
+    for _ in $(seq 50); do
+      [ -f "$RF_REDIS_DIR/redis.pid" ] && kill -0 "$(cat "$RF_REDIS_DIR/redis.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    rm -rf "$RF_REDIS_DIR"
+    RF_REDIS_DIR=""
+  fi
+}

@@ -169,9 +169,18 @@ class RedisBus(Bus):
                 await conn.send_command("SUBSCRIBE", *channels, check_health=False)
         except BaseException:
             self._conn = None
+            self._release_waiters()
             await conn.disconnect(nowait=True)
             raise
         return conn
+
+    def _release_waiters(self) -> None:
+        """The connection is gone: whoever waits for a PONG on it returns now; the next
+        connection subscribes their topics and resyncs."""
+        while self._pongs:
+            pong = self._pongs.popleft()
+            if not pong.done():
+                pong.set_result(None)
 
     async def _command(self, *args: str) -> None:
         """Send on the subscriber connection; while it is down there is nothing to do,
@@ -211,10 +220,7 @@ class RedisBus(Bus):
                 log.warning("lost the Redis subscriber connection (%s)", type(exc).__name__)
             finally:
                 self._conn = None
-                while self._pongs:  # waiters return; reconnecting covers them
-                    pong = self._pongs.popleft()
-                    if not pong.done():
-                        pong.set_result(None)
+                self._release_waiters()
                 await conn.disconnect(nowait=True)
             first = False
             conn = await self._reconnect()

@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tests.conftest import PG_URL, Api
-from tests.turn_fixture import Coturn, coturn
+from tests.turn_fixture import Coturn
 
-__all__ = ["Cluster", "Node", "RedisServer", "coturn"]
+__all__ = ["Cluster", "Node", "RedisServer"]
 
 RINGFENCE = Path(sys.executable).parent / "ringfence"
 
@@ -206,11 +206,7 @@ async def cluster_factory(
     tmp_path: Path, database_url: str, coturn: Coturn, redis_server: RedisServer
 ) -> AsyncIterator[Callable[..., Cluster]]:
     """Builds a cluster with the given settings; its nodes are stopped after the test."""
-    if not PG_URL:
-        pytest.skip(
-            "several nodes need PostgreSQL (RINGFENCE_TEST_DATABASE_URL): "
-            "an SQLite database belongs to one node"
-        )
+    assert PG_URL, "several nodes need PostgreSQL: an SQLite database belongs to one node"
     clusters: list[Cluster] = []
 
     def make(**settings: str | float) -> Cluster:

@@ -14,12 +14,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Socket, open_socket
+from tests.conftest import PG_URL, Socket, open_socket
 from tests.integration.calls.conftest import Peer, befriend, start_call
 from tests.integration.calls.sdp import sdp_pair
 from tests.integration.scale.conftest import Cluster, until
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not PG_URL,
+        reason="several nodes need PostgreSQL (RINGFENCE_TEST_DATABASE_URL): "
+        "an SQLite database belongs to one node",
+    ),
+]
 
 # A node's devices count as gone 6 s after its last heartbeat; a call's devices are
 # checked every 2 s and then get the grace period. All this well within a minute.
