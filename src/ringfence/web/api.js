@@ -228,6 +228,18 @@ export class Api {
     return (await this.request("POST", `/api/v1/conversations/${seg(username)}/decline`)).conversation;
   }
 
+  // --- safety ---------------------------------------------------------------------
+
+  /**
+   * Report a user to this server's admins (the reported user is not told).
+   * @param {string} username
+   * @param {string} reason Optional: what happened, up to 1000 characters.
+   * @returns {Promise<{report: {id: number, created_at: string}}>}
+   */
+  report(username, reason) {
+    return this.request("POST", "/api/v1/reports", { body: { username, reason } });
+  }
+
   // --- calls ----------------------------------------------------------------------
 
   /**

@@ -14,6 +14,7 @@
 import { ApiError } from "./api.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
 import { Ringtone } from "./ringtone.js";
+import { verificationCode } from "./verification.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { EventSocket } from "./events.js" */
@@ -82,6 +83,13 @@ export class CallSession {
     this.cameraOff = false;
     /** @type {number | null} */
     this.connectedAt = null;
+    /**
+     * The five words both people read to each other (docs/verification.md), from the
+     * descriptions this side set; null until connected, or if the SDPs carry no
+     * fingerprint.
+     * @type {string[] | null}
+     */
+    this.verification = null;
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
     /** @type {MediaStream | null} */
@@ -355,6 +363,7 @@ export class CallSession {
         this.statsTimer = window.setInterval(() => void this.readRoute(), STATS_EVERY_MS);
         void this.readRoute();
         this.setState("connected");
+        void this.readVerification();
       } else {
         this.onChange();
       }
@@ -414,6 +423,25 @@ export class CallSession {
       // One bad candidate must not end the call; ICE goes on with the others.
       console.warn(`call ${this.callId}: a remote candidate was not usable (${errorName(error)})`);
     }
+  }
+
+  /** Derive the verification code from the local and remote descriptions as set here. */
+  async readVerification() {
+    const pc = this.pc;
+    const local = pc?.localDescription?.sdp;
+    const remote = pc?.remoteDescription?.sdp;
+    if (!pc || !local || !remote) return;
+    /** @type {string[] | null} */
+    let code;
+    try {
+      code = await verificationCode(this.callId, local, remote);
+    } catch (error) {
+      console.warn(`call ${this.callId}: no verification code (${errorName(error)})`);
+      return;
+    }
+    if (pc !== this.pc || !this.is("connected")) return;
+    this.verification = code;
+    this.onChange();
   }
 
   /** Read the live route from the selected candidate pair's local candidate. */

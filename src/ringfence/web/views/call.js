@@ -43,6 +43,17 @@ export class CallView {
     this.remoteVideo = h("video", { class: "remote-video", attrs: { autoplay: true, playsinline: true, "aria-label": "Remote video" } });
     this.localVideo = h("video", { class: "local-video", attrs: { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera preview" } });
     this.localVideo.muted = true;
+    // The verification code: both people read the words aloud; if they differ,
+    // someone is in the middle (docs/verification.md).
+    this.verifyWords = h("p", { class: "verify-words", attrs: { id: "verify-words" } });
+    this.verify = h("section", {
+      class: "call-verify",
+      attrs: { "aria-labelledby": "verify-title", "aria-describedby": "verify-help" },
+    },
+      h("h3", { class: "verify-title", text: "Verification code", attrs: { id: "verify-title" } }),
+      this.verifyWords,
+      h("p", { class: "verify-help", text: "Read these words to each other. If they differ, someone may be listening in.", attrs: { id: "verify-help" } }),
+    );
     this.avatar = h("div", { class: "call-avatar" });
     this.stage = h("div", { class: "call-stage" }, this.remoteVideo, this.avatar, this.localVideo);
     this.error = h("p", { class: "call-error", attrs: { role: "alert" } });
@@ -55,7 +66,7 @@ export class CallView {
     },
       h("div", { class: "call-top" }, this.heading, this.status, this.timer, this.badge),
       this.stage,
-      h("div", { class: "call-messages" }, this.error, this.warning, this.notice),
+      h("div", { class: "call-messages" }, this.verify, this.error, this.warning, this.notice),
       this.controls,
     );
   }
@@ -126,6 +137,10 @@ export class CallView {
       this.badge.className = "route-badge direct";
       this.badge.textContent = "Direct — peers can see your address";
     }
+
+    const code = s.state === "connected" ? s.verification : null;
+    this.verify.hidden = code === null;
+    setText(this.verifyWords, code ? code.join(" ") : null);
 
     if (this.remoteVideo.srcObject !== s.remoteStream) this.remoteVideo.srcObject = s.remoteStream;
     if (s.localStream && this.localVideo.srcObject !== s.localStream) this.localVideo.srcObject = s.localStream;

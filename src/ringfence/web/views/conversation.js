@@ -39,6 +39,33 @@ export function renderConversation(ctx, root, username) {
     class: "small danger-text", text: "Block", attrs: { type: "button" },
     on: { click: () => void ctx.blockUser(username) },
   });
+  // Reporting: a disclosure next to Block. Opening it shows what a report is and an
+  // optional reason; nothing is sent until "Send report" (the confirmation).
+  const isMe = username === store.me.username;
+  const reportReason = h("textarea", {
+    attrs: { id: "report-reason", name: "reason", rows: 3, maxlength: 1000, autocomplete: "off" },
+  });
+  const reportSend = h("button", { class: "danger small", text: "Send report", attrs: { type: "submit" } });
+  const reportForm = h("form", {
+    class: "report-form", attrs: { id: "report-form", "aria-label": `Report @${username}` },
+    on: { submit: onReport },
+  },
+    h("p", { class: "report-note", text: `Your report goes to this server's admins. @${username} is not told.` }),
+    h("label", { text: "What happened? (optional)", attrs: { for: "report-reason" } }),
+    reportReason,
+    h("div", { class: "actions" },
+      reportSend,
+      h("button", { class: "small", text: "Cancel", attrs: { type: "button" }, on: { click: () => closeReport(true) } }),
+    ),
+  );
+  reportForm.hidden = true;
+  const reportResult = h("p", { class: "report-result", attrs: { role: "status" } });
+  const reportButton = h("button", {
+    class: "small danger-text", text: "Report",
+    attrs: { type: "button", "aria-expanded": "false", "aria-controls": "report-form" },
+    on: { click: () => (reportForm.hidden ? openReport() : closeReport(true)) },
+  });
+  reportButton.hidden = isMe;
   const requestBanner = h("div", { class: "request-banner", attrs: { role: "region", "aria-label": "Message request" } });
   const olderButton = h("button", { class: "small older", text: "Load older messages", attrs: { type: "button" }, on: { click: loadOlder } });
   const list = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
@@ -62,7 +89,7 @@ export function renderConversation(ctx, root, username) {
       h("div", { class: "conv-title" }, title, h("p", { class: "handle", text: `@${username}` })),
       h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton),
     ),
-    h("div", { class: "conv-tools" }, followButton, blockButton, callAlert),
+    h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlert, reportResult, isMe ? null : reportForm),
     requestBanner,
     scroller,
     status,
@@ -221,6 +248,39 @@ export function renderConversation(ctx, root, username) {
     }
   }
 
+  function openReport() {
+    reportResult.textContent = "";
+    reportResult.removeAttribute("data-tone");
+    reportForm.hidden = false;
+    reportButton.setAttribute("aria-expanded", "true");
+    reportReason.focus();
+  }
+
+  /** @param {boolean} refocus */
+  function closeReport(refocus) {
+    reportForm.hidden = true;
+    reportButton.setAttribute("aria-expanded", "false");
+    if (refocus) reportButton.focus();
+  }
+
+  /** @param {SubmitEvent} event */
+  async function onReport(event) {
+    event.preventDefault();
+    reportSend.disabled = true;
+    try {
+      await ctx.api.report(username, reportReason.value.trim());
+      reportReason.value = "";
+      closeReport(true);
+      reportResult.dataset.tone = "ok";
+      reportResult.textContent = "Reported. Thank you.";
+    } catch (err) {
+      reportResult.dataset.tone = "error";
+      reportResult.textContent = reportFailure(err);
+    } finally {
+      reportSend.disabled = false;
+    }
+  }
+
   async function toggleFollow() {
     const following = store.following?.has(username) ?? false;
     followButton.disabled = true;
@@ -247,4 +307,17 @@ export function renderConversation(ctx, root, username) {
   scroller.scrollTop = scroller.scrollHeight;
   input.focus();
   return unsubscribe;
+}
+
+/**
+ * Why a report was not sent, in words for the reporter.
+ * @param {unknown} err
+ */
+function reportFailure(err) {
+  if (!(err instanceof ApiError)) return "Couldn't send the report. Try again.";
+  if (err.code === "report_rate_limited" || err.status === 429) {
+    return "You've sent several reports recently. Please try again later.";
+  }
+  if (err.status === 404) return "Couldn't send the report: this account no longer exists.";
+  return `Couldn't send the report: ${err.detail}`;
 }
