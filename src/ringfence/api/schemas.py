@@ -73,8 +73,21 @@ class SettingsPatch(Strict):
     calls_enabled: StrictBool | None = None
     call_audience: list[Audience] | None = Field(None, max_length=3)
     direct_connections: DirectConnections | None = None
+    silence_unknown_callers: StrictBool | None = Field(
+        None,
+        description=(
+            "Calls from people with an accepted conversation but outside call_audience "
+            "do not ring; they are recorded as missed instead."
+        ),
+    )
 
-    @field_validator("calls_enabled", "call_audience", "direct_connections", mode="before")
+    @field_validator(
+        "calls_enabled",
+        "call_audience",
+        "direct_connections",
+        "silence_unknown_callers",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # None only means "absent"; an explicit null is an error that names its field.

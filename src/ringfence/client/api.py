@@ -53,6 +53,7 @@ class UserSettings(TypedDict):
     calls_enabled: bool
     call_audience: list[str]
     direct_connections: str
+    silence_unknown_callers: bool
 
 
 class CallRecord(TypedDict):

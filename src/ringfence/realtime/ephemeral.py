@@ -74,6 +74,8 @@ class LiveCall:
     pending_candidates: tuple[dict[str, object], ...] = field(default=())
     caller_policy: TransportPolicy = "relay"
     callee_policy: TransportPolicy = "relay"
+    # The callee silences unknown callers: ring out unseen, then record a missed call.
+    silenced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

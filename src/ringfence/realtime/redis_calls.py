@@ -26,6 +26,7 @@ def live_call_to_json(live: LiveCall) -> str:
             "pending_candidates": list(live.pending_candidates),
             "caller_policy": live.caller_policy,
             "callee_policy": live.callee_policy,
+            "silenced": live.silenced,
         },
         separators=(",", ":"),
     )
@@ -47,6 +48,7 @@ def live_call_from_json(text: str | bytes) -> LiveCall:
         pending_candidates=tuple(pending),
         caller_policy=_policy(raw.get("caller_policy")),
         callee_policy=_policy(raw.get("callee_policy")),
+        silenced=raw.get("silenced") is True,
     )
 
 

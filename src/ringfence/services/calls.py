@@ -69,7 +69,7 @@ from ringfence.realtime.ephemeral import (
     retry_after,
 )
 from ringfence.services.accounts import AuthContext
-from ringfence.services.call_policy import may_call, transport_policy
+from ringfence.services.call_policy import call_verdict, transport_policy
 from ringfence.services.errors import Conflict, Forbidden, RateLimited
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
@@ -161,7 +161,8 @@ class Calls:
         await self._limit(f"call:pair:{me.id}:{to}", self._cfg.call_attempts_per_pair_per_minute)
         async with self._db.read() as store:
             callee = await store.users.by_username(to)
-            if callee is None or not await may_call(store, me, callee):
+            verdict = "refuse" if callee is None else await call_verdict(store, me, callee)
+            if callee is None or verdict == "refuse":
                 raise Forbidden("call_not_allowed", "you cannot call this user")
             caller_policy = await transport_policy(store, me, callee)
             callee_policy = await transport_policy(store, callee, me)
@@ -187,7 +188,12 @@ class Calls:
             created_at=self._clock.time(),
         )
         await self._calls.put(
-            LiveCall(call, caller_policy=caller_policy, callee_policy=callee_policy)
+            LiveCall(
+                call,
+                caller_policy=caller_policy,
+                callee_policy=callee_policy,
+                silenced=verdict == "silence",
+            )
         )
         # A call whose offer never comes ends quietly; its callee never knew of it.
         await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
@@ -260,11 +266,14 @@ class Calls:
             offer_sdp=sdp,
             caller_policy=live.caller_policy,
             callee_policy=live.callee_policy,
+            silenced=live.silenced,
         )
         if not await self._calls.replace(CallState.CREATED.value, rang):
             raise CallError("call_state", "this call already has an offer")
         await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
         await self._schedule(call.call_id, CHECK, self._liveness_check_s)
+        if rang.silenced:
+            return  # rings out on the caller's side only; the timeout records it missed
         caller = UserView.of(device.user)
         for device_id in await self._presence.devices(call.callee_id):
             await self._ring(rang, caller, device_id)
@@ -391,7 +400,11 @@ class Calls:
             await self._calls.cancel_deadline(
                 call.call_id, _grace(device.user.id, device.device_id)
             )
-            if call.callee_id == device.user.id and call.state is CallState.RINGING:
+            if (
+                call.callee_id == device.user.id
+                and call.state is CallState.RINGING
+                and not live.silenced
+            ):
                 async with self._db.read() as store:
                     caller = await store.users.by_id(call.caller_id)
                 if caller is not None:

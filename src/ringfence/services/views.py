@@ -81,6 +81,7 @@ class SettingsView(BaseModel):
     calls_enabled: bool
     call_audience: list[Audience]
     direct_connections: DirectConnections
+    silence_unknown_callers: bool
 
     @classmethod
     def of(cls, row: UserSettings) -> SettingsView:
@@ -88,9 +89,13 @@ class SettingsView(BaseModel):
             calls_enabled=row.calls_enabled,
             call_audience=json.loads(row.call_audience),
             direct_connections=row.direct_connections,
+            silence_unknown_callers=row.silence_unknown_callers,
         )
 
 
 DEFAULT_SETTINGS = SettingsView(
-    calls_enabled=True, call_audience=["following"], direct_connections="nobody"
+    calls_enabled=True,
+    call_audience=["following"],
+    direct_connections="nobody",
+    silence_unknown_callers=False,
 )

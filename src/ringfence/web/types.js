@@ -47,6 +47,7 @@
  * @property {boolean} calls_enabled
  * @property {Audience[]} call_audience
  * @property {DirectConnections} direct_connections
+ * @property {boolean} silence_unknown_callers
  */
 
 /**

@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import Api, LiveServer, open_socket
 from tests.integration.calls.conftest import befriend, start_call
+from tests.integration.calls.sdp import sdp_pair
 
 
 async def assert_refused_quietly(live: LiveServer, api: Api, caller: str, callee: str) -> None:
@@ -153,4 +154,33 @@ async def test_settings_validation_names_the_field_and_keeps_the_stored_value(
         "calls_enabled": True,
         "call_audience": ["following"],
         "direct_connections": "nobody",
+        "silence_unknown_callers": False,
     }
+
+
+@pytest.mark.server_settings(ring_timeout_s=2)
+async def test_silenced_unknown_caller_rings_out_unseen_and_is_recorded_missed(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    await api.call("DELETE", "/api/v1/me/following/alice", bob)  # outside bob's audience
+    await assert_refused_quietly(live, api, alice, bob)  # silencing is off by default
+    resp = await api.call(
+        "PATCH", "/api/v1/me/settings", bob, json={"silence_unknown_callers": True}
+    )
+    assert resp.json()["settings"]["silence_unknown_callers"] is True
+
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    started = await start_call(api, alice, "bob")
+    assert started.status_code == 201  # to alice it looks like any call
+    call_id = started.json()["call_id"]
+    await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": (await sdp_pair())[0]})
+    # Bob's devices never ring; the call ends as an unanswered one, recorded as missed.
+    record = (await b_ws.recv_type("message.new", timeout=10))["message"]
+    assert record["kind"] == "call"
+    assert record["call"]["outcome"] == "missed"
+    assert (await a_ws.recv_type("call.ended"))["reason"] == "timeout"
+    # Nothing but that record (and the end of a call it never saw) reached Bob.
+    assert (await b_ws.recv_type("call.ended"))["reason"] == "timeout"

@@ -13,6 +13,7 @@ DEFAULTS = {
     "calls_enabled": True,
     "call_audience": ["following"],
     "direct_connections": "nobody",
+    "silence_unknown_callers": False,
 }
 
 
@@ -93,7 +94,7 @@ async def test_settings_are_per_user(api: Api) -> None:
         ({"direct_connections": ["everyone"]}, "direct_connections"),
         ({"direct_connections": None}, "direct_connections"),
         ({"direct_connections": ""}, "direct_connections"),
-        ({"silence_unknown_callers": True}, "silence_unknown_callers"),
+        ({"silence_unknown_callers": "yes"}, "silence_unknown_callers"),
         ({"calls_enabled": False, "direct_connections": "all"}, "direct_connections"),
     ],
 )

@@ -38,6 +38,7 @@ async def test_register_login_me_logout_round_trip(live: tuple[LiveServer, Api])
             "calls_enabled": True,
             "call_audience": ["following"],
             "direct_connections": "nobody",
+            "silence_unknown_callers": False,
         }
         old_token = client.token
         await client.logout()
@@ -92,6 +93,7 @@ async def test_settings_update_only_what_is_named(
         "calls_enabled": False,
         "call_audience": ["following", "verified"],
         "direct_connections": "following",
+        "silence_unknown_callers": False,
     }
     assert (await alice.me())["settings"] == settings
 

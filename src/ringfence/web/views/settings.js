@@ -47,6 +47,10 @@ export function renderSettings(ctx, root) {
     ),
   );
   const audienceStatus = statusLine("audience-status");
+  const silenceSwitch = h("input", {
+    attrs: { type: "checkbox", role: "switch", id: "silence-unknown", "aria-describedby": "silence-unknown-help" },
+  });
+  const silenceStatus = statusLine("silence-unknown-status");
   const directRadios = DIRECT.map(({ value }) =>
     h("input", { attrs: { type: "radio", id: `direct-${value}`, name: "direct_connections", value } }),
   );
@@ -81,6 +85,12 @@ export function renderSettings(ctx, root) {
       callsStatus,
       audienceSet,
       audienceStatus,
+      h("div", { class: "switch-row" },
+        h("label", { text: "Silence unknown callers", attrs: { for: "silence-unknown" } }),
+        silenceSwitch,
+      ),
+      h("p", { class: "help", attrs: { id: "silence-unknown-help" }, text: "Calls from people you have talked with but who are not allowed above won't ring: they show up as missed calls instead of being refused." }),
+      silenceStatus,
     ),
     h("section", { class: "panel", attrs: { "aria-labelledby": "direct-title" } },
       h("h2", { text: "Your address", attrs: { id: "direct-title" } }),
@@ -98,13 +108,14 @@ export function renderSettings(ctx, root) {
 
   /** @type {Settings | null} The server's value, as last read or saved. */
   let server = ctx.store.settings;
-  const controls = [callsSwitch, ...audienceBoxes, ...directRadios];
+  const controls = [callsSwitch, silenceSwitch, ...audienceBoxes, ...directRadios];
 
   /** Show exactly what the server holds. */
   function show() {
     for (const control of controls) control.disabled = server === null;
     if (!server) return;
     callsSwitch.checked = server.calls_enabled;
+    silenceSwitch.checked = server.silence_unknown_callers;
     AUDIENCES.forEach(({ value }, i) => {
       const box = audienceBoxes[i];
       if (box) box.checked = server?.call_audience.includes(value) ?? false;
@@ -156,6 +167,14 @@ export function renderSettings(ctx, root) {
   callsSwitch.addEventListener("change", () => {
     const on = callsSwitch.checked;
     void save({ calls_enabled: on }, callsStatus, on ? "Calls are on." : "Calls are off: nobody can call you.");
+  });
+  silenceSwitch.addEventListener("change", () => {
+    const on = silenceSwitch.checked;
+    void save(
+      { silence_unknown_callers: on },
+      silenceStatus,
+      on ? "Unknown callers are silenced and shown as missed calls." : "Unknown callers are refused.",
+    );
   });
   for (const box of audienceBoxes) {
     box.addEventListener("change", () => {
