@@ -234,6 +234,11 @@ class Calls:
     async def handle(self, device: Device, frame: ClientCallFrame) -> None:
         """Act on one signaling frame; raises CallError for a frame that is refused."""
         live = await self._calls.get(frame.call_id)
+        if live is None and isinstance(frame, CandidateFrame):
+            # Trickled candidates still in flight when a call ends are expected; an error
+            # for them would reach the client ahead of call.ended. Ids are unguessable,
+            # so dropping them silently reveals nothing.
+            return
         if live is None or device.user.id not in (live.call.caller_id, live.call.callee_id):
             # Same answer for "no such call" and "not yours": ids are not probeable.
             raise CallError("call_not_found", "no such call")

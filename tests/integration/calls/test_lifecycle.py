@@ -180,3 +180,25 @@ async def test_call_that_never_rang_leaves_no_trace_for_the_callee(
     await a_ws.send({"type": "call.hangup", "call_id": call_id})
     assert (await a_ws.recv_type("call.ended"))["reason"] == "cancelled"
     await b_ws.nothing_within(0.5)
+
+
+async def test_candidates_still_in_flight_after_the_end_are_dropped_quietly(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    call_id, a_ws, (b_ws,) = await ring(live, api, alice, bob)
+    await b_ws.send({"type": "call.reject", "call_id": call_id})
+    await ended_and_recorded(a_ws, call_id, "rejected", "rejected")
+    late = "candidate:1 1 udp 16777215 127.0.0.1 40001 typ relay raddr 0.0.0.0 rport 0"
+    await a_ws.send(
+        {
+            "type": "call.candidate",
+            "call_id": call_id,
+            "candidate": {"candidate": late, "sdpMid": "0", "sdpMLineIndex": 0},
+        }
+    )
+    await a_ws.nothing_within(0.5)  # no error that could be mistaken for a failure
+    # Other frames for a call that is gone are still refused.
+    await a_ws.send({"type": "call.hangup", "call_id": call_id})
+    assert (await a_ws.recv_type("error"))["error"] == "call_not_found"
