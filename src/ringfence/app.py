@@ -161,6 +161,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
                     registrations_per_address=settings.registrations_per_address,
                 ),
             ),
+            stream,
         ),
         social=Social(db, clock),
         messaging=messaging,

@@ -109,6 +109,7 @@ async def _authenticate(ws: WebSocket, services: Services) -> Connection | None:
             user.id, after=after, upto=upto, limit=limit
         ),
         queue_size=services.settings.ws_send_queue,
+        session_id=auth.session_id,
     )
     # Subscribe before reading the position: nothing can fall between the two.
     previous = await services.hub.attach(conn)

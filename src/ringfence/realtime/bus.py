@@ -32,6 +32,8 @@ class Envelope:
     payload: str
     pos: int | None = None
     exclude_device: str | None = None
+    # Not an event but an order: close the sockets of this session (it logged out).
+    end_session: int | None = None
 
 
 Handler = Callable[[Envelope], None]

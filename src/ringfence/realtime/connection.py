@@ -37,6 +37,7 @@ _RESYNC = Envelope("")
 CLOSE_TOO_SLOW = 1013  # "try again later": the client reconnects with since
 CLOSE_INTERNAL = 1011  # the server could not go on with this stream
 CLOSE_REPLACED = 4409  # the same device reconnected on a newer socket
+CLOSE_SESSION_ENDED = 4401  # the session this socket authenticated with logged out
 
 
 class Transport(Protocol):
@@ -60,8 +61,10 @@ class Connection:
         history: HistoryReader,
         queue_size: int,
         send_timeout_s: float = 30.0,
+        session_id: int | None = None,
     ) -> None:
         self.user_id = user_id
+        self.session_id = session_id
         self.device_id = device_id
         self._transport = transport
         self._history = history
@@ -76,6 +79,10 @@ class Connection:
 
     def deliver(self, envelope: Envelope) -> None:
         if self.closed or envelope.exclude_device == self.device_id:
+            return
+        if envelope.end_session is not None:
+            if envelope.end_session == self.session_id:
+                self._stop("session ended", CLOSE_SESSION_ENDED)
             return
         try:
             self._queue.put_nowait(envelope)

@@ -44,7 +44,12 @@ RESYNC_CHANNEL = "bus:resync"  # after the prefix: "every node, read back what y
 
 def encode_envelope(envelope: Envelope) -> bytes:
     return json.dumps(
-        {"p": envelope.payload, "n": envelope.pos, "x": envelope.exclude_device},
+        {
+            "p": envelope.payload,
+            "n": envelope.pos,
+            "x": envelope.exclude_device,
+            "s": envelope.end_session,
+        },
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
@@ -52,10 +57,15 @@ def encode_envelope(envelope: Envelope) -> bytes:
 
 def decode_envelope(data: bytes) -> Envelope:
     raw = json.loads(data)
-    pos, exclude = raw.get("n"), raw.get("x")
+    pos, exclude, session = raw.get("n"), raw.get("x"), raw.get("s")
     if not isinstance(raw.get("p"), str) or not (pos is None or type(pos) is int):
         raise ValueError("malformed envelope")
-    return Envelope(raw["p"], pos=pos, exclude_device=exclude if isinstance(exclude, str) else None)
+    return Envelope(
+        raw["p"],
+        pos=pos,
+        exclude_device=exclude if isinstance(exclude, str) else None,
+        end_session=session if type(session) is int else None,
+    )
 
 
 async def _pass_through(response: Any) -> Any:

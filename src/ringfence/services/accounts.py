@@ -16,6 +16,7 @@ from datetime import timedelta
 from ringfence.clock import Clock
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ringfence.services.passwords import Passwords
+from ringfence.services.stream import EventStream
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import UserView
@@ -75,7 +76,9 @@ class Accounts:
         passwords: Passwords,
         clock: Clock,
         throttle: AccountThrottle | None = None,
+        stream: EventStream | None = None,
     ) -> None:
+        self._stream = stream
         self._db = db
         self._passwords = passwords
         self._clock = clock
@@ -164,6 +167,9 @@ class Accounts:
     async def logout(self, auth: AuthContext) -> None:
         async with self._db.write() as store:
             await store.sessions.revoke(auth.session_id)
+        if self._stream is not None:
+            # A revoked token's open sockets close too, instead of going on receiving.
+            await self._stream.end_session(auth.user.id, auth.session_id)
 
     async def profile(self, username: str) -> UserView:
         if not is_username(username):

@@ -51,6 +51,10 @@ class EventStream:
         """Send an ephemeral event to one of a user's connections."""
         await self._bus.publish(device_topic(user_id, device_id), Envelope(encode(body)))
 
+    async def end_session(self, user_id: int, session_id: int) -> None:
+        """Close, on every node, the sockets that authenticated with this session."""
+        await self._bus.publish(user_topic(user_id), Envelope("", end_session=session_id))
+
     async def position(self, user_id: int) -> int:
         async with self._db.read() as store:
             return await store.users.stream_pos(user_id)

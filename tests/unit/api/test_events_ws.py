@@ -117,6 +117,27 @@ async def test_a_logged_out_token_cannot_open_a_socket(live: tuple[LiveServer, A
     assert (event["error"], code) == ("unauthorized", 4401)
 
 
+async def test_logging_out_closes_that_sessions_open_sockets_only(
+    live: tuple[LiveServer, Api],
+) -> None:
+    server, api = live
+    phone = await api.register("alice")
+    resp = await api.call(
+        "POST", "/api/v1/sessions", json={"username": "alice", "password": "correct horse 1"}
+    )
+    laptop = resp.json()["token"]
+    phone_ws = await open_socket(server.ws_url, phone)
+    laptop_ws = await open_socket(server.ws_url, laptop)
+    assert (await api.call("DELETE", "/api/v1/sessions/current", phone)).status_code == 204
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await phone_ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+    # The other device's session, and its socket, are untouched.
+    await laptop_ws.send({"type": "ping"})
+    assert (await laptop_ws.recv_type("pong"))["type"] == "pong"
+
+
 @pytest.mark.parametrize(
     ("frame", "error"),
     [

@@ -122,3 +122,19 @@ async def test_hub_drops_a_connection_that_stops_reading() -> None:
     await transport.until(lambda: bool(transport.closes))
     assert transport.closes == [(CLOSE_TOO_SLOW, "send queue overflow")]
     await conn.stop()
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        Envelope('{"type":"pong"}'),
+        Envelope('{"type":"message.new","pos":7}', pos=7),
+        Envelope("{}", exclude_device="dev-1"),
+        Envelope("", end_session=42),
+    ],
+)
+def test_redis_envelope_encoding_round_trips(envelope: Envelope) -> None:
+    """Every field a node publishes, including a session to close, reaches the others."""
+    from ringfence.realtime.redis_bus import decode_envelope, encode_envelope
+
+    assert decode_envelope(encode_envelope(envelope)) == envelope
