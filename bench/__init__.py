@@ -1,0 +1,1 @@
+"""Ringfence benchmarks: ``python -m bench --help``."""
