@@ -179,58 +179,51 @@ def _admin(
         raise typer.Exit(1) from exc
 
 
-@admin_app.command()
-def verify(
-    username: str,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Give USERNAME the verified badge."""
-    user = _admin(config, data_dir, database_url, lambda s: s.accounts.set_verified(username, True))
-    console.print(f"[green]{user.username} is now verified[/]")
+def _account_flag_command(
+    set_flag: Callable[[Any, str, bool], Awaitable[Any]], value: bool, done: str, help_text: str
+) -> Callable[..., None]:
+    """One `ringfence admin` command that turns an account flag on or off."""
+
+    def command(
+        username: str,
+        config: ConfigOpt = None,
+        data_dir: DataDirOpt = None,
+        database_url: DatabaseOpt = None,
+    ) -> None:
+        user = _admin(config, data_dir, database_url, lambda s: set_flag(s, username, value))
+        console.print(f"[green]{user.username} {done}[/]")
+
+    command.__doc__ = help_text
+    return command
 
 
-@admin_app.command()
-def unverify(
-    username: str,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Remove USERNAME's verified badge."""
-    user = _admin(
-        config, data_dir, database_url, lambda s: s.accounts.set_verified(username, False)
-    )
-    console.print(f"[green]{user.username} is no longer verified[/]")
+def _set_verified(services: Any, username: str, value: bool) -> Awaitable[Any]:
+    return services.accounts.set_verified(username, value)  # type: ignore[no-any-return]
 
 
-@admin_app.command()
-def suspend(
-    username: str,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Suspend USERNAME: signed out everywhere; cannot log in, message or call."""
-    user = _admin(
-        config, data_dir, database_url, lambda s: s.moderation.set_suspended(username, True)
-    )
-    console.print(f"[green]{user.username} is suspended and signed out everywhere[/]")
+def _set_suspended(services: Any, username: str, value: bool) -> Awaitable[Any]:
+    return services.moderation.set_suspended(username, value)  # type: ignore[no-any-return]
 
 
-@admin_app.command()
-def unsuspend(
-    username: str,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Lift USERNAME's suspension."""
-    user = _admin(
-        config, data_dir, database_url, lambda s: s.moderation.set_suspended(username, False)
-    )
-    console.print(f"[green]{user.username} is no longer suspended[/]")
+for _name, _setter, _value, _done, _help in (
+    ("verify", _set_verified, True, "is now verified", "Give USERNAME the verified badge."),
+    (
+        "unverify",
+        _set_verified,
+        False,
+        "is no longer verified",
+        "Remove USERNAME's verified badge.",
+    ),
+    (
+        "suspend",
+        _set_suspended,
+        True,
+        "is suspended and signed out everywhere",
+        "Suspend USERNAME: signed out everywhere; cannot log in, message or call.",
+    ),
+    ("unsuspend", _set_suspended, False, "is no longer suspended", "Lift USERNAME's suspension."),
+):
+    admin_app.command(_name)(_account_flag_command(_setter, _value, _done, _help))
 
 
 @admin_app.command("reports")
