@@ -190,7 +190,9 @@ def _without_client_addresses(record: logging.LogRecord) -> bool:
     - the websockets library's protocol lines at debug level, which quote handshake
       headers and the start of every frame, and so of auth frames and SDP.
     """
-    if f"{os.sep}websockets{os.sep}" in record.pathname:
+    # Only below WARNING: uvicorn's own WebSocket module lives under a "websockets"
+    # directory too, and its "Exception in ASGI application" errors must be kept.
+    if f"{os.sep}websockets{os.sep}" in record.pathname and record.levelno < logging.WARNING:
         return False
     return '"WebSocket ' not in str(record.msg)
 
