@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     ringing_calls_per_pair: int = Field(
         1, ge=1, le=10, description="Calls that may ring at once between the same two users."
     )
+    call_switches_per_minute: int = Field(
+        6,
+        ge=1,
+        le=100,
+        description=(
+            "Mid-call switches between relayed and direct one user may ask for per minute "
+            "(each hands out fresh TURN credentials)."
+        ),
+    )
     turn_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(

@@ -39,6 +39,9 @@ __all__ = [
     "CallCandidateFrame",
     "CallEndedFrame",
     "CallIncomingFrame",
+    "CallReanswerFrame",
+    "CallReofferFrame",
+    "CallTransportFrame",
     "CandidateFrame",
     "ClientCallFrame",
     "CodecError",
@@ -47,8 +50,12 @@ __all__ = [
     "IceCandidate",
     "IceServer",
     "OfferFrame",
+    "ReanswerFrame",
     "RejectFrame",
+    "ReofferFrame",
     "ServerCallFrame",
+    "Transport",
+    "TransportFrame",
     "UserRef",
     "encode",
     "parse_client_frame",
@@ -60,6 +67,9 @@ Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_BYTES)]
 EndedReason = Literal[
     "hangup", "rejected", "timeout", "answered_elsewhere", "busy", "failed", "cancelled"
 ]
+# What a participant asks for mid-call: everything through the relay, or direct where
+# both users' settings allow it.
+Transport = Literal["relay", "direct"]
 _IceUrl = Annotated[
     str, StringConstraints(pattern=r"^(stun|stuns|turn|turns):\S+$", max_length=512)
 ]
@@ -149,9 +159,52 @@ class HangupFrame(_Model):
     call_id: CallId
 
 
-ClientCallFrame: TypeAlias = OfferFrame | AnswerFrame | CandidateFrame | RejectFrame | HangupFrame
+class TransportFrame(_Model):
+    """Ask to switch an answered call to the relay (or back to direct): see
+    :class:`CallTransportFrame` for what follows."""
+
+    type: Literal["call.transport"] = "call.transport"
+    call_id: CallId
+    transport: Transport
+
+
+class ReofferFrame(_Model):
+    """The ICE-restart offer of the device that asked for a transport switch."""
+
+    type: Literal["call.reoffer"] = "call.reoffer"
+    call_id: CallId
+    sdp: Sdp
+
+
+class ReanswerFrame(_Model):
+    """The other device's answer to a :class:`ReofferFrame`."""
+
+    type: Literal["call.reanswer"] = "call.reanswer"
+    call_id: CallId
+    sdp: Sdp
+
+
+ClientCallFrame: TypeAlias = (
+    OfferFrame
+    | AnswerFrame
+    | CandidateFrame
+    | RejectFrame
+    | HangupFrame
+    | TransportFrame
+    | ReofferFrame
+    | ReanswerFrame
+)
 CALL_CLIENT_TYPES: Final = frozenset(
-    {"call.offer", "call.answer", "call.candidate", "call.reject", "call.hangup"}
+    {
+        "call.offer",
+        "call.answer",
+        "call.candidate",
+        "call.reject",
+        "call.hangup",
+        "call.transport",
+        "call.reoffer",
+        "call.reanswer",
+    }
 )
 
 
@@ -189,12 +242,15 @@ class CallIncomingFrame(_Model):
     sdp: Sdp
     ice_servers: Annotated[list[IceServer], Field(max_length=8)]
     ice_transport_policy: Literal["relay", "all"]
+    # Whether both users' settings would allow switching this call to direct.
+    direct_allowed: bool = False
 
 
 class CallAnswerFrame(_Model):
     type: Literal["call.answer"] = "call.answer"
     call_id: CallId
     sdp: Sdp
+    direct_allowed: bool = False
 
 
 class CallCandidateFrame(_Model):
@@ -209,11 +265,52 @@ class CallEndedFrame(_Model):
     reason: EndedReason
 
 
+class CallTransportFrame(_Model):
+    """The call's transport changed: to both devices in the call, each with its own
+    policy and fresh TURN credentials. The device that asked (``restart``) now sends
+    an ICE-restart offer (``call.reoffer``); the other one applies its new policy and
+    waits for that offer."""
+
+    type: Literal["call.transport"] = "call.transport"
+    call_id: CallId
+    transport: Transport
+    ice_servers: Annotated[list[IceServer], Field(max_length=8)]
+    ice_transport_policy: Literal["relay", "all"]
+    restart: bool
+    direct_allowed: bool
+
+
+class CallReofferFrame(_Model):
+    type: Literal["call.reoffer"] = "call.reoffer"
+    call_id: CallId
+    sdp: Sdp
+
+
+class CallReanswerFrame(_Model):
+    type: Literal["call.reanswer"] = "call.reanswer"
+    call_id: CallId
+    sdp: Sdp
+
+
 ServerCallFrame: TypeAlias = (
-    CallIncomingFrame | CallAnswerFrame | CallCandidateFrame | CallEndedFrame
+    CallIncomingFrame
+    | CallAnswerFrame
+    | CallCandidateFrame
+    | CallEndedFrame
+    | CallTransportFrame
+    | CallReofferFrame
+    | CallReanswerFrame
 )
 CALL_SERVER_TYPES: Final = frozenset(
-    {"call.incoming", "call.answer", "call.candidate", "call.ended"}
+    {
+        "call.incoming",
+        "call.answer",
+        "call.candidate",
+        "call.ended",
+        "call.transport",
+        "call.reoffer",
+        "call.reanswer",
+    }
 )
 
 # Discriminating on "type" gives one precise error instead of one per union member.

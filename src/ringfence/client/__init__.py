@@ -17,6 +17,7 @@ from ringfence.client.call import (
     OutgoingCall,
     SelectedPair,
     StateChange,
+    TransportSwitchFailed,
     place_call,
     wait_for_incoming,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "SelectedPair",
     "StateChange",
     "ToneTrack",
+    "TransportSwitchFailed",
     "WavRecorder",
     "dominant_frequency",
     "place_call",

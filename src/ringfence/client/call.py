@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
@@ -42,18 +42,26 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallReanswerFrame,
+    CallReofferFrame,
+    CallTransportFrame,
     ClientCallFrame,
     CodecError,
     HangupFrame,
     IceCandidate,
     OfferFrame,
+    ReanswerFrame,
     RejectFrame,
+    ReofferFrame,
+    Transport,
+    TransportFrame,
     parse_server_frame,
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.verification import verification_code
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
+from ringfence.client.ice_restart import IceRestart
 from ringfence.client.media import DiscardSink, MediaSink
 
 __all__ = [
@@ -65,6 +73,7 @@ __all__ = [
     "OutgoingCall",
     "SelectedPair",
     "StateChange",
+    "TransportSwitchFailed",
     "place_call",
     "wait_for_incoming",
 ]
@@ -110,6 +119,20 @@ class CallEnded(Exception):
         super().__init__(f"call ended: {reason}" + (f" ({detail})" if detail else ""))
         self.reason = reason
         self.detail = detail
+
+
+class TransportSwitchFailed(Exception):
+    """A mid-call switch between relayed and direct did not happen. ``code`` is the
+    server's refusal (``direct_not_allowed``, ``call_state``, ``call_rate_limited``)
+    or ``failed`` when the ICE restart itself failed (the call then ends)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+_SWITCH_REFUSALS = frozenset({"direct_not_allowed", "call_state", "call_rate_limited"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +221,12 @@ class Call:
         self._timer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._sub: Subscription = events.subscribe_call(call_id)
+        # Whether both users' settings allow switching this call to direct (the server
+        # says so with the answer, the ring and every switch).
+        self.direct_allowed = False
+        self._restart: IceRestart | None = None
+        self._switch_waiter: asyncio.Future[None] | None = None
+        self._switch_transport: Transport | None = None
         self._pump = asyncio.get_running_loop().create_task(
             self._read_signaling(), name=f"call-{call_id[:8]}"
         )
@@ -337,7 +366,11 @@ class Call:
         for task in (self._timer, self._pump):
             if task is not None and task is not current and not task.done():
                 task.cancel()
+        self._settle_switch(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
         try:
+            if self._restart is not None:
+                await self._restart.abandon()
+                self._restart = None
             if self._pc is not None:
                 await self._pc.close()
             for track in self._tracks:
@@ -388,11 +421,28 @@ class Call:
         elif isinstance(frame, CallCandidateFrame):
             await self._on_candidate(frame.candidate)
         elif isinstance(frame, CallAnswerFrame):
+            if self.state is CallState.RINGING:
+                self.direct_allowed = frame.direct_allowed
             await self._on_answer(frame.sdp)
         elif isinstance(frame, CallIncomingFrame):
             self._on_ring_again(frame)
+        elif isinstance(frame, CallTransportFrame):
+            await self._on_transport(frame)
+        elif isinstance(frame, CallReofferFrame):
+            await self._on_reoffer(frame.sdp)
+        elif isinstance(frame, CallReanswerFrame):
+            await self._on_reanswer(frame.sdp)
 
     async def _on_error(self, code: str, detail: str) -> None:
+        if (
+            self._switch_waiter is not None
+            and self._restart is None
+            and code in _SWITCH_REFUSALS
+            and self.state is CallState.CONNECTED
+        ):
+            # The server refused the switch this side asked for; the call goes on as is.
+            self._settle_switch(TransportSwitchFailed(code, detail))
+            return
         # Before media flows, a refused offer/answer leaves nothing to continue with.
         # Once connected, a refused frame (a stray candidate) does not hurt the call.
         if self.state in (CallState.NEW, CallState.CONNECTING) or (
@@ -404,6 +454,130 @@ class Call:
 
     async def _on_answer(self, sdp: str) -> None:
         log.info("call %s: ignoring an unexpected answer", self.call_id)
+
+    # --- switching between relayed and direct mid-call --------------------------------
+
+    async def switch_transport(self, transport: Transport, *, timeout_s: float = 30.0) -> None:
+        """Move the connected call to the relay (``"relay"``), hiding both addresses
+        from now on, or back to a direct connection (``"direct"``, allowed only when
+        both users' settings allow it: see :attr:`direct_allowed`), without hanging up.
+
+        The server decides and re-checks the settings; this side then restarts ICE
+        under the new policy and returns once media flows over the new path. Raises
+        :class:`TransportSwitchFailed` when the server refuses (the call goes on
+        unchanged) or the restart fails (the call ends, rather than carrying on over a
+        path the user asked to leave).
+        """
+        if self.state is not CallState.CONNECTED or self._pc is None:
+            raise TransportSwitchFailed("call_state", "the call is not connected")
+        if self._switch_waiter is not None or self._restart is not None:
+            raise TransportSwitchFailed("call_state", "a switch is already under way")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._switch_waiter = waiter
+        try:
+            await self._send(TransportFrame(call_id=self.call_id, transport=transport))
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(waiter)
+        except TimeoutError:
+            await self._fail(f"switching the call to {transport} did not complete in time")
+            raise TransportSwitchFailed("failed", "the switch did not complete in time") from None
+        finally:
+            if self._switch_waiter is waiter:
+                self._switch_waiter = None
+
+    def _settle_switch(self, error: TransportSwitchFailed | None = None) -> None:
+        waiter, self._switch_waiter = self._switch_waiter, None
+        if waiter is not None and not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    async def _on_transport(self, frame: CallTransportFrame) -> None:
+        """The server switched the call: take the new policy and credentials, gather
+        under them, and (on the asking device) send the ICE-restart offer."""
+        if self.state is not CallState.CONNECTED or self._pc is None:
+            log.info("call %s: ignoring a transport switch in state %s", self.call_id, self.state)
+            return
+        self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
+        self.ice_transport_policy = frame.ice_transport_policy
+        self.direct_allowed = frame.direct_allowed
+        self._switch_transport = frame.transport
+        try:
+            await self._begin_restart()
+            if frame.restart:
+                await self._pc.setLocalDescription(await self._pc.createOffer())
+                sdp = self._pc.localDescription.sdp
+                self._check_gathered(sdp)
+                self.local_sdp = sdp
+                await self._send(ReofferFrame(call_id=self.call_id, sdp=sdp))
+        except Exception as exc:
+            await self._restart_failed(exc)
+            return
+        log.info("call %s: restarting ICE for %s", self.call_id, frame.transport)
+
+    async def _begin_restart(self) -> IceRestart:
+        assert self._pc is not None
+        if self._restart is not None:  # a restart that never finished: start over
+            await self._restart.abandon()
+        config = rtc_configuration(self.ice_servers, self.ice_transport_policy)
+        self._restart = IceRestart(self._pc, config.iceServers or [], self.ice_transport_policy)
+        await self._restart.prepare()
+        return self._restart
+
+    async def _on_reoffer(self, sdp: str) -> None:
+        if self.state is not CallState.CONNECTED or self._pc is None:
+            log.info("call %s: ignoring an ICE-restart offer in state %s", self.call_id, self.state)
+            return
+        try:
+            restart = self._restart or await self._begin_restart()
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self.remote_sdp = sdp
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+            answer = self._pc.localDescription.sdp
+            self._check_gathered(answer)
+            self.local_sdp = answer
+            await self._send(ReanswerFrame(call_id=self.call_id, sdp=answer))
+        except Exception as exc:
+            await self._restart_failed(exc)
+            return
+        self._spawn(self._complete_restart(restart, sdp))
+
+    async def _on_reanswer(self, sdp: str) -> None:
+        restart = self._restart
+        if self.state is not CallState.CONNECTED or self._pc is None or restart is None:
+            log.info("call %s: ignoring an unexpected ICE-restart answer", self.call_id)
+            return
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            self.remote_sdp = sdp
+        except Exception as exc:
+            await self._restart_failed(exc)
+            return
+        self._spawn(self._complete_restart(restart, sdp))
+
+    async def _complete_restart(self, restart: IceRestart, remote_sdp: str) -> None:
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await restart.complete(remote_sdp)
+        except Exception as exc:
+            if restart is self._restart:
+                await self._restart_failed(exc)
+            return
+        if restart is self._restart:
+            self._restart = None
+            log.info("call %s: now %s", self.call_id, self._switch_transport)
+            self._settle_switch()
+
+    async def _restart_failed(self, exc: BaseException) -> None:
+        detail = f"the switch of the connection failed: {type(exc).__name__}"
+        self._settle_switch(TransportSwitchFailed("failed", detail))
+        await self._fail(detail)
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _on_ring_again(self, frame: CallIncomingFrame) -> None:
         pass
@@ -548,6 +722,7 @@ class IncomingCall(Call):
         )
         self.caller = frame.caller
         self.remote_sdp = frame.sdp
+        self.direct_allowed = frame.direct_allowed
 
     def _on_ring_again(self, frame: CallIncomingFrame) -> None:
         # The server rings a device again after it reconnects, with fresh credentials.

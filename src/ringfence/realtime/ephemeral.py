@@ -76,6 +76,11 @@ class LiveCall:
     callee_policy: TransportPolicy = "relay"
     # The callee silences unknown callers: ring out unseen, then record a missed call.
     silenced: bool = False
+    # A mid-call transport switch under way: the device that makes the ICE-restart
+    # offer, and when the switch began (a switch left unfinished does not block the
+    # next one for ever).
+    switching_device: str | None = None
+    switch_started: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

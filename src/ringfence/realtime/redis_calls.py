@@ -27,6 +27,8 @@ def live_call_to_json(live: LiveCall) -> str:
             "caller_policy": live.caller_policy,
             "callee_policy": live.callee_policy,
             "silenced": live.silenced,
+            "switching_device": live.switching_device,
+            "switch_started": live.switch_started,
         },
         separators=(",", ":"),
     )
@@ -49,7 +51,23 @@ def live_call_from_json(text: str | bytes) -> LiveCall:
         caller_policy=_policy(raw.get("caller_policy")),
         callee_policy=_policy(raw.get("callee_policy")),
         silenced=raw.get("silenced") is True,
+        switching_device=_optional(raw.get("switching_device"), str),
+        switch_started=_optional_time(raw.get("switch_started")),
     )
+
+
+def _optional(value: object, kind: type[str]) -> str | None:
+    if value is None or isinstance(value, kind):
+        return value
+    raise ValueError("stored call is malformed")
+
+
+def _optional_time(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError("stored call is malformed")
 
 
 def _policy(value: object) -> TransportPolicy:

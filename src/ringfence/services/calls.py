@@ -32,12 +32,18 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallReanswerFrame,
+    CallReofferFrame,
+    CallTransportFrame,
     CandidateFrame,
     ClientCallFrame,
     HangupFrame,
     IceCandidate,
     OfferFrame,
+    ReanswerFrame,
     RejectFrame,
+    ReofferFrame,
+    TransportFrame,
     UserRef,
     encode,
 )
@@ -55,6 +61,7 @@ from ringfence.calls.state import (
     EndReason,
     Media,
     duration_s,
+    other_party,
     outcome,
     transition,
 )
@@ -66,6 +73,7 @@ from ringfence.realtime.ephemeral import (
     LiveCall,
     Presence,
     RateLimiter,
+    TransportPolicy,
     retry_after,
 )
 from ringfence.services.accounts import AuthContext
@@ -82,6 +90,8 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_CANDIDATES = 64
 RING, CHECK, GRACE = "ring", "check", "grace:"  # deadline kinds; GRACE + "user:device"
+# A transport switch whose ICE restart never completed stops blocking the next one.
+SWITCH_STALE_S = 15.0
 DEADLINE_LEASE_S = 30.0  # a claimed deadline comes due again if its node dies on it
 
 
@@ -253,6 +263,12 @@ class Calls:
                 await self._reject(device, live)
             elif isinstance(frame, HangupFrame):
                 await self._hangup(device, live)
+            elif isinstance(frame, TransportFrame):
+                await self._switch(device, live, frame)
+            elif isinstance(frame, ReofferFrame):
+                await self._reoffer(device, live, frame)
+            elif isinstance(frame, ReanswerFrame):
+                await self._reanswer(device, live, frame)
         except SignalingError as exc:
             raise CallError(exc.code, str(exc)) from None
 
@@ -293,6 +309,7 @@ class Calls:
             sdp=live.offer_sdp,
             ice_servers=[self._ice_server()],
             ice_transport_policy=live.callee_policy,
+            direct_allowed=_direct(live),
         )
         await self._stream.notify_device(live.call.callee_id, device_id, encode(frame))
 
@@ -325,7 +342,7 @@ class Calls:
         await self._stream.notify_device(
             call.caller_id,
             call.caller_device,
-            encode(CallAnswerFrame(call_id=call.call_id, sdp=sdp)),
+            encode(CallAnswerFrame(call_id=call.call_id, sdp=sdp, direct_allowed=_direct(live))),
         )
         await self._stream.notify(
             call.callee_id,
@@ -379,6 +396,113 @@ class Calls:
                 return
             to_device = current.call.answered_device
         await self._stream.notify_device(to_user, to_device, body)
+
+    # --- switching an answered call between relayed and direct -----------------------
+
+    async def _switch(self, device: Device, live: LiveCall, frame: TransportFrame) -> None:
+        """Re-decide both sides' transport policy mid-call, then have the asking device
+        restart ICE under it.
+
+        From the moment the new policies are stored, every SDP and candidate of the
+        call is sanitised with them, so a switch to the relay protects both addresses
+        even from a peer that ignores it. "direct" needs both users' settings to allow
+        it *now*; relaying is always allowed. Each switch hands out fresh TURN
+        credentials to both devices, so switches are rate limited per user.
+        """
+        call = live.call
+        peer_device = self._peer_device(device, live)
+        now = self._clock.time()
+        if live.switching_device is not None and (
+            live.switch_started is None or now - live.switch_started < SWITCH_STALE_S
+        ):
+            raise CallError("call_state", "a switch of this call is already under way")
+        try:
+            await self._limit(
+                f"call:switch:{device.user.id}",
+                self._cfg.call_switches_per_minute,
+                "too many switches of the call's connection; try again later",
+            )
+        except RateLimited as exc:  # over the WebSocket it is an error event
+            raise CallError(exc.code, exc.detail) from None
+        caller_policy, callee_policy = await self._settings_policies(call)
+        direct_allowed = caller_policy == callee_policy == "all"
+        if frame.transport == "direct" and not direct_allowed:
+            raise CallError(
+                "direct_not_allowed", "a direct connection is not allowed by both users' settings"
+            )
+        if frame.transport == "relay":
+            caller_policy = callee_policy = "relay"
+        switched = dataclasses.replace(
+            live,
+            caller_policy=caller_policy,
+            callee_policy=callee_policy,
+            switching_device=device.device_id,
+            switch_started=now,
+        )
+        if not await self._calls.replace(CallState.ANSWERED.value, switched):
+            raise CallError("call_state", "this call is no longer in progress")
+        log.info("call %s: switched to %s", call.call_id, frame.transport)
+        peer_id = other_party(call, device.user.id)
+        for user_id, device_id, policy, restart in (
+            (device.user.id, device.device_id, _policy_of(switched, device.user.id), True),
+            (peer_id, peer_device, _policy_of(switched, peer_id), False),
+        ):
+            body = CallTransportFrame(
+                call_id=call.call_id,
+                transport=frame.transport,
+                ice_servers=[self._ice_server()],
+                ice_transport_policy=policy,
+                restart=restart,
+                direct_allowed=direct_allowed,
+            )
+            await self._stream.notify_device(user_id, device_id, encode(body))
+
+    async def _reoffer(self, device: Device, live: LiveCall, frame: ReofferFrame) -> None:
+        peer_device = self._peer_device(device, live)
+        if live.switching_device != device.device_id:
+            raise CallError("call_state", "ask for a transport switch before restarting ICE")
+        sdp = self._sanitize_sdp(frame.sdp, _policy_of(live, device.user.id))
+        peer_id = other_party(live.call, device.user.id)
+        body = encode(CallReofferFrame(call_id=live.call.call_id, sdp=sdp))
+        await self._stream.notify_device(peer_id, peer_device, body)
+
+    async def _reanswer(self, device: Device, live: LiveCall, frame: ReanswerFrame) -> None:
+        peer_device = self._peer_device(device, live)
+        if live.switching_device != peer_device:
+            raise CallError("call_state", "there is no ICE restart to answer")
+        sdp = self._sanitize_sdp(frame.sdp, _policy_of(live, device.user.id))
+        done = dataclasses.replace(live, switching_device=None, switch_started=None)
+        # Losing this race to a hang-up only means the answer goes nowhere.
+        if not await self._calls.replace(CallState.ANSWERED.value, done):
+            raise CallError("call_state", "this call is no longer in progress")
+        peer_id = other_party(live.call, device.user.id)
+        body = encode(CallReanswerFrame(call_id=live.call.call_id, sdp=sdp))
+        await self._stream.notify_device(peer_id, peer_device, body)
+
+    def _peer_device(self, device: Device, live: LiveCall) -> str:
+        """The other device of an answered call, checking ``device`` is the in-call one
+        of its user (a user's other devices take no part)."""
+        call = live.call
+        if call.state is not CallState.ANSWERED:
+            raise CallError("call_state", "this call has not been answered")
+        mine, theirs = (
+            (call.caller_device, call.answered_device)
+            if device.user.id == call.caller_id
+            else (call.answered_device, call.caller_device)
+        )
+        if device.device_id != mine or theirs is None:
+            raise CallError("call_state", "this device is not in the call")
+        return theirs
+
+    async def _settings_policies(self, call: Call) -> tuple[TransportPolicy, TransportPolicy]:
+        """Both sides' policies as their settings decide them now."""
+        async with self._db.read() as store:
+            users = await store.users.by_ids([call.caller_id, call.callee_id])
+            caller, callee = users[call.caller_id], users[call.callee_id]
+            return (
+                await transport_policy(store, caller, callee),
+                await transport_policy(store, callee, caller),
+            )
 
     async def _reject(self, device: Device, live: LiveCall) -> None:
         if device.user.id != live.call.callee_id or live.call.state is not CallState.RINGING:
@@ -497,12 +621,12 @@ class Calls:
             live.call.state is CallState.ANSWERED for live in await self._calls.calls_of(user_id)
         )
 
-    async def _limit(self, key: str, limit: int) -> None:
+    async def _limit(
+        self, key: str, limit: int, detail: str = "too many call attempts; try again later"
+    ) -> None:
         wait = await self._limiter.hit(key, limit=limit, window_s=60.0)
         if wait is not None:
-            raise RateLimited(
-                "call_rate_limited", "too many call attempts; try again later", retry_after(wait)
-            )
+            raise RateLimited("call_rate_limited", detail, retry_after(wait))
 
     # --- deadlines ----------------------------------------------------------------
 
@@ -566,6 +690,15 @@ class Calls:
 
 def _grace(user_id: int, device_id: str) -> str:
     return f"{GRACE}{user_id}:{device_id}"
+
+
+def _direct(live: LiveCall) -> bool:
+    """Whether both sides may connect directly, as the call's policies stand."""
+    return live.caller_policy == live.callee_policy == "all"
+
+
+def _policy_of(live: LiveCall, user_id: int) -> TransportPolicy:
+    return live.caller_policy if user_id == live.call.caller_id else live.callee_policy
 
 
 def _devices_of(call: Call, user_id: int) -> tuple[str | None, ...]:

@@ -198,6 +198,14 @@ def ringing_call(call_id: str = "call-1") -> LiveCall:
 def test_a_live_call_survives_json_unchanged() -> None:
     live = ringing_call()
     assert live_call_from_json(live_call_to_json(live)) == live
+    answered = LiveCall(
+        transition(live.call, CallState.ANSWERED, at=1002.0, device_id="callee-laptop"),
+        caller_policy="relay",
+        callee_policy="relay",
+        switching_device="caller-phone",
+        switch_started=1003.5,
+    )
+    assert live_call_from_json(live_call_to_json(answered)) == answered
 
 
 async def test_the_first_of_many_concurrent_answers_wins(stores: StoreMaker) -> None:

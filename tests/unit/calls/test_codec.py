@@ -17,6 +17,9 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallReanswerFrame,
+    CallReofferFrame,
+    CallTransportFrame,
     CandidateFrame,
     ClientCallFrame,
     CodecError,
@@ -25,8 +28,11 @@ from ringfence.calls.codec import (
     IceCandidate,
     IceServer,
     OfferFrame,
+    ReanswerFrame,
     RejectFrame,
+    ReofferFrame,
     ServerCallFrame,
+    TransportFrame,
     UserRef,
     encode,
     parse_client_frame,
@@ -47,8 +53,19 @@ def test_type_sets_match_the_models() -> None:
         "call.candidate",
         "call.reject",
         "call.hangup",
+        "call.transport",
+        "call.reoffer",
+        "call.reanswer",
     } == CALL_CLIENT_TYPES
-    assert {"call.incoming", "call.answer", "call.candidate", "call.ended"} == CALL_SERVER_TYPES
+    assert {
+        "call.incoming",
+        "call.answer",
+        "call.candidate",
+        "call.ended",
+        "call.transport",
+        "call.reoffer",
+        "call.reanswer",
+    } == CALL_SERVER_TYPES
     client_models = get_args(ClientCallFrame)
     server_models = get_args(ServerCallFrame)
     assert {m.model_fields["type"].default for m in client_models} == CALL_CLIENT_TYPES
@@ -75,6 +92,18 @@ def test_ended_reasons_are_the_state_machine_reasons_plus_answered_elsewhere() -
         ),
         ({"type": "call.reject", "call_id": CALL_ID}, RejectFrame(call_id=CALL_ID)),
         ({"type": "call.hangup", "call_id": CALL_ID}, HangupFrame(call_id=CALL_ID)),
+        (
+            {"type": "call.transport", "call_id": CALL_ID, "transport": "relay"},
+            TransportFrame(call_id=CALL_ID, transport="relay"),
+        ),
+        (
+            {"type": "call.reoffer", "call_id": CALL_ID, "sdp": SDP},
+            ReofferFrame(call_id=CALL_ID, sdp=SDP),
+        ),
+        (
+            {"type": "call.reanswer", "call_id": CALL_ID, "sdp": SDP},
+            ReanswerFrame(call_id=CALL_ID, sdp=SDP),
+        ),
         (
             {
                 "type": "call.candidate",
@@ -201,6 +230,7 @@ def test_incoming_frame_wire_shape() -> None:
             {"urls": ["stun:stun.example.org"]},  # no null username for the browser to mangle
         ],
         "ice_transport_policy": "relay",
+        "direct_allowed": False,
     }
     assert json.loads(json.dumps(wire)) == wire
     assert parse_server_frame(wire) == frame
@@ -211,7 +241,35 @@ def test_incoming_frame_wire_shape() -> None:
     [
         (
             CallAnswerFrame(call_id=CALL_ID, sdp=SDP),
-            {"type": "call.answer", "call_id": CALL_ID, "sdp": SDP},
+            {"type": "call.answer", "call_id": CALL_ID, "sdp": SDP, "direct_allowed": False},
+        ),
+        (
+            CallTransportFrame(
+                call_id=CALL_ID,
+                transport="relay",
+                ice_servers=[TURN],
+                ice_transport_policy="relay",
+                restart=True,
+                direct_allowed=True,
+            ),
+            {
+                "type": "call.transport",
+                "call_id": CALL_ID,
+                "transport": "relay",
+                "ice_servers": [
+                    {
+                        "urls": [
+                            "turn:turn.example.org:3478?transport=udp",
+                            "turns:turn.example.org:5349",
+                        ],
+                        "username": "1700000000:abcd",
+                        "credential": "c2VjcmV0",
+                    }
+                ],
+                "ice_transport_policy": "relay",
+                "restart": True,
+                "direct_allowed": True,
+            },
         ),
         (
             CallCandidateFrame(
@@ -283,6 +341,9 @@ client_frames: st.SearchStrategy[Any] = st.one_of(
     st.builds(CandidateFrame, call_id=call_ids, candidate=ice_candidates),
     st.builds(RejectFrame, call_id=call_ids),
     st.builds(HangupFrame, call_id=call_ids),
+    st.builds(TransportFrame, call_id=call_ids, transport=st.sampled_from(["relay", "direct"])),
+    st.builds(ReofferFrame, call_id=call_ids, sdp=sdps),
+    st.builds(ReanswerFrame, call_id=call_ids, sdp=sdps),
 )
 
 users = st.builds(
@@ -310,8 +371,20 @@ server_frames: st.SearchStrategy[Any] = st.one_of(
         sdp=sdps,
         ice_servers=st.lists(ice_servers, max_size=8),
         ice_transport_policy=st.sampled_from(["relay", "all"]),
+        direct_allowed=st.booleans(),
     ),
-    st.builds(CallAnswerFrame, call_id=call_ids, sdp=sdps),
+    st.builds(CallAnswerFrame, call_id=call_ids, sdp=sdps, direct_allowed=st.booleans()),
+    st.builds(
+        CallTransportFrame,
+        call_id=call_ids,
+        transport=st.sampled_from(["relay", "direct"]),
+        ice_servers=st.lists(ice_servers, max_size=8),
+        ice_transport_policy=st.sampled_from(["relay", "all"]),
+        restart=st.booleans(),
+        direct_allowed=st.booleans(),
+    ),
+    st.builds(CallReofferFrame, call_id=call_ids, sdp=sdps),
+    st.builds(CallReanswerFrame, call_id=call_ids, sdp=sdps),
     st.builds(CallCandidateFrame, call_id=call_ids, candidate=ice_candidates),
     st.builds(CallEndedFrame, call_id=call_ids, reason=st.sampled_from(get_args(EndedReason))),
 )
