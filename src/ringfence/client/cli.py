@@ -1,5 +1,10 @@
 """``ringfence call`` and ``ringfence answer``: real WebRTC calls from a terminal.
 
+While a call is connected, type a command and Enter on standard input: ``relay``
+(or ``r``) moves the call behind the TURN relay, hiding your address from now on;
+``direct`` (or ``d``) goes back to a direct connection where both people's settings
+allow it; ``hangup`` (or ``q``) ends the call.
+
 Both commands show the call's state on stderr as it changes and exit with:
 0 when the call connected and ended normally, 1 when it failed or never connected,
 2 for a usage problem (such as an unreadable token file), 3 when the server said no
@@ -13,6 +18,7 @@ import contextlib
 import os
 import signal
 import stat
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,7 @@ from ringfence.client.call import (
     CallEnded,
     CallState,
     StateChange,
+    TransportSwitchFailed,
     place_call,
     wait_for_incoming,
 )
@@ -160,7 +167,12 @@ def describe(change: StateChange, call: Call) -> str:
             if code
             else ""
         )
-        return f"[green]connected{how}[/]{check}"
+        hint = (
+            "\ntype [bold]relay[/] and Enter to hide your address behind the relay"
+            if pair is not None and not pair.relayed
+            else ""
+        )
+        return f"[green]connected{how}[/]{check}{hint}"
     if change.state is CallState.ENDED:
         detail = f" ({escape(change.detail)})" if change.detail else ""
         colour = "green" if change.reason in NORMAL_ENDINGS else "red"
@@ -190,6 +202,7 @@ async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> 
 
     shower = asyncio.create_task(show())
     timer = asyncio.create_task(hang_up_when_due())
+    commands = _CommandReader(call)
     ended = asyncio.create_task(call.wait_ended())
     stopped = asyncio.create_task(stop.wait())
     try:
@@ -199,6 +212,7 @@ async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> 
             await call.hangup()
         reason = await ended
     finally:
+        commands.close()
         for task in (timer, stopped, ended):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -207,6 +221,74 @@ async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> 
             await asyncio.wait_for(shower, 1.0)
     connected = any(change.state is CallState.CONNECTED for change in call.changes)
     return EXIT_OK if connected and reason in NORMAL_ENDINGS else EXIT_FAILED
+
+
+_SWITCHES = {"relay": "relay", "r": "relay", "direct": "direct", "d": "direct"}
+_REFUSALS = {
+    "direct_not_allowed": "a direct connection is not allowed by your or their settings",
+    "call_rate_limited": "too many switches; wait a minute and try again",
+    "call_state": "the call cannot be switched right now",
+}
+
+
+class _CommandReader:
+    """In-call commands typed on standard input (see the module docstring). Reads
+    only when stdin can be watched by the event loop (a terminal or a pipe)."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._buffer = b""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fd: int | None = None
+        try:
+            fd = sys.stdin.fileno()
+            asyncio.get_running_loop().add_reader(fd, self._readable)
+        except (AttributeError, OSError, ValueError, NotImplementedError):
+            return  # no stdin, or one the loop cannot watch (a file, /dev/null)
+        self._fd = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            self._fd = None
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 1024)
+        except OSError:
+            data = b""
+        if not data:  # end of input: commands are over, the call goes on
+            self.close()
+            return
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            task = asyncio.ensure_future(self._run(line.decode(errors="replace").strip()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, command: str) -> None:
+        word = command.lower()
+        if not word:
+            return
+        if word in ("hangup", "q"):
+            await self._call.hangup()
+            return
+        transport = _SWITCHES.get(word)
+        if transport is None:
+            console.print(f"unknown command {escape(command[:40])!r}: relay, direct or hangup")
+            return
+        console.print(f"switching the call to {transport}…")
+        try:
+            await self._call.switch_transport("relay" if transport == "relay" else "direct")
+        except TransportSwitchFailed as exc:
+            why = _REFUSALS.get(exc.code, exc.detail)
+            console.print(f"[yellow]not switched:[/] {escape(why)}")
+            return
+        pair = self._call.selected_candidate_pair()
+        how = "relayed: your address is hidden" if pair and pair.relayed else "direct"
+        console.print(f"[green]now {how}[/]")
 
 
 def report_recording(sink: MediaSink) -> None:

@@ -75,6 +75,12 @@ class Proc:
                 pytest.fail(f"{self.name} never printed {text!r}:\n{self.output()}")
             await asyncio.sleep(0.05)
 
+    async def type(self, line: str) -> None:
+        """Type a line on the process's stdin (started with ``interactive=True``)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
     async def stop(self) -> None:
         if self.process.returncode is not None:
             return
@@ -93,13 +99,21 @@ class Processes:
         self.tmp = tmp
         self.started: list[Proc] = []
 
-    async def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+    async def start(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        interactive: bool = False,
+    ) -> Proc:
+        """Start ``ringfence *args``; with ``interactive`` its stdin is a pipe
+        (``proc.type(...)``), otherwise /dev/null."""
         log = self.tmp / f"{name}.log"
         with log.open("wb") as sink:
             process = await asyncio.create_subprocess_exec(
                 RINGFENCE,
                 *args,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if interactive else asyncio.subprocess.DEVNULL,
                 stdout=sink,
                 stderr=sink,
                 env=env or clean_env(),
@@ -227,6 +241,49 @@ async def test_terminal_call_carries_a_tone_through_the_relay(
         record = calls[0]["call"]
         assert record is not None
         assert (record["media"], record["outcome"]) == ("audio", "completed")
+    finally:
+        await alice.aclose()
+        await bob.aclose()
+
+
+async def test_typing_relay_moves_a_direct_call_behind_the_relay(
+    server_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    alice, alice_token = await token_file(server_url, tmp_path, "alice")
+    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    try:
+        await bob.follow("alice")
+        await alice.send_message("bob", "can I call you?")
+        await bob.accept("alice")
+        for person in (alice, bob):
+            await person.update_settings(direct_connections="everyone")
+
+        common = ["--server", server_url]
+        answer = await processes.start(
+            "answer", "answer", *common, "--token-file", str(bob_token), "--timeout", "60"
+        )
+        await answer.wait_for_output("waiting for a call", timeout=30)
+        call = await processes.start(
+            "call",
+            "call",
+            "bob",
+            *common,
+            "--token-file",
+            str(alice_token),
+            "--tone",
+            "440",
+            interactive=True,
+        )
+        await call.wait_for_output("connected (direct)", timeout=60)
+        await call.wait_for_output("type relay and Enter", timeout=5)
+        await call.type("relay")
+        await call.wait_for_output("now relayed: your address is hidden", timeout=60)
+        await call.type("q")
+        call_rc = await call.wait(timeout=30)
+        answer_rc = await answer.wait(timeout=30)
+        logs = f"--- call ---\n{call.output()}\n--- answer ---\n{answer.output()}"
+        assert (call_rc, answer_rc) == (0, 0), logs
+        assert "ended: hangup" in answer.output(), logs
     finally:
         await alice.aclose()
         await bob.aclose()
