@@ -165,7 +165,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         ),
         social=Social(db, clock),
         messaging=messaging,
-        user_settings=SettingsService(db, clock),
+        user_settings=SettingsService(db, clock, calls.direct_connections_changed),
         moderation=Moderation(db, backend.limiter, clock),
         calls=calls,
         turn_supervisor=relay.supervisor,

@@ -43,6 +43,7 @@ from ringfence.calls.codec import (
     ReanswerFrame,
     RejectFrame,
     ReofferFrame,
+    Transport,
     TransportFrame,
     UserRef,
     encode,
@@ -432,30 +433,91 @@ class Calls:
             )
         if frame.transport == "relay":
             caller_policy = callee_policy = "relay"
+        if not await self._apply_switch(
+            live,
+            device.user.id,
+            device.device_id,
+            peer_device,
+            (caller_policy, callee_policy),
+            frame.transport,
+            direct_allowed=direct_allowed,
+        ):
+            raise CallError("call_state", "this call is no longer in progress")
+
+    async def _apply_switch(
+        self,
+        live: LiveCall,
+        user_id: int,
+        device_id: str,
+        peer_device: str,
+        policies: tuple[TransportPolicy, TransportPolicy],
+        transport: Transport,
+        *,
+        direct_allowed: bool,
+    ) -> bool:
+        """Store the call's new policies, then tell both devices; ``device_id`` (of
+        ``user_id``) restarts ICE. False if the call was no longer answered."""
+        call = live.call
         switched = dataclasses.replace(
             live,
-            caller_policy=caller_policy,
-            callee_policy=callee_policy,
-            switching_device=device.device_id,
-            switch_started=now,
+            caller_policy=policies[0],
+            callee_policy=policies[1],
+            switching_device=device_id,
+            switch_started=self._clock.time(),
         )
         if not await self._calls.replace(CallState.ANSWERED.value, switched):
-            raise CallError("call_state", "this call is no longer in progress")
-        log.info("call %s: switched to %s", call.call_id, frame.transport)
-        peer_id = other_party(call, device.user.id)
-        for user_id, device_id, policy, restart in (
-            (device.user.id, device.device_id, _policy_of(switched, device.user.id), True),
-            (peer_id, peer_device, _policy_of(switched, peer_id), False),
+            return False
+        log.info("call %s: switched to %s", call.call_id, transport)
+        peer_id = other_party(call, user_id)
+        for to_user, to_device, restart in (
+            (user_id, device_id, True),
+            (peer_id, peer_device, False),
         ):
             body = CallTransportFrame(
                 call_id=call.call_id,
-                transport=frame.transport,
+                transport=transport,
                 ice_servers=[self._ice_server()],
-                ice_transport_policy=policy,
+                ice_transport_policy=_policy_of(switched, to_user),
                 restart=restart,
                 direct_allowed=direct_allowed,
             )
-            await self._stream.notify_device(user_id, device_id, encode(body))
+            await self._stream.notify_device(to_user, to_device, encode(body))
+        return True
+
+    async def direct_connections_changed(self, user_id: int) -> None:
+        """The user changed who may connect to them directly: it holds for their calls
+        in progress too, not just the next one. A ringing call keeps ringing but is
+        sanitised with the new policies from now on; an answered call that is no
+        longer allowed to be direct moves behind the relay at once, as if the user had
+        asked (their own in-call device restarts ICE)."""
+        for live in await self._calls.calls_of(user_id):
+            call = live.call
+            if call.state is CallState.ENDED:
+                continue
+            caller_policy, callee_policy = await self._settings_policies(call)
+            if caller_policy == live.caller_policy and callee_policy == live.callee_policy:
+                continue
+            if call.state is not CallState.ANSWERED:
+                # Only ever tighten a ringing call: the devices were handed the old
+                # policy, and a relayed side stays relayed until someone asks.
+                tightened = dataclasses.replace(
+                    live,
+                    caller_policy=_stricter(live.caller_policy, caller_policy),
+                    callee_policy=_stricter(live.callee_policy, callee_policy),
+                )
+                await self._calls.replace(call.state.value, tightened)
+                continue
+            if "relay" not in (caller_policy, callee_policy):
+                continue  # now more is allowed: the users may switch when they like
+            if live.caller_policy == live.callee_policy == "relay":
+                continue  # already relayed both ways
+            mine = call.caller_device if user_id == call.caller_id else call.answered_device
+            theirs = call.answered_device if user_id == call.caller_id else call.caller_device
+            if mine is None or theirs is None:
+                continue
+            await self._apply_switch(
+                live, user_id, mine, theirs, ("relay", "relay"), "relay", direct_allowed=False
+            )
 
     async def _reoffer(self, device: Device, live: LiveCall, frame: ReofferFrame) -> None:
         peer_device = self._peer_device(device, live)
@@ -695,6 +757,10 @@ def _grace(user_id: int, device_id: str) -> str:
 def _direct(live: LiveCall) -> bool:
     """Whether both sides may connect directly, as the call's policies stand."""
     return live.caller_policy == live.callee_policy == "all"
+
+
+def _stricter(old: TransportPolicy, new: TransportPolicy) -> TransportPolicy:
+    return "relay" if "relay" in (old, new) else "all"
 
 
 def _policy_of(live: LiveCall, user_id: int) -> TransportPolicy:

@@ -1,12 +1,14 @@
 """Per-user privacy and call settings.
 
 Every read goes to the database (no per-node cache), so a change takes effect for the
-very next call on every node, whichever client made it.
+very next call on every node, whichever client made it. Withdrawing direct connections
+also moves a direct call in progress behind the relay at once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from ringfence.clock import Clock
 from ringfence.services.accounts import AuthContext
@@ -21,9 +23,17 @@ async def load_settings(store: Store, user_id: int) -> SettingsView:
 
 
 class SettingsService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        direct_connections_changed: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        """``direct_connections_changed(user_id)`` runs after a committed change of
+        ``direct_connections``, so that calls in progress obey it too."""
         self._db = db
         self._clock = clock
+        self._direct_connections_changed = direct_connections_changed
 
     async def get(self, auth: AuthContext) -> SettingsView:
         async with self._db.read() as store:
@@ -43,4 +53,7 @@ class SettingsService:
                 await store.settings.create(auth.user.id, now)
             if values:
                 await store.settings.update(auth.user.id, values, now)
-            return await load_settings(store, auth.user.id)
+            updated = await load_settings(store, auth.user.id)
+        if "direct_connections" in values and self._direct_connections_changed is not None:
+            await self._direct_connections_changed(auth.user.id)
+        return updated

@@ -148,3 +148,32 @@ async def test_out_of_turn_switch_frames_are_refused(server: tuple[LiveServer, A
     # Done: the next switch may begin.
     await b_ws.send({"type": "call.transport", "call_id": call_id, "transport": "relay"})
     assert (await b_ws.recv_type("call.transport"))["restart"] is True
+
+
+async def test_withdrawing_direct_connections_while_ringing_holds_for_the_answer(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    for token in (alice, bob):
+        resp = await api.call(
+            "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
+        )
+        assert resp.status_code == 200, resp.text
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    call_id = (await start_call(api, alice, "bob")).json()["call_id"]
+    offer, answer = await sdp_pair()
+    await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
+    assert (await b_ws.recv_type("call.incoming"))["ice_transport_policy"] == "all"
+    # Bob withdraws direct connections while it rings, then answers with host data.
+    resp = await api.call(
+        "PATCH", "/api/v1/me/settings", bob, json={"direct_connections": "nobody"}
+    )
+    assert resp.status_code == 200, resp.text
+    await b_ws.send({"type": "call.answer", "call_id": call_id, "sdp": answer})
+    answered = await a_ws.recv_type("call.answer")
+    for address in machine_addresses():
+        assert address not in answered["sdp"]
+    await b_ws.send({"type": "call.candidate", "call_id": call_id, "candidate": host_candidate()})
+    await a_ws.nothing_within(0.3)

@@ -195,3 +195,28 @@ async def test_switches_are_rate_limited(
     assert call.state is CallState.CONNECTED
     assert await call.hangup() == "hangup"
     assert await incoming.wait_ended() == "hangup"
+
+
+async def test_withdrawing_direct_connections_moves_a_call_in_progress_to_the_relay(
+    alice_bob: tuple[Person, Person], tmp_path: Path
+) -> None:
+    alice, bob = alice_bob
+    await allow_direct(alice, bob)
+    call, incoming, heard_by_alice, heard_by_bob = await connect(alice, bob, tmp_path)
+    pair = incoming.selected_candidate_pair()
+    assert pair is not None
+    assert not pair.relayed
+    code = call.verification_code
+
+    # Bob changes his mind during the call (from any client): the call obeys at once.
+    await bob.client.update_settings(direct_connections="nobody")
+    await wait_for_pair(incoming, relayed=True)
+    await wait_for_pair(call, relayed=True)
+    for side in (call, incoming):
+        assert side.state is CallState.CONNECTED
+        assert side.ice_transport_policy == "relay"
+        assert not side.direct_allowed
+    assert call.verification_code == code == incoming.verification_code
+    await keeps_hearing(heard_by_alice, heard_by_bob)
+    assert await call.hangup() == "hangup"
+    assert await incoming.wait_ended() == "hangup"
