@@ -1,8 +1,10 @@
-"""Every error leaves the server as ``{"error": code, "detail": text}`` with a 4xx status.
+"""Every error leaves the server as ``{"error": code, "detail": text}``.
 
 A client's mistake never becomes a 500: validation problems name the field, unknown
-routes and methods get JSON too, and only a genuine server fault answers 500, with a
-generic body (the traceback goes to the log, never to the client).
+routes and methods get JSON too. A database that is momentarily overloaded or out of
+reach answers 503 with ``Retry-After`` (nothing was stored; a retry with the same
+``txn_id`` is safe). Only a genuine server fault answers 500, with a generic body (the
+traceback goes to the log, never to the client).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ringfence.services.errors import RateLimited, ServiceError
+from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    503: "unavailable",
 }
 
 
@@ -58,6 +61,15 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after_s)
         return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=headers)
+
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(_request: Request, exc: DatabaseBusy) -> JSONResponse:
+        # Already logged, once, where it was classified (without SQL or parameters).
+        return JSONResponse(
+            error_body(exc.code, exc.detail),
+            503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,9 +3,26 @@
 Each carries a stable machine ``code`` that clients can switch on, and a ``detail``
 that is safe to show: it never holds another user's private data, a token, or an
 address. The API layer maps each class to one HTTP status.
+
+:class:`DatabaseBusy` (503, from the storage layer) is re-exported here so that the API
+layer maps every error a service call can raise from one module. It is not a
+``ServiceError``: it is no refusal, only "not now".
 """
 
 from __future__ import annotations
+
+from ringfence.storage.database import DatabaseBusy
+
+__all__ = [
+    "Conflict",
+    "DatabaseBusy",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+    "ServiceError",
+    "Unauthorized",
+]
 
 
 class ServiceError(Exception):

@@ -12,18 +12,19 @@ retried send return the original message instead of a duplicate.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
-from ringfence.services.accounts import AuthContext
+from ringfence.services.accounts import AuthContext, is_username
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ringfence.services.social import find_user
-from ringfence.services.stream import EventStream
+from ringfence.services.stream import EventStream, encode
 from ringfence.services.text import is_visible_text
 from ringfence.services.views import CallRecord, ConversationView, MessageView, UserView
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import Conversation, IntegrityError, Message, Store, User
+from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
 
 TEXT_MAX = 10_000
 ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"
@@ -45,57 +46,68 @@ class Messaging:
         if "\x00" in text:
             # PostgreSQL cannot store NUL in text; refuse it on every backend alike.
             raise InvalidInput("invalid_text", "text must not contain NUL (U+0000) characters")
+        if not is_username(to):
+            raise NotFound("user_not_found", "no such user")
         me = auth.user
+        # The hot path: one SELECT decides everything, then only the writes that are
+        # needed: four for a reply in an accepted conversation (the message, the
+        # conversation's last activity, both stream positions, both events).
         async with self._db.write() as store:
-            recipient = await find_user(store, to)
-            if txn_id is not None:
-                earlier = await store.messages.by_txn(me.id, txn_id)
-                if earlier is not None:
-                    return self._replayed(earlier, me, recipient)
+            ctx = await store.conversations.send_context(me.id, username=to, txn_id=txn_id)
+            if ctx is None:
+                raise NotFound("user_not_found", "no such user")
+            recipient = ctx.recipient
+            if ctx.earlier is not None:
+                return self._replayed(ctx.earlier, me, recipient)
             if recipient.id == me.id:
                 raise InvalidInput("cannot_message_self", "you cannot message yourself")
-            if recipient.suspended or await store.social.blocked_either_way(me.id, recipient.id):
+            if recipient.suspended or ctx.blocked:
                 # The same answer whoever blocked whom, so a block cannot be probed.
                 raise Forbidden("cannot_message", "you cannot message this user")
-            conv = await self._open_conversation(store, me, recipient)
-            try:
-                msg = await store.messages.append(
-                    conversation_id=conv.id,
-                    sender_id=me.id,
-                    recipient_id=recipient.id,
-                    kind="text",
-                    text=text,
-                    call=None,
-                    txn_id=txn_id,
-                    now=self._clock.now(),
-                )
-            except IntegrityError:
-                # A concurrent retry with the same txn_id committed first.
+            now = self._clock.now()
+            conv_id, states = await self._thread(store, ctx, me, recipient, now)
+            msg = await store.messages.add(
+                conversation_id=conv_id,
+                sender_id=me.id,
+                recipient_id=recipient.id,
+                kind="text",
+                text=text,
+                call=None,
+                txn_id=txn_id,
+                now=now,
+            )
+            if msg is None:
+                # A concurrent retry with the same txn_id committed first (PostgreSQL;
+                # on SQLite writers take turns, so send_context already saw it).
                 assert txn_id is not None
                 earlier = await store.messages.by_txn(me.id, txn_id)
                 assert earlier is not None
                 return self._replayed(earlier, me, recipient)
-            view, envelopes = await self._record(store, conv, msg, me, recipient)
+            changes = _request_rules(me.id, recipient.id, states, ctx.recipient_follows_sender)
+            await store.conversations.set_member_states(conv_id, changes)
+            states.update(changes)
+            view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
         await self._publish(envelopes)
         return view
 
     async def record_call(self, caller: User, callee: User, record: CallRecord) -> MessageView:
         """Append a ``kind="call"`` message to the pair's thread (used by the calls service)."""
         async with self._db.write() as store:
-            conv = await store.conversations.between(caller.id, callee.id)
-            if conv is None:
-                conv = await self._create_conversation(store, caller, callee)
-            msg = await store.messages.append(
-                conversation_id=conv.id,
+            ctx = await store.conversations.send_context(caller.id, user_id=callee.id)
+            now = self._clock.now()
+            conv_id, states = await self._thread(store, ctx, caller, callee, now)
+            msg = await store.messages.add(
+                conversation_id=conv_id,
                 sender_id=caller.id,
                 recipient_id=callee.id,
                 kind="call",
                 text="",
                 call=record.model_dump_json(),
                 txn_id=None,
-                now=self._clock.now(),
+                now=now,
             )
-            view, envelopes = await self._record(store, conv, msg, caller, callee)
+            assert msg is not None  # without a txn_id there is nothing to conflict with
+            view, envelopes = await self._record(store, conv_id, msg, caller, callee, states)
         await self._publish(envelopes)
         return view
 
@@ -174,46 +186,48 @@ class Messaging:
             updated_at=conv.last_activity_at,
         )
 
-    async def _open_conversation(self, store: Store, me: User, recipient: User) -> Conversation:
-        """Find or create the pair's conversation and apply the request rules for a send."""
-        conv = await store.conversations.between(me.id, recipient.id)
-        if conv is None:
-            conv = await self._create_conversation(store, me, recipient)
-        # Replying to a request accepts it.
-        await store.conversations.set_member_state(conv.id, me.id, ACCEPTED)
-        theirs = await store.conversations.member_state(conv.id, recipient.id)
-        if theirs in (None, DECLINED):
-            follows = await store.social.follows(recipient.id, me.id)
-            await store.conversations.set_member_state(
-                conv.id, recipient.id, ACCEPTED if follows else REQUEST
-            )
-        return conv
-
-    async def _create_conversation(self, store: Store, a: User, b: User) -> Conversation:
-        try:
-            return await store.conversations.create(a.id, b.id, self._clock.now())
-        except IntegrityError:
-            existing = await store.conversations.between(a.id, b.id)
-            if existing is None:
-                raise
-            return existing
+    async def _thread(
+        self, store: Store, ctx: SendContext | None, sender: User, recipient: User, now: datetime
+    ) -> tuple[int, dict[int, str | None]]:
+        """The pair's conversation id and both member states, creating the
+        conversation for a first message."""
+        conv_id = ctx.conversation_id if ctx is not None else None
+        states: dict[int, str | None] = {}
+        if ctx is not None:
+            states = {sender.id: ctx.sender_state, recipient.id: ctx.recipient_state}
+        if conv_id is None:
+            conv_id, created = await store.conversations.open(sender.id, recipient.id, now)
+            if not created:  # a concurrent first message committed it: its states are newer
+                states.update(await store.conversations.member_states(conv_id))
+        return conv_id, states
 
     async def _record(
-        self, store: Store, conv: Conversation, msg: Message, sender: User, recipient: User
+        self,
+        store: Store,
+        conv_id: int,
+        msg: Message,
+        sender: User,
+        recipient: User,
+        states: dict[int, str | None],
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
-        await store.conversations.touch(conv.id, msg.id, msg.created_at)
+        """Move the conversation to the top and put a ``message.new`` event on both
+        participants' streams (in this transaction; published after the commit).
+
+        What :meth:`EventStream.append` does, for two users at once: both positions in
+        one UPDATE (which locks the users in id order, so sends that share a user in
+        opposite directions cannot deadlock) and both events in one INSERT.
+        """
+        await store.conversations.touch(conv_id, msg.id, msg.created_at)
         names = {sender.id: sender.username, recipient.id: recipient.username}
-        envelopes = []
-        # Reserve stream positions in user-id order: each reservation row-locks the
-        # user until commit, and two sends taking them in opposite orders (A->B while
-        # B->C and C->A) deadlock on PostgreSQL.
-        for user in sorted((sender, recipient), key=lambda u: u.id):
-            state = await store.conversations.member_state(conv.id, user.id)
-            view = MessageView.of(msg, names, viewer_id=user.id)
-            body = {"message": _dump(view), "is_request": state == REQUEST}
-            envelopes.append(
-                (user.id, await self._stream.append(store, user.id, "message.new", body))
-            )
+        positions = await store.users.next_stream_positions([sender.id, recipient.id])
+        rows, envelopes = [], []
+        for user_id, pos in sorted(positions.items()):
+            view = MessageView.of(msg, names, viewer_id=user_id)
+            body = {"message": _dump(view), "is_request": states.get(user_id) == REQUEST}
+            payload = encode({"type": "message.new", "pos": pos, **body})
+            rows.append((user_id, pos, "message.new", payload))
+            envelopes.append((user_id, Envelope(payload, pos=pos)))
+        await store.events.append_many(rows, self._clock.now())
         return MessageView.of(msg, names, viewer_id=sender.id), envelopes
 
     def _replayed(self, earlier: Message, me: User, recipient: User) -> MessageView:
@@ -225,6 +239,20 @@ class Messaging:
     async def _publish(self, envelopes: list[tuple[int, Envelope]]) -> None:
         for user_id, env in envelopes:
             await self._stream.publish(user_id, env)
+
+
+def _request_rules(
+    sender_id: int, recipient_id: int, states: dict[int, str | None], follows: bool
+) -> dict[int, str]:
+    """The member states a send changes: replying accepts a request (and un-declines);
+    the recipient's side becomes a request, or accepted if they follow the sender,
+    unless it is already accepted or a pending request."""
+    changes = {}
+    if states.get(sender_id) != ACCEPTED:
+        changes[sender_id] = ACCEPTED
+    if states.get(recipient_id) in (None, DECLINED):
+        changes[recipient_id] = ACCEPTED if follows else REQUEST
+    return changes
 
 
 def _dump(model: Any) -> dict[str, Any]:

@@ -3,11 +3,22 @@
 The same code serves both backends. SQLite runs in WAL mode with full fsync so that an
 acknowledged message survives a crash, and write transactions start with
 ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of failing
-with "database is locked" when a read lock cannot be upgraded.
+with "database is locked" when a read lock cannot be upgraded. Inside one process,
+SQLite writers also take turns on an :class:`asyncio.Lock`: they wait on the event
+loop, holding no pooled connection, and only another process (``ringfence admin``)
+can make one wait on the busy timeout. Readers stay concurrent (WAL).
+
+A database that is momentarily overloaded or out of reach (a lock or pool timeout, a
+PostgreSQL deadlock or serialization failure, a lost connection) surfaces from
+:meth:`Database.read` and :meth:`Database.write` as one exception,
+:class:`DatabaseBusy`, which the API answers with 503 and ``Retry-After``. The
+transaction has been rolled back, so the client may simply retry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +30,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from ringfence.storage.repositories import Store
@@ -34,19 +46,90 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached or opened; the message says which and why."""
 
 
-class Database:
-    """Owns the engine; hands out read and write transactions as a :class:`Store`."""
+class DatabaseBusy(DatabaseUnavailable):
+    """The database could not serve this unit of work *now*; retrying later may succeed.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``code`` is ``"database_busy"`` (a lock, pool or deadlock wait ran out) or
+    ``"database_unavailable"`` (the server cannot be reached). The transaction was
+    rolled back. Deliberately not a ``ServiceError``: those mean "refused", and a
+    WebSocket refuses an auth frame that raised one as a bad token, signing the client
+    out over what is only a busy moment.
+    """
+
+    def __init__(self, code: str, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+BUSY, UNAVAILABLE = "database_busy", "database_unavailable"
+_BUSY_DETAIL = "the database is busy; try again shortly"
+_UNAVAILABLE_DETAIL = "the database is unavailable; try again shortly"
+_RETRY_AFTER_S = {BUSY: 1, UNAVAILABLE: 5}
+# PostgreSQL SQLSTATEs that mean "not now": lock_not_available (lock_timeout),
+# serialization_failure, deadlock_detected, query_canceled (statement_timeout),
+# too_many_connections. Classes 08 (connection exception), 57P (shutting down,
+# cannot connect now) and 53 (insufficient resources) mean the server is out of reach.
+_PG_BUSY = {"55P03", "40001", "40P01", "57014", "53300"}
+_PG_UNAVAILABLE = ("08", "57P", "53")
+# SQLite primary result codes: BUSY and LOCKED are lock waits that ran out; CANTOPEN,
+# IOERR and FULL mean the file cannot be used at the moment.
+_SQLITE_BUSY = {5, 6}
+_SQLITE_UNAVAILABLE = {10, 13, 14}
+# Socket errors of a connection attempt (asyncpg lets them through unwrapped).
+_NET_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EADDRNOTAVAIL,
+    errno.EPIPE,
+}
+# What a transient failure can surface as (anything else is re-raised untouched).
+_DRIVER_ERRORS = (DBAPIError, PoolTimeout, OSError)
+
+
+class Database:
+    """Owns the engine; hands out read and write transactions as a :class:`Store`.
+
+    The pool and lock-wait settings default to what production uses (``None`` means
+    the backend's default: 10 + 20 connections on PostgreSQL, SQLAlchemy's 5 + 10 on
+    SQLite); tests pass small values to provoke timeouts.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout_s: float = 30.0,
+        busy_timeout_s: float = 10.0,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        # hide_parameters: a failed statement must not copy row values into the logs.
-        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+        self.busy_timeout_s = busy_timeout_s
+        pool: dict[str, Any] = {"pool_timeout": pool_timeout_s}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            pool.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        if pool_size is not None:
+            pool["pool_size"] = pool_size
+        if max_overflow is not None:
+            pool["max_overflow"] = max_overflow
+        if self.is_sqlite and url.split("?", 1)[0].endswith((":memory:", "://")):
+            pool = {}  # in memory: one shared connection, no pool to size
+        # hide_parameters: a failed statement must not copy row values into the logs.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, **pool}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # One writer at a time in this process (SQLite only: PostgreSQL has row locks).
+        self._write_turn: asyncio.Lock | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, busy_timeout_ms=int(busy_timeout_s * 1000))
+            self._write_turn = asyncio.Lock()
         self._write_engine = self.engine.execution_options(ringfence_write=True)
 
     async def start(self) -> None:
@@ -74,18 +157,116 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Store]:
-        """A read-only unit of work."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            yield Store(session)
+        """A read-only unit of work. Raises :class:`DatabaseBusy` when the database
+        cannot serve it right now."""
+        try:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                yield Store(session)
+        except _DRIVER_ERRORS as exc:
+            busy = _as_busy(exc, "read")
+            if busy is None:
+                raise
+            raise busy from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Store]:
-        """A unit of work that commits when the block exits without an exception."""
-        async with (
-            AsyncSession(self._write_engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield Store(session)
+        """A unit of work that commits when the block exits without an exception, and
+        rolls back otherwise. Raises :class:`DatabaseBusy` when the database cannot
+        serve it right now; nothing of it was stored, so the caller may retry."""
+        async with self._writer_turn():
+            try:
+                async with (
+                    AsyncSession(self._write_engine, expire_on_commit=False) as session,
+                    session.begin(),
+                ):
+                    yield Store(session)
+            except _DRIVER_ERRORS as exc:
+                busy = _as_busy(exc, "write")
+                if busy is None:
+                    raise
+                raise busy from exc
+
+    @asynccontextmanager
+    async def _writer_turn(self) -> AsyncIterator[None]:
+        """On SQLite, wait on the event loop for this process's previous writer to finish.
+
+        SQLite has a single writer anyway; queueing here, rather than on the busy
+        timeout, keeps waiting writers from each holding a pooled connection and
+        sleeping in the driver's thread. The wait is bounded by the busy timeout too.
+        """
+        if self._write_turn is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.busy_timeout_s):
+                await self._write_turn.acquire()
+        except TimeoutError:
+            log.warning(
+                "database busy: no write turn within %.1f s; answering 503", self.busy_timeout_s
+            )
+            raise DatabaseBusy(BUSY, _BUSY_DETAIL, _RETRY_AFTER_S[BUSY]) from None
+        try:
+            yield
+        finally:
+            self._write_turn.release()
+
+
+def _classify(exc: BaseException) -> str | None:
+    """BUSY or UNAVAILABLE for a transient failure, None for anything else (a bug)."""
+    if isinstance(exc, PoolTimeout):
+        return BUSY
+    if isinstance(exc, OSError):
+        return UNAVAILABLE if _is_network_error(exc) else None
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        primary = sqlite_code & 0xFF
+        if primary in _SQLITE_BUSY:
+            return BUSY
+        return UNAVAILABLE if primary in _SQLITE_UNAVAILABLE else None
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _PG_BUSY:
+            return BUSY
+        if sqlstate.startswith(_PG_UNAVAILABLE):
+            return UNAVAILABLE
+    if exc.connection_invalidated or isinstance(orig, ConnectionError):
+        return UNAVAILABLE
+    return None
+
+
+def _is_network_error(exc: OSError) -> bool:
+    # asyncio reports failed attempts at several addresses as one plain OSError.
+    return (
+        isinstance(exc, (ConnectionError, TimeoutError))
+        or exc.errno in _NET_ERRNOS
+        or str(exc).startswith("Multiple exceptions:")
+    )
+
+
+def _as_busy(exc: Exception, what: str) -> DatabaseBusy | None:
+    """The :class:`DatabaseBusy` to raise instead of ``exc``, after one log line; or
+    None when ``exc`` is not transient (a genuine fault keeps its 500)."""
+    kind = _classify(exc)
+    if kind is None:
+        return None
+    # Never str(exc): SQLAlchemy's text carries the statement. The driver's own first
+    # line ("database is locked", "deadlock detected") holds no row values.
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    reason = type(orig).__name__ + (f" {code}" if code else "")
+    first_line = (str(orig).splitlines() or [""])[0][:200]
+    log.warning(
+        "%s during a %s transaction (%s: %s); answering 503",
+        kind.replace("_", " "),
+        what,
+        reason,
+        first_line,
+    )
+    detail = _BUSY_DETAIL if kind == BUSY else _UNAVAILABLE_DETAIL
+    return DatabaseBusy(kind, detail, _RETRY_AFTER_S[kind])
 
 
 def _safe_error(exc: BaseException) -> str:
@@ -105,7 +286,7 @@ def _no_statement_logs(record: logging.LogRecord) -> bool:
     return record.levelno > logging.DEBUG
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     # aiosqlite logs every statement with its parameters at DEBUG: message text,
     # password hashes. Drop those lines even when the server runs at debug level.
     aiosqlite_log = logging.getLogger("aiosqlite")
@@ -121,7 +302,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

@@ -8,9 +8,24 @@ queries themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +41,8 @@ from ringfence.storage.models import (
     User,
     UserSettings,
 )
+from ringfence.storage.models import Id as _Id
+from ringfence.storage.models import UTCDateTime as _UTCDateTime
 
 __all__ = [
     "Block",
@@ -36,11 +53,153 @@ __all__ = [
     "IntegrityError",
     "Message",
     "Report",
+    "SendContext",
     "Session",
     "Store",
     "User",
     "UserSettings",
 ]
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert(session: AsyncSession, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ``ON CONFLICT`` clauses (PostgreSQL and SQLite share the
+    syntax, but SQLAlchemy builds it per dialect)."""
+    return postgresql.insert(model) if _is_postgresql(session) else sqlite.insert(model)
+
+
+# --- The DM send path's statements, built once --------------------------------------
+# A send runs these on every message, so they are Core statements over the tables,
+# built at import with bind parameters: building and ORM-processing them per call costs
+# more CPU than executing them. Keyed by "is PostgreSQL" where the dialects differ.
+
+_users: Table = User.__table__  # type: ignore[assignment]
+_conversations: Table = Conversation.__table__  # type: ignore[assignment]
+_members: Table = ConversationMember.__table__  # type: ignore[assignment]
+_messages: Table = Message.__table__  # type: ignore[assignment]
+_events: Table = Event.__table__  # type: ignore[assignment]
+_USER_COLUMNS = ("id", "username", "display_name", "verified", "suspended", "stream_pos")
+_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "sender_id",
+    "recipient_id",
+    "kind",
+    "text",
+    "call",
+    "txn_id",
+    "created_at",
+)
+
+
+def _build_send_context(by_username: bool) -> Any:
+    """The one SELECT of a send; see :meth:`Conversations.send_context`."""
+    sender = bindparam("sender_id", type_=_Id)
+    mine = _members.alias("mine")
+    theirs = _members.alias("theirs")
+    earlier = _messages.alias("earlier")
+    recipient_id = _users.c.id
+    # The pair is stored ordered (low, high); the recipient may be either side.
+    low = case((recipient_id < sender, recipient_id), else_=sender)
+    high = case((recipient_id < sender, sender), else_=recipient_id)
+    blocked = exists().where(
+        or_(
+            and_(Block.blocker_id == sender, Block.blocked_id == recipient_id),
+            and_(Block.blocker_id == recipient_id, Block.blocked_id == sender),
+        )
+    )
+    follows = exists().where(Follow.follower_id == recipient_id, Follow.followee_id == sender)
+    return (
+        select(
+            *(_users.c[name] for name in _USER_COLUMNS),
+            _users.c.created_at,
+            _conversations.c.id,
+            mine.c.state,
+            theirs.c.state,
+            blocked,
+            follows,
+            *(earlier.c[name] for name in _MESSAGE_COLUMNS),
+        )
+        .select_from(_users)
+        .outerjoin(
+            _conversations,
+            and_(_conversations.c.user_low_id == low, _conversations.c.user_high_id == high),
+        )
+        .outerjoin(
+            mine, and_(mine.c.conversation_id == _conversations.c.id, mine.c.user_id == sender)
+        )
+        .outerjoin(
+            theirs,
+            and_(
+                theirs.c.conversation_id == _conversations.c.id,
+                theirs.c.user_id == recipient_id,
+            ),
+        )
+        # "txn_id = NULL" matches nothing: a send without a txn_id has no earlier copy.
+        .outerjoin(
+            earlier,
+            and_(
+                earlier.c.sender_id == sender,
+                earlier.c.txn_id == bindparam("txn_id", type_=_messages.c.txn_id.type),
+            ),
+        )
+        .where(
+            _users.c.username == bindparam("username", type_=_users.c.username.type)
+            if by_username
+            else _users.c.id == bindparam("user_id", type_=_Id)
+        )
+    )
+
+
+_SEND_CONTEXT_BY_USERNAME = _build_send_context(by_username=True)
+_SEND_CONTEXT_BY_ID = _build_send_context(by_username=False)
+_INSERT_MESSAGE = {
+    pg: (postgresql.insert if pg else sqlite.insert)(_messages)
+    .on_conflict_do_nothing(index_elements=["sender_id", "txn_id"])
+    .returning(_messages.c.id)
+    for pg in (True, False)
+}
+_TOUCH_CONVERSATION = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id", type_=_Id))
+    .values(
+        last_message_id=bindparam("message_id", type_=_Id),
+        last_activity_at=bindparam("at", type_=_UTCDateTime()),
+    )
+)
+
+
+def _build_next_positions(pg: bool) -> Any:
+    """Bump several users' stream positions, returning ``(id, stream_pos)`` rows."""
+    ids = bindparam("ids", expanding=True, type_=_Id)
+    if pg:
+        # Lock in id order explicitly: a plain UPDATE ... WHERE id IN locks in whatever
+        # order its scan meets the rows. NO KEY UPDATE is what an UPDATE takes anyway;
+        # FOR UPDATE would also wait for the key-share locks that other transactions'
+        # foreign keys hold on these users.
+        locked = (
+            select(_users.c.id)
+            .where(_users.c.id.in_(ids))
+            .order_by(_users.c.id)
+            .with_for_update(key_share=True)
+            .cte("locked")
+        )
+        where = _users.c.id == locked.c.id
+    else:  # SQLite: one writer at a time, nothing to order
+        where = _users.c.id.in_(ids)
+    return (
+        update(_users)
+        .where(where)
+        .values(stream_pos=_users.c.stream_pos + 1)
+        .returning(_users.c.id, _users.c.stream_pos)
+    )
+
+
+_NEXT_POSITIONS = {pg: _build_next_positions(pg) for pg in (True, False)}
+_INSERT_EVENTS = insert(_events)
 
 
 class Users:
@@ -98,6 +257,17 @@ class Users:
         if pos is None:
             raise LookupError(f"user {user_id} does not exist")
         return int(pos)
+
+    async def next_stream_positions(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """Reserve the next position of several users' streams in one statement. The
+        rows are locked in user-id order, so two sends that share a user cannot
+        deadlock (see :func:`_build_next_positions`)."""
+        ids = sorted(set(user_ids))
+        rows = await self._s.execute(_NEXT_POSITIONS[_is_postgresql(self._s)], {"ids": ids})
+        positions = {int(user_id): int(pos) for user_id, pos in rows}
+        if len(positions) != len(ids):
+            raise LookupError(f"users {sorted(set(ids) - set(positions))} do not exist")
+        return positions
 
     async def stream_pos(self, user_id: int) -> int:
         pos = await self._s.scalar(select(User.stream_pos).where(User.id == user_id))
@@ -264,6 +434,20 @@ class SettingsRepo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """Everything a send decides on, read in one statement (see
+    :meth:`Conversations.send_context`)."""
+
+    recipient: User
+    conversation_id: int | None  # None: the two never talked
+    sender_state: str | None  # the sender's member state, None without a row
+    recipient_state: str | None
+    blocked: bool  # a block in either direction
+    recipient_follows_sender: bool
+    earlier: Message | None  # the sender's message with this txn_id, if any
+
+
 class Conversations:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -291,6 +475,91 @@ class Conversations:
             await self._s.flush()
         return conv
 
+    async def send_context(
+        self,
+        sender_id: int,
+        *,
+        username: str | None = None,
+        user_id: int | None = None,
+        txn_id: str | None = None,
+    ) -> SendContext | None:
+        """The recipient (by ``username`` or ``user_id``), the pair's conversation, both
+        member states, blocks either way, whether the recipient follows the sender and
+        the sender's earlier message with ``txn_id``: one SELECT instead of six.
+        None when there is no such recipient. The objects it returns are detached."""
+        params: dict[str, Any] = {"sender_id": sender_id, "txn_id": txn_id}
+        if username is not None:
+            query, params["username"] = _SEND_CONTEXT_BY_USERNAME, username
+        else:
+            query, params["user_id"] = _SEND_CONTEXT_BY_ID, user_id
+        row = (await self._s.execute(query, params)).first()
+        if row is None:
+            return None
+        n = len(_USER_COLUMNS)
+        recipient = User(**dict(zip(_USER_COLUMNS, row[:n], strict=True)), created_at=row[n])
+        conv_id, my_state, their_state, blocked, follows = row[n + 1 : n + 6]
+        earlier_values = row[n + 6 :]
+        earlier = None
+        if earlier_values[0] is not None:
+            earlier = Message(**dict(zip(_MESSAGE_COLUMNS, earlier_values, strict=True)))
+        return SendContext(
+            recipient=recipient,
+            conversation_id=conv_id,
+            sender_state=my_state,
+            recipient_state=their_state,
+            blocked=bool(blocked),
+            recipient_follows_sender=bool(follows),
+            earlier=earlier,
+        )
+
+    async def open(self, a: int, b: int, now: datetime) -> tuple[int, bool]:
+        """The pair's conversation id, inserting the row when there is none, and whether
+        this call inserted it (False: a concurrent writer did, just before)."""
+        low, high = self._pair(a, b)
+        inserted = await self._s.scalar(
+            _insert(self._s, Conversation)
+            .values(user_low_id=low, user_high_id=high, created_at=now, last_activity_at=now)
+            .on_conflict_do_nothing(index_elements=["user_low_id", "user_high_id"])
+            .returning(Conversation.id)
+        )
+        if inserted is not None:
+            return int(inserted), True
+        existing = await self._s.scalar(
+            select(Conversation.id).where(
+                Conversation.user_low_id == low, Conversation.user_high_id == high
+            )
+        )
+        if existing is None:  # cannot happen: the conflicting row is committed
+            raise LookupError("conversation vanished after a conflicting insert")
+        return int(existing), False
+
+    async def member_states(self, conversation_id: int) -> dict[int, str]:
+        """Every member's state in a conversation, by user id."""
+        rows = await self._s.execute(
+            select(ConversationMember.user_id, ConversationMember.state).where(
+                ConversationMember.conversation_id == conversation_id
+            )
+        )
+        return {int(user_id): str(state) for user_id, state in rows}
+
+    async def set_member_states(self, conversation_id: int, states: dict[int, str]) -> None:
+        """Insert or update members' states in one statement. Rows go in user-id order,
+        which is the order PostgreSQL locks them in: two sends cannot deadlock here."""
+        if not states:
+            return
+        insert = _insert(self._s, ConversationMember).values(
+            [
+                {"conversation_id": conversation_id, "user_id": user_id, "state": state}
+                for user_id, state in sorted(states.items())
+            ]
+        )
+        await self._s.execute(
+            insert.on_conflict_do_update(
+                index_elements=["conversation_id", "user_id"],
+                set_={"state": insert.excluded.state},
+            )
+        )
+
     async def member_state(self, conversation_id: int, user_id: int) -> str | None:
         return await self._s.scalar(
             select(ConversationMember.state).where(
@@ -312,9 +581,8 @@ class Conversations:
 
     async def touch(self, conversation_id: int, message_id: int, now: datetime) -> None:
         await self._s.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(last_message_id=message_id, last_activity_at=now)
+            _TOUCH_CONVERSATION,
+            {"conversation_id": conversation_id, "message_id": message_id, "at": now},
         )
 
     async def for_user(
@@ -364,6 +632,39 @@ class Messages:
             await self._s.flush()
         return msg
 
+    async def add(
+        self,
+        *,
+        conversation_id: int,
+        sender_id: int,
+        recipient_id: int,
+        kind: str,
+        text: str,
+        call: str | None,
+        txn_id: str | None,
+        now: datetime,
+    ) -> Message | None:
+        """Insert a message, or return None when the sender already used ``txn_id``
+        (a concurrent retry committed first). One statement and no SAVEPOINT:
+        ``INSERT ... ON CONFLICT (sender_id, txn_id) DO NOTHING RETURNING id``.
+
+        The returned object is not attached to the session: it is what was written.
+        """
+        values: dict[str, Any] = {
+            "conversation_id": conversation_id,
+            "sender_id": sender_id,
+            "recipient_id": recipient_id,
+            "kind": kind,
+            "text": text,
+            "call": call,
+            "txn_id": txn_id,
+            "created_at": now,
+        }
+        message_id = await self._s.scalar(_INSERT_MESSAGE[_is_postgresql(self._s)], values)
+        if message_id is None:
+            return None
+        return Message(id=int(message_id), **values)
+
     async def by_id(self, message_id: int) -> Message | None:
         return await self._s.get(Message, message_id)
 
@@ -404,6 +705,22 @@ class Events:
     ) -> None:
         self._s.add(Event(user_id=user_id, pos=pos, type=type, payload=payload, created_at=now))
         await self._s.flush()
+
+    async def append_many(self, events: Sequence[tuple[int, int, str, str]], now: datetime) -> None:
+        """Insert several ``(user_id, pos, type, payload)`` events in one statement."""
+        await self._s.execute(
+            _INSERT_EVENTS,
+            [
+                {
+                    "user_id": user_id,
+                    "pos": pos,
+                    "type": type_,
+                    "payload": payload,
+                    "created_at": now,
+                }
+                for user_id, pos, type_, payload in events
+            ],
+        )
 
     async def range(self, user_id: int, *, after: int, upto: int | None, limit: int) -> list[Event]:
         """Events with ``after < pos <= upto`` in order, at most ``limit`` of them."""

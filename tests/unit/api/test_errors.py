@@ -1,15 +1,19 @@
-"""Every error is JSON {"error","detail"} with a 4xx status; bad input never gives a 500."""
+"""Every error is JSON {"error","detail"} with a 4xx status; bad input never gives a 500,
+and neither does a busy database (503 with Retry-After)."""
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import Api
 from tests.unit.api.test_accounts import assert_error
+from tests.unit.storage.test_contention import app_with
 
 BODY_ENDPOINTS = [
     ("POST", "/api/v1/accounts", False, ["username", "password", "display_name"]),
@@ -192,3 +196,27 @@ async def test_random_json_bodies_never_cause_a_server_error(
         assert resp.status_code < 500, (body, resp.text)
         if resp.status_code >= 400:
             assert_error(resp)
+
+
+async def test_a_busy_database_is_a_json_503_with_retry_after_on_any_endpoint(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a 500: the client is told to come back, and nothing was half-written."""
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout_s": 0.1}
+    async with app_with(tmp_path, database_url, monkeypatch, **options) as (api, db):
+        token = await api.register("alice")
+        await api.register("bob")
+        async with db.engine.connect() as held:  # the pool's only connection
+            await held.execute(text("SELECT 1"))
+            for method, path, body in [
+                ("GET", "/api/v1/me", None),
+                ("GET", "/api/v1/conversations", None),
+                ("PUT", "/api/v1/me/following/bob", None),
+                ("POST", "/api/v1/conversations/bob/messages", {"text": "hi"}),
+            ]:
+                resp = await api.call(method, path, token, json=body)
+                assert resp.status_code == 503, (path, resp.text)
+                assert resp.json()["error"] == "database_busy"
+                assert isinstance(resp.json()["detail"], str)
+                assert resp.headers["retry-after"] == "1"
+        assert (await api.call("GET", "/api/v1/me", token)).status_code == 200
