@@ -89,6 +89,15 @@ async def befriend(api: Api, caller: str, callee: str) -> tuple[str, str]:
     return caller_token, callee_token
 
 
+async def allow_direct(api: Api, *tokens: str) -> None:
+    """These users let anyone connect to them directly (``direct_connections``)."""
+    for token in tokens:
+        resp = await api.call(
+            "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
+        )
+        assert resp.status_code == 200, resp.text
+
+
 async def start_call(api: Api, token: str, to: str, media: str = "audio") -> httpx.Response:
     return await api.call("POST", "/api/v1/calls", token, json={"to": to, "media": media})
 
@@ -232,6 +241,7 @@ __all__ = [
     "LiveServer",
     "Peer",
     "Socket",
+    "allow_direct",
     "befriend",
     "collect",
     "machine_addresses",

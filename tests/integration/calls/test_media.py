@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import Api, LiveServer, open_socket
-from tests.integration.calls.conftest import Peer, befriend, machine_addresses, start_call
+from tests.integration.calls.conftest import (
+    Peer,
+    allow_direct,
+    befriend,
+    machine_addresses,
+    start_call,
+)
 
 SERVER_LOGGERS = (
     "ringfence",
@@ -154,11 +160,7 @@ async def test_direct_connections_allowed_by_both_give_a_direct_pair(
 ) -> None:
     live, api = server
     alice, bob = await befriend(api, "alice", "bob")
-    for token in (alice, bob):
-        resp = await api.call(
-            "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
-        )
-        assert resp.status_code == 200
+    await allow_direct(api, alice, bob)
     a_ws = await open_socket(live.ws_url, alice)
     b_ws = await open_socket(live.ws_url, bob)
     started = (await start_call(api, alice, "bob")).json()
@@ -194,10 +196,7 @@ async def test_only_one_side_allowing_direct_keeps_the_other_relayed(
 ) -> None:
     live, api = server
     alice, bob = await befriend(api, "alice", "bob")
-    resp = await api.call(
-        "PATCH", "/api/v1/me/settings", alice, json={"direct_connections": "everyone"}
-    )
-    assert resp.status_code == 200
+    await allow_direct(api, alice)
     a_ws = await open_socket(live.ws_url, alice)
     b_ws = await open_socket(live.ws_url, bob)
     started = (await start_call(api, alice, "bob")).json()

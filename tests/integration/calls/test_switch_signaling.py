@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api, LiveServer, Socket, open_socket
-from tests.integration.calls.conftest import befriend, collect, machine_addresses, start_call
+from tests.integration.calls.conftest import (
+    allow_direct,
+    befriend,
+    collect,
+    machine_addresses,
+    start_call,
+)
 from tests.integration.calls.sdp import sdp_pair
 
 
@@ -20,11 +26,7 @@ async def answered_call(
     """Alice calls Bob and Bob answers; with ``direct`` both allow direct connections."""
     alice, bob = await befriend(api, "alice", "bob")
     if direct:
-        for token in (alice, bob):
-            resp = await api.call(
-                "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
-            )
-            assert resp.status_code == 200, resp.text
+        await allow_direct(api, alice, bob)
     a_ws = await open_socket(live.ws_url, alice)
     b_ws = await open_socket(live.ws_url, bob)
     started = (await start_call(api, alice, "bob")).json()
@@ -155,11 +157,7 @@ async def test_withdrawing_direct_connections_while_ringing_holds_for_the_answer
 ) -> None:
     live, api = server
     alice, bob = await befriend(api, "alice", "bob")
-    for token in (alice, bob):
-        resp = await api.call(
-            "PATCH", "/api/v1/me/settings", token, json={"direct_connections": "everyone"}
-        )
-        assert resp.status_code == 200, resp.text
+    await allow_direct(api, alice, bob)
     a_ws = await open_socket(live.ws_url, alice)
     b_ws = await open_socket(live.ws_url, bob)
     call_id = (await start_call(api, alice, "bob")).json()["call_id"]

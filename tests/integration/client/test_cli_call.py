@@ -176,17 +176,24 @@ async def token_file(url: str, tmp: Path, username: str) -> tuple[RingfenceClien
     return client, path
 
 
+async def alice_may_call_bob(
+    url: str, tmp: Path
+) -> tuple[RingfenceClient, Path, RingfenceClient, Path]:
+    """Alice and Bob with token files; Bob takes calls from people he follows who have
+    messaged him, and follows Alice, whose message he accepted."""
+    alice, alice_token = await token_file(url, tmp, "alice")
+    bob, bob_token = await token_file(url, tmp, "bob")
+    await bob.follow("alice")
+    await alice.send_message("bob", "can I call you?")
+    await bob.accept("alice")
+    return alice, alice_token, bob, bob_token
+
+
 async def test_terminal_call_carries_a_tone_through_the_relay(
     server_url: str, processes: Processes, tmp_path: Path
 ) -> None:
-    alice, alice_token = await token_file(server_url, tmp_path, "alice")
-    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    alice, alice_token, bob, bob_token = await alice_may_call_bob(server_url, tmp_path)
     try:
-        # Bob takes calls from people he follows who have messaged him.
-        await bob.follow("alice")
-        await alice.send_message("bob", "can I call you?")
-        await bob.accept("alice")
-
         recording = tmp_path / "out.wav"
         common = ["--server", server_url]
         answer = await processes.start(
@@ -249,12 +256,8 @@ async def test_terminal_call_carries_a_tone_through_the_relay(
 async def test_typing_relay_moves_a_direct_call_behind_the_relay(
     server_url: str, processes: Processes, tmp_path: Path
 ) -> None:
-    alice, alice_token = await token_file(server_url, tmp_path, "alice")
-    bob, bob_token = await token_file(server_url, tmp_path, "bob")
+    alice, alice_token, bob, bob_token = await alice_may_call_bob(server_url, tmp_path)
     try:
-        await bob.follow("alice")
-        await alice.send_message("bob", "can I call you?")
-        await bob.accept("alice")
         for person in (alice, bob):
             await person.update_settings(direct_connections="everyone")
 
