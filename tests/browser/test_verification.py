@@ -30,8 +30,8 @@ async (vectors) => {
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   const out = [];
   for (const t of vectors) {
-    const local = v.fingerprintSet(t.local_sdp);
-    const remote = v.fingerprintSet(t.remote_sdp);
+    const local = v.sdpFingerprint(t.local_sdp);
+    const remote = v.sdpFingerprint(t.remote_sdp);
     out.push({
       local_fingerprints: local,
       remote_fingerprints: remote,
@@ -85,7 +85,7 @@ async def test_the_browser_shows_no_code_without_a_fingerprint(
     result = await page.evaluate(
         """async ([withPrint, bare]) => {
           const v = await import("/verification.js");
-          return [v.fingerprintSet(bare), await v.verificationCode("c1", withPrint, bare)];
+          return [v.sdpFingerprint(bare), await v.verificationCode("c1", withPrint, bare)];
         }""",
         [sdp, bare],
     )

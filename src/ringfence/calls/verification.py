@@ -22,7 +22,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-DOMAIN = b"ringfence/call-verification/v1"
+DOMAIN = b"ringfence/call-verification/v2"
+# Hash functions of RFC 8122's registry, strongest first: an SDP's fingerprint is the
+# one of its strongest function (what a browser keeps of several, and checks).
+STRENGTH = ("sha-512", "sha-384", "sha-256", "sha-224", "sha-1", "md5", "md2")
 WORD_COUNT = 5
 DATA_DIR = Path(__file__).resolve().parent.parent / "web" / "verification"
 
@@ -48,12 +51,20 @@ def canonical_fingerprint(algorithm: str, value: str) -> str:
     return f"{algorithm.lower()} {value.upper()}"
 
 
-def fingerprints(sdp: str) -> str:
-    """Every ``a=fingerprint`` of an SDP, canonical, de-duplicated, sorted, comma-joined.
+def _rank(fingerprint: str) -> tuple[int, bytes]:
+    algorithm = fingerprint.split(" ", 1)[0]
+    strength = STRENGTH.index(algorithm) if algorithm in STRENGTH else len(STRENGTH)
+    return strength, fingerprint.encode("utf-8")
 
-    An SDP usually repeats one fingerprint in every media section; a peer may also
-    offer several hash algorithms. Taking the whole set keeps the result independent
-    of section order.
+
+def fingerprints(sdp: str) -> str:
+    """The fingerprint that stands for an SDP's certificate, canonical: of its
+    ``a=fingerprint`` lines, the one with the strongest hash function (the smallest
+    by UTF-8 bytes if that leaves several).
+
+    Not the whole set: aiortc offers sha-256, sha-384 and sha-512 for one certificate,
+    and Chromium keeps only the strongest of them in its remote description, so the
+    two sides would otherwise see different sets without anyone in between.
     """
     found = {
         canonical_fingerprint(m.group(1), m.group(2))
@@ -62,7 +73,7 @@ def fingerprints(sdp: str) -> str:
     }
     if not found:
         raise VerificationError("the SDP carries no DTLS fingerprint")
-    return ",".join(sorted(found))
+    return min(found, key=_rank)
 
 
 def _field(value: str) -> bytes:
@@ -71,7 +82,7 @@ def _field(value: str) -> bytes:
 
 
 def digest(call_id: str, local_fingerprints: str, remote_fingerprints: str) -> bytes:
-    """SHA-256 over the domain tag, the call id and both fingerprint sets in canonical
+    """SHA-256 over the domain tag, the call id and both fingerprints in canonical
     (sorted) order, each length-prefixed so no two inputs share an encoding."""
     first, second = sorted((local_fingerprints, remote_fingerprints))
     message = DOMAIN + b"\x00" + b"".join(_field(part) for part in (call_id, first, second))

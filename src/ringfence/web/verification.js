@@ -1,12 +1,14 @@
 // The call verification code: five words both people read to each other.
 //
-// Implements docs/verification.md (version 1) exactly, as the Python client does
+// Implements docs/verification.md (version 2) exactly, as the Python client does
 // (ringfence.calls.verification); both are tested against verification/vectors.json.
 // The words come from the DTLS fingerprints this side saw in its local and remote
 // SDP: without a man in the middle both sides saw the same two fingerprints and show
 // the same words; with one, they differ. Nothing here is sent or stored.
 
-const DOMAIN = "ringfence/call-verification/v1";
+const DOMAIN = "ringfence/call-verification/v2";
+// Hash functions of RFC 8122's registry, strongest first.
+const STRENGTH = ["sha-512", "sha-384", "sha-256", "sha-224", "sha-1", "md5", "md2"];
 const WORD_COUNT = 5;
 const WORDS_URL = new URL("./verification/words.json", import.meta.url);
 
@@ -46,13 +48,22 @@ export function canonicalFingerprint(algorithm, value) {
   return `${algorithm.toLowerCase()} ${value.toUpperCase()}`;
 }
 
+/** @param {string} fingerprint */
+function strength(fingerprint) {
+  const rank = STRENGTH.indexOf(fingerprint.split(" ", 1)[0] ?? "");
+  return rank === -1 ? STRENGTH.length : rank;
+}
+
 /**
- * Every a=fingerprint of an SDP, canonical, de-duplicated, sorted by UTF-8 bytes and
- * comma-joined; null when the SDP carries none (then there is no code).
+ * The fingerprint that stands for an SDP's certificate, canonical: of its
+ * a=fingerprint lines, the one with the strongest hash function (the smallest by
+ * UTF-8 bytes if that leaves several); null when the SDP carries none (then there is
+ * no code). Not the whole set: aiortc offers three hash functions for one
+ * certificate and the browser keeps only the strongest in its remote description.
  * @param {string} sdp
  * @returns {string | null}
  */
-export function fingerprintSet(sdp) {
+export function sdpFingerprint(sdp) {
   /** @type {Set<string>} */
   const found = new Set();
   for (const line of sdp.split(LINE_BREAK)) {
@@ -60,7 +71,7 @@ export function fingerprintSet(sdp) {
     if (match) found.add(canonicalFingerprint(/** @type {string} */ (match[1]), /** @type {string} */ (match[2])));
   }
   if (found.size === 0) return null;
-  return [...found].sort(compareUtf8).join(",");
+  return [...found].sort((a, b) => strength(a) - strength(b) || compareUtf8(a, b))[0] ?? null;
 }
 
 /**
@@ -141,8 +152,8 @@ async function loadWords() {
  * @returns {Promise<string[] | null>}
  */
 export async function verificationCode(callId, localSdp, remoteSdp) {
-  const local = fingerprintSet(localSdp);
-  const remote = fingerprintSet(remoteSdp);
+  const local = sdpFingerprint(localSdp);
+  const remote = sdpFingerprint(remoteSdp);
   if (local === null || remote === null) return null;
   const [table, digest] = await Promise.all([words(), verificationDigest(callId, local, remote)]);
   return Array.from(digest.subarray(0, WORD_COUNT), (b) => /** @type {string} */ (table[b]));

@@ -36,7 +36,7 @@ def test_documented_derivation_by_hand() -> None:
     """docs/verification.md, step by step, without the module's helpers."""
     vector = VECTORS[0]
     parts = sorted([vector["local_fingerprints"], vector["remote_fingerprints"]])
-    message = b"ringfence/call-verification/v1\x00"
+    message = b"ringfence/call-verification/v2\x00"
     for part in [vector["call_id"], *parts]:
         raw = part.encode()
         message += len(raw).to_bytes(4, "big") + raw
@@ -53,6 +53,17 @@ def test_both_sides_agree_and_a_swapped_fingerprint_disagrees() -> None:
     attacked = by_description["a man in the middle: the caller sees the attacker's fingerprint"]
     assert caller["words"] == callee["words"]
     assert attacked["words"] != caller["words"]
+
+
+def test_a_browser_and_aiortc_agree_although_the_browser_drops_two_fingerprints() -> None:
+    """aiortc offers sha-256, sha-384 and sha-512 for its certificate; Chromium keeps
+    only the sha-512 in its remote description. Both sides still read the same words."""
+    by_description = {v["description"]: v for v in VECTORS}
+    python_side = by_description["aiortc offers three hash functions: the Python side's view"]
+    browser_side = by_description["the same call, the browser's view: it kept only sha-512"]
+    assert python_side["local_sdp"].count("a=fingerprint:") == 3
+    assert browser_side["remote_sdp"].count("a=fingerprint:") == 1
+    assert python_side["words"] == browser_side["words"]
 
 
 hex_fp = st.lists(st.integers(0, 255), min_size=32, max_size=32).map(
