@@ -324,3 +324,26 @@ def candidate_lines(frames: Frames) -> list[str]:
 
 def matching(lines: list[str], predicate: Callable[[str], bool]) -> list[str]:
     return [line for line in lines if predicate(line)]
+
+
+class SocketTap:
+    """Routes a page's event socket through Playwright so a test can send a frame to
+    the server *on the page's own connection* (as its device), the way a modified
+    client would."""
+
+    def __init__(self) -> None:
+        self._servers: list[WebSocketRoute] = []
+
+    async def install(self, page: Page) -> None:
+        """Before the page opens its socket (before signing in)."""
+        await page.route_web_socket(re.compile(r"/api/v1/events$"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        self._servers.append(server)
+        ws.on_message(server.send)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Send a frame to the server over the page's current socket."""
+        assert self._servers, "the page has not opened its event socket"
+        self._servers[-1].send(json.dumps(frame))

@@ -32,6 +32,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
@@ -61,7 +62,6 @@ from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.verification import verification_code
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
-from ringfence.client.ice_restart import IceRestart
 from ringfence.client.media import DiscardSink, MediaSink
 
 __all__ = [
@@ -224,7 +224,14 @@ class Call:
         # Whether both users' settings allow switching this call to direct (the server
         # says so with the answer, the ring and every switch).
         self.direct_allowed = False
-        self._restart: IceRestart | None = None
+        # The connection that replaces this one during a switch, until it connects.
+        self._next: RTCPeerConnection | None = None
+        self._next_tracks: list[MediaStreamTrack] = []
+        self._next_held: list[RTCIceCandidate] = []
+        # Each peer connection sends its own copy of the local tracks: aiortc stops a
+        # sender's track when its connection closes, and a switch closes the old one
+        # while the call goes on.
+        self._media = MediaRelay()
         self._switch_waiter: asyncio.Future[None] | None = None
         self._switch_transport: Transport | None = None
         self._pump = asyncio.get_running_loop().create_task(
@@ -368,9 +375,7 @@ class Call:
                 task.cancel()
         self._settle_switch(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
         try:
-            if self._restart is not None:
-                await self._restart.abandon()
-                self._restart = None
+            await self._drop_replacement()
             if self._pc is not None:
                 await self._pc.close()
             for track in self._tracks:
@@ -436,7 +441,7 @@ class Call:
     async def _on_error(self, code: str, detail: str) -> None:
         if (
             self._switch_waiter is not None
-            and self._restart is None
+            and self._next is None
             and code in _SWITCH_REFUSALS
             and self.state is CallState.CONNECTED
         ):
@@ -462,15 +467,16 @@ class Call:
         from now on, or back to a direct connection (``"direct"``, allowed only when
         both users' settings allow it: see :attr:`direct_allowed`), without hanging up.
 
-        The server decides and re-checks the settings; this side then restarts ICE
-        under the new policy and returns once media flows over the new path. Raises
+        The server decides and re-checks the settings; this side then sets up a new
+        connection under the new policy (same DTLS certificate, so the verification
+        words stay the same) and returns once media flows over it. Raises
         :class:`TransportSwitchFailed` when the server refuses (the call goes on
         unchanged) or the restart fails (the call ends, rather than carrying on over a
         path the user asked to leave).
         """
         if self.state is not CallState.CONNECTED or self._pc is None:
             raise TransportSwitchFailed("call_state", "the call is not connected")
-        if self._switch_waiter is not None or self._restart is not None:
+        if self._switch_waiter is not None or self._next is not None:
             raise TransportSwitchFailed("call_state", "a switch is already under way")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._switch_waiter = waiter
@@ -493,9 +499,17 @@ class Call:
             else:
                 waiter.set_exception(error)
 
+    # A switch replaces the peer connection. An ICE restart of the running one is not
+    # enough: Chromium keeps a working direct pair and never checks the new relay pairs
+    # that rank below it, so the call would stay direct (docs/security.md). The device
+    # that asked builds a second connection under the new policy, with the same DTLS
+    # certificate (so the same fingerprints and verification words), and offers it as
+    # call.reoffer; the other device answers with a second connection of its own. Media
+    # moves over once it connects, and the old connection - and its path - is closed.
+
     async def _on_transport(self, frame: CallTransportFrame) -> None:
-        """The server switched the call: take the new policy and credentials, gather
-        under them, and (on the asking device) send the ICE-restart offer."""
+        """The server switched the call: take the new policy and credentials, and (on
+        the asking device) offer the connection that replaces this one."""
         if self.state is not CallState.CONNECTED or self._pc is None:
             log.info("call %s: ignoring a transport switch in state %s", self.call_id, self.state)
             return
@@ -503,73 +517,125 @@ class Call:
         self.ice_transport_policy = frame.ice_transport_policy
         self.direct_allowed = frame.direct_allowed
         self._switch_transport = frame.transport
+        if not frame.restart:
+            return  # the other device makes the offer
         try:
-            await self._begin_restart()
-            if frame.restart:
-                await self._pc.setLocalDescription(await self._pc.createOffer())
-                sdp = self._pc.localDescription.sdp
-                self._check_gathered(sdp)
-                self.local_sdp = sdp
-                await self._send(ReofferFrame(call_id=self.call_id, sdp=sdp))
+            pc = await self._start_replacement()
+            kinds = {track.kind for track in self._tracks}
+            for track in self._tracks:
+                pc.addTrack(self._media.subscribe(track))
+            # Receive what the call receives now, whatever this side sends.
+            for transceiver in self._pc.getTransceivers():
+                if transceiver.kind not in kinds:
+                    pc.addTransceiver(transceiver.kind, direction="recvonly")
+                    kinds.add(transceiver.kind)
+            await pc.setLocalDescription(await pc.createOffer())
+            sdp = pc.localDescription.sdp
+            self._check_gathered(sdp)
+            if pc is not self._next:
+                return  # replaced or ended meanwhile
+            await self._send(ReofferFrame(call_id=self.call_id, sdp=sdp))
         except Exception as exc:
-            await self._restart_failed(exc)
+            await self._switch_failed(exc)
             return
-        log.info("call %s: restarting ICE for %s", self.call_id, frame.transport)
-
-    async def _begin_restart(self) -> IceRestart:
-        assert self._pc is not None
-        if self._restart is not None:  # a restart that never finished: start over
-            await self._restart.abandon()
-        config = rtc_configuration(self.ice_servers, self.ice_transport_policy)
-        self._restart = IceRestart(self._pc, config.iceServers or [], self.ice_transport_policy)
-        await self._restart.prepare()
-        return self._restart
+        log.info("call %s: offered a %s connection", self.call_id, frame.transport)
 
     async def _on_reoffer(self, sdp: str) -> None:
         if self.state is not CallState.CONNECTED or self._pc is None:
-            log.info("call %s: ignoring an ICE-restart offer in state %s", self.call_id, self.state)
+            log.info("call %s: ignoring a switch offer in state %s", self.call_id, self.state)
             return
         try:
-            restart = self._restart or await self._begin_restart()
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            self.remote_sdp = sdp
-            await self._pc.setLocalDescription(await self._pc.createAnswer())
-            answer = self._pc.localDescription.sdp
+            pc = await self._start_replacement()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            offered = {transceiver.kind for transceiver in pc.getTransceivers()}
+            for track in self._tracks:
+                if track.kind in offered:
+                    pc.addTrack(self._media.subscribe(track))
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = pc.localDescription.sdp
             self._check_gathered(answer)
-            self.local_sdp = answer
+            if pc is not self._next:
+                return
             await self._send(ReanswerFrame(call_id=self.call_id, sdp=answer))
+            await self._release_next_candidates(pc)
         except Exception as exc:
-            await self._restart_failed(exc)
-            return
-        self._spawn(self._complete_restart(restart, sdp))
+            await self._switch_failed(exc)
 
     async def _on_reanswer(self, sdp: str) -> None:
-        restart = self._restart
-        if self.state is not CallState.CONNECTED or self._pc is None or restart is None:
-            log.info("call %s: ignoring an unexpected ICE-restart answer", self.call_id)
+        pc = self._next
+        if self.state is not CallState.CONNECTED or pc is None:
+            log.info("call %s: ignoring an unexpected switch answer", self.call_id)
             return
         try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-            self.remote_sdp = sdp
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            await self._release_next_candidates(pc)
         except Exception as exc:
-            await self._restart_failed(exc)
-            return
-        self._spawn(self._complete_restart(restart, sdp))
+            await self._switch_failed(exc)
 
-    async def _complete_restart(self, restart: IceRestart, remote_sdp: str) -> None:
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                await restart.complete(remote_sdp)
-        except Exception as exc:
-            if restart is self._restart:
-                await self._restart_failed(exc)
-            return
-        if restart is self._restart:
-            self._restart = None
-            log.info("call %s: now %s", self.call_id, self._switch_transport)
-            self._settle_switch()
+    async def _start_replacement(self) -> RTCPeerConnection:
+        """A second peer connection under the new policy, sharing this one's DTLS
+        certificate, that takes over the call once it connects."""
+        assert self._pc is not None
+        await self._drop_replacement()  # an unfinished earlier switch gives way
+        pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
+        _share_certificate(self._pc, pc)
+        self._next = pc
+        self._next_tracks = []
+        self._next_held = []
 
-    async def _restart_failed(self, exc: BaseException) -> None:
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if pc is self._next:
+                self._next_tracks.append(track)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc is not self._next:
+                return
+            if pc.connectionState == "connected":
+                self._spawn(self._promote(pc))
+            elif pc.connectionState == "failed":
+                self._spawn(self._switch_failed(ConnectionError("the new connection failed")))
+
+        async def expire() -> None:
+            await asyncio.sleep(self._connect_timeout_s)
+            if pc is self._next:
+                await self._switch_failed(TimeoutError("the new connection did not connect"))
+
+        self._spawn(expire())
+        return pc
+
+    async def _release_next_candidates(self, pc: RTCPeerConnection) -> None:
+        held, self._next_held = self._next_held, []
+        for candidate in held:
+            await pc.addIceCandidate(candidate)
+
+    async def _promote(self, pc: RTCPeerConnection) -> None:
+        """The new connection carries media: the call moves to it, the old one closes."""
+        if pc is not self._next or self.state is not CallState.CONNECTED:
+            return
+        old, self._pc, self._next = self._pc, pc, None
+        self.local_sdp = pc.localDescription.sdp
+        self.remote_sdp = pc.remoteDescription.sdp
+        for track in self._next_tracks:
+            self._sink.add_track(track)  # the sink moves over to the new tracks
+        self._next_tracks = []
+        if old is not None:
+            await old.close()
+        log.info("call %s: now %s", self.call_id, self._switch_transport)
+        self._settle_switch()
+
+    async def _drop_replacement(self) -> None:
+        pc, self._next = self._next, None
+        self._next_tracks, self._next_held = [], []
+        if pc is not None:
+            await pc.close()
+
+    async def _switch_failed(self, exc: BaseException) -> None:
+        """A switch that cannot complete ends the call rather than leaving it on a path
+        the user asked to leave."""
+        if self.state is CallState.ENDED:
+            return
         detail = f"the switch of the connection failed: {type(exc).__name__}"
         self._settle_switch(TransportSwitchFailed("failed", detail))
         await self._fail(detail)
@@ -595,6 +661,13 @@ class Call:
             return
         parsed.sdpMid = candidate.sdp_mid
         parsed.sdpMLineIndex = candidate.sdp_mline_index
+        if self._next is not None:
+            # During a switch, the other side's candidates are its new connection's.
+            if self._next.remoteDescription is None:
+                self._next_held.append(parsed)
+            else:
+                await self._next.addIceCandidate(parsed)
+            return
         if self._pc is None or self.remote_sdp is None or self._pc.remoteDescription is None:
             self._held.append(parsed)  # applied once the remote description is set
         else:
@@ -620,9 +693,8 @@ class Call:
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            task = asyncio.ensure_future(self._on_connection_state(pc.connectionState))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            if pc is self._pc:  # not a connection a switch has replaced
+                self._spawn(self._on_connection_state(pc.connectionState))
 
         return pc
 
@@ -668,7 +740,7 @@ class OutgoingCall(Call):
         pc = self._peer_connection(sink)
         kinds = {track.kind for track in tracks}
         for track in tracks:
-            pc.addTrack(track)
+            pc.addTrack(self._media.subscribe(track))
         if "audio" not in kinds:
             pc.addTransceiver("audio", direction="recvonly")
         if self.media == "video" and "video" not in kinds:
@@ -747,7 +819,7 @@ class IncomingCall(Call):
             offered = {transceiver.kind for transceiver in pc.getTransceivers()}
             for track in tracks:
                 if track.kind in offered:
-                    pc.addTrack(track)
+                    pc.addTrack(self._media.subscribe(track))
                 else:
                     track.stop()
             await pc.setLocalDescription(await pc.createAnswer())
@@ -772,6 +844,18 @@ class IncomingCall(Call):
         if self.state is CallState.RINGING:
             await self._ask_server_to_end(RejectFrame(call_id=self.call_id), "rejected")
         return await self.wait_ended()
+
+
+def _share_certificate(old: RTCPeerConnection, new: RTCPeerConnection) -> None:
+    """Give ``new`` the DTLS certificate of ``old``, so that the fingerprints - and the
+    verification words derived from them - stay the same across a switch. aiortc has
+    no public way to pass a certificate; without this private attribute the switch
+    still works, with new words that both people can compare again."""
+    certificates = getattr(old, "_RTCPeerConnection__certificates", None)
+    if certificates is not None and hasattr(new, "_RTCPeerConnection__certificates"):
+        new._RTCPeerConnection__certificates = certificates
+    else:
+        log.warning("this aiortc cannot reuse the DTLS certificate: the words will change")
 
 
 def _ice_server(server: IceServerFrame) -> IceServer:

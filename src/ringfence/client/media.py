@@ -163,7 +163,7 @@ class DiscardSink:
 
 
 class WavRecorder:
-    """Writes the first remote audio track to a 16-bit PCM WAV file (48 kHz, mono or
+    """Writes the remote audio track to a 16-bit PCM WAV file (48 kHz, mono or
     stereo); any other track is consumed and discarded. The file is complete once
     :meth:`stop` returns, and exists (possibly empty) even if no audio ever came."""
 
@@ -174,7 +174,7 @@ class WavRecorder:
         self.channels = channels
         self.samples_written = 0
         self._wav: wave.Wave_write | None = None
-        self._audio_taken = False
+        self._audio_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -182,11 +182,15 @@ class WavRecorder:
         return self.samples_written / SAMPLE_RATE
 
     def add_track(self, track: MediaStreamTrack) -> None:
+        """Record an audio track; a later one takes over from it (the call moved to a
+        new connection), so the file goes on without the old track's tail."""
         loop = asyncio.get_running_loop()
-        if track.kind == "audio" and not self._audio_taken:
-            self._audio_taken = True
+        if track.kind == "audio":
+            if self._audio_task is not None:
+                self._audio_task.cancel()
             self._open()
-            self._tasks.append(loop.create_task(self._record(track)))
+            self._audio_task = loop.create_task(self._record(track))
+            self._tasks.append(self._audio_task)
         else:
             self._tasks.append(loop.create_task(_drain(track)))
 
@@ -215,8 +219,9 @@ class WavRecorder:
                     self.samples_written += out.samples
 
     async def wait_finished(self) -> None:
-        """Wait until every track given so far has ended (the file stays open)."""
-        await asyncio.gather(*self._tasks)
+        """Wait until every track given so far has ended or was taken over from
+        (the file stays open)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def stop(self) -> None:
         await _cancel(self._tasks)

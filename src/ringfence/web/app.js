@@ -151,6 +151,9 @@ function onEvent(event) {
     case "call.answer":
     case "call.candidate":
     case "call.ended":
+    case "call.transport":
+    case "call.reoffer":
+    case "call.reanswer":
       calls.handle(event);
       break;
     case "error":

@@ -10,6 +10,11 @@
 //   or stores them.
 // - Whether media is relayed is read from the live connection (getStats: the
 //   selected candidate pair's local candidate), not inferred from settings.
+// - Mid-call, either side may ask the server to move the call to the relay (or back
+//   to direct where both users allow it). The server decides and hands both devices
+//   their new ICE servers and policy; the one that asked then renegotiates
+//   (call.reoffer / call.reanswer): see "switching the transport" below. The call
+//   and its verification words go on.
 
 import { ApiError } from "./api.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
@@ -18,7 +23,7 @@ import { verificationCode } from "./verification.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { EventSocket } from "./events.js" */
-/** @import { User, Media, IceServer, IcePolicy, WireCandidate, EndReason, CallEvent, ErrorEvent, CallIncomingEvent } from "./types.js" */
+/** @import { User, Media, IceServer, IcePolicy, WireCandidate, EndReason, CallEvent, ErrorEvent, CallIncomingEvent, CallTransportEvent } from "./types.js" */
 
 /**
  * starting: asking for the camera and making the offer; ringing: the offer is out;
@@ -29,9 +34,29 @@ import { verificationCode } from "./verification.js";
 
 /** @typedef {"relay" | "direct"} Route */
 
+/**
+ * A transport switch in flight. asked: call.transport is out, the server has not
+ * answered; negotiating: the server agreed, the offer/answer is under way; settling:
+ * negotiated, waiting for the new route to carry the call.
+ * @typedef {"asked" | "negotiating" | "settling"} SwitchPhase
+ */
+
 const CONNECT_TIMEOUT_MS = 30000;
+const SWITCH_REPLY_MS = 10000; // the server answers a call.transport with this long
+const SWITCH_SETTLE_MS = 30000; // from its answer to the new route being in use
+
+/** What the server's refusals of a call.transport mean, in one sentence. */
+const SWITCH_REFUSALS = /** @type {Record<string, string>} */ ({
+  direct_not_allowed: "Direct connection isn't allowed by your or their settings.",
+  call_rate_limited: "The connection was switched too often. Wait a minute, then try again.",
+  call_state: "The connection can't be switched right now. Try again in a moment.",
+});
 const STATS_EVERY_MS = 1000;
 const GONE_GRACE_MS = 3000;
+// While connecting, ICE may report "failed" because every pair tried so far failed
+// (the relay refuses to reach a peer's host candidate) although the peer's relay
+// candidates are still on their way; it recovers when they arrive.
+const EARLY_FAILURE_GRACE_MS = 5000;
 
 /** @type {Record<CallState, CallState[]>} */
 const ALLOWED = {
@@ -53,6 +78,7 @@ export class CallSession {
    * @param {Media} init.media
    * @param {IceServer[]} init.iceServers
    * @param {IcePolicy} init.policy
+   * @param {boolean} init.directAllowed Both users' settings allow a direct connection (callee: from call.incoming).
    * @param {string | null} init.offerSdp The caller's offer (incoming calls).
    * @param {EventSocket} init.events
    * @param {() => void} init.onChange
@@ -64,6 +90,8 @@ export class CallSession {
     this.media = init.media;
     this.iceServers = init.iceServers;
     this.policy = init.policy;
+    /** Whether the server would let this call switch to direct (both users allow it). */
+    this.directAllowed = init.directAllowed;
     this.offerSdp = init.offerSdp;
     this.events = init.events;
     this.onChange = init.onChange;
@@ -79,6 +107,27 @@ export class CallSession {
     this.warning = null;
     /** @type {Route | null} */
     this.route = null;
+    /** @type {Route | null} The transport a switch in flight is moving the call to. */
+    this.switching = null;
+    /** @type {SwitchPhase | null} */
+    this.switchPhase = null;
+    /** @type {string | null} Why the last switch didn't happen, in one sentence. */
+    this.switchNotice = null;
+    /** @type {number | undefined} */
+    this.switchTimer = undefined;
+    /**
+     * An ICE restart is under way and the peer's new description is not set yet:
+     * remote candidates (of the new ICE generation) wait for it.
+     */
+    this.awaitingRemote = false;
+    /** @type {RTCCertificate | null} The DTLS certificate of every connection of this call. */
+    this.certificate = null;
+    /** @type {RTCPeerConnection | null} The connection a switch in flight moves the call to. */
+    this.nextPc = null;
+    /** @type {MediaStream | null} What the next connection receives. */
+    this.nextStream = null;
+    /** @type {RTCIceCandidateInit[]} remote candidates waiting for the next connection's remote description */
+    this.nextCandidates = [];
     this.muted = false;
     this.cameraOff = false;
     /** @type {number | null} */
@@ -106,6 +155,8 @@ export class CallSession {
     this.statsTimer = undefined;
     /** @type {number | undefined} */
     this.goneTimer = undefined;
+    /** @type {number | undefined} */
+    this.failTimer = undefined;
   }
 
   get peerName() {
@@ -161,7 +212,7 @@ export class CallSession {
     this.localStream = media.stream;
     this.notice = media.notice;
     try {
-      const pc = this.createPeerConnection();
+      const pc = await this.createPeerConnection();
       for (const track of media.stream.getTracks()) pc.addTrack(track, media.stream);
       if (this.media === "video" && !this.hasLocalVideo) pc.addTransceiver("video", { direction: "recvonly" });
       await pc.setLocalDescription(await pc.createOffer());
@@ -174,9 +225,13 @@ export class CallSession {
     }
   }
 
-  /** @param {string} sdp */
-  async onAnswer(sdp) {
+  /**
+   * @param {string} sdp
+   * @param {boolean} directAllowed
+   */
+  async onAnswer(sdp, directAllowed) {
     if (this.direction !== "outgoing" || this.state !== "ringing" || !this.pc) return;
+    this.directAllowed = directAllowed;
     this.setState("connecting");
     this.startConnectTimer();
     try {
@@ -210,7 +265,7 @@ export class CallSession {
     this.localStream = media.stream;
     this.notice = media.notice;
     try {
-      const pc = this.createPeerConnection();
+      const pc = await this.createPeerConnection();
       await pc.setRemoteDescription({ type: "offer", sdp: this.offerSdp });
       this.offerSdp = null;
       for (const track of media.stream.getTracks()) pc.addTrack(track, media.stream);
@@ -261,7 +316,16 @@ export class CallSession {
   async onSignal(event) {
     switch (event.type) {
       case "call.answer":
-        await this.onAnswer(event.sdp);
+        await this.onAnswer(event.sdp, event.direct_allowed === true);
+        break;
+      case "call.transport":
+        await this.onTransport(event);
+        break;
+      case "call.reoffer":
+        await this.onReoffer(event.sdp);
+        break;
+      case "call.reanswer":
+        await this.onReanswer(event.sdp);
         break;
       case "call.candidate":
         await this.onRemoteCandidate(event.candidate);
@@ -276,6 +340,11 @@ export class CallSession {
 
   /** @param {ErrorEvent} event */
   onServerError(event) {
+    // A refused call.transport: the call goes on as it was; say why in one sentence.
+    if (this.switchPhase === "asked" && this.active && Object.hasOwn(SWITCH_REFUSALS, event.error)) {
+      this.stopSwitch(SWITCH_REFUSALS[event.error] ?? null);
+      return;
+    }
     // Before media flows, a refused offer or answer leaves nothing to go on with;
     // once connected, a refused stray frame does not hurt the call.
     if (this.state === "connected" || this.state === "ended" || this.state === "incoming") return;
@@ -308,26 +377,289 @@ export class CallSession {
     this.endReason = reason;
     clearTimeout(this.connectTimer);
     clearTimeout(this.goneTimer);
+    clearTimeout(this.failTimer);
+    clearTimeout(this.switchTimer);
     clearInterval(this.statsTimer);
     stopTracks(this.localStream);
     this.pc?.close();
     this.pc = null;
+    this.dropNext();
     this.setState("ended");
+  }
+
+  // --- switching the transport mid-call ---------------------------------------------
+  //
+  // To direct: an ICE restart of the running connection. The new direct pairs
+  // outrank the relay pair, so the browser checks them and moves over.
+  //
+  // To the relay, an ICE restart is not enough: the working direct pair outranks
+  // every relay pair, so the browser keeps using it (libwebrtc prunes the relay pairs
+  // without checking them, and does not revive them when the direct pair dies). The
+  // device that asked therefore builds a second peer connection under the relay
+  // policy, with the same DTLS certificate (so the fingerprints, and the
+  // verification words, stay the same), and sends its offer as the call.reoffer. The
+  // media moves over once it connects; then the old connection is closed, and the
+  // direct path with it.
+  // Switching back to direct works the same way, and so does every client: the
+  // Python client does exactly this, so a browser and a Python client can switch a
+  // call between them either way.
+
+  /**
+   * Ask the server to move this call to the relay ("relay": hide my address) or back
+   * to a direct connection. The server decides; its call.transport (or a refusal)
+   * follows.
+   * @param {Route} transport
+   */
+  requestTransport(transport) {
+    if (!(this.is("connected") || this.is("connecting")) || !this.pc || this.switching !== null) return;
+    this.switchNotice = null;
+    this.switching = transport;
+    this.switchPhase = "asked";
+    this.armSwitchTimer(SWITCH_REPLY_MS);
+    this.events.send({ type: "call.transport", call_id: this.callId, transport });
+    this.onChange();
+  }
+
+  /**
+   * The server switched the call's transport: take the new ICE servers and policy,
+   * and if this device asked, make the offer of the connection that replaces this one.
+   * @param {CallTransportEvent} event
+   */
+  async onTransport(event) {
+    const pc = this.pc;
+    if (!pc || !(this.is("connected") || this.is("connecting"))) return;
+    this.dropNext(); // an unfinished earlier switch gives way to this one
+    this.directAllowed = event.direct_allowed === true;
+    this.iceServers = event.ice_servers;
+    this.policy = event.ice_transport_policy;
+    this.switching = event.transport;
+    this.switchPhase = "negotiating";
+    this.switchNotice = null;
+    this.armSwitchTimer(SWITCH_SETTLE_MS);
+    this.onChange();
+    if (!event.restart) {
+      // The other device offers the new connection; candidates that arrive before its
+      // offer are its new connection's, and wait for it.
+      this.awaitingRemote = true;
+      return;
+    }
+    const next = this.startNext();
+    try {
+      for (const track of this.localStream?.getTracks() ?? []) next.addTrack(track, /** @type {MediaStream} */ (this.localStream));
+      // Receive whatever the call receives now, camera or not on this side.
+      const sending = new Set(next.getTransceivers().map((t) => t.receiver.track.kind));
+      for (const transceiver of pc.getTransceivers()) {
+        const kind = transceiver.receiver.track.kind;
+        if (transceiver.currentDirection !== "stopped" && !sending.has(kind)) {
+          next.addTransceiver(kind, { direction: "recvonly" });
+          sending.add(kind);
+        }
+      }
+      await next.setLocalDescription(await next.createOffer());
+      if (next !== this.nextPc || !this.active) return;
+      this.events.send({ type: "call.reoffer", call_id: this.callId, sdp: next.localDescription?.sdp ?? "" });
+      this.releaseLocalCandidates();
+    } catch (error) {
+      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+    }
+  }
+
+  /**
+   * The other device's offer for the switch: the connection that replaces this one,
+   * answered with a new connection of ours.
+   * @param {string} sdp
+   */
+  async onReoffer(sdp) {
+    const pc = this.pc;
+    if (!pc || !(this.is("connected") || this.is("connecting"))) return;
+    this.dropNext();
+    const next = this.startNext();
+    // Anything held since the call.transport came from the new connection over there.
+    this.nextCandidates = this.remoteCandidates;
+    this.remoteCandidates = [];
+    this.awaitingRemote = false;
+    try {
+      await next.setRemoteDescription({ type: "offer", sdp });
+      for (const track of this.localStream?.getTracks() ?? []) next.addTrack(track, /** @type {MediaStream} */ (this.localStream));
+      await next.setLocalDescription(await next.createAnswer());
+      if (next !== this.nextPc || !this.active) return;
+      this.events.send({ type: "call.reanswer", call_id: this.callId, sdp: next.localDescription?.sdp ?? "" });
+      this.releaseLocalCandidates();
+      await this.releaseNextCandidates(next);
+      this.negotiated();
+    } catch (error) {
+      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+    }
+  }
+
+  /**
+   * The answer to this device's offer for the switch.
+   * @param {string} sdp
+   */
+  async onReanswer(sdp) {
+    const next = this.nextPc;
+    const pc = this.pc;
+    if (!this.active || !pc) return;
+    try {
+      if (!next || next.signalingState !== "have-local-offer") return;
+      await next.setRemoteDescription({ type: "answer", sdp });
+      await this.releaseNextCandidates(next);
+      this.negotiated();
+    } catch (error) {
+      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+    }
+  }
+
+  /** A second connection for the switch, under the new ICE configuration. */
+  startNext() {
+    const next = this.newPeerConnection();
+    this.nextPc = next;
+    this.nextStream = new MediaStream();
+    this.nextCandidates = [];
+    this.signaled = false; // its candidates go out after its offer or answer
+    return next;
+  }
+
+  /**
+   * Offer and answer are set: the switch is done once the new connection carries the
+   * call and its route is the one asked for.
+   */
+  negotiated() {
+    if (!this.active) return;
+    if (this.switching !== null) this.switchPhase = "settling";
+    this.onChange();
+  }
+
+  /**
+   * The new connection is up: the call moves to it and the old one is closed.
+   * @param {RTCPeerConnection} next
+   */
+  promoteNext(next) {
+    if (next !== this.nextPc || !this.active) return;
+    const old = this.pc;
+    this.pc = next;
+    this.nextPc = null;
+    this.remoteStream = this.nextStream ?? new MediaStream();
+    this.nextStream = null;
+    this.remoteCandidates = [];
+    this.nextCandidates = [];
+    old?.close();
+    console.info(`call ${this.callId}: moved to the new connection`);
+    this.warning = null;
+    this.onChange();
+    // Same certificates, so the same words; derived again from what is set now.
+    void this.readVerification();
+    void this.readRoute();
+  }
+
+  /** Close a replacement connection that will not be used. */
+  dropNext() {
+    const next = this.nextPc;
+    if (!next) return;
+    this.nextPc = null;
+    this.nextStream = null;
+    this.nextCandidates = [];
+    // Its candidates not yet sent never will be; the running connection's went long ago.
+    this.localCandidates = [];
+    this.signaled = true;
+    next.close();
+  }
+
+  /** @param {number} ms */
+  armSwitchTimer(ms) {
+    clearTimeout(this.switchTimer);
+    this.switchTimer = window.setTimeout(() => this.onSwitchTimeout(), ms);
+  }
+
+  onSwitchTimeout() {
+    if (!this.active || this.switching === null) return;
+    if (this.switchPhase === "settling" && !this.nextPc) {
+      // On the new connection, but the route never became what was asked: the badge
+      // shows the truth; say it in words too.
+      this.stopSwitch(this.switching === "direct"
+        ? "A direct connection couldn't be made, so the call stays relayed."
+        : "The call couldn't be moved to the relay.");
+      return;
+    }
+    this.switchFailed("The switch didn't go through, so the call goes on as before. Try again.");
+  }
+
+  /**
+   * The switch went wrong: the call goes on over the connection it had.
+   * @param {string} message
+   */
+  switchFailed(message) {
+    if (!this.active) return;
+    console.warn(`call ${this.callId}: transport switch failed`);
+    this.dropNext();
+    const pc = this.pc;
+    if (pc?.connectionState === "failed") {
+      // The old path went away meanwhile (the other side moved on): nothing is left.
+      this.abort("The call was lost while its connection was being switched. Try calling again.");
+      return;
+    }
+    if (pc?.signalingState === "have-remote-offer") {
+      pc.setRemoteDescription({ type: "rollback" }).catch(() => undefined);
+    } else if (pc?.signalingState === "have-local-offer") {
+      pc.setLocalDescription({ type: "rollback" }).catch(() => undefined);
+    }
+    this.awaitingRemote = false;
+    this.releaseLocalCandidates();
+    void this.releaseRemoteCandidates();
+    this.stopSwitch(message);
+  }
+
+  /** @param {string | null} notice */
+  stopSwitch(notice) {
+    clearTimeout(this.switchTimer);
+    this.switchTimer = undefined;
+    this.switching = null;
+    this.switchPhase = null;
+    this.switchNotice = notice;
+    this.onChange();
+  }
+
+  /** The ICE part of the configuration: exactly what the server handed out last. */
+  iceConfiguration() {
+    return {
+      iceServers: /** @type {RTCIceServer[]} */ (this.iceServers),
+      iceTransportPolicy: this.policy,
+    };
   }
 
   // --- the peer connection --------------------------------------------------------
 
-  createPeerConnection() {
-    const pc = new RTCPeerConnection({
+  /** The call's first connection. */
+  async createPeerConnection() {
+    if (!this.certificate) {
+      try {
+        // One certificate for every connection of this call: a transport switch
+        // keeps the DTLS fingerprint, and with it the verification words.
+        /** @type {EcKeyGenParams} */
+        const algorithm = { name: "ECDSA", namedCurve: "P-256" };
+        this.certificate = await RTCPeerConnection.generateCertificate(algorithm);
+      } catch (error) {
+        console.warn(`call ${this.callId}: no certificate of our own (${errorName(error)})`);
+      }
+      if (!this.active) throw new Error("the call ended meanwhile");
+    }
+    const pc = this.newPeerConnection();
+    this.pc = pc;
+    return pc;
+  }
+
+  newPeerConnection() {
+    /** @type {RTCConfiguration} */
+    const config = {
       // Exactly what the server gave: its TURN relay and its transport policy.
-      iceServers: /** @type {RTCIceServer[]} */ (this.iceServers),
-      iceTransportPolicy: this.policy,
+      ...this.iceConfiguration(),
       // One transport for audio and video: one relay allocation, fewer candidates.
       bundlePolicy: "max-bundle",
-    });
-    this.pc = pc;
+    };
+    if (this.certificate) config.certificates = [this.certificate];
+    const pc = new RTCPeerConnection(config);
     pc.addEventListener("icecandidate", (event) => {
-      if (pc !== this.pc || !event.candidate || !event.candidate.candidate) return;
+      if ((pc !== this.pc && pc !== this.nextPc) || !event.candidate || !event.candidate.candidate) return;
       const json = event.candidate.toJSON();
       /** @type {WireCandidate} */
       const candidate = { candidate: json.candidate ?? "" };
@@ -338,23 +670,35 @@ export class CallSession {
       else this.localCandidates.push(candidate);
     });
     pc.addEventListener("track", (event) => {
-      if (pc !== this.pc) return;
+      const stream = pc === this.pc ? this.remoteStream : pc === this.nextPc ? this.nextStream : null;
+      if (!stream) return;
       const track = event.track;
-      this.remoteStream.addTrack(track);
+      stream.addTrack(track);
       track.addEventListener("mute", () => this.onChange());
       track.addEventListener("unmute", () => this.onChange());
       track.addEventListener("ended", () => this.onChange());
       this.onChange();
     });
     pc.addEventListener("connectionstatechange", () => {
-      if (pc !== this.pc) return;
-      this.onConnectionState(pc.connectionState);
+      if (pc === this.pc) {
+        // While a new connection is being set up, the other side may close the old
+        // one as soon as its own new one is up: that is the switch, not a failure.
+        if (this.nextPc && (pc.connectionState === "disconnected" || pc.connectionState === "failed")) return;
+        this.onConnectionState(pc.connectionState);
+      } else if (pc === this.nextPc) {
+        if (pc.connectionState === "connected") this.promoteNext(pc);
+        else if (pc.connectionState === "failed") this.switchFailed("The new connection failed, so the call goes on as before.");
+      }
     });
     return pc;
   }
 
   /** @param {RTCPeerConnectionState} state */
   onConnectionState(state) {
+    if (state !== "failed") {
+      clearTimeout(this.failTimer);
+      this.failTimer = undefined;
+    }
     if (state === "connected") {
       this.warning = null;
       if (this.state === "connecting") {
@@ -370,6 +714,15 @@ export class CallSession {
     } else if (state === "disconnected" && this.state === "connected") {
       this.warning = "Connection interrupted. Trying to get it back…";
       this.onChange();
+    } else if (state === "failed" && this.state === "connecting") {
+      if (this.failTimer === undefined) {
+        this.failTimer = window.setTimeout(() => {
+          this.failTimer = undefined;
+          if (this.is("connecting") && this.pc?.connectionState === "failed") {
+            this.abort("The call couldn't connect: the connection to the relay failed. Check your network and try again.");
+          }
+        }, EARLY_FAILURE_GRACE_MS);
+      }
     } else if (state === "failed" && this.active) {
       this.abort("The call was lost: the connection to the relay failed. Check your network and try again.");
     }
@@ -402,7 +755,14 @@ export class CallSession {
     /** @type {RTCIceCandidateInit} */
     const init = { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null, sdpMLineIndex: candidate.sdpMLineIndex ?? null };
     if (candidate.usernameFragment) init.usernameFragment = candidate.usernameFragment;
-    if (!this.pc || !this.pc.remoteDescription) {
+    const next = this.nextPc;
+    if (next) {
+      // During a switch, the other side's candidates are for the new connection.
+      if (next.remoteDescription) await addCandidate(next, init, this.callId);
+      else this.nextCandidates.push(init);
+      return;
+    }
+    if (!this.pc || !this.pc.remoteDescription || this.awaitingRemote) {
       this.remoteCandidates.push(init);
       return;
     }
@@ -415,14 +775,16 @@ export class CallSession {
     for (const init of held) await this.addRemoteCandidate(init);
   }
 
+  /** @param {RTCPeerConnection} next */
+  async releaseNextCandidates(next) {
+    const held = this.nextCandidates;
+    this.nextCandidates = [];
+    for (const init of held) await addCandidate(next, init, this.callId);
+  }
+
   /** @param {RTCIceCandidateInit} init */
   async addRemoteCandidate(init) {
-    try {
-      await this.pc?.addIceCandidate(init);
-    } catch (error) {
-      // One bad candidate must not end the call; ICE goes on with the others.
-      console.warn(`call ${this.callId}: a remote candidate was not usable (${errorName(error)})`);
-    }
+    if (this.pc) await addCandidate(this.pc, init, this.callId);
   }
 
   /** Derive the verification code from the local and remote descriptions as set here. */
@@ -455,8 +817,12 @@ export class CallSession {
     } catch {
       return; // closed meanwhile
     }
+    if (pc !== this.pc) return;
     const route = selectedRoute(report);
-    if (route !== this.route && pc === this.pc) {
+    if (this.switchPhase === "settling" && !this.nextPc && route !== null && route === this.switching) {
+      this.route = route;
+      this.stopSwitch(null); // the new pair carries the call: the switch is done
+    } else if (route !== this.route) {
       this.route = route;
       this.onChange();
     }
@@ -485,6 +851,20 @@ export function selectedRoute(report) {
   const local = report.get(pair.localCandidateId);
   if (!local || typeof local.candidateType !== "string") return null;
   return local.candidateType === "relay" ? "relay" : "direct";
+}
+
+/**
+ * @param {RTCPeerConnection} pc
+ * @param {RTCIceCandidateInit} init
+ * @param {string} callId
+ */
+async function addCandidate(pc, init, callId) {
+  try {
+    await pc.addIceCandidate(init);
+  } catch (error) {
+    // One bad candidate must not end the call; ICE goes on with the others.
+    console.warn(`call ${callId}: a remote candidate was not usable (${errorName(error)})`);
+  }
 }
 
 /** @param {MediaStream | null} stream */
@@ -535,6 +915,7 @@ export class CallManager {
       media,
       iceServers: started.ice_servers,
       policy: started.ice_transport_policy,
+      directAllowed: false, // the callee's call.answer says
       offerSdp: null,
       events: this.events,
       onChange: () => this.changed(session),
@@ -590,6 +971,7 @@ export class CallManager {
       media: event.media,
       iceServers: event.ice_servers,
       policy: event.ice_transport_policy,
+      directAllowed: event.direct_allowed === true,
       offerSdp: event.sdp,
       events: this.events,
       onChange: () => this.changed(session),

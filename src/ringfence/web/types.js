@@ -120,6 +120,7 @@
  * @property {string} sdp
  * @property {IceServer[]} ice_servers
  * @property {IcePolicy} ice_transport_policy
+ * @property {boolean} [direct_allowed] Both users' settings allow switching this call to direct.
  */
 
 /**
@@ -127,6 +128,7 @@
  * @property {"call.answer"} type
  * @property {string} call_id
  * @property {string} sdp
+ * @property {boolean} [direct_allowed] Both users' settings allow switching this call to direct.
  */
 
 /**
@@ -151,7 +153,42 @@
  * @property {string} [call_id]
  */
 
-/** @typedef {CallIncomingEvent | CallAnswerEvent | CallCandidateEvent | CallEndedEvent} CallEvent */
+/** @typedef {"relay" | "direct"} Transport */
+
+/**
+ * The call's transport changed (a participant asked, the server agreed): sent to both
+ * devices in the call, each with its own fresh relay credentials and policy. The one
+ * that asked (`restart`) makes an ICE-restart offer; the other waits for it.
+ * @typedef {object} CallTransportEvent
+ * @property {"call.transport"} type
+ * @property {string} call_id
+ * @property {Transport} transport
+ * @property {IceServer[]} ice_servers
+ * @property {IcePolicy} ice_transport_policy
+ * @property {boolean} restart
+ * @property {boolean} direct_allowed
+ */
+
+/**
+ * The ICE-restart offer of the device that asked for a transport switch.
+ * @typedef {object} CallReofferEvent
+ * @property {"call.reoffer"} type
+ * @property {string} call_id
+ * @property {string} sdp
+ */
+
+/**
+ * The other device's answer to a call.reoffer.
+ * @typedef {object} CallReanswerEvent
+ * @property {"call.reanswer"} type
+ * @property {string} call_id
+ * @property {string} sdp
+ */
+
+/**
+ * @typedef {CallIncomingEvent | CallAnswerEvent | CallCandidateEvent | CallEndedEvent
+ *   | CallTransportEvent | CallReofferEvent | CallReanswerEvent} CallEvent
+ */
 
 /**
  * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import wave
 from fractions import Fraction
@@ -143,6 +144,20 @@ async def test_recorder_converts_stereo_opus_like_frames(tmp_path: Path) -> None
     await recorder.stop()
     assert recorder.duration_s == pytest.approx(0.5, abs=0.03)
     assert dominant_frequency(out) == pytest.approx(880, abs=2)
+
+
+async def test_a_later_audio_track_takes_over_the_recording(tmp_path: Path) -> None:
+    """When a call moves to a new connection, its new audio track goes on in the file."""
+    out = tmp_path / "moved.wav"
+    recorder = WavRecorder(out)
+    recorder.add_track(ToneTrack(440))  # paced in real time: it yields to the loop
+    while recorder.samples_written < 10 * FRAME_SAMPLES:
+        await asyncio.sleep(0)
+    recorder.add_track(_Limited(ToneTrack(660, realtime=False), frames=100))
+    await recorder.wait_finished()
+    await recorder.stop()
+    assert recorder.samples_written >= 110 * FRAME_SAMPLES
+    assert dominant_frequency(out) == pytest.approx(660, abs=2)
 
 
 async def test_recorder_without_audio_leaves_a_valid_empty_file(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 // The call screens: incoming (ring, accept, decline), outgoing (calling...), and
-// in-call (remote video or avatar, local preview, mute, camera, hang up, timer and
-// the connection badge). One overlay, drawn from the CallSession's state.
+// in-call (remote video or avatar, local preview, mute, camera, hang up, timer, the
+// connection badge and the button that switches the call to the relay or back).
+// One overlay, drawn from the CallSession's state.
 //
 // The overlay's elements are built once and updated in place; the buttons are only
 // rebuilt when the set of controls changes (a new call state), so a button being
@@ -40,6 +41,17 @@ export class CallView {
     this.status = h("p", { class: "call-status", attrs: { id: "call-status", role: "status" } });
     this.timer = h("p", { class: "call-timer", attrs: { role: "timer", "aria-label": "Call duration" } });
     this.badge = h("p", { class: "route-badge", attrs: { id: "route-badge", role: "status" } });
+    // Hide my address / Allow direct connection: one button, updated in place, so it
+    // keeps keyboard focus through "Switching…" and after.
+    this.routeAction = h("button", {
+      class: "route-action",
+      attrs: { type: "button", id: "route-action" },
+      on: { click: () => this.onRouteAction() },
+    });
+    this.routeAction.hidden = true;
+    /** @type {RouteAction | null} */
+    this.routeActionShown = null;
+    this.routeNote = h("p", { class: "route-note", attrs: { id: "route-note", role: "status" } });
     this.remoteVideo = h("video", { class: "remote-video", attrs: { autoplay: true, playsinline: true, "aria-label": "Remote video" } });
     this.localVideo = h("video", { class: "local-video", attrs: { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera preview" } });
     this.localVideo.muted = true;
@@ -64,7 +76,11 @@ export class CallView {
       class: "call-screen",
       attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "call-title", "aria-describedby": "call-status" },
     },
-      h("div", { class: "call-top" }, this.heading, this.status, this.timer, this.badge),
+      h("div", { class: "call-top" },
+        this.heading, this.status, this.timer,
+        h("div", { class: "call-route" }, this.badge, this.routeAction),
+        this.routeNote,
+      ),
       this.stage,
       h("div", { class: "call-messages" }, this.verify, this.error, this.warning, this.notice),
       this.controls,
@@ -138,6 +154,8 @@ export class CallView {
       this.badge.textContent = "Direct — peers can see your address";
     }
 
+    this.drawRouteAction(s, inCall);
+
     const code = s.state === "connected" ? s.verification : null;
     this.verify.hidden = code === null;
     setText(this.verifyWords, code ? code.join(" ") : null);
@@ -167,6 +185,42 @@ export class CallView {
     } else {
       this.timer.textContent = "0:00";
     }
+  }
+
+  /**
+   * @param {CallSession} s
+   * @param {boolean} inCall
+   */
+  drawRouteAction(s, inCall) {
+    const action = inCall ? routeAction(s) : null;
+    setText(this.routeNote, inCall ? s.switchNotice : null);
+    const button = this.routeAction;
+    this.routeActionShown = action;
+    if (!action) {
+      if (!button.hidden && document.activeElement === button) {
+        // Don't strand keyboard focus on a button that goes away.
+        const hangup = this.controls.querySelector(".hangup");
+        if (hangup instanceof HTMLElement) hangup.focus();
+      }
+      button.hidden = true;
+      return;
+    }
+    button.hidden = false;
+    button.className = `route-action ${action.kind}`;
+    if (button.textContent !== action.text) button.textContent = action.text;
+    button.setAttribute("aria-label", action.label);
+    button.title = action.label;
+    // aria-disabled rather than disabled: the button keeps focus while it waits.
+    if (action.kind === "switching") button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+  }
+
+  onRouteAction() {
+    const s = this.session;
+    const action = this.routeActionShown;
+    if (!s || !action) return;
+    if (action.kind === "hide") s.requestTransport("relay");
+    else if (action.kind === "allow") s.requestTransport("direct");
   }
 
   /**
@@ -218,6 +272,43 @@ export class CallView {
       setIcon(camera, s.cameraOff ? "camera-off" : "camera");
     }
   }
+}
+
+/**
+ * @typedef {object} RouteAction
+ * @property {"hide" | "allow" | "switching"} kind
+ * @property {string} text
+ * @property {string} label
+ */
+
+/**
+ * What the button next to the badge offers, from the live route and what the server
+ * allows; null for nothing.
+ * @param {CallSession} s
+ * @returns {RouteAction | null}
+ */
+function routeAction(s) {
+  if (s.switching === "relay") {
+    return { kind: "switching", text: "Switching to the relay…", label: "Switching to the relay…" };
+  }
+  if (s.switching === "direct") {
+    return { kind: "switching", text: "Switching to a direct connection…", label: "Switching to a direct connection…" };
+  }
+  if (s.route === "direct") {
+    return {
+      kind: "hide",
+      text: "Hide my address",
+      label: "Hide my address: switch this call to the relay, so they no longer see your IP address",
+    };
+  }
+  if (s.route === "relay" && s.directAllowed) {
+    return {
+      kind: "allow",
+      text: "Allow direct connection",
+      label: "Allow direct connection: connect without the relay, which lets them see your IP address",
+    };
+  }
+  return null;
 }
 
 /** @param {CallSession} s */
