@@ -22,7 +22,8 @@ from ringfence.realtime.backend import Backend, in_memory_backend
 from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
 from ringfence.realtime.redis_backend import open_redis_backend
-from ringfence.services.accounts import Accounts
+from ringfence.realtime.redis_bus import RedisBus
+from ringfence.services.accounts import Accounts, AuthCache
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
 from ringfence.services.messaging import Messaging
@@ -142,7 +143,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         settings=settings,
     )
     calls.start_sweeper()
-    return Services(
+    services = Services(
         settings=settings,
         clock=clock,
         db=db,
@@ -162,18 +163,22 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
                 ),
             ),
             stream,
+            AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
         ),
         social=Social(db, clock),
         messaging=messaging,
         user_settings=SettingsService(db, clock, calls.direct_connections_changed),
-        moderation=Moderation(db, backend.limiter, clock),
+        moderation=Moderation(db, backend.limiter, clock, stream),
         calls=calls,
         turn_supervisor=relay.supervisor,
         backend=backend,
     )
+    await services.accounts.watch_sessions(hub, check_every_s=settings.ws_session_check_s)
+    return services
 
 
 async def close_services(services: Services) -> None:
+    await services.accounts.close()
     await services.calls.close()
     await services.hub.close_all()
     if services.turn_supervisor is not None:
@@ -203,14 +208,14 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     if _without_client_addresses not in uvicorn_log.filters:
         uvicorn_log.addFilter(_without_client_addresses)
     return uvicorn.Config(
-        app,
+        events.EventsFirst(app),  # the real-time socket skips FastAPI's layers
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,  # client addresses are personal data; keep none by default
         ws_max_size=settings.ws_max_frame_bytes,  # larger frames close the socket with 1009
         ws_per_message_deflate=False,  # compression costs ~100 KiB of zlib state per socket
-        ws_ping_interval=20,
+        ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=20,
         server_header=False,
         proxy_headers=True,
@@ -257,19 +262,33 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 @dataclass(frozen=True)
 class AdminServices:
     """What `ringfence admin` needs: the database and the services that change accounts.
-    No relay, Bus or sockets, so an admin task never disturbs a running server."""
+    No relay or sockets; with Redis, a Bus that only publishes (a suspension closes the
+    user's sockets on every node at once)."""
 
     db: Database
     accounts: Accounts
     moderation: Moderation
+    publisher: RedisBus | None = None
+
+    async def close(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.close()
+        await self.db.close()
 
 
 async def build_admin_services(settings: Settings) -> AdminServices:
     clock = SystemClock()
     db = Database(settings.effective_database_url)
     await db.start()
+    publisher = (
+        RedisBus.publisher(settings.redis_url, prefix=settings.redis_prefix)
+        if settings.redis_url
+        else None
+    )
+    stream = EventStream(db, publisher, clock) if publisher is not None else None
     return AdminServices(
         db=db,
         accounts=Accounts(db, Passwords(settings.password_hash_concurrency), clock),
-        moderation=Moderation(db, InMemoryRateLimiter(clock.monotonic), clock),
+        moderation=Moderation(db, InMemoryRateLimiter(clock.monotonic), clock, stream),
+        publisher=publisher,
     )

@@ -167,7 +167,7 @@ def _admin(
         try:
             return await work(services)
         finally:
-            await services.db.close()
+            await services.close()
 
     try:
         return asyncio.run(run())
@@ -219,7 +219,8 @@ for _name, _setter, _value, _done, _help in (
         _set_suspended,
         True,
         "is suspended and signed out everywhere",
-        "Suspend USERNAME: signed out everywhere; cannot log in, message or call.",
+        "Suspend USERNAME: signed out everywhere; cannot log in, message or call. "
+        "Open sockets close at once with redis_url set, else within ws_session_check_s.",
     ),
     ("unsuspend", _set_suspended, False, "is no longer suspended", "Lift USERNAME's suspension."),
 ):

@@ -85,6 +85,38 @@ class Settings(BaseSettings):
     ws_max_connections_per_user: int = Field(
         10, ge=1, le=1000, description="WebSocket connections one user may hold at once."
     )
+    # Each ping costs the event loop a little per socket (250 a second for 5,000 sockets
+    # at 20 s); proxies commonly drop connections idle for 60 s, so stay below that.
+    ws_ping_interval_s: float = Field(
+        45.0,
+        ge=5,
+        le=600,
+        description=(
+            "Seconds between keepalive pings on each WebSocket. Keep it below the idle "
+            "timeout of any proxy in front (often 60 s)."
+        ),
+    )
+    ws_session_check_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=300,
+        description=(
+            "Seconds between checks of the accounts behind open WebSockets: a socket of "
+            "an account suspended without a Bus to announce it closes within this."
+        ),
+    )
+    auth_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds a checked token is trusted without reading the database again (0: "
+            "always read). Logouts and suspensions announced on the Bus apply at once."
+        ),
+    )
+    auth_cache_size: int = Field(
+        10_000, ge=1, le=1_000_000, description="Tokens the authentication cache holds at most."
+    )
     login_attempts_per_account: int = Field(
         20, ge=1, le=10_000, description="Login attempts per account per 15 minutes."
     )

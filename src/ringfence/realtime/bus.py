@@ -7,6 +7,11 @@ same interface for several nodes, and nothing above this module changes.
 
 Handlers are synchronous and must not block: a connection's handler only puts the
 envelope on its bounded queue.
+
+Besides the per-user and per-device topics there is one node-wide topic,
+:data:`SESSIONS_TOPIC`, that every node subscribes to once: it says which sessions
+ended (a logout, a suspension), so that each node drops them from its token cache and
+closes their sockets at once.
 """
 
 from __future__ import annotations
@@ -33,10 +38,16 @@ class Envelope:
     pos: int | None = None
     exclude_device: str | None = None
     # Not an event but an order: close the sockets of this session (it logged out).
+    # Nodes of earlier versions publish these on the user's topic; session ends now
+    # travel on SESSIONS_TOPIC instead (see services.stream.SessionEnd).
     end_session: int | None = None
 
 
 Handler = Callable[[Envelope], None]
+Subscribers = tuple["Subscription", ...]
+
+# Every node subscribes to this topic once (not per connection).
+SESSIONS_TOPIC = "sessions"
 
 
 def user_topic(user_id: int) -> str:
@@ -89,32 +100,44 @@ class InMemoryBus(Bus):
     """The single-node Bus: a dictionary of topics to handlers."""
 
     def __init__(self) -> None:
-        self._topics: dict[str, set[Subscription]] = {}
+        # Tuples, not sets: most topics have one subscriber (a device) or a few (a
+        # user's devices), and a 1-tuple is a quarter of an empty set's size.
+        self._topics: dict[str, Subscribers] = {}
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         dispatch(self._topics.get(topic), envelope)
 
     async def subscribe(self, topic: str, handler: Handler) -> Subscription:
         sub = Subscription(topic, handler)
-        self._topics.setdefault(topic, set()).add(sub)
+        self._topics[topic] = (*self._topics.get(topic, ()), sub)
         return sub
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        subs = self._topics.get(subscription.topic)
-        if subs is not None:
-            subs.discard(subscription)
-            if not subs:
-                del self._topics[subscription.topic]
+        remaining = without(self._topics.get(subscription.topic), subscription)
+        if remaining is None:
+            return
+        if remaining:
+            self._topics[subscription.topic] = remaining
+        else:
+            del self._topics[subscription.topic]
 
     def topic_count(self) -> int:
         return len(self._topics)
 
 
-def dispatch(subscriptions: set[Subscription] | None, envelope: Envelope) -> None:
-    """Hand an envelope to local subscribers; one failing handler never stops the rest."""
+def without(subscriptions: Subscribers | None, subscription: Subscription) -> Subscribers | None:
+    """``subscriptions`` less ``subscription``; None if it was not among them."""
+    if subscriptions is None or subscription not in subscriptions:
+        return None
+    return tuple(sub for sub in subscriptions if sub is not subscription)
+
+
+def dispatch(subscriptions: Subscribers | None, envelope: Envelope) -> None:
+    """Hand an envelope to local subscribers; one failing handler never stops the rest.
+    The tuple is immutable, so a handler that (un)subscribes cannot disturb the loop."""
     if not subscriptions:
         return
-    for sub in tuple(subscriptions):
+    for sub in subscriptions:
         try:
             sub.handler(envelope)
         except Exception:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ringfence.realtime.bus import Bus, Subscription, device_topic, user_topic
+from ringfence.realtime.bus import Bus, device_topic, user_topic
 from ringfence.realtime.connection import Connection
 from ringfence.realtime.ephemeral import InMemoryPresence, Presence, PresenceRegistry
 
@@ -19,7 +19,7 @@ class Hub(Presence):
         self._bus = bus
         self._presence = presence if presence is not None else InMemoryPresence()
         self._by_user: dict[int, dict[str, Connection]] = {}
-        self._subs: dict[int, tuple[Subscription, Subscription]] = {}
+        self._count = 0  # connections holding subscriptions
         # After a Bus outage, live events may have been lost: each connection reads
         # back from the database whatever durable events it has not sent.
         bus.on_resync(self._resync)
@@ -27,11 +27,11 @@ class Hub(Presence):
     async def attach(self, conn: Connection) -> Connection | None:
         """Subscribe the connection; events published after this returns reach it.
         Returns the older connection that held the same device id, if any."""
-        user_sub = await self._bus.subscribe(user_topic(conn.user_id), conn.deliver)
-        device_sub = await self._bus.subscribe(
-            device_topic(conn.user_id, conn.device_id), conn.deliver
-        )
-        self._subs[id(conn)] = (user_sub, device_sub)
+        deliver = conn.deliver  # one bound method for both subscriptions
+        user_sub = await self._bus.subscribe(user_topic(conn.user_id), deliver)
+        device_sub = await self._bus.subscribe(device_topic(conn.user_id, conn.device_id), deliver)
+        conn.subscriptions = (user_sub, device_sub)
+        self._count += 1
         devices = self._by_user.setdefault(conn.user_id, {})
         previous = devices.get(conn.device_id)
         devices[conn.device_id] = conn
@@ -42,8 +42,9 @@ class Hub(Presence):
         return previous
 
     async def detach(self, conn: Connection) -> None:
-        subs = self._subs.pop(id(conn), None)
-        if subs is not None:
+        subs, conn.subscriptions = conn.subscriptions, ()
+        if subs:
+            self._count -= 1
             for sub in subs:
                 await self._bus.unsubscribe(sub)
         devices = self._by_user.get(conn.user_id)
@@ -55,6 +56,20 @@ class Hub(Presence):
 
     def local_devices(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, {}).values())
+
+    def local_users(self) -> list[int]:
+        """The users with a connection on this node."""
+        return list(self._by_user)
+
+    def end_sessions(self, user_id: int, session_id: int | None = None) -> int:
+        """Close this node's sockets of a revoked session (None: of every session of
+        the user), with CLOSE_SESSION_ENDED. Returns how many were closed."""
+        closed = 0
+        for conn in self.local_devices(user_id):
+            if not conn.closed and (session_id is None or conn.session_id == session_id):
+                conn.end_session()
+                closed += 1
+        return closed
 
     async def devices(self, user_id: int) -> list[str]:
         return await self._presence.devices(user_id)
@@ -68,7 +83,7 @@ class Hub(Presence):
                 conn.resync()
 
     def connection_count(self) -> int:
-        return len(self._subs)
+        return self._count
 
     async def close_all(self) -> None:
         for devices in list(self._by_user.values()):

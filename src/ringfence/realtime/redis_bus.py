@@ -35,7 +35,15 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import RedisError
 
-from ringfence.realtime.bus import Bus, Envelope, Handler, Subscription, dispatch
+from ringfence.realtime.bus import (
+    Bus,
+    Envelope,
+    Handler,
+    Subscribers,
+    Subscription,
+    dispatch,
+    without,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +96,26 @@ class RedisBus(Bus):
         self._pool = ConnectionPool.from_url(url, socket_connect_timeout=5, retry=None)
         self._ping_interval_s = ping_interval_s
         self._max_backoff_s = max_backoff_s
-        self._topics: dict[str, set[Subscription]] = {}
+        self._topics: dict[str, Subscribers] = {}
         self._resync_hooks: list[Callable[[], None]] = []
         self._conn: AbstractConnection | None = None
         self._send_lock = asyncio.Lock()
         self._pongs: deque[asyncio.Future[None]] = deque()
         self._runner: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None
+        self._publish_only = False
         self.reconnects = 0  # how many times the subscriber connection came back
+
+    @classmethod
+    def publisher(cls, url: str, *, prefix: str) -> RedisBus:
+        """A Bus for a process that holds no connections (``ringfence admin``): it is
+        never started, only publishes (connecting at the first publish), owns its
+        client, and a failed publish is logged but not followed by a resync: the nodes
+        find out what they missed on their own."""
+        client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        bus = cls(url, prefix=prefix, client=client)
+        bus._publish_only = True
+        return bus
 
     # --- Bus ---------------------------------------------------------------------
 
@@ -117,11 +137,16 @@ class RedisBus(Bus):
             await self._conn.disconnect()
             self._conn = None
         await self._pool.aclose()
+        if self._publish_only:
+            await self._client.aclose()
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         try:
             await self._client.publish(self._channel(topic), encode_envelope(envelope))
         except (RedisError, OSError) as exc:
+            if self._publish_only:
+                log.warning("publishing to Redis failed (%s)", type(exc).__name__)
+                return
             # Durable events are in the database already and are read back on resync;
             # ephemeral ones are lost, as they would be with the recipient offline.
             log.warning("publishing to Redis failed (%s); nodes will resync", type(exc).__name__)
@@ -131,21 +156,22 @@ class RedisBus(Bus):
         sub = Subscription(topic, handler)
         subs = self._topics.get(topic)
         if subs is None:
-            self._topics[topic] = {sub}
+            self._topics[topic] = (sub,)
             await self._command("SUBSCRIBE", self._channel(topic))
         else:
-            subs.add(sub)
+            self._topics[topic] = (*subs, sub)
         # Whether this call sent SUBSCRIBE or another one did and is still waiting,
         # the PONG comes only after Redis has handled it.
         await self._barrier()
         return sub
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        subs = self._topics.get(subscription.topic)
-        if subs is None:
+        remaining = without(self._topics.get(subscription.topic), subscription)
+        if remaining is None:
             return
-        subs.discard(subscription)
-        if not subs:
+        if remaining:
+            self._topics[subscription.topic] = remaining
+        else:
             del self._topics[subscription.topic]
             await self._command("UNSUBSCRIBE", self._channel(subscription.topic))
 

@@ -3,25 +3,48 @@
 Tokens are 256-bit random values. Only their SHA-256 is stored, so a copy of the
 database cannot be replayed as a login; a session row per device makes logins on
 several devices independent and individually revocable.
+
+Every HTTP request and socket authenticates, so a token that checked out is kept for a
+few seconds in an :class:`AuthCache` (keyed by the token's hash) instead of costing a
+read transaction each time. Revocations reach it at once: a logout or a suspension is
+announced on the Bus (``SessionEnd``), and every node drops the session from its cache
+and closes its sockets. What is announced nowhere (``ringfence admin suspend`` without
+Redis) is found by :meth:`Accounts.check_sockets`, which re-reads the users behind
+this node's sockets every few seconds; the cache forgets everything within its TTL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import re
 import secrets
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import make_transient_to_detached
 
 from ringfence.clock import Clock
+from ringfence.realtime.bus import Subscription
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ringfence.services.passwords import Passwords
-from ringfence.services.stream import EventStream
+from ringfence.services.stream import EventStream, SessionEnd
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError, User
+
+if TYPE_CHECKING:
+    from ringfence.realtime.hub import Hub
+
+log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"[a-z0-9_]{3,32}")
 PASSWORD_MIN = 10
@@ -30,6 +53,10 @@ DISPLAY_NAME_MAX = 64
 TOKEN_PREFIX = "rf_"  # noqa: S105 - a prefix, not a secret
 # Writing last_seen on every request would turn every read into a write.
 _TOUCH_EVERY = timedelta(minutes=5)
+
+
+# Users looked up per query when re-checking this node's sockets.
+CHECK_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +69,104 @@ class AuthContext:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Every column of a user but the password hash, which has no business in a cache.
+_USER_COLUMNS = tuple(
+    attr.key for attr in sa_inspect(User).column_attrs if attr.key != "password_hash"
+)
+_ID = _USER_COLUMNS.index("id")
+
+
+class UserSnapshot:
+    """A user's columns without the ORM object (its ``InstanceState``, ~1 KiB) and
+    without the password hash: what a cache entry or an open socket keeps."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, user: User) -> None:
+        self._values = tuple(getattr(user, key) for key in _USER_COLUMNS)
+
+    @property
+    def id(self) -> int:
+        user_id: int = self._values[_ID]
+        return user_id
+
+    def user(self) -> User:
+        """A fresh detached ``User``, as a finished read transaction leaves one; its
+        password hash is not loaded, and reading it raises."""
+        user = User(**dict(zip(_USER_COLUMNS, self._values, strict=True)))
+        make_transient_to_detached(user)
+        return user
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    expires: float  # monotonic
+    session_id: int
+    user: UserSnapshot
+
+
+class AuthCache:
+    """Token hash -> the session and user it authenticates, for ``ttl_s`` seconds.
+
+    Bounded: beyond ``max_entries`` the oldest entries go. Only successful lookups are
+    kept, so a revoked or unknown token is never answered from here. A lookup that
+    raced with a revocation is not stored: every drop moves the epoch on, and
+    :meth:`put` refuses an entry read under an older epoch.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int, monotonic: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._monotonic = monotonic
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token_hash: str) -> _Cached | None:
+        entry = self._entries.get(token_hash)
+        if entry is not None and entry.expires <= self._monotonic():
+            del self._entries[token_hash]
+            return None
+        return entry
+
+    def put(
+        self, token_hash: str, session_id: int, user: User, *, since: float, epoch: int
+    ) -> None:
+        """Keep a lookup that started at ``since`` (monotonic) under ``epoch``."""
+        if self._ttl_s <= 0 or epoch != self.epoch:
+            return
+        self._entries.pop(token_hash, None)
+        self._entries[token_hash] = _Cached(since + self._ttl_s, session_id, UserSnapshot(user))
+        self.purge_expired()
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def purge_expired(self) -> None:
+        now = self._monotonic()
+        while self._entries:
+            token_hash, entry = next(iter(self._entries.items()))
+            if entry.expires > now:
+                return
+            del self._entries[token_hash]
+
+    def drop_session(self, session_id: int) -> None:
+        self._drop(lambda entry: entry.session_id == session_id)
+
+    def drop_user(self, user_id: int) -> None:
+        self._drop(lambda entry: entry.user.id == user_id)
+
+    def clear(self) -> None:
+        self._drop(lambda _entry: True)
+
+    def _drop(self, matches: Callable[[_Cached], bool]) -> None:
+        # Revocations are rare next to lookups: a scan is cheaper than an index.
+        self.epoch += 1
+        for token_hash in [key for key, entry in self._entries.items() if matches(entry)]:
+            del self._entries[token_hash]
 
 
 def validate_username(username: str) -> str:
@@ -77,12 +202,18 @@ class Accounts:
         clock: Clock,
         throttle: AccountThrottle | None = None,
         stream: EventStream | None = None,
+        cache: AuthCache | None = None,
     ) -> None:
         self._stream = stream
         self._db = db
         self._passwords = passwords
         self._clock = clock
         self._throttle = throttle
+        self._cache = cache
+        self._hub: Hub | None = None
+        self._watch: Subscription | None = None
+        self._checker: asyncio.Task[None] | None = None
+        self._check_now: asyncio.Future[None] | None = None  # wakes the checker early
 
     async def register(
         self,
@@ -145,8 +276,16 @@ class Accounts:
     async def authenticate(self, token: str | None) -> AuthContext:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             raise Unauthorized("unauthorized", "a valid bearer token is required")
+        token_hash = hash_token(token)  # the only key: the token itself is never kept
+        cache = self._cache
+        epoch, started = 0, 0.0
+        if cache is not None:
+            hit = cache.get(token_hash)
+            if hit is not None:
+                return AuthContext(user=hit.user.user(), session_id=hit.session_id)
+            epoch, started = cache.epoch, self._clock.monotonic()
         async with self._db.read() as store:
-            found = await store.sessions.user_for_token(hash_token(token))
+            found = await store.sessions.user_for_token(token_hash)
         if found is None:
             raise Unauthorized("unauthorized", "a valid bearer token is required")
         session, user = found
@@ -156,20 +295,112 @@ class Accounts:
         if now - session.last_seen_at > _TOUCH_EVERY:
             async with self._db.write() as store:
                 await store.sessions.touch(session.id, now)
+        if cache is not None:
+            cache.put(token_hash, session.id, user, since=started, epoch=epoch)
         return AuthContext(user=user, session_id=session.id)
 
     async def still_valid(self, auth: AuthContext) -> bool:
         """Is this session still signed in and its account not suspended? For long-lived
         connections, which authenticated once, before they act on the user's behalf."""
+        return await self.session_active(auth.session_id)
+
+    async def session_active(self, session_id: int) -> bool:
+        """:meth:`still_valid` by session id. Always read from the database."""
         async with self._db.read() as store:
-            return await store.sessions.is_active(auth.session_id)
+            return await store.sessions.is_active(session_id)
 
     async def logout(self, auth: AuthContext) -> None:
         async with self._db.write() as store:
             await store.sessions.revoke(auth.session_id)
+        # This node at once, whatever becomes of the announcement; then every node
+        # (this one again, harmlessly) forgets the token and closes its sockets.
+        self._session_ended(SessionEnd(auth.user.id, auth.session_id))
         if self._stream is not None:
-            # A revoked token's open sockets close too, instead of going on receiving.
             await self._stream.end_session(auth.user.id, auth.session_id)
+
+    # --- revoked sessions on this node ----------------------------------------------
+
+    async def watch_sessions(self, hub: Hub, *, check_every_s: float) -> None:
+        """Follow the session ends every node announces (dropping them from the cache,
+        closing their sockets on this node), and every ``check_every_s`` seconds close
+        the sockets of users suspended without an announcement (``ringfence admin``
+        without Redis). Stopped by :meth:`close`."""
+        if self._stream is None:
+            raise RuntimeError("watching sessions needs the event stream")
+        self._hub = hub
+        self._watch = await self._stream.watch_session_ends(self._session_ended, self._missed)
+        self._checker = asyncio.get_running_loop().create_task(
+            self._check_loop(check_every_s), name="session-checks"
+        )
+
+    async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+        if self._watch is not None and self._stream is not None:
+            await self._stream.unwatch(self._watch)
+            self._watch = None
+
+    async def check_sockets(self) -> int:
+        """Close this node's sockets of users who are suspended (or gone) and drop them
+        from the cache; returns how many sockets were closed. One query per
+        CHECK_BATCH users with a socket here, not one per socket."""
+        if self._cache is not None:
+            self._cache.purge_expired()
+        hub = self._hub
+        if hub is None:
+            return 0
+        users = hub.local_users()
+        closed = 0
+        for at in range(0, len(users), CHECK_BATCH):
+            batch = users[at : at + CHECK_BATCH]
+            async with self._db.read() as store:
+                found = await store.users.by_ids(batch)
+            for user_id in batch:
+                user = found.get(user_id)
+                if user is None or user.suspended:
+                    if self._cache is not None:
+                        self._cache.drop_user(user_id)
+                    closed += hub.end_sessions(user_id)
+        if closed:
+            log.info("closed %d sockets of suspended accounts", closed)
+        return closed
+
+    async def _check_loop(self, every_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            # A bare future, not wait_for(): on Python 3.11 wait_for() swallows a
+            # cancellation that arrives as the awaited thing completes.
+            wake = self._check_now = loop.create_future()
+            timer = loop.call_later(every_s, _resolve, wake)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+                self._check_now = None
+            try:
+                await self.check_sockets()
+            except Exception:
+                log.exception("checking the sessions of open sockets failed")
+
+    def _session_ended(self, notice: SessionEnd) -> None:
+        if self._cache is not None:
+            if notice.session_id is None:
+                self._cache.drop_user(notice.user_id)
+            else:
+                self._cache.drop_session(notice.session_id)
+        if self._hub is not None:
+            self._hub.end_sessions(notice.user_id, notice.session_id)
+
+    def _missed(self) -> None:
+        """The Bus may have lost session ends: forget every cached token, and re-check
+        this node's sockets now rather than at the next round."""
+        if self._cache is not None:
+            self._cache.clear()
+        if self._check_now is not None:
+            _resolve(self._check_now)
 
     async def profile(self, username: str) -> UserView:
         if not is_username(username):
@@ -190,6 +421,11 @@ class Accounts:
                 raise NotFound("user_not_found", f"no user named {username!r}")
             await store.users.set_verified(user.id, verified)
         return UserView.of(user)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _new_token() -> str:

@@ -171,9 +171,16 @@ class Calls:
         await self._limit(f"call:caller:{me.id}", self._cfg.call_attempts_per_minute)
         await self._limit(f"call:pair:{me.id}:{to}", self._cfg.call_attempts_per_pair_per_minute)
         async with self._db.read() as store:
+            # The caller as stored now, not as the auth cache remembers it: being
+            # verified or suspended a moment ago decides this call.
+            fresh = await store.users.by_id(me.id)
             callee = await store.users.by_username(to)
-            verdict = "refuse" if callee is None else await call_verdict(store, me, callee)
-            if callee is None or verdict == "refuse":
+            verdict = (
+                "refuse"
+                if callee is None or fresh is None
+                else await call_verdict(store, fresh, callee)
+            )
+            if callee is None or fresh is None or verdict == "refuse":
                 raise Forbidden("call_not_allowed", "you cannot call this user")
             caller_policy = await transport_policy(store, me, callee)
             callee_policy = await transport_policy(store, callee, me)

@@ -2,7 +2,10 @@
 
 A report never tells the reported user anything. Suspending an account revokes every
 session at once; a suspended user cannot log in, message or call, and nobody can
-message or call them.
+message or call them. The suspension is announced on the Bus when there is one (the
+server's, or Redis for ``ringfence admin``), so every node closes the user's sockets and
+forgets its tokens at once; without one, each node notices within a few seconds
+(``Accounts.check_sockets``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.accounts import AuthContext
 from ringfence.services.errors import InvalidInput, NotFound, RateLimited
 from ringfence.services.social import find_user
+from ringfence.services.stream import EventStream
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 
@@ -33,10 +37,17 @@ class ReportView(BaseModel):
 
 
 class Moderation:
-    def __init__(self, db: Database, limiter: RateLimiter, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        limiter: RateLimiter,
+        clock: Clock,
+        stream: EventStream | None = None,
+    ) -> None:
         self._db = db
         self._limiter = limiter
         self._clock = clock
+        self._stream = stream
 
     async def report(self, auth: AuthContext, username: str, reason: str) -> ReportView:
         if len(reason) > REASON_MAX:
@@ -98,4 +109,7 @@ class Moderation:
             await store.users.set_suspended(user.id, suspended)
             if suspended:
                 await store.sessions.revoke_all(user.id)
+        if suspended and self._stream is not None:
+            # After the commit: a node that re-reads the session must find it gone.
+            await self._stream.end_sessions(user.id)
         return UserView.of(user)

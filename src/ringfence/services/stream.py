@@ -9,16 +9,52 @@ after position N and :meth:`history` reads it back.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ringfence.clock import Clock
-from ringfence.realtime.bus import Bus, Envelope, device_topic, user_topic
+from ringfence.realtime.bus import (
+    SESSIONS_TOPIC,
+    Bus,
+    Envelope,
+    Subscription,
+    device_topic,
+    user_topic,
+)
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store
 
 
 def encode(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    """A notice on :data:`SESSIONS_TOPIC`: a session (or, with ``session_id`` None,
+    every session of a user) was revoked. Every node drops it from its token cache and
+    closes its sockets."""
+
+    user_id: int
+    session_id: int | None = None
+
+    def envelope(self) -> Envelope:
+        return Envelope(encode({"user": self.user_id, "session": self.session_id}))
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> SessionEnd | None:
+        """The notice an envelope carries; None for anything else."""
+        try:
+            body = json.loads(envelope.payload)
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        user, session = body.get("user"), body.get("session")
+        if type(user) is not int or not (session is None or type(session) is int):
+            return None
+        return cls(user, session)
 
 
 class EventStream:
@@ -52,8 +88,30 @@ class EventStream:
         await self._bus.publish(device_topic(user_id, device_id), Envelope(encode(body)))
 
     async def end_session(self, user_id: int, session_id: int) -> None:
-        """Close, on every node, the sockets that authenticated with this session."""
-        await self._bus.publish(user_topic(user_id), Envelope("", end_session=session_id))
+        """Tell every node that this session ended: each drops it from its token cache
+        and closes the sockets that authenticated with it. Publish after the commit."""
+        await self._bus.publish(SESSIONS_TOPIC, SessionEnd(user_id, session_id).envelope())
+
+    async def end_sessions(self, user_id: int) -> None:
+        """The same for every session of a user (a suspension)."""
+        await self._bus.publish(SESSIONS_TOPIC, SessionEnd(user_id).envelope())
+
+    async def watch_session_ends(
+        self, handler: Callable[[SessionEnd], None], missed: Callable[[], None]
+    ) -> Subscription:
+        """Call ``handler`` for every session end any node announces, and ``missed``
+        whenever the Bus may have lost some (a Redis outage)."""
+
+        def on_envelope(envelope: Envelope) -> None:
+            notice = SessionEnd.of(envelope)
+            if notice is not None:
+                handler(notice)
+
+        self._bus.on_resync(missed)
+        return await self._bus.subscribe(SESSIONS_TOPIC, on_envelope)
+
+    async def unwatch(self, subscription: Subscription) -> None:
+        await self._bus.unsubscribe(subscription)
 
     async def position(self, user_id: int) -> int:
         async with self._db.read() as store:

@@ -12,6 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from ringfence.app import create_app, server_config
 from tests.conftest import Api, LiveServer, make_settings, open_socket
 
 
@@ -98,3 +99,29 @@ async def test_connections_per_user_are_capped_but_a_device_may_resume(
         # Reconnecting as an existing device replaces it rather than adding one.
         again = await open_socket(live.ws_url, token, device_id=first.ready["device_id"])
         assert again.ready["device_id"] == first.ready["device_id"]
+
+
+async def test_the_route_serves_the_socket_when_the_app_is_served_without_the_shortcut(
+    tmp_path: Path, database_url: str
+) -> None:
+    """server_config puts EventsFirst in front of the app; the app's own route does the
+    same job, with the same checks, for an app served any other way."""
+    live = await serve(tmp_path, database_url)
+    live.server.config.app = live.app  # the bare FastAPI app
+    async with live, httpx.AsyncClient(base_url=live.url) as client:
+        token = await Api(client).register("alice")
+        sock = await open_socket(live.ws_url, token)
+        assert sock.ready["user"]["username"] == "alice"
+        await sock.send({"type": "ping"})
+        assert (await sock.recv())["type"] == "pong"
+        with pytest.raises(InvalidStatus):
+            await websockets.connect(live.ws_url, origin="https://evil.example")
+
+
+def test_keepalive_pings_every_45_seconds_unless_configured(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url)
+    assert server_config(create_app(settings), settings).ws_ping_interval == 45
+    settings = make_settings(tmp_path, database_url, ws_ping_interval_s=25)
+    assert server_config(create_app(settings), settings).ws_ping_interval == 25

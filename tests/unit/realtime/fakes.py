@@ -85,7 +85,9 @@ class FakeHistory:
         for pos in range(len(self.events) + 1, upto + 1):
             self.events[pos] = event(pos)
 
-    async def __call__(self, *, after: int, upto: int | None, limit: int) -> list[Envelope]:
+    async def __call__(
+        self, user_id: int, *, after: int, upto: int | None, limit: int
+    ) -> list[Envelope]:
         self.reads.append((after, upto, limit))
         await asyncio.sleep(0)  # a real read yields to the loop
         last = max(self.events, default=0) if upto is None else upto

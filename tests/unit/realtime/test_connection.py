@@ -269,9 +269,9 @@ async def test_the_queue_never_holds_more_than_its_size(queue_size: int) -> None
     conn.start(since=None, current=0)
     for pos in range(1, queue_size * 10):
         conn.deliver(event(pos))
-        assert conn._queue.qsize() <= queue_size
+        assert conn.queued() <= queue_size
     assert conn.closed
     # What was queued is dropped once the connection has given up.
-    await eventually(lambda: conn._queue.qsize() == 0)
+    await eventually(lambda: conn.queued() == 0)
     transport.reading.set()
     await conn.stop()
