@@ -4,7 +4,6 @@ in real Chromium, through the real server and real coturn, without hanging up.""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +19,14 @@ from ringfence.client import (
     WavRecorder,
     wait_for_incoming,
 )
-from tests.browser.conftest import DESKTOP, Browsers, Server, machine_addresses
+from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import (
     CALL_TIMEOUT_MS,
     ApiUser,
     Frames,
     SocketTap,
+    assert_only_relay_candidates,
     call_dialog,
-    candidate_lines,
     expect_connected,
     expect_media_flowing,
     may_call,
@@ -103,33 +102,10 @@ async def timer_seconds(page: Page) -> int:
     return seconds
 
 
-def addresses_in(lines: list[str]) -> set[str]:
-    found = set()
-    for line in lines:
-        for token in re.split(r"[\s/]+", line):
-            try:
-                found.add(str(ipaddress.ip_address(token)))
-            except ValueError:
-                continue
-    return found
-
-
 def assert_relay_only_since(frames: Frames, start: int, who: str) -> None:
-    """No frame the page received from ``start`` on carries a non-relay candidate or
-    an address of this machine (candidates, SDP lines: c=, o=...)."""
-    since = Frames(frames.received[start:])
-    lines = candidate_lines(since)
-    assert lines, f"{who} received no ICE candidates after the switch"
-    assert all(" typ relay" in line for line in lines), (who, lines)
-    sdp_lines = [
-        line
-        for frame in since.received
-        if isinstance(frame.get("sdp"), str)
-        for line in frame["sdp"].splitlines()
-    ]
-    assert sdp_lines, f"{who} received no SDP after the switch"
-    leaked = addresses_in(lines + sdp_lines) & machine_addresses()
-    assert not leaked, f"{who} was sent this machine's address(es) {leaked}"
+    """What the page received from ``start`` on: relay candidates only, and none of
+    this machine's addresses in them or in any SDP line."""
+    assert_only_relay_candidates(Frames(frames.received[start:]), who)
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import re
 import wave
@@ -23,14 +22,13 @@ from ringfence.client import (
     place_call,
     wait_for_incoming,
 )
-from tests.browser.conftest import DESKTOP, Browsers, Coturn, Server, machine_addresses
+from tests.browser.conftest import DESKTOP, Browsers, Coturn, Server
 from tests.browser.ui import (
     PASSWORD,
     ApiUser,
-    Frames,
     SocketCutter,
+    assert_only_relay_candidates,
     call_dialog,
-    candidate_lines,
     expect_connected,
     expect_media_flowing,
     expect_online,
@@ -49,35 +47,6 @@ pytestmark = pytest.mark.browser
 
 BROWSER_TONE_HZ = 440.0
 PYTHON_TONE_HZ = 660.0
-
-
-def addresses_in(lines: list[str]) -> set[str]:
-    """Every IP address that appears as a token in these candidate/SDP lines."""
-    found = set()
-    for line in lines:
-        for token in re.split(r"[\s/]+", line):
-            try:
-                found.add(str(ipaddress.ip_address(token)))
-            except ValueError:
-                continue
-    return found
-
-
-def assert_only_relay_candidates(frames: Frames, who: str) -> None:
-    """Every candidate the page was sent is a relay candidate, and neither they nor any
-    line of the SDPs it was sent (c=, o=...) carries an address of this machine."""
-    lines = candidate_lines(frames)
-    assert lines, f"{who} received no ICE candidates at all"
-    assert all(" typ relay" in line for line in lines), (who, lines)
-    sdp_lines = [
-        line
-        for frame in frames.received
-        if isinstance(frame.get("sdp"), str)
-        for line in frame["sdp"].splitlines()
-    ]
-    assert sdp_lines, f"{who} received no SDP"
-    leaked = addresses_in(lines + sdp_lines) & machine_addresses()
-    assert not leaked, f"{who} was sent this machine's address(es) {leaked}"
 
 
 async def hang_up(page: Page) -> None:

@@ -7,6 +7,7 @@ accessible name. Waits are on visible state, with Playwright's bounded timeouts.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Locator, Page, WebSocket, WebSocketRoute, expect
+
+from tests.browser.conftest import machine_addresses
 
 PASSWORD = "correct horse 1"
 CALL_TIMEOUT_MS = 30_000
@@ -347,3 +350,32 @@ class SocketTap:
         """Send a frame to the server over the page's current socket."""
         assert self._servers, "the page has not opened its event socket"
         self._servers[-1].send(json.dumps(frame))
+
+
+def addresses_in(lines: list[str]) -> set[str]:
+    """Every IP address that appears as a token in these candidate/SDP lines."""
+    found = set()
+    for line in lines:
+        for token in re.split(r"[\s/]+", line):
+            try:
+                found.add(str(ipaddress.ip_address(token)))
+            except ValueError:
+                continue
+    return found
+
+
+def assert_only_relay_candidates(frames: Frames, who: str) -> None:
+    """Every candidate the page was sent is a relay candidate, and neither they nor any
+    line of the SDPs it was sent (c=, o=...) carries an address of this machine."""
+    lines = candidate_lines(frames)
+    assert lines, f"{who} received no ICE candidates at all"
+    assert all(" typ relay" in line for line in lines), (who, lines)
+    sdp_lines = [
+        line
+        for frame in frames.received
+        if isinstance(frame.get("sdp"), str)
+        for line in frame["sdp"].splitlines()
+    ]
+    assert sdp_lines, f"{who} received no SDP"
+    leaked = addresses_in(lines + sdp_lines) & machine_addresses()
+    assert not leaked, f"{who} was sent this machine's address(es) {leaked}"
