@@ -2,52 +2,94 @@
 
 Both questions are answered on the server from stored settings, every time, so they
 hold for every client (browser, API or Python) and take effect for the very next call.
+The facts about a pair are read in three queries (:func:`pair_facts`); the rules are
+pure functions of them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from ringfence.realtime.ephemeral import TransportPolicy
-from ringfence.services.settings import load_settings
+from ringfence.services.views import DEFAULT_SETTINGS, SettingsView
 from ringfence.storage.repositories import Store, User
 
 Verdict = Literal["ring", "silence", "refuse"]
 
 
-async def call_verdict(store: Store, caller: User, callee: User) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class PairFacts:
+    """Everything the call rules look at for one caller and one callee."""
+
+    caller: User
+    callee: User
+    caller_settings: SettingsView
+    callee_settings: SettingsView
+    caller_follows_callee: bool
+    callee_follows_caller: bool
+    blocked: bool  # either way
+    callee_state: str | None  # the callee's state in their conversation, if any
+
+
+async def pair_facts(store: Store, caller: User, callee: User) -> PairFacts:
+    stored = await store.settings.get_many([caller.id, callee.id])
+    caller_follows, callee_follows, blocked = await store.social.between(caller.id, callee.id)
+
+    def settings_of(user: User) -> SettingsView:
+        row = stored.get(user.id)
+        return DEFAULT_SETTINGS if row is None else SettingsView.of(row)
+
+    return PairFacts(
+        caller=caller,
+        callee=callee,
+        caller_settings=settings_of(caller),
+        callee_settings=settings_of(callee),
+        caller_follows_callee=caller_follows,
+        callee_follows_caller=callee_follows,
+        blocked=blocked,
+        callee_state=await store.conversations.member_state_between(
+            caller.id, callee.id, callee.id
+        ),
+    )
+
+
+def call_verdict(facts: PairFacts) -> Verdict:
     """``ring`` only when every rule admits the call. ``silence`` when only the audience
     does not match and the callee chose to silence unknown callers: the call is then
     recorded as missed without ringing. Callers are told a plain no for ``refuse``,
     whichever rule refused, so it is never revealed."""
+    caller, callee, settings = facts.caller, facts.callee, facts.callee_settings
     if caller.id == callee.id or caller.suspended or callee.suspended:
         return "refuse"
-    settings = await load_settings(store, callee.id)
-    if not settings.calls_enabled:
-        return "refuse"
-    if await store.social.blocked_either_way(caller.id, callee.id):
+    if not settings.calls_enabled or facts.blocked:
         return "refuse"
     # X's "the caller must have messaged you", made stronger: a conversation the callee
     # has not accepted (a pending or declined request) does not count.
-    conv = await store.conversations.between(caller.id, callee.id)
-    if conv is None or await store.conversations.member_state(conv.id, callee.id) != "accepted":
+    if facts.callee_state != "accepted":
         return "refuse"
     audience = set(settings.call_audience)
     if (
         "everyone" in audience
         or ("verified" in audience and caller.verified)
-        or ("following" in audience and await store.social.follows(callee.id, caller.id))
+        or ("following" in audience and facts.callee_follows_caller)
     ):
         return "ring"
     return "silence" if settings.silence_unknown_callers else "refuse"
 
 
-async def transport_policy(store: Store, side: User, other: User) -> TransportPolicy:
-    """``"all"`` (direct allowed) only if ``side``'s own setting admits ``other``;
-    anything else keeps ``side`` behind the relay, its address hidden."""
-    setting = (await load_settings(store, side.id)).direct_connections
-    if setting == "everyone":
-        return "all"
-    if setting == "following" and await store.social.follows(side.id, other.id):
+def transport_policies(facts: PairFacts) -> tuple[TransportPolicy, TransportPolicy]:
+    """``(caller's, callee's)`` policy. A side is ``"all"`` (direct allowed) only if its
+    own ``direct_connections`` admits the other; anything else keeps it behind the
+    relay, its address hidden."""
+    return (
+        _policy(facts.caller_settings, facts.caller_follows_callee),
+        _policy(facts.callee_settings, facts.callee_follows_caller),
+    )
+
+
+def _policy(settings: SettingsView, follows_other: bool) -> TransportPolicy:
+    setting = settings.direct_connections
+    if setting == "everyone" or (setting == "following" and follows_other):
         return "all"
     return "relay"

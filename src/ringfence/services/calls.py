@@ -78,7 +78,7 @@ from ringfence.realtime.ephemeral import (
     retry_after,
 )
 from ringfence.services.accounts import AuthContext
-from ringfence.services.call_policy import call_verdict, transport_policy
+from ringfence.services.call_policy import call_verdict, pair_facts, transport_policies
 from ringfence.services.errors import Conflict, Forbidden, RateLimited
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
@@ -175,15 +175,12 @@ class Calls:
             # verified or suspended a moment ago decides this call.
             fresh = await store.users.by_id(me.id)
             callee = await store.users.by_username(to)
-            verdict = (
-                "refuse"
-                if callee is None or fresh is None
-                else await call_verdict(store, fresh, callee)
+            facts = (
+                None if callee is None or fresh is None else await pair_facts(store, fresh, callee)
             )
-            if callee is None or fresh is None or verdict == "refuse":
+            if callee is None or facts is None or (verdict := call_verdict(facts)) == "refuse":
                 raise Forbidden("call_not_allowed", "you cannot call this user")
-            caller_policy = await transport_policy(store, me, callee)
-            callee_policy = await transport_policy(store, callee, me)
+            caller_policy, callee_policy = transport_policies(facts)
         mine = await self._calls.calls_of(me.id)
         if any(live.call.state is CallState.ANSWERED for live in mine):
             raise Conflict("already_in_call", "hang up your current call first")
@@ -567,11 +564,8 @@ class Calls:
         """Both sides' policies as their settings decide them now."""
         async with self._db.read() as store:
             users = await store.users.by_ids([call.caller_id, call.callee_id])
-            caller, callee = users[call.caller_id], users[call.callee_id]
-            return (
-                await transport_policy(store, caller, callee),
-                await transport_policy(store, callee, caller),
-            )
+            facts = await pair_facts(store, users[call.caller_id], users[call.callee_id])
+        return transport_policies(facts)
 
     async def _reject(self, device: Device, live: LiveCall) -> None:
         if device.user.id != live.call.callee_id or live.call.state is not CallState.RINGING:

@@ -396,6 +396,22 @@ class Social:
         )
         return row is not None
 
+    async def between(self, a: int, b: int) -> tuple[bool, bool, bool]:
+        """``(a follows b, b follows a, a block either way)`` in one query: what the
+        call rules need to know about a pair."""
+
+        def follows(x: int, y: int) -> Any:
+            return exists().where(Follow.follower_id == x, Follow.followee_id == y)
+
+        blocked = exists().where(
+            or_(
+                and_(Block.blocker_id == a, Block.blocked_id == b),
+                and_(Block.blocker_id == b, Block.blocked_id == a),
+            )
+        )
+        row = (await self._s.execute(select(follows(a, b), follows(b, a), blocked))).one()
+        return bool(row[0]), bool(row[1]), bool(row[2])
+
     async def blocked_by(self, blocker_id: int) -> list[User]:
         rows = await self._s.scalars(
             select(User)
@@ -412,6 +428,11 @@ class SettingsRepo:
 
     async def get(self, user_id: int) -> UserSettings | None:
         return await self._s.get(UserSettings, user_id)
+
+    async def get_many(self, user_ids: list[int]) -> dict[int, UserSettings]:
+        """The stored settings of these users, by id (users on defaults are absent)."""
+        rows = await self._s.scalars(select(UserSettings).where(UserSettings.user_id.in_(user_ids)))
+        return {row.user_id: row for row in rows}
 
     async def create(self, user_id: int, now: datetime) -> UserSettings:
         row = UserSettings(
@@ -557,6 +578,19 @@ class Conversations:
             insert.on_conflict_do_update(
                 index_elements=["conversation_id", "user_id"],
                 set_={"state": insert.excluded.state},
+            )
+        )
+
+    async def member_state_between(self, a: int, b: int, user_id: int) -> str | None:
+        """``user_id``'s state in the conversation of ``a`` and ``b``, if there is one."""
+        low, high = self._pair(a, b)
+        return await self._s.scalar(
+            select(ConversationMember.state)
+            .join(Conversation, Conversation.id == ConversationMember.conversation_id)
+            .where(
+                Conversation.user_low_id == low,
+                Conversation.user_high_id == high,
+                ConversationMember.user_id == user_id,
             )
         )
 
