@@ -521,14 +521,8 @@ class Call:
             return  # the other device makes the offer
         try:
             pc = await self._start_replacement()
-            kinds = {track.kind for track in self._tracks}
-            for track in self._tracks:
-                pc.addTrack(self._media.subscribe(track))
             # Receive what the call receives now, whatever this side sends.
-            for transceiver in self._pc.getTransceivers():
-                if transceiver.kind not in kinds:
-                    pc.addTransceiver(transceiver.kind, direction="recvonly")
-                    kinds.add(transceiver.kind)
+            self._add_media(pc, receive=[t.kind for t in self._pc.getTransceivers()])
             await pc.setLocalDescription(await pc.createOffer())
             sdp = pc.localDescription.sdp
             self._check_gathered(sdp)
@@ -640,6 +634,16 @@ class Call:
         self._settle_switch(TransportSwitchFailed("failed", detail))
         await self._fail(detail)
 
+    def _add_media(self, pc: RTCPeerConnection, *, receive: Sequence[str]) -> None:
+        """Send this side's tracks on ``pc``, and receive every kind in ``receive``
+        (receive-only where this side sends nothing of that kind)."""
+        kinds = {track.kind for track in self._tracks}
+        for track in self._tracks:
+            pc.addTrack(self._media.subscribe(track))
+        for kind in dict.fromkeys(receive):
+            if kind not in kinds:
+                pc.addTransceiver(kind, direction="recvonly")
+
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
@@ -738,13 +742,7 @@ class OutgoingCall(Call):
     async def _offer(self, tracks: Sequence[MediaStreamTrack], sink: MediaSink | None) -> None:
         self._tracks = list(tracks)
         pc = self._peer_connection(sink)
-        kinds = {track.kind for track in tracks}
-        for track in tracks:
-            pc.addTrack(self._media.subscribe(track))
-        if "audio" not in kinds:
-            pc.addTransceiver("audio", direction="recvonly")
-        if self.media == "video" and "video" not in kinds:
-            pc.addTransceiver("video", direction="recvonly")
+        self._add_media(pc, receive=["audio", "video"] if self.media == "video" else ["audio"])
         try:
             # aiortc gathers every candidate before returning: the SDP is complete.
             await pc.setLocalDescription(await pc.createOffer())

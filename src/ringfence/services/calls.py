@@ -515,8 +515,8 @@ class Calls:
                 continue  # now more is allowed: the users may switch when they like
             if live.caller_policy == live.callee_policy == "relay":
                 continue  # already relayed both ways
-            mine = call.caller_device if user_id == call.caller_id else call.answered_device
-            theirs = call.answered_device if user_id == call.caller_id else call.caller_device
+            mine = _device_of(call, user_id)
+            theirs = _device_of(call, other_party(call, user_id))
             if mine is None or theirs is None:
                 continue
             await self._apply_switch(
@@ -551,12 +551,8 @@ class Calls:
         call = live.call
         if call.state is not CallState.ANSWERED:
             raise CallError("call_state", "this call has not been answered")
-        mine, theirs = (
-            (call.caller_device, call.answered_device)
-            if device.user.id == call.caller_id
-            else (call.answered_device, call.caller_device)
-        )
-        if device.device_id != mine or theirs is None:
+        theirs = _device_of(call, other_party(call, device.user.id))
+        if device.device_id != _device_of(call, device.user.id) or theirs is None:
             raise CallError("call_state", "this device is not in the call")
         return theirs
 
@@ -635,7 +631,7 @@ class Calls:
         if await self._presence.is_connected(user_id, device_id):
             return
         live = await self._calls.get(call_id)
-        if live is not None and device_id in _devices_of(live.call, user_id):
+        if live is not None and device_id == _device_of(live.call, user_id):
             await self._end(live, EndReason.FAILED, by=None)
 
     # --- ending ------------------------------------------------------------------
@@ -768,6 +764,6 @@ def _policy_of(live: LiveCall, user_id: int) -> TransportPolicy:
     return live.caller_policy if user_id == live.call.caller_id else live.callee_policy
 
 
-def _devices_of(call: Call, user_id: int) -> tuple[str | None, ...]:
-    """The devices through which ``user_id`` takes part in the call."""
-    return (call.caller_device,) if user_id == call.caller_id else (call.answered_device,)
+def _device_of(call: Call, user_id: int) -> str | None:
+    """The device through which ``user_id`` takes part in the call, once it has one."""
+    return call.caller_device if user_id == call.caller_id else call.answered_device

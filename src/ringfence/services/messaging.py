@@ -20,7 +20,7 @@ from ringfence.realtime.bus import Envelope
 from ringfence.services.accounts import AuthContext, is_username
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ringfence.services.social import find_user
-from ringfence.services.stream import EventStream, encode
+from ringfence.services.stream import EventStream
 from ringfence.services.text import is_visible_text
 from ringfence.services.views import CallRecord, ConversationView, MessageView, UserView
 from ringfence.storage.database import Database
@@ -211,24 +211,18 @@ class Messaging:
         states: dict[int, str | None],
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
         """Move the conversation to the top and put a ``message.new`` event on both
-        participants' streams (in this transaction; published after the commit).
-
-        What :meth:`EventStream.append` does, for two users at once: both positions in
-        one UPDATE (which locks the users in id order, so sends that share a user in
-        opposite directions cannot deadlock) and both events in one INSERT.
-        """
+        participants' streams (in this transaction; published after the commit)."""
         await store.conversations.touch(conv_id, msg.id, msg.created_at)
         names = {sender.id: sender.username, recipient.id: recipient.username}
-        positions = await store.users.next_stream_positions([sender.id, recipient.id])
-        rows, envelopes = [], []
-        for user_id, pos in sorted(positions.items()):
-            view = MessageView.of(msg, names, viewer_id=user_id)
-            body = {"message": _dump(view), "is_request": states.get(user_id) == REQUEST}
-            payload = encode({"type": "message.new", "pos": pos, **body})
-            rows.append((user_id, pos, "message.new", payload))
-            envelopes.append((user_id, Envelope(payload, pos=pos)))
-        await store.events.append_many(rows, self._clock.now())
-        return MessageView.of(msg, names, viewer_id=sender.id), envelopes
+        bodies = {
+            user_id: {
+                "message": _dump(MessageView.of(msg, names, viewer_id=user_id)),
+                "is_request": states.get(user_id) == REQUEST,
+            }
+            for user_id in (sender.id, recipient.id)
+        }
+        envelopes = await self._stream.append_many(store, "message.new", bodies)
+        return MessageView.of(msg, names, viewer_id=sender.id), sorted(envelopes.items())
 
     def _replayed(self, earlier: Message, me: User, recipient: User) -> MessageView:
         if earlier.recipient_id != recipient.id:

@@ -65,12 +65,22 @@ class EventStream:
 
     async def append(self, store: Store, user_id: int, type: str, body: dict[str, Any]) -> Envelope:
         """Record a durable event in the current transaction; publish it after commit."""
-        pos = await store.users.next_stream_pos(user_id)
-        payload = encode({"type": type, "pos": pos, **body})
-        await store.events.append(
-            user_id=user_id, pos=pos, type=type, payload=payload, now=self._clock.now()
-        )
-        return Envelope(payload, pos=pos)
+        return (await self.append_many(store, type, {user_id: body}))[user_id]
+
+    async def append_many(
+        self, store: Store, type: str, bodies: dict[int, dict[str, Any]]
+    ) -> dict[int, Envelope]:
+        """The same for several users at once (each with its own body): all positions
+        in one UPDATE, which locks the users in id order so that two transactions that
+        share users cannot deadlock, and all events in one INSERT."""
+        positions = await store.users.next_stream_positions(list(bodies))
+        rows, envelopes = [], {}
+        for user_id, pos in sorted(positions.items()):
+            payload = encode({"type": type, "pos": pos, **bodies[user_id]})
+            rows.append((user_id, pos, type, payload))
+            envelopes[user_id] = Envelope(payload, pos=pos)
+        await store.events.append_many(rows, self._clock.now())
+        return envelopes
 
     async def publish(self, user_id: int, envelope: Envelope) -> None:
         await self._bus.publish(user_topic(user_id), envelope)

@@ -95,6 +95,16 @@ _MESSAGE_COLUMNS = (
 )
 
 
+def _blocked_either_way(a: Any, b: Any) -> Any:
+    """EXISTS: ``a`` blocked ``b`` or ``b`` blocked ``a`` (user ids or id columns)."""
+    return exists().where(
+        or_(
+            and_(Block.blocker_id == a, Block.blocked_id == b),
+            and_(Block.blocker_id == b, Block.blocked_id == a),
+        )
+    )
+
+
 def _build_send_context(by_username: bool) -> Any:
     """The one SELECT of a send; see :meth:`Conversations.send_context`."""
     sender = bindparam("sender_id", type_=_Id)
@@ -105,12 +115,7 @@ def _build_send_context(by_username: bool) -> Any:
     # The pair is stored ordered (low, high); the recipient may be either side.
     low = case((recipient_id < sender, recipient_id), else_=sender)
     high = case((recipient_id < sender, sender), else_=recipient_id)
-    blocked = exists().where(
-        or_(
-            and_(Block.blocker_id == sender, Block.blocked_id == recipient_id),
-            and_(Block.blocker_id == recipient_id, Block.blocked_id == sender),
-        )
-    )
+    blocked = _blocked_either_way(sender, recipient_id)
     follows = exists().where(Follow.follower_id == recipient_id, Follow.followee_id == sender)
     return (
         select(
@@ -248,15 +253,7 @@ class Users:
 
     async def next_stream_pos(self, user_id: int) -> int:
         """Reserve the next stream position; the row lock orders concurrent writers."""
-        pos = await self._s.scalar(
-            update(User)
-            .where(User.id == user_id)
-            .values(stream_pos=User.stream_pos + 1)
-            .returning(User.stream_pos)
-        )
-        if pos is None:
-            raise LookupError(f"user {user_id} does not exist")
-        return int(pos)
+        return (await self.next_stream_positions([user_id]))[user_id]
 
     async def next_stream_positions(self, user_ids: Sequence[int]) -> dict[int, int]:
         """Reserve the next position of several users' streams in one statement. The
@@ -384,17 +381,7 @@ class Social:
         return row is not None
 
     async def blocked_either_way(self, a: int, b: int) -> bool:
-        row = await self._s.scalar(
-            select(Block.blocker_id)
-            .where(
-                or_(
-                    and_(Block.blocker_id == a, Block.blocked_id == b),
-                    and_(Block.blocker_id == b, Block.blocked_id == a),
-                )
-            )
-            .limit(1)
-        )
-        return row is not None
+        return bool(await self._s.scalar(select(_blocked_either_way(a, b))))
 
     async def between(self, a: int, b: int) -> tuple[bool, bool, bool]:
         """``(a follows b, b follows a, a block either way)`` in one query: what the
@@ -403,12 +390,7 @@ class Social:
         def follows(x: int, y: int) -> Any:
             return exists().where(Follow.follower_id == x, Follow.followee_id == y)
 
-        blocked = exists().where(
-            or_(
-                and_(Block.blocker_id == a, Block.blocked_id == b),
-                and_(Block.blocker_id == b, Block.blocked_id == a),
-            )
-        )
+        blocked = _blocked_either_way(a, b)
         row = (await self._s.execute(select(follows(a, b), follows(b, a), blocked))).one()
         return bool(row[0]), bool(row[1]), bool(row[2])
 
@@ -638,34 +620,6 @@ class Messages:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def append(
-        self,
-        *,
-        conversation_id: int,
-        sender_id: int,
-        recipient_id: int,
-        kind: str,
-        text: str,
-        call: str | None,
-        txn_id: str | None,
-        now: datetime,
-    ) -> Message:
-        """Insert a message; raises IntegrityError on a duplicate (sender, txn_id)."""
-        msg = Message(
-            conversation_id=conversation_id,
-            sender_id=sender_id,
-            recipient_id=recipient_id,
-            kind=kind,
-            text=text,
-            call=call,
-            txn_id=txn_id,
-            created_at=now,
-        )
-        async with self._s.begin_nested():
-            self._s.add(msg)
-            await self._s.flush()
-        return msg
-
     async def add(
         self,
         *,
@@ -737,8 +691,7 @@ class Events:
     async def append(
         self, *, user_id: int, pos: int, type: str, payload: str, now: datetime
     ) -> None:
-        self._s.add(Event(user_id=user_id, pos=pos, type=type, payload=payload, created_at=now))
-        await self._s.flush()
+        await self.append_many([(user_id, pos, type, payload)], now)
 
     async def append_many(self, events: Sequence[tuple[int, int, str, str]], now: datetime) -> None:
         """Insert several ``(user_id, pos, type, payload)`` events in one statement."""

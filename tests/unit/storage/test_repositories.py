@@ -86,7 +86,7 @@ async def test_duplicate_txn_id_is_refused_and_the_transaction_survives(db: Data
     alice, bob = await users(db, "alice", "bob")
     async with db.write() as store:
         conv = await store.conversations.create(alice, bob, NOW)
-        first = await store.messages.append(
+        first = await store.messages.add(
             conversation_id=conv.id,
             sender_id=alice,
             recipient_id=bob,
@@ -96,22 +96,23 @@ async def test_duplicate_txn_id_is_refused_and_the_transaction_survives(db: Data
             txn_id="t1",
             now=NOW,
         )
-        with pytest.raises(IntegrityError):
-            await store.messages.append(
-                conversation_id=conv.id,
-                sender_id=alice,
-                recipient_id=bob,
-                kind="text",
-                text="two",
-                call=None,
-                txn_id="t1",
-                now=NOW,
-            )
+        duplicate = await store.messages.add(
+            conversation_id=conv.id,
+            sender_id=alice,
+            recipient_id=bob,
+            kind="text",
+            text="two",
+            call=None,
+            txn_id="t1",
+            now=NOW,
+        )
+        assert duplicate is None  # refused: nothing written
         again = await store.messages.by_txn(alice, "t1")
         assert again is not None
+        assert first is not None
         assert again.id == first.id
         # The same txn_id from another sender is a different transaction.
-        await store.messages.append(
+        await store.messages.add(
             conversation_id=conv.id,
             sender_id=bob,
             recipient_id=alice,
@@ -131,7 +132,7 @@ async def test_message_pages_are_oldest_first_before_a_cursor(db: Database) -> N
         conv = await store.conversations.create(alice, bob, NOW)
         ids = []
         for i in range(5):
-            msg = await store.messages.append(
+            msg = await store.messages.add(
                 conversation_id=conv.id,
                 sender_id=alice,
                 recipient_id=bob,
@@ -141,6 +142,7 @@ async def test_message_pages_are_oldest_first_before_a_cursor(db: Database) -> N
                 txn_id=None,
                 now=NOW + timedelta(seconds=i),
             )
+            assert msg is not None
             ids.append(msg.id)
     async with db.read() as store:
         newest = await store.messages.page(conv.id, before=None, limit=2)
