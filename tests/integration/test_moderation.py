@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,11 +16,11 @@ from websockets.exceptions import ConnectionClosed
 
 from ringfence.config import Settings
 from tests.conftest import REDIS_URL, Api, LiveServer, Socket, make_settings, open_socket
-from tests.integration.scale.conftest import RedisServer, free_port
+from tests.integration.scale.conftest import RedisServer
+from tests.serve import RINGFENCE, ServeProcess, until
 
 pytestmark = pytest.mark.integration
 
-RINGFENCE = str(Path(sys.executable).with_name("ringfence"))
 # Generous bounds for what must happen "at once" or "within a few seconds": they only
 # stop a broken test from hanging, and are never the thing measured.
 DEADLINE_S = 30.0
@@ -32,20 +29,10 @@ DEADLINE_S = 30.0
 async def admin(
     settings: Settings, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [RINGFENCE, "admin", *args, "--database-url", settings.effective_database_url]
+    cmd = [str(RINGFENCE), "admin", *args, "--database-url", settings.effective_database_url]
     return await asyncio.to_thread(
         subprocess.run, cmd, capture_output=True, text=True, timeout=60, check=False, env=env
     )
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after DEADLINE_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def closed_with(sock: Socket) -> int:
@@ -61,14 +48,12 @@ async def closed_with(sock: Socket) -> int:
     return closed.value.rcvd.code
 
 
-class Serve:
+class Serve(ServeProcess):
     """A real ``ringfence serve`` process on ``settings``' database, with ``env`` on top."""
 
     def __init__(self, tmp_path: Path, settings: Settings, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log_path = tmp_path / "serve.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")}
-        self.env.update(
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")}
+        clean.update(
             RINGFENCE_DATABASE_URL=settings.effective_database_url,
             RINGFENCE_DATA_DIR=str(tmp_path / "serve-data"),
             # An external relay is named so that serve starts no coturn of its own.
@@ -76,48 +61,14 @@ class Serve:
             RINGFENCE_TURN_SECRET="integration-test-shared-secret-0123456789",
             **env,
         )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/events"
+        super().__init__("serve", tmp_path / "serve.log", clean, [])
 
     async def __aenter__(self) -> Serve:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [RINGFENCE, "serve", "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-        async with httpx.AsyncClient(base_url=self.url) as client:
-
-            async def healthy() -> bool:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    log_text = self.log_path.read_text(errors="replace")[-4000:]
-                    raise AssertionError(f"serve exited ({self.proc.returncode}):\n{log_text}")
-                with contextlib.suppress(httpx.TransportError):
-                    return (await client.get("/healthz")).status_code == 200
-                return False
-
-            await until(healthy, "serve to become healthy")
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        await asyncio.to_thread(self.stop)
 
 
 @pytest.fixture
@@ -248,7 +199,7 @@ async def suspended_with_open_socket(
         async def refused() -> bool:
             return (await api.call("GET", "/api/v1/me", bob)).status_code == 401
 
-        await until(refused, "bob's token to be refused")
+        await until(refused, DEADLINE_S, "bob's token to be refused")
         # Nobody else was disconnected.
         await alice_ws.send({"type": "ping"})
         assert (await alice_ws.recv_type("pong"))["type"] == "pong"

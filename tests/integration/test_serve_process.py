@@ -4,13 +4,9 @@ middle of a stream of sends, the admin CLI, and refusal of bad settings."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +16,11 @@ import pytest
 import websockets
 
 from tests.conftest import PG_URL
+from tests.serve import RINGFENCE, ServeProcess, free_port
 
 pytestmark = pytest.mark.integration
 
-RINGFENCE = Path(sys.executable).parent / "ringfence"
 PASSWORD = "correct horse 1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -45,69 +34,16 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class Serve:
-    """``ringfence serve`` as a child process in its own process group."""
+class Serve(ServeProcess):
+    """``ringfence serve`` on ``tmp_path``'s data directory (and the given database)."""
 
     def __init__(self, tmp_path: Path, database_url: str | None) -> None:
         self.data_dir = tmp_path / "data"
         self.database_url = database_url
-        self.log_path = tmp_path / "serve.log"
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def storage_args(self) -> list[str]:
         args = ["--data-dir", str(self.data_dir)]
-        if self.database_url:
-            args += ["--database-url", self.database_url]
-        return args
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/events"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    async def start(self) -> None:
-        self.port = free_port()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(RINGFENCE), "serve", "--port", str(self.port), *self.storage_args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=server_env(),
-                start_new_session=True,
-            )
-        async with httpx.AsyncClient(base_url=self.url) as client:
-            for _ in range(600):
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.log()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"serve did not become healthy:\n{self.log()}")
-
-    def kill(self) -> None:
-        """SIGKILL, no chance to flush or shut down: a crash or a power cut."""
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if database_url:
+            args += ["--database-url", database_url]
+        super().__init__("serve", tmp_path / "serve.log", server_env(), args)
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``ringfence admin``, given the database through the environment this time

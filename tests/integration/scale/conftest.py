@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -21,30 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tests.conftest import PG_URL, Api
+from tests.serve import ServeProcess, free_port, until
 from tests.turn_fixture import Coturn
 
 __all__ = ["Cluster", "Node", "RedisServer"]
-
-RINGFENCE = Path(sys.executable).parent / "ringfence"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, step: float = 0.1
-) -> None:
-    """Wait until ``condition`` holds; the timeout only bounds a broken test."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(step)
 
 
 class RedisServer:
@@ -105,65 +80,19 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
         server.kill()
 
 
-class Node:
-    """``ringfence serve`` as a child process in its own process group."""
+class Node(ServeProcess):
+    """One node of a cluster, with an HTTP client of its own."""
 
     def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
+        super().__init__(
+            name,
+            workdir / "serve.log",
+            {**env, "RINGFENCE_DATA_DIR": str(workdir / "data")},
+            [],
+        )
         self.workdir = workdir
-        self.env = env
-        self.port = free_port()
-        self.log_path = workdir / "serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.AsyncClient(base_url=self.url, timeout=20)
         self.api = Api(self.client)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/events"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(RINGFENCE), "serve", "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**self.env, "RINGFENCE_DATA_DIR": str(self.workdir / "data")},
-                start_new_session=True,
-            )
-
-        async def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()}")
-            with contextlib.suppress(httpx.TransportError):
-                return (await self.client.get("/healthz")).status_code == 200
-            return False
-
-        await until(healthy, 60, f"{self.name} to become healthy", step=0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up of any kind, as in a crash or a power cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 class Cluster:
