@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,26 +20,12 @@ import httpx
 import pytest
 
 from ringfence.client import RingfenceClient, dominant_frequency
+from tests.serve import free_port
 
 pytestmark = pytest.mark.integration
 
 RINGFENCE = str(Path(sys.executable).with_name("ringfence"))
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP (coturn listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
