@@ -91,6 +91,7 @@ async def test_calls_off_and_audience_changes_take_effect_at_once(
     await save_status(bob, "direct-status", "Saved. Direct connections are allowed.")
     await expect(warning).to_contain_text("IP address")
     await expect(warning).to_contain_text("approximate location")
+    await expect(warning).to_contain_text("Direct calls happen only when you both allow it")
     await bob.reload()
     await expect(bob.get_by_role("switch", name="Allow calls")).to_be_checked()
     await expect(bob.get_by_role("switch", name="Allow calls")).to_be_enabled()

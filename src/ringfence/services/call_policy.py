@@ -1,4 +1,5 @@
-"""Who may call whom, and whether each side of a call is relayed: the callee decides.
+"""Who may call whom, and whether a call is relayed: the callee decides who may call,
+and a call is direct only when both people allow it.
 
 Both questions are answered on the server from stored settings, every time, so they
 hold for every client (browser, API or Python) and take effect for the very next call.
@@ -79,17 +80,28 @@ def call_verdict(facts: PairFacts) -> Verdict:
 
 
 def transport_policies(facts: PairFacts) -> tuple[TransportPolicy, TransportPolicy]:
-    """``(caller's, callee's)`` policy. A side is ``"all"`` (direct allowed) only if its
-    own ``direct_connections`` admits the other; anything else keeps it behind the
-    relay, its address hidden."""
-    return (
-        _policy(facts.caller_settings, facts.caller_follows_callee),
-        _policy(facts.callee_settings, facts.callee_follows_caller),
+    """``(caller's, callee's)`` policy: ``("all", "all")`` only when *both* people allow
+    a direct connection with each other, and ``("relay", "relay")`` otherwise.
+
+    Consent must be mutual because a direct connection is two-way. If only one side
+    were relayed, the other side's host and NAT addresses would still be handed to the
+    protected person's device; a buggy or modified client could dial them from its own
+    address, and the call would run direct with the protected person's address exposed
+    as peer-reflexive. So a side that has not consented is never given anything it
+    could dial either.
+    """
+    if direct_consent(facts):
+        return ("all", "all")
+    return ("relay", "relay")
+
+
+def direct_consent(facts: PairFacts) -> bool:
+    """Whether both people allow a direct connection with each other right now."""
+    return _allows_direct(facts.caller_settings, facts.caller_follows_callee) and _allows_direct(
+        facts.callee_settings, facts.callee_follows_caller
     )
 
 
-def _policy(settings: SettingsView, follows_other: bool) -> TransportPolicy:
+def _allows_direct(settings: SettingsView, follows_other: bool) -> bool:
     setting = settings.direct_connections
-    if setting == "everyone" or (setting == "following" and follows_other):
-        return "all"
-    return "relay"
+    return setting == "everyone" or (setting == "following" and follows_other)

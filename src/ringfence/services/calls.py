@@ -47,6 +47,7 @@ from ringfence.calls.codec import (
     TransportFrame,
     UserRef,
     encode,
+    parse_server_frame,
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.sanitizer import (
@@ -311,7 +312,9 @@ class Calls:
             call_id=live.call.call_id,
             caller=UserRef(**caller.model_dump()),
             media=live.call.media.value,
-            sdp=live.offer_sdp,
+            # Again, with the policy as it stands now: it may have been tightened since
+            # the offer was stored (a setting changed while the call rang).
+            sdp=self._sanitize_sdp(live.offer_sdp, live.caller_policy),
             ice_servers=[self._ice_server()],
             ice_transport_policy=live.callee_policy,
             direct_allowed=_direct(live),
@@ -509,6 +512,12 @@ class Calls:
                     caller_policy=_stricter(live.caller_policy, caller_policy),
                     callee_policy=_stricter(live.callee_policy, callee_policy),
                 )
+                if tightened.caller_policy == "relay":
+                    # What was queued under the old policy must not reach the callee.
+                    tightened = dataclasses.replace(
+                        tightened,
+                        pending_candidates=self._relay_only(live.pending_candidates),
+                    )
                 await self._calls.replace(call.state.value, tightened)
                 continue
             if "relay" not in (caller_policy, callee_policy):
@@ -522,6 +531,20 @@ class Calls:
             await self._apply_switch(
                 live, user_id, mine, theirs, ("relay", "relay"), "relay", direct_allowed=False
             )
+
+    def _relay_only(self, bodies: tuple[dict[str, object], ...]) -> tuple[dict[str, object], ...]:
+        """Queued candidate frames, keeping only what a relayed side may forward."""
+        kept = []
+        for body in bodies:
+            frame = parse_server_frame(body)
+            assert isinstance(frame, CallCandidateFrame)
+            clean = sanitize_candidate(
+                frame.candidate.candidate, relay_only=True, relay_addresses=self._relay_addresses
+            )
+            if clean is not None:
+                candidate = frame.candidate.model_copy(update={"candidate": clean})
+                kept.append(encode(frame.model_copy(update={"candidate": candidate})))
+        return tuple(kept)
 
     async def _reoffer(self, device: Device, live: LiveCall, frame: ReofferFrame) -> None:
         peer_device = self._peer_device(device, live)

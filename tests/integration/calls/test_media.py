@@ -15,6 +15,7 @@ from tests.integration.calls.conftest import (
     Peer,
     allow_direct,
     befriend,
+    collect,
     machine_addresses,
     start_call,
 )
@@ -191,32 +192,43 @@ async def test_direct_connections_allowed_by_both_give_a_direct_pair(
         await callee.close()
 
 
-async def test_only_one_side_allowing_direct_keeps_the_other_relayed(
+async def test_one_sided_consent_relays_both_sides_even_for_a_client_that_gathers_all(
     server: tuple[LiveServer, Api],
 ) -> None:
+    """Alice allows direct connections, Bob does not: the call is relayed at *both*
+    ends. Alice's client here ignores the policy and gathers everything, as a buggy or
+    third-party client might: none of her addresses may reach Bob's device, because
+    his client could dial them from his own address and so expose it."""
     live, api = server
     alice, bob = await befriend(api, "alice", "bob")
     await allow_direct(api, alice)
     a_ws = await open_socket(live.ws_url, alice)
     b_ws = await open_socket(live.ws_url, bob)
     started = (await start_call(api, alice, "bob")).json()
-    assert started["ice_transport_policy"] == "all"
-    caller = Peer("all", started["ice_servers"], tone=440)
-    await a_ws.send(
-        {"type": "call.offer", "call_id": started["call_id"], "sdp": await caller.offer()}
-    )
-    incoming = await b_ws.recv_type("call.incoming")
-    # Bob left direct_connections at "nobody": his side stays behind the relay.
-    assert incoming["ice_transport_policy"] == "relay"
-    callee = Peer("relay", incoming["ice_servers"], tone=660)
+    assert started["ice_transport_policy"] == "relay"
+    caller = Peer("all", started["ice_servers"], tone=440)  # ignores the policy
+    callee: Peer | None = None
     try:
+        await a_ws.send(
+            {"type": "call.offer", "call_id": started["call_id"], "sdp": await caller.offer()}
+        )
+        incoming = await b_ws.recv_type("call.incoming")
+        assert incoming["ice_transport_policy"] == "relay"
+        assert incoming["direct_allowed"] is False
+        assert addresses_in([json.dumps(incoming)]) == set()
+        callee = Peer("relay", incoming["ice_servers"], tone=660)
         answer = await callee.answer(incoming["sdp"])
         await b_ws.send({"type": "call.answer", "call_id": started["call_id"], "sdp": answer})
         got = await a_ws.recv_type("call.answer")
+        assert got["direct_allowed"] is False
         assert addresses_in([json.dumps(got)]) == set()
         await caller.accept_answer(got["sdp"])
         await asyncio.gather(caller.wait_connected(), callee.wait_connected())
-        assert callee.selected_pair_types()[0] == "relay"
+        assert callee.selected_pair_types() == ("relay", "relay")
+        assert caller.selected_pair_types() == ("relay", "relay")
+        # Nothing Bob's device was given afterwards names one of Alice's addresses.
+        assert addresses_in([json.dumps(f) for f in await collect(b_ws, 0.5)]) == set()
     finally:
         await caller.close()
-        await callee.close()
+        if callee is not None:
+            await callee.close()

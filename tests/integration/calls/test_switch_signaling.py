@@ -175,3 +175,51 @@ async def test_withdrawing_direct_connections_while_ringing_holds_for_the_answer
         assert address not in answered["sdp"]
     await b_ws.send({"type": "call.candidate", "call_id": call_id, "candidate": host_candidate()})
     await a_ws.nothing_within(0.3)
+
+
+def caller_host_candidate() -> dict[str, Any]:
+    address = sorted(machine_addresses())[-1]
+    return {
+        "candidate": f"candidate:2 1 udp 2130706431 {address} 50002 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    }
+
+
+async def test_withdrawing_consent_while_ringing_stops_what_was_queued_for_the_callee(
+    server: tuple[LiveServer, Api],
+) -> None:
+    """Both allowed direct when the call began; the callee withdraws while it rings.
+    The caller's host addresses that the server holds for the callee (its offer, for a
+    device that connects later, and candidates queued until the answer) must not be
+    handed to any of the callee's devices any more."""
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    await allow_direct(api, alice, bob)
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    call_id = (await start_call(api, alice, "bob")).json()["call_id"]
+    offer, answer = await sdp_pair()
+    await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
+    assert (await b_ws.recv_type("call.incoming"))["direct_allowed"] is True
+    await a_ws.send(
+        {"type": "call.candidate", "call_id": call_id, "candidate": caller_host_candidate()}
+    )
+    resp = await api.call(
+        "PATCH", "/api/v1/me/settings", bob, json={"direct_connections": "nobody"}
+    )
+    assert resp.status_code == 200, resp.text
+    # A second device of Bob's connects while it still rings: it rings with a clean offer.
+    b2_ws = await open_socket(live.ws_url, bob)
+    incoming = await b2_ws.recv_type("call.incoming")
+    assert incoming["ice_transport_policy"] == "relay"
+    assert incoming["direct_allowed"] is False
+    for address in machine_addresses():
+        assert address not in incoming["sdp"]
+    # The answering device gets none of the candidates queued before the withdrawal.
+    await b2_ws.send({"type": "call.answer", "call_id": call_id, "sdp": answer})
+    answered = await a_ws.recv_type("call.answer")
+    assert answered["direct_allowed"] is False
+    seen = await collect(b2_ws, 0.5)
+    for address in machine_addresses():
+        assert all(address not in str(frame) for frame in seen), seen

@@ -56,11 +56,11 @@ export function renderSettings(ctx, root) {
   );
   const directWarning = h("p", {
     class: "warning", attrs: { id: "direct-warning", role: "note" },
-    text: "Warning: a direct connection shows your IP address, and with it your approximate location, to the person you are calling.",
+    text: "Direct calls happen only when you both allow it; then you can see each other's IP address, and with it your approximate locations.",
   });
   const directSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "direct-help direct-warning" } },
     h("legend", { text: "Direct connections" }),
-    h("p", { class: "help", attrs: { id: "direct-help" }, text: "Calls go through Ringfence's relay so the other person never learns your address, unless you allow a direct connection with them here." }),
+    h("p", { class: "help", attrs: { id: "direct-help" }, text: "Calls go through Ringfence's relay, so the other person never learns your address. Choose here whom you allow a direct connection, which can sound a little better. A call is only direct if the other person allows it with you too." }),
     DIRECT.map(({ value, label }, i) =>
       h("div", { class: "check" }, directRadios[i], h("label", { text: label, attrs: { for: `direct-${value}` } })),
     ),
@@ -190,7 +190,7 @@ export function renderSettings(ctx, root) {
     radio.addEventListener("change", () => {
       const value = DIRECT[i]?.value;
       if (!radio.checked || !value) return;
-      const summary = value === "nobody" ? "Your address stays hidden behind the relay." : "Direct connections are allowed.";
+      const summary = value === "nobody" ? "Your address stays hidden behind the relay." : "Direct connections are allowed where the other person allows them too.";
       void save({ direct_connections: value }, directStatus, summary);
     });
   });
