@@ -34,6 +34,7 @@ from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
 from ringfence.services.throttle import AccountLimits, AccountThrottle
 from ringfence.storage.database import Database
+from ringfence.tls import tls_files
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
 from ringfence.turn.supervisor import CoturnSupervisor
@@ -57,11 +58,13 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
         addresses = settings.turn_relay_ips or await resolve_turn_hosts(settings.turn_urls)
         return Relay(issuer, frozenset(addresses), None)
     secret = generate_secret()  # fresh each start: no long-lived secret on disk
-    listen = ipaddress.ip_address(settings.turn_listen_ip)
+    listen_ip = settings.turn_listen_ip
+    assert listen_ip is not None  # Settings fills it in for the embedded relay
+    listen = ipaddress.ip_address(listen_ip)
     supervisor = CoturnSupervisor(
         CoturnOptions(
-            listen_ip=settings.turn_listen_ip,
-            relay_ip=None if listen.is_unspecified else settings.turn_listen_ip,
+            listen_ip=listen_ip,
+            relay_ip=None if listen.is_unspecified else listen_ip,
             external_ip=settings.turn_external_ip,
             port=settings.turn_port,
             min_port=settings.turn_relay_min_port,
@@ -207,6 +210,7 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     uvicorn_log = logging.getLogger("uvicorn.error")
     if _without_client_addresses not in uvicorn_log.filters:
         uvicorn_log.addFilter(_without_client_addresses)
+    tls = tls_files(settings)
     return uvicorn.Config(
         events.EventsFirst(app),  # the real-time socket skips FastAPI's layers
         host=settings.host,
@@ -222,6 +226,8 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         forwarded_allow_ips=settings.trusted_proxies,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key),
     )
 
 

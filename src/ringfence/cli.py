@@ -91,6 +91,41 @@ def serve(
         str | None,
         typer.Option(help="debug, info, warning or error [default: info]", show_default=False),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Certificate chain (PEM): serve HTTPS/WSS, and TURN over TLS.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="Private key (PEM) of --tls-cert.", show_default=False)
+    ] = None,
+    tls_self_signed: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls-self-signed",
+            help="Serve HTTPS with a self-signed certificate (for a LAN).",
+            show_default=False,
+        ),
+    ] = None,
+    turn_listen_ip: Annotated[
+        str | None,
+        typer.Option(
+            help="Address the embedded relay listens on [default: the --host address]",
+            show_default=False,
+        ),
+    ] = None,
+    turn_external_ip: Annotated[
+        str | None,
+        typer.Option(
+            help="Public address of the embedded relay, when behind NAT.", show_default=False
+        ),
+    ] = None,
+    turn_host: Annotated[
+        str | None,
+        typer.Option(help="Host name to put in the relay's TURN URLs.", show_default=False),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Start Ringfence with its embedded defaults: SQLite in the data directory."""
@@ -105,6 +140,12 @@ def serve(
         "database_url": database_url,
         "public_urls": public_url or None,
         "log_level": log_level,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_self_signed": tls_self_signed,
+        "turn_listen_ip": turn_listen_ip,
+        "turn_external_ip": turn_external_ip,
+        "turn_host": turn_host,
     }
     settings = _settings(flags, config)
     _configure_logging(settings.log_level)
@@ -113,10 +154,11 @@ def serve(
 
         console.print(f"[bold red]ringfence: cannot start[/]\n{TurnUnavailable()}")
         raise typer.Exit(1)
+    _check_tls(settings)
     _check_database(settings)
     server = uvicorn.Server(server_config(create_app(settings), settings))
     console.print(
-        f"[bold]Ringfence {__version__}[/] on http://{settings.host}:{settings.port} "
+        f"[bold]Ringfence {__version__}[/] on {settings.scheme}://{settings.host}:{settings.port} "
         f"(database: {_describe_db(settings)})"
     )
     server.run()
@@ -141,6 +183,38 @@ def _check_database(settings: Settings) -> None:
     except DatabaseUnavailable as exc:
         console.print(f"[bold red]ringfence: cannot start[/]\n{exc}")
         raise typer.Exit(1) from exc
+
+
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate before anything starts, so that a wrong file or a key that
+    does not match is one clear line instead of a traceback from deep in uvicorn."""
+    import ssl
+
+    from ringfence.tls import tls_files
+
+    try:
+        files = tls_files(settings)
+        if files is None:
+            return
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(files.cert, files.key)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        where = "tls_self_signed" if settings.tls_self_signed else "tls_cert / tls_key"
+        console.print(f"[bold red]ringfence: cannot start[/]\n{where}: {exc}")
+        raise typer.Exit(2) from exc
+    if files.self_signed:
+        console.print(
+            f"Serving HTTPS with a self-signed certificate ({files.cert}): browsers warn "
+            "once; check that the fingerprint they show is this one:\n"
+            f"  {_fingerprint(files.cert)}"
+        )
+
+
+def _fingerprint(cert: Path) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    digest = x509.load_pem_x509_certificate(cert.read_bytes()).fingerprint(hashes.SHA256())
+    return "SHA-256 " + ":".join(f"{b:02X}" for b in digest)
 
 
 def _describe_db(settings: Settings) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -23,6 +25,8 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "RINGFENCE_"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 class ConfigError(Exception):
@@ -184,13 +188,48 @@ class Settings(BaseSettings):
     turn_credential_ttl_s: int = Field(
         600, ge=30, le=600, description="Lifetime of the TURN credentials handed to clients."
     )
-    turn_listen_ip: str = Field(
-        "127.0.0.1", description="Address the embedded coturn listens and relays on."
+    tls_cert: Path | None = Field(
+        None,
+        description=(
+            "Certificate chain (PEM) to serve HTTPS and WSS; the embedded coturn then also "
+            "offers TURN over TLS with it. Needs tls_key."
+        ),
+    )
+    tls_key: Path | None = Field(None, description="Private key (PEM) of tls_cert.")
+    tls_self_signed: bool = Field(
+        False,
+        description=(
+            "Serve HTTPS with a self-signed certificate kept in data_dir/tls (for a LAN: "
+            "browsers warn once, then allow the microphone). Not with tls_cert."
+        ),
+    )
+    turn_listen_ip: str | None = Field(
+        None,
+        description=(
+            "Address the embedded coturn listens and relays on. Empty: the server's host "
+            "when it is one address (127.0.0.1 for localhost)."
+        ),
     )
     turn_external_ip: str | None = Field(
         None, description="Public address of the embedded coturn, when behind NAT."
     )
-    turn_port: int = Field(3478, ge=0, le=65535, description="Port of the embedded coturn.")
+    turn_host: str | None = Field(
+        None,
+        description=(
+            "Host name clients put in the embedded coturn's TURN URLs. Empty: with "
+            "tls_cert, the host of the first public URL (TURN over TLS checks the "
+            "certificate's name); otherwise the relay's address."
+        ),
+    )
+    turn_port: int = Field(
+        3478, ge=0, le=65535, description="Port of the embedded coturn (UDP and TCP)."
+    )
+    turn_tls_port: int = Field(
+        5349,
+        ge=1,
+        le=65535,
+        description="Port of the embedded coturn's TURN over TLS (only when serving TLS).",
+    )
     turn_relay_min_port: int = Field(
         49160, ge=1024, le=65535, description="Lowest relay port of the embedded coturn."
     )
@@ -257,6 +296,19 @@ class Settings(BaseSettings):
             ipaddress.ip_address(value)  # raises ValueError naming the problem
         return value
 
+    @field_validator("turn_host")
+    @classmethod
+    def _check_turn_host(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip("[]")))
+        except ValueError:
+            pass
+        if not _HOST_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} must be a host name such as turn.example.org or an IP")
+        return value.lower()
+
     @field_validator("turn_relay_ips")
     @classmethod
     def _check_ips(cls, value: list[str]) -> list[str]:
@@ -297,7 +349,60 @@ class Settings(BaseSettings):
             )
         if (self.turn_secret or self.turn_secret_file) and not self.turn_urls:
             raise ValueError("turn_secret is only used with turn_urls (an external coturn)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_self_signed and self.tls_cert is not None:
+            raise ValueError("tls_self_signed and tls_cert exclude each other: choose one")
+        if self.tls_cert is not None and self.tls_key is not None:
+            for name, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+                if not path.expanduser().is_file():
+                    raise ValueError(f"{name}: {path} is not a readable file")
+            self.tls_cert = self.tls_cert.expanduser().resolve()
+            self.tls_key = self.tls_key.expanduser().resolve()
+        if not self.external_turn and self.turn_listen_ip is None:
+            self.turn_listen_ip = self._turn_listen_default()
         return self
+
+    def _turn_listen_default(self) -> str:
+        """The embedded relay listens where the server does, so that whoever can reach
+        the server can reach its relay too."""
+        if self.host in ("localhost", ""):
+            return "127.0.0.1"
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            raise ValueError(
+                f"host {self.host!r} is a name: set turn_listen_ip to the address the "
+                "embedded relay should listen on"
+            ) from None
+        if address.is_unspecified:
+            raise ValueError(
+                f"host {self.host} listens on every address, so the embedded relay cannot "
+                "tell which one your users reach: set turn_listen_ip (and turn_external_ip "
+                "when the machine is behind NAT)"
+            )
+        return str(address)
+
+    @property
+    def tls(self) -> bool:
+        """True when the server speaks HTTPS and WSS itself."""
+        return self.tls_self_signed or self.tls_cert is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def turn_url_host(self) -> str | None:
+        """The host to name in the embedded relay's TURN URLs, or None for its address.
+
+        TURN over TLS checks the relay's certificate against this name, so with a real
+        certificate the name browsers use for this server is the sensible default."""
+        if self.turn_host is not None:
+            return self.turn_host
+        if self.tls_cert is not None and self.public_urls:
+            return urlsplit(self.public_urls[0]).hostname
+        return None
 
     @property
     def external_turn(self) -> bool:
@@ -367,6 +472,12 @@ SERVE_FLAGS = {
     "database_url": "--database-url",
     "public_urls": "--public-url",
     "log_level": "--log-level",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "tls_self_signed": "--tls-self-signed",
+    "turn_listen_ip": "--turn-listen-ip",
+    "turn_external_ip": "--turn-external-ip",
+    "turn_host": "--turn-host",
 }
 
 
@@ -378,5 +489,9 @@ def _describe(exc: ValidationError) -> str:
         if name in SERVE_FLAGS:
             where.append(SERVE_FLAGS[name])
         named = f" ({' / '.join(where)})" if where else ""
-        lines.append(f"invalid setting {name}{named}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:  # a rule about several settings: the message names them
+            lines.append(f"invalid settings: {message}")
+        else:
+            lines.append(f"invalid setting {name}{named}: {message}")
     return "\n".join(lines)
