@@ -8,14 +8,17 @@ process while tests run on theirs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from ringfence.turn.coturn_config import CoturnOptions
+from ringfence.turn.coturn_config import DENIED_PEER_NETWORKS, CoturnOptions
 from ringfence.turn.credentials import generate_secret
 from ringfence.turn.supervisor import CoturnSupervisor
 
@@ -57,3 +60,21 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+def relay_test_address(version: int = 4) -> str:
+    """A non-loopback address of this machine in a range the relay denies as a peer
+    (private, CGNAT, documentation, unique local), as on a LAN, VPN or test network.
+    Skips the test when the machine has none."""
+    out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True)
+    for interface in json.loads(out.stdout):
+        for info in interface.get("addr_info", []):
+            address = ipaddress.ip_address(info["local"])
+            if (
+                address.version == version
+                and not address.is_loopback
+                and not address.is_link_local
+                and any(address in network for network in DENIED_PEER_NETWORKS)
+            ):
+                return str(address)
+    pytest.skip(f"this machine has no private or documentation IPv{version} address")

@@ -42,7 +42,9 @@ DENIED_PEER_NETWORKS: tuple[IPNetwork, ...] = tuple(
         "224.0.0.0/4",  # multicast
         "240.0.0.0/4",  # reserved
         "255.255.255.255/32",  # limited broadcast
-        "::/128",  # unspecified
+        # Not "::/128" (unspecified): coturn reads "::" in a range as "any address",
+        # so "denied-peer-ip=::-::" denied every peer, public ones included. coturn
+        # refuses the unspecified peer by itself (tests/integration/turn prove it).
         "::1/128",  # loopback
         "::ffff:0:0/96",  # IPv4-mapped: would reach every IPv4 range above
         "64:ff9b::/96",  # NAT64: likewise
@@ -138,10 +140,29 @@ class CoturnOptions:
                 raise ValueError(f"coturn {name} must be at least 1, got {getattr(self, name)}")
         for name in ("cert_file", "pkey_file", "pid_file", "userdb_file"):
             path = getattr(self, name)
-            if path is not None and not _CONFIG_SAFE.fullmatch(str(path)):
+            if path is None:
+                continue
+            if not _CONFIG_SAFE.fullmatch(str(path)):
                 raise ValueError(
                     f"coturn {name} path {str(path)!r} has characters coturn cannot parse"
                 )
+            if not path.is_absolute():
+                # coturn resolves a relative path against its own working directory
+                # and config search path, not ours: it would read or write elsewhere.
+                raise ValueError(f"coturn {name} must be an absolute path, got {str(path)!r}")
+
+    @property
+    def own_addresses(self) -> tuple[IPAddress, ...]:
+        """The relay's own concrete addresses: where it listens, relays from, and the
+        public address peers see on relayed candidates."""
+        found: list[IPAddress] = []
+        for candidate in (self.listen_ip, self.relay_ip, self.external_ip):
+            if candidate is None:
+                continue
+            address = ipaddress.ip_address(candidate)
+            if not address.is_unspecified and address not in found:
+                found.append(address)
+        return tuple(found)
 
     @property
     def advertised_relay_ip(self) -> IPAddress | None:
@@ -161,25 +182,42 @@ def _is_denied(address: IPAddress) -> bool:
 def _peer_rules(options: CoturnOptions, *, production: bool) -> Iterable[str]:
     for network in DENIED_PEER_NETWORKS:
         yield f"denied-peer-ip={network_to_range(network)}"
-    if production:
-        return
-    if options.allow_loopback_peers:
+    if options.allow_loopback_peers and not production:
         yield "allow-loopback-peers"
-    # On one machine both callers' relayed addresses are the same private or
-    # loopback address, which the denials above block. Re-allow exactly that
-    # one address (not its network) so relay-to-relay media can flow.
-    relay = options.advertised_relay_ip
-    if relay is not None and _is_denied(relay):
-        yield f"allowed-peer-ip={relay}"
+    # Two relayed callers reach each other relay to relay: each one's media goes to the
+    # other's relayed address, which is this relay's own address. On a LAN, a VPN, a
+    # CGNAT or a documentation address that address sits in a range denied above, and
+    # every relayed call would fail with "A peer IP ... denied". Re-allow exactly the
+    # relay's own addresses (never their networks): coturn checks allowed-peer-ip
+    # before denied-peer-ip.
+    #
+    # Residual risk: an authenticated user can now send UDP through the relay to any
+    # port of these addresses, so a UDP service bound to the relay's address (or to
+    # every address) on the relay host becomes reachable as a peer. TCP is not (no
+    # TCP relay), nor is loopback in production (coturn refuses loopback peers without
+    # allow-loopback-peers, whatever the allowed list says), nor any other address of
+    # these networks. Keep UDP services off the relay's address, or firewall them.
+    own = [
+        address
+        for address in options.own_addresses
+        if _is_denied(address) and not (address.is_loopback and production)
+    ]
+    if own:
+        yield (
+            "# The relay's own addresses, so that relayed callers reach each other. UDP "
+            "services on them are reachable as peers: keep them off, or firewall them."
+        )
+    for address in own:
+        yield f"allowed-peer-ip={address}"
 
 
 def render(options: CoturnOptions, *, production: bool) -> str:
     """Return the text of a coturn config file for ``options``.
 
-    ``production`` is the configuration for a relay reachable from the
-    internet. Non-production differs only in what it lets through for a
-    single-machine setup (loopback peers, the relay's own address); every
-    other denial and hardening flag is identical.
+    ``production`` is the configuration for a relay reachable from other
+    machines. Non-production differs only in letting loopback peers through,
+    for a single-machine setup; every denial, every exception for the relay's
+    own addresses and every hardening flag is identical.
     """
     if production and options.allow_loopback_peers:
         raise ValueError("allow_loopback_peers is only for a development or test coturn")
@@ -195,6 +233,12 @@ def render(options: CoturnOptions, *, production: bool) -> str:
     ]
     if options.relay_ip is not None:
         lines.append(f"relay-ip={options.relay_ip}")
+    listen = ipaddress.ip_address(options.listen_ip)
+    if listen.version == 6 and not listen.is_unspecified:
+        # WebRTC clients (browsers, aiortc) do not send REQUESTED-ADDRESS-FAMILY, and
+        # coturn then allocates IPv4 (RFC 6156), which an IPv6 relay does not have
+        # (440). Relay in the family the client connected with instead.
+        lines.append("allocation-default-address-family=keep")
     if options.external_ip is not None:
         lines.append(f"external-ip={options.external_ip}")
     lines += [

@@ -2,10 +2,18 @@
 
 Calls must go through the relay, so for the single-machine setup Ringfence
 starts coturn itself rather than trusting an operator to keep a second
-service alive. A start only counts once coturn actually answers a STUN
-Binding request, and a watchdog restarts it (with exponential backoff) if it
-dies, because a dead relay means no calls at all and nothing else would
-notice.
+service alive. A start only counts once coturn is *verified*: it answers
+STUN, and then proves over UDP, TCP and TLS that it runs the configuration
+Ringfence wrote (:mod:`ringfence.turn.probe`): it challenges an Allocate
+without credentials, accepts fresh credentials, refuses a denied peer, and
+holds sockets only where it was told to (:mod:`ringfence.turn.sockets`).
+A coturn that missed its config file answers STUN too, as an open relay on
+every interface; that must stop Ringfence, not serve its users.
+
+A watchdog repeats the verification periodically and restarts coturn (with
+exponential backoff) if it dies or fails, because a dead or foreign relay
+means no calls, or calls through a relay that serves anyone, and nothing
+else would notice.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ from pathlib import Path
 from aioice import stun
 
 from ringfence.turn.coturn_config import CoturnOptions, render
+from ringfence.turn.probe import RelayBusy, RelayCheckFailed
+from ringfence.turn.sockets import ListenPlan
+from ringfence.turn.verify import RelayTarget, verify_relay
 
 logger = logging.getLogger(__name__)
 # coturn's own output mentions client addresses, so it is only passed on at DEBUG.
@@ -39,6 +50,9 @@ OUTPUT_LINES_KEPT = 40
 # A child that stayed up this long crashed for a new reason; start backing off afresh.
 STABLE_AFTER_S = 60.0
 _PROBE_TIMEOUT_S = 0.25
+# Checks that got no answer at all, in a row, before a running coturn counts as hung:
+# one slow moment must not cut every call in progress.
+UNANSWERED_CHECKS_LIMIT = 3
 _BAD_CONFIG_MARKER = "Bad configuration format"
 
 
@@ -51,6 +65,14 @@ class TurnUnavailable(RuntimeError):
 
 class CoturnStartError(RuntimeError):
     """coturn was started but never became a working relay."""
+
+
+class RelayNotVerified(CoturnStartError):
+    """coturn runs, but it did not prove that it runs Ringfence's configuration."""
+
+    def __init__(self, message: str, failure: RelayCheckFailed) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 def pick_free_port(listen_ip: str) -> int:
@@ -147,6 +169,8 @@ class CoturnSupervisor:
         stop_timeout_s: float = 5.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        verify_every_s: float = 30.0,
+        verify_timeout_s: float = 5.0,
     ) -> None:
         resolved = shutil.which(binary or "turnserver")
         if resolved is None:
@@ -157,8 +181,12 @@ class CoturnSupervisor:
                 "coturn listens on every address, so Ringfence cannot guess the host clients "
                 "should use: set external_ip or advertised_host"
             )
-        self._binary = resolved
+        self._binary = os.path.abspath(resolved)  # coturn runs in workdir, not here
         self._options = options
+        # coturn runs in workdir and is handed paths inside it: all must be absolute,
+        # or coturn looks for a relative config path from inside that folder, misses it
+        # and runs on built-in defaults.
+        workdir = workdir.resolve()
         self._workdir = workdir
         self._production = production
         self._advertised_host = advertised_host
@@ -166,12 +194,14 @@ class CoturnSupervisor:
         self._stop_timeout_s = stop_timeout_s
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._verify_every_s = verify_every_s
+        self._verify_timeout_s = verify_timeout_s
         self._probe_host = (
             ("::1" if listen.version == 6 else "127.0.0.1")
             if listen.is_unspecified
             else str(listen)
         )
-        self._config_path = workdir / "turnserver.conf"
+        self._config_path = self._workdir / "turnserver.conf"
         self._config_text = ""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -224,7 +254,10 @@ class CoturnSupervisor:
         return list(self._output)
 
     async def start(self) -> None:
-        """Start coturn and return once it answers STUN; raise CoturnStartError if it cannot."""
+        """Start coturn and return once it is verified; raise CoturnStartError if it is not.
+
+        :class:`RelayNotVerified` (a CoturnStartError) says that coturn runs but not as
+        configured; its message names what the relay did wrong."""
         if self._started:
             raise RuntimeError("CoturnSupervisor.start() was already called")
         self._workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -234,6 +267,12 @@ class CoturnSupervisor:
             port=port,
             pid_file=self._workdir / "turnserver.pid",
             userdb_file=self._workdir / "turndb",
+            cert_file=None
+            if self._options.cert_file is None
+            else self._options.cert_file.resolve(),
+            pkey_file=None
+            if self._options.pkey_file is None
+            else self._options.pkey_file.resolve(),
         )
         # Render before anything runs so that bad options fail without a child to clean up.
         self._config_text = render(self._options, production=self._production)
@@ -291,13 +330,76 @@ class CoturnSupervisor:
         self._reader = asyncio.create_task(self._pump_output(process), name="coturn-output")
         try:
             await self._wait_until_answering(process)
+            await self._verify_at_start(process)
         except BaseException:
             await self._terminate(process)
             await self._drain_output()
             raise
         self._started_at = asyncio.get_running_loop().time()
         self._serving.set()
-        logger.info("coturn (pid %d) is serving on %s:%d", process.pid, self._probe_host, self.port)
+        logger.info(
+            "coturn (pid %d) is serving on %s:%d, verified%s",
+            process.pid,
+            self._probe_host,
+            self.port,
+            "" if self._options.tls_port is None else f" (TLS on {self._options.tls_port})",
+        )
+
+    def _target(self) -> RelayTarget:
+        options = self._options
+        listen = ipaddress.ip_address(options.listen_ip)
+        addresses = None
+        if not listen.is_unspecified:
+            addresses = frozenset(
+                {listen} | ({ipaddress.ip_address(options.relay_ip)} if options.relay_ip else set())
+            )
+        relayed = options.advertised_relay_ip
+        return RelayTarget(
+            host=self._probe_host,
+            port=options.port,
+            realm=options.realm,
+            secret=options.secret,
+            plan=ListenPlan(
+                addresses=addresses,
+                port=options.port,
+                tls_port=options.tls_port,
+                relay_ports=(options.min_port, options.max_port),
+            ),
+            tls_port=options.tls_port,
+            cert_file=options.cert_file,
+            relayed_addresses=None if relayed is None else frozenset({str(relayed)}),
+            allowed_peers=frozenset(str(a) for a in options.own_addresses),
+        )
+
+    async def verify(self) -> None:
+        """Prove that the running coturn is the relay Ringfence configured.
+
+        Raises :class:`ringfence.turn.probe.RelayCheckFailed` naming the problem."""
+        pid = self.pid
+        if pid is None:
+            raise RelayCheckFailed("coturn is not running", definite=False)
+        await verify_relay(self._target(), pid, self._verify_timeout_s)
+
+    async def _verify_at_start(self, process: asyncio.subprocess.Process) -> None:
+        try:
+            await self.verify()
+        except RelayCheckFailed as failure:
+            if process.returncode is not None:
+                await self._drain_output()
+                raise CoturnStartError(
+                    f"coturn {_describe_exit(process.returncode)} while Ringfence verified it; "
+                    f"its last output:\n{self._tail()}"
+                ) from failure
+            if failure.definite:
+                verdict = (
+                    "coturn is not running the configuration Ringfence wrote "
+                    f"({self._config_path}), so Ringfence will not use it"
+                )
+            else:
+                verdict = "Ringfence could not verify the relay, so it will not use it"
+            raise RelayNotVerified(
+                f"{failure.problem}: {verdict}. coturn's last output:\n{self._tail()}", failure
+            ) from None
 
     async def _wait_until_answering(self, process: asyncio.subprocess.Process) -> None:
         loop = asyncio.get_running_loop()
@@ -374,16 +476,18 @@ class CoturnSupervisor:
         while True:
             process = self._process
             assert process is not None
-            returncode = await process.wait()
+            reason, level = await self._until_unfit(process)
             self._serving.clear()
+            await self._terminate(process)
             await self._drain_output()
             ran_for = loop.time() - self._started_at
             if ran_for >= STABLE_AFTER_S:
                 backoff = self._backoff_initial_s
-            logger.warning(
+            logger.log(
+                level,
                 "coturn (pid %d) %s after %.0fs; restarting it in %gs. Its last output:\n%s",
                 process.pid,
-                _describe_exit(returncode),
+                reason,
                 ran_for,
                 backoff,
                 self._tail(),
@@ -405,6 +509,47 @@ class CoturnSupervisor:
                     continue
                 self.restarts += 1
                 break
+
+    async def _until_unfit(self, process: asyncio.subprocess.Process) -> tuple[str, int]:
+        """Wait until ``process`` exits or fails verification; say why, and how loudly."""
+        exited = asyncio.ensure_future(process.wait())
+        unanswered = 0
+        try:
+            while True:
+                await asyncio.wait({exited}, timeout=self._verify_every_s)
+                if exited.done():
+                    return _describe_exit(exited.result()), logging.WARNING
+                try:
+                    await self.verify()
+                except RelayBusy as busy:
+                    logger.warning("coturn (pid %d) could not be verified: %s", process.pid, busy)
+                    continue
+                except RelayCheckFailed as failure:
+                    if process.returncode is not None:
+                        return _describe_exit(process.returncode), logging.WARNING
+                    if failure.definite:
+                        return (
+                            f"failed verification: {failure.problem}: it is not running the "
+                            "configuration Ringfence wrote",
+                            logging.ERROR,
+                        )
+                    unanswered += 1
+                    logger.warning(
+                        "coturn (pid %d) failed check %d of %d: %s",
+                        process.pid,
+                        unanswered,
+                        UNANSWERED_CHECKS_LIMIT,
+                        failure,
+                    )
+                    if unanswered >= UNANSWERED_CHECKS_LIMIT:
+                        return (
+                            f"failed verification {unanswered} times in a row: {failure.problem}",
+                            logging.ERROR,
+                        )
+                    continue
+                unanswered = 0
+        finally:
+            exited.cancel()
 
     def _tail(self) -> str:
         return "\n".join(self._output) or "(no output)"

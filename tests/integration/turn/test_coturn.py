@@ -4,6 +4,7 @@ import asyncio
 import os
 import shutil
 import signal
+import ssl
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aioice import stun
-from aioice.turn import TurnClientUdpProtocol
+from aioice.turn import TurnClientProtocol, TurnClientTcpProtocol, TurnClientUdpProtocol
 
 import ringfence.turn.supervisor as supervisor_module
 from ringfence.turn import (
@@ -49,24 +50,41 @@ class Inbox(asyncio.DatagramProtocol):
 
 @asynccontextmanager
 async def allocation(
-    port: int, server: IceServer
-) -> AsyncIterator[tuple[TurnClientUdpProtocol, tuple[str, int]]]:
-    """Allocate a relayed UDP address on the coturn at 127.0.0.1:port, and free it after."""
+    port: int,
+    server: IceServer,
+    host: str = "127.0.0.1",
+    transport: str = "udp",
+    tls: ssl.SSLContext | None = None,
+) -> AsyncIterator[tuple[TurnClientProtocol, tuple[str, int]]]:
+    """Allocate a relayed UDP address on the coturn at host:port, and free it after.
+
+    ``transport`` is how the client reaches the relay: "udp", or "tcp" (TURN over TLS
+    when ``tls`` is given), as aiortc does for turn: and turns: URLs."""
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: TurnClientUdpProtocol(
-            ("127.0.0.1", port),
+    protocol: TurnClientProtocol
+    inner: asyncio.BaseTransport
+
+    def client(kind: type[TurnClientProtocol]) -> TurnClientProtocol:
+        return kind(
+            (host, port),
             username=server.username,
             password=server.credential,
             lifetime=600,
             channel_refresh_time=500,
-        ),
-        remote_addr=("127.0.0.1", port),
-    )
+        )
+
+    if transport == "udp":
+        inner, protocol = await loop.create_datagram_endpoint(
+            lambda: client(TurnClientUdpProtocol), remote_addr=(host, port)
+        )
+    else:
+        inner, protocol = await loop.create_connection(
+            lambda: client(TurnClientTcpProtocol), host=host, port=port, ssl=tls
+        )
     try:
         relayed = await protocol.connect()
     except BaseException:
-        transport.close()
+        inner.close()
         raise
     try:
         yield protocol, relayed

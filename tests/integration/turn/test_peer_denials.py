@@ -95,3 +95,20 @@ async def test_the_same_request_succeeds_where_loopback_is_allowed(tmp_path: Pat
         assert response.message_class == stun.Class.RESPONSE
     finally:
         await supervisor.stop()
+
+
+@pytest.mark.parametrize("peer", [("8.8.8.8", 3478), ("1.1.1.1", 53)])
+async def test_public_peers_are_granted(
+    production_relay: tuple[int, TurnCredentialIssuer], peer: tuple[str, int]
+) -> None:
+    """Control for the denials: they must not deny everything. (coturn reads "::" in a
+    range as "any address"; a denied-peer-ip=::-:: once refused every peer.) A
+    permission sends nothing, so this needs no network."""
+    port, issuer = production_relay
+    async with allocation(port, issuer.issue()) as (protocol, _):
+        request = stun.Message(
+            message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
+        )
+        request.attributes["XOR-PEER-ADDRESS"] = peer
+        response, _ = await protocol.request(request)
+    assert response.message_class == stun.Class.RESPONSE

@@ -34,7 +34,6 @@ EXPECTED_DENIALS = [
     "denied-peer-ip=224.0.0.0-239.255.255.255",
     "denied-peer-ip=240.0.0.0-255.255.255.255",
     "denied-peer-ip=255.255.255.255-255.255.255.255",
-    "denied-peer-ip=::-::",
     "denied-peer-ip=::1-::1",
     "denied-peer-ip=::ffff:0:0-::ffff:ffff:ffff",
     "denied-peer-ip=64:ff9b::-64:ff9b::ffff:ffff",
@@ -97,6 +96,12 @@ EXPECTED_PRODUCTION_CONFIG = [
     "pidfile=/run/ringfence/turnserver.pid",
     "userdb=/var/lib/ringfence/turndb",
     *EXPECTED_DENIALS,
+    # The relay's own addresses (documentation ranges here, as on a LAN or a VPN), and
+    # only those, so that two relayed callers reach each other relay to relay.
+    "# The relay's own addresses, so that relayed callers reach each other. UDP services "
+    "on them are reachable as peers: keep them off, or firewall them.",
+    "allowed-peer-ip=192.0.2.10",
+    "allowed-peer-ip=203.0.113.10",
 ]
 
 
@@ -120,7 +125,7 @@ def dev_options(**changes: object) -> CoturnOptions:
         ("198.18.0.0/15", "198.18.0.0-198.19.255.255"),
         ("224.0.0.0/4", "224.0.0.0-239.255.255.255"),
         ("255.255.255.255/32", "255.255.255.255-255.255.255.255"),
-        ("::/128", "::-::"),
+        ("::/128", "::-::"),  # not rendered: coturn would read it as "any address"
         ("::ffff:0:0/96", "::ffff:0:0-::ffff:ffff:ffff"),
         ("2001::/23", "2001::-2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff"),
         ("fc00::/7", "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
@@ -162,6 +167,13 @@ def test_production_config_line_by_line() -> None:
     assert render(PRODUCTION_OPTIONS, production=True).splitlines() == EXPECTED_PRODUCTION_CONFIG
 
 
+def test_no_denied_range_starts_at_the_unspecified_ipv6_address() -> None:
+    """coturn takes "::" as a range bound to mean "any address": a range from "::"
+    denies every IPv4 peer, and "::-::" every peer at all."""
+    for network in DENIED_PEER_NETWORKS:
+        assert network.network_address != ipaddress.ip_address("::"), network
+
+
 def test_production_config_denies_every_special_purpose_range() -> None:
     lines = render(PRODUCTION_OPTIONS, production=True).splitlines()
 
@@ -170,17 +182,61 @@ def test_production_config_denies_every_special_purpose_range() -> None:
     assert len(DENIED_PEER_NETWORKS) == len(EXPECTED_DENIALS)
 
 
-def test_production_config_never_opens_loopback_or_exceptions() -> None:
+def test_production_config_never_opens_loopback_or_more_than_its_own_addresses() -> None:
     lines = render(PRODUCTION_OPTIONS, production=True).splitlines()
     options = {line.split("=", 1)[0] for line in lines if not line.startswith("#")}
 
     assert "allow-loopback-peers" not in options
-    assert "allowed-peer-ip" not in options
+    assert [line for line in lines if line.startswith("allowed-peer-ip")] == [
+        "allowed-peer-ip=192.0.2.10",
+        "allowed-peer-ip=203.0.113.10",
+    ]
     assert "no-tcp-relay" in options
     # Only the shared-secret scheme: no static accounts, no anonymous access,
     # no management interfaces, no chatty logging.
     for forbidden in ("lt-cred-mech", "no-auth", "user", "cli-password", "web-admin", "verbose"):
         assert forbidden not in options
+
+
+@pytest.mark.parametrize(
+    ("listen_ip", "external_ip", "allowed"),
+    [
+        ("192.168.1.20", None, ["192.168.1.20"]),  # home LAN
+        ("10.8.0.1", None, ["10.8.0.1"]),  # VPN
+        ("100.64.3.4", "100.64.3.4", ["100.64.3.4"]),  # CGNAT, listed once
+        ("fd00::2", None, ["fd00::2"]),  # unique local IPv6
+        ("10.0.0.5", "8.8.8.8", ["10.0.0.5"]),  # behind NAT: the public one needs none
+        ("8.8.8.8", None, []),  # public: nothing to re-allow
+        ("127.0.0.1", None, []),  # loopback: coturn refuses it in production anyway
+    ],
+)
+def test_production_re_allows_exactly_the_relays_own_private_addresses(
+    listen_ip: str, external_ip: str | None, allowed: list[str]
+) -> None:
+    options = CoturnOptions(
+        listen_ip=listen_ip,
+        relay_ip=listen_ip,
+        external_ip=external_ip,
+        realm="ringfence",
+        secret=SECRET,
+    )
+
+    lines = render(options, production=True).splitlines()
+
+    assert [line for line in lines if line.startswith("allowed-peer-ip")] == [
+        f"allowed-peer-ip={address}" for address in allowed
+    ]
+    # The networks around them stay denied.
+    for denial in EXPECTED_DENIALS:
+        assert denial in lines
+    assert "allow-loopback-peers" not in lines
+
+
+def test_ipv6_relay_allocates_in_the_family_clients_connect_with() -> None:
+    v6 = CoturnOptions(listen_ip="fd00::2", relay_ip="fd00::2", realm="r", secret=SECRET)
+
+    assert "allocation-default-address-family=keep" in render(v6, production=True).splitlines()
+    assert "allocation-default-address-family" not in render(PRODUCTION_OPTIONS, production=True)
 
 
 def test_production_refuses_loopback_peers() -> None:
@@ -245,6 +301,9 @@ def test_tls_listener_with_certificate() -> None:
     assert "cert=/etc/ringfence/turn.crt" in lines
     assert "pkey=/etc/ringfence/turn.key" in lines
     assert "no-tls" not in lines
+    # TURN over TLS is TCP; DTLS stays off, and TCP is on (no "no-tcp").
+    assert "no-dtls" in lines
+    assert "no-tcp" not in lines
     assert "no-tlsv1" in lines
     assert "no-tlsv1_1" in lines
 
@@ -283,6 +342,15 @@ def test_port_zero_must_be_resolved_before_rendering() -> None:
         ({"total_quota": 0}, "total_quota must be at least 1"),
         ({"max_bps": 0}, "max_bps must be at least 1"),
         ({"pid_file": Path("/tmp/with space/pid")}, "pid_file path"),
+        (
+            {"pid_file": Path("ringfence-data/coturn/turnserver.pid")},
+            "pid_file must be an absolute path",
+        ),
+        ({"userdb_file": Path("turndb")}, "userdb_file must be an absolute path"),
+        (
+            {"tls_port": 5349, "cert_file": Path("c.pem"), "pkey_file": Path("/k.pem")},
+            "cert_file must be an absolute path",
+        ),
     ],
 )
 def test_bad_options_are_refused(changes: dict[str, object], message: str) -> None:
