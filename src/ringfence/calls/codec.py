@@ -45,6 +45,7 @@ __all__ = [
     "CandidateFrame",
     "ClientCallFrame",
     "CodecError",
+    "ConnectedFrame",
     "EndedReason",
     "HangupFrame",
     "IceCandidate",
@@ -184,6 +185,16 @@ class ReanswerFrame(_Model):
     sdp: Sdp
 
 
+class ConnectedFrame(_Model):
+    """Media of the call connected on this device (its peer connection reached
+    "connected" for the first time). Only the two in-call devices of an answered call
+    may say so; the server uses it for nothing but the call's own record, which then
+    counts as a conversation, timed from now."""
+
+    type: Literal["call.connected"] = "call.connected"
+    call_id: CallId
+
+
 ClientCallFrame: TypeAlias = (
     OfferFrame
     | AnswerFrame
@@ -193,6 +204,7 @@ ClientCallFrame: TypeAlias = (
     | TransportFrame
     | ReofferFrame
     | ReanswerFrame
+    | ConnectedFrame
 )
 CALL_CLIENT_TYPES: Final = frozenset(
     {
@@ -204,6 +216,7 @@ CALL_CLIENT_TYPES: Final = frozenset(
         "call.transport",
         "call.reoffer",
         "call.reanswer",
+        "call.connected",
     }
 )
 

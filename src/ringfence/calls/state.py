@@ -22,6 +22,7 @@ from typing import Final, TypeGuard, TypeVar
 
 __all__ = [
     "ANSWERED_ELSEWHERE",
+    "IN_CALL",
     "Call",
     "CallOutcome",
     "CallState",
@@ -42,8 +43,14 @@ _T = TypeVar("_T")
 class CallState(enum.Enum):
     CREATED = "created"  # POST /calls accepted; waiting for the caller's offer
     RINGING = "ringing"  # offer delivered to the callee's devices
-    ANSWERED = "answered"  # one callee device answered; media set-up or in progress
+    ANSWERED = "answered"  # one callee device answered; media is being set up
+    CONNECTED = "connected"  # an in-call device reported that media connected
     ENDED = "ended"  # terminal
+
+
+# A call someone answered and has not ended: its two devices are in it, whether or not
+# media has connected yet.
+IN_CALL: Final = frozenset({CallState.ANSWERED, CallState.CONNECTED})
 
 
 class EndReason(enum.Enum):
@@ -64,6 +71,7 @@ class CallOutcome(enum.Enum):
     """How a finished call is shown in history."""
 
     COMPLETED = "completed"
+    NOT_CONNECTED = "not_connected"  # answered, but media never connected
     MISSED = "missed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -82,7 +90,8 @@ class IllegalTransition(ValueError):
 _LEGAL: Final[Mapping[CallState, frozenset[CallState]]] = {
     CallState.CREATED: frozenset({CallState.RINGING, CallState.ENDED}),
     CallState.RINGING: frozenset({CallState.ANSWERED, CallState.ENDED}),
-    CallState.ANSWERED: frozenset({CallState.ENDED}),
+    CallState.ANSWERED: frozenset({CallState.CONNECTED, CallState.ENDED}),
+    CallState.CONNECTED: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
 
@@ -115,6 +124,10 @@ class Call:
     state: CallState = CallState.CREATED
     rang_at: float | None = None
     answered_at: float | None = None
+    # When media first connected, as an in-call device reported it. Only ever used for
+    # this call's own record (outcome and duration), so a device that lies about it
+    # can only misrecord its own call.
+    connected_at: float | None = None
     ended_at: float | None = None
     answered_device: str | None = None
     end_reason: EndReason | None = None
@@ -131,7 +144,7 @@ class Call:
             "caller_device must be a str",
         )
         _require(_is_time(self.created_at), "created_at must be a finite number")
-        for name in ("rang_at", "answered_at", "ended_at"):
+        for name in ("rang_at", "answered_at", "connected_at", "ended_at"):
             value = getattr(self, name)
             _require(value is None or _is_time(value), f"{name} must be a finite number")
         _require(
@@ -152,16 +165,22 @@ class Call:
         """The timestamps present must be exactly those of the states passed through."""
         rang = self.rang_at is not None
         answered = self.answered_at is not None
+        connected = self.connected_at is not None
         ended = self.state is CallState.ENDED
-        live = self.state in (CallState.RINGING, CallState.ANSWERED)
+        live = self.state in (CallState.RINGING, *IN_CALL)
         _require(rang or not (live or answered), "a call that rang has rang_at")
         _require(not rang or self.state is not CallState.CREATED, "a new call has not rung")
         _require(rang == (self.caller_device is not None), "a call that rang has a caller device")
         _require(answered == (self.answered_device is not None), "answered_at needs a device")
         _require(
-            answered == (self.state is CallState.ANSWERED or (ended and answered)),
+            answered == (self.state in IN_CALL or (ended and answered)),
             "only an answered call has answered_at",
         )
+        _require(
+            connected == (self.state is CallState.CONNECTED or (ended and connected)),
+            "only a connected call has connected_at",
+        )
+        _require(answered or not connected, "a call connects only once answered")
         _require(
             ended == (self.ended_at is not None) == (self.end_reason is not None),
             "exactly the ended calls have ended_at and end_reason",
@@ -180,6 +199,7 @@ class Call:
             "created_at": self.created_at,
             "rang_at": self.rang_at,
             "answered_at": self.answered_at,
+            "connected_at": self.connected_at,
             "ended_at": self.ended_at,
             "answered_device": self.answered_device,
             "end_reason": None if self.end_reason is None else self.end_reason.value,
@@ -191,7 +211,9 @@ class Call:
         """Rebuild a call from :meth:`to_dict` output; raises ValueError on bad data.
 
         Unknown keys are ignored so that a node running an older release can
-        still read calls written by a newer one during a rolling upgrade.
+        still read calls written by a newer one during a rolling upgrade; for the same
+        reason a missing ``connected_at`` (written by a release before it existed)
+        reads as "not connected".
         """
         fields = _Fields(data)
         reason = fields.optional("end_reason", str)
@@ -205,6 +227,7 @@ class Call:
             created_at=fields.time("created_at"),
             rang_at=fields.optional_time("rang_at"),
             answered_at=fields.optional_time("answered_at"),
+            connected_at=fields.optional_time("connected_at", absent_ok=True),
             ended_at=fields.optional_time("ended_at"),
             answered_device=fields.optional("answered_device", str),
             end_reason=None if reason is None else EndReason(reason),
@@ -238,8 +261,8 @@ class _Fields:
             raise ValueError(f"stored call has no {key!r}")
         return value
 
-    def optional_time(self, key: str) -> float | None:
-        value = self._get(key)
+    def optional_time(self, key: str, *, absent_ok: bool = False) -> float | None:
+        value = self._data.get(key) if absent_ok else self._get(key)
         if value is None:
             return None
         if not _is_time(value):
@@ -267,8 +290,9 @@ def transition(
     ``device_id`` is required (and only accepted) when ringing (the caller's
     device that sent the offer) and when answering (the callee's); ``reason`` is
     required and ``by`` optional (``None`` for timeouts and failures) when
-    ending. Anything else raises :class:`IllegalTransition`, so a service bug
-    such as answering twice surfaces instead of silently overwriting state.
+    ending; connecting (an answered call's media came up) takes ``at`` alone.
+    Anything else raises :class:`IllegalTransition`, so a service bug such as
+    answering twice surfaces instead of silently overwriting state.
 
     ``at`` is not checked against earlier timestamps: with several nodes the
     clocks may disagree by a little, and a call that cannot be ended because of
@@ -281,6 +305,7 @@ def transition(
         raise IllegalTransition(f"call {call.call_id}: time must be a finite number")
     ringing = new_state is CallState.RINGING
     answering = new_state is CallState.ANSWERED
+    connecting = new_state is CallState.CONNECTED
     ending = new_state is CallState.ENDED
     if (ringing or answering) != (device_id is not None):
         raise IllegalTransition(
@@ -298,6 +323,8 @@ def transition(
         updated = dataclasses.replace(
             call, state=new_state, answered_at=at, answered_device=device_id
         )
+    elif connecting:
+        updated = dataclasses.replace(call, state=new_state, connected_at=at)
     else:
         updated = dataclasses.replace(
             call, state=new_state, ended_at=at, end_reason=reason, ended_by=by
@@ -309,16 +336,20 @@ def transition(
 def outcome(call: Call) -> CallOutcome:
     """How an ended call counts in history.
 
-    Once answered, a call is ``completed`` however it ended later. Before
-    that: ``timeout`` is a missed call, ``rejected`` and ``busy`` speak for
+    Once media connected, a call is ``completed`` however it ended later; an
+    answered call whose media never connected is ``not_connected`` (the relay was
+    unreachable, say), so history never shows a conversation that did not happen.
+    Before the answer: ``timeout`` is a missed call, ``rejected`` and ``busy`` speak for
     themselves, a ``hangup`` by the callee while it rang is a rejection, and
     everything else (caller hung up or cancelled, set-up failed) is
     ``cancelled``.
     """
     if call.state is not CallState.ENDED or call.end_reason is None:
         raise ValueError(f"call {call.call_id} has not ended")
-    if call.answered_at is not None:
+    if call.connected_at is not None:
         return CallOutcome.COMPLETED
+    if call.answered_at is not None:
+        return CallOutcome.NOT_CONNECTED
     reason = call.end_reason
     if reason is EndReason.TIMEOUT:
         return CallOutcome.MISSED
@@ -332,13 +363,14 @@ def outcome(call: Call) -> CallOutcome:
 
 
 def duration_s(call: Call) -> int:
-    """Whole seconds of conversation; 0 if never answered or not yet ended.
+    """Whole seconds of conversation, from when media connected to the end; 0 if
+    media never connected or the call has not ended.
 
-    Clamped at 0 because answer and hang-up may be stamped by different nodes.
+    Clamped at 0 because connection and hang-up may be stamped by different nodes.
     """
-    if call.answered_at is None or call.ended_at is None:
+    if call.connected_at is None or call.ended_at is None:
         return 0
-    return max(0, int(call.ended_at - call.answered_at))
+    return max(0, int(call.ended_at - call.connected_at))
 
 
 def is_participant(call: Call, user_id: int) -> bool:

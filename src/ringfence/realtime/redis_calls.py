@@ -10,7 +10,7 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from ringfence.calls.state import Call, CallState
+from ringfence.calls.state import IN_CALL, Call
 from ringfence.realtime.ephemeral import CallStore, Deadline, LiveCall, TransportPolicy
 
 
@@ -113,7 +113,7 @@ else
 end
 redis.call('SADD', KEYS[2], ARGV[3])
 local ttl = ARGV[5]
-if state == 'answered' then ttl = ARGV[6] end
+if state == 'answered' or state == 'connected' then ttl = ARGV[6] end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]) + tonumber(ARGV[6]))
@@ -174,8 +174,7 @@ class RedisCallStore(CallStore):
         return f"{self._p}call-deadlines"
 
     def _ttl(self, live: LiveCall) -> int:
-        answered = live.call.state is CallState.ANSWERED
-        return self._answered_ttl if answered else self._ringing_ttl
+        return self._answered_ttl if live.call.state in IN_CALL else self._ringing_ttl
 
     async def get(self, call_id: str) -> LiveCall | None:
         data = await self._r.hget(self._call(call_id), "data")

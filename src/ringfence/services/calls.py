@@ -37,6 +37,7 @@ from ringfence.calls.codec import (
     CallTransportFrame,
     CandidateFrame,
     ClientCallFrame,
+    ConnectedFrame,
     HangupFrame,
     IceCandidate,
     OfferFrame,
@@ -58,6 +59,7 @@ from ringfence.calls.sanitizer import (
 )
 from ringfence.calls.state import (
     ANSWERED_ELSEWHERE,
+    IN_CALL,
     Call,
     CallState,
     EndReason,
@@ -183,7 +185,7 @@ class Calls:
                 raise Forbidden("call_not_allowed", "you cannot call this user")
             caller_policy, callee_policy = transport_policies(facts)
         mine = await self._calls.calls_of(me.id)
-        if any(live.call.state is CallState.ANSWERED for live in mine):
+        if any(live.call.state in IN_CALL for live in mine):
             raise Conflict("already_in_call", "hang up your current call first")
         ringing = [
             live
@@ -275,6 +277,8 @@ class Calls:
                 await self._reoffer(device, live, frame)
             elif isinstance(frame, ReanswerFrame):
                 await self._reanswer(device, live, frame)
+            elif isinstance(frame, ConnectedFrame):
+                await self._connected(device, live)
         except SignalingError as exc:
             raise CallError(exc.code, str(exc)) from None
 
@@ -371,7 +375,7 @@ class Calls:
             policy, to_user, to_device = live.caller_policy, call.callee_id, call.answered_device
         else:
             # Invariant 3: nothing from the callee's side before its user has answered.
-            if call.state is not CallState.ANSWERED or device.device_id != call.answered_device:
+            if call.state not in IN_CALL or device.device_id != call.answered_device:
                 raise CallError("call_state", "answer the call before sending candidates")
             policy, to_user, to_device = live.callee_policy, call.caller_id, call.caller_device
         clean = sanitize_candidate(
@@ -472,7 +476,7 @@ class Calls:
             switching_device=device_id,
             switch_started=self._clock.time(),
         )
-        if not await self._calls.replace(CallState.ANSWERED.value, switched):
+        if not await self._replace_in_call(live, switched):
             return False
         log.info("call %s: switched to %s", call.call_id, transport)
         peer_id = other_party(call, user_id)
@@ -504,7 +508,7 @@ class Calls:
             caller_policy, callee_policy = await self._settings_policies(call)
             if caller_policy == live.caller_policy and callee_policy == live.callee_policy:
                 continue
-            if call.state is not CallState.ANSWERED:
+            if call.state not in IN_CALL:
                 # Only ever tighten a ringing call: the devices were handed the old
                 # policy, and a relayed side stays relayed until someone asks.
                 tightened = dataclasses.replace(
@@ -562,7 +566,7 @@ class Calls:
         sdp = self._sanitize_sdp(frame.sdp, _policy_of(live, device.user.id))
         done = dataclasses.replace(live, switching_device=None, switch_started=None)
         # Losing this race to a hang-up only means the answer goes nowhere.
-        if not await self._calls.replace(CallState.ANSWERED.value, done):
+        if not await self._replace_in_call(live, done):
             raise CallError("call_state", "this call is no longer in progress")
         peer_id = other_party(live.call, device.user.id)
         body = encode(CallReanswerFrame(call_id=live.call.call_id, sdp=sdp))
@@ -572,12 +576,52 @@ class Calls:
         """The other device of an answered call, checking ``device`` is the in-call one
         of its user (a user's other devices take no part)."""
         call = live.call
-        if call.state is not CallState.ANSWERED:
+        if call.state not in IN_CALL:
             raise CallError("call_state", "this call has not been answered")
         theirs = _device_of(call, other_party(call, device.user.id))
         if device.device_id != _device_of(call, device.user.id) or theirs is None:
             raise CallError("call_state", "this device is not in the call")
         return theirs
+
+    async def _replace_in_call(self, live: LiveCall, updated: LiveCall) -> bool:
+        """Store ``updated`` (made from ``live``) if the call is still as ``live`` was.
+
+        The store compares states only, so a call that connected meanwhile would fail
+        the compare although nothing this update touches changed: then it is applied
+        again on top of the connected call. False if the call ended, or changed in any
+        other way (another switch), meanwhile."""
+        if await self._calls.replace(live.call.state.value, updated):
+            return True
+        fresh = await self._calls.get(live.call.call_id)
+        if (
+            fresh is None
+            or live.call.state is not CallState.ANSWERED
+            or fresh.call.state is not CallState.CONNECTED
+            or dataclasses.replace(fresh, call=live.call) != live
+        ):
+            return False
+        return await self._calls.replace(
+            CallState.CONNECTED.value, dataclasses.replace(updated, call=fresh.call)
+        )
+
+    async def _connected(self, device: Device, live: LiveCall) -> None:
+        """An in-call device says media connected: from now on the call counts as a
+        conversation, and its duration runs from here. Said again (both devices say it,
+        and again after an ICE restart), it changes nothing.
+
+        Nothing but this call's own record depends on it: a device that claims it
+        falsely, or never does, can only misrecord its own call."""
+        self._peer_device(device, live)  # an in-call device of an answered call
+        call = live.call
+        if call.state is CallState.CONNECTED:
+            return
+        connected = dataclasses.replace(
+            live, call=transition(call, CallState.CONNECTED, at=self._clock.time())
+        )
+        # Lost only to the other device saying the same, or to the call ending: either
+        # way there is nothing left to do.
+        if await self._calls.replace(CallState.ANSWERED.value, connected):
+            log.info("call %s: media connected", call.call_id)
 
     async def _settings_policies(self, call: Call) -> tuple[TransportPolicy, TransportPolicy]:
         """Both sides' policies as their settings decide them now."""
@@ -593,7 +637,7 @@ class Calls:
 
     async def _hangup(self, device: Device, live: LiveCall) -> None:
         call, me = live.call, device.user.id
-        if call.state is CallState.ANSWERED:
+        if call.state in IN_CALL:
             reason = EndReason.HANGUP
         elif me == call.caller_id:
             reason = EndReason.CANCELLED
@@ -699,9 +743,7 @@ class Calls:
         await self._messaging.record_call(users[call.caller_id], users[call.callee_id], record)
 
     async def _busy(self, user_id: int) -> bool:
-        return any(
-            live.call.state is CallState.ANSWERED for live in await self._calls.calls_of(user_id)
-        )
+        return any(live.call.state in IN_CALL for live in await self._calls.calls_of(user_id))
 
     async def _limit(
         self, key: str, limit: int, detail: str = "too many call attempts; try again later"

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ringfence.storage.repositories import Message, User, UserSettings
 
@@ -37,10 +37,23 @@ class UserView(BaseModel):
 
 
 class CallRecord(BaseModel):
+    """A finished call, as its thread and call history show it."""
+
     call_id: str
     media: Literal["audio", "video"]
-    outcome: Literal["completed", "missed", "rejected", "cancelled", "busy"]
-    duration_s: int
+    outcome: Literal["completed", "not_connected", "missed", "rejected", "cancelled", "busy"] = (
+        Field(
+            description=(
+                "completed: media connected (a conversation took place); not_connected: "
+                "answered, but media never connected; missed, rejected, cancelled, busy: "
+                "never answered."
+            )
+        )
+    )
+    duration_s: int = Field(
+        ge=0,
+        description="Whole seconds from when media connected to the end; 0 unless completed.",
+    )
 
 
 class MessageView(BaseModel):

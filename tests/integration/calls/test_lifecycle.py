@@ -1,5 +1,9 @@
 """How calls end: timeout, reject, hangup, cancel, busy, answered elsewhere, dropped
-connections, each seen correctly on both sides and recorded in the thread."""
+connections, each seen correctly on both sides and recorded in the thread.
+
+The SDP here is real but media never flows, so a device says ``call.connected`` itself
+where a test needs a call that connected (as real clients do once ICE and DTLS are up);
+tests/integration/calls/test_connected.py covers that frame on its own."""
 
 from __future__ import annotations
 
@@ -30,6 +34,11 @@ async def ring(
 async def answer(sock: Socket, call_id: str) -> None:
     _, sdp = await sdp_pair()
     await sock.send({"type": "call.answer", "call_id": call_id, "sdp": sdp})
+
+
+async def media_connected(sock: Socket, call_id: str) -> None:
+    """What an in-call device says once its peer connection is up."""
+    await sock.send({"type": "call.connected", "call_id": call_id})
 
 
 async def ended_and_recorded(
@@ -77,12 +86,13 @@ async def test_caller_cancels_while_ringing(server: tuple[LiveServer, Api]) -> N
     await ended_and_recorded(b_ws, call_id, "cancelled", "cancelled")
 
 
-async def test_hangup_after_answer_is_completed(server: tuple[LiveServer, Api]) -> None:
+async def test_hangup_after_media_connected_is_completed(server: tuple[LiveServer, Api]) -> None:
     live, api = server
     alice, bob = await befriend(api, "alice", "bob")
     call_id, a_ws, (b_ws,) = await ring(live, api, alice, bob)
     await answer(b_ws, call_id)
     await a_ws.recv_type("call.answer")
+    await media_connected(b_ws, call_id)
     await b_ws.send({"type": "call.hangup", "call_id": call_id})
     rec_a = await ended_and_recorded(a_ws, call_id, "hangup", "completed")
     rec_b = await ended_and_recorded(b_ws, call_id, "hangup", "completed")
@@ -91,6 +101,20 @@ async def test_hangup_after_answer_is_completed(server: tuple[LiveServer, Api]) 
     assert rec_a["recipient"] == "bob"
     thread = (await api.call("GET", "/api/v1/conversations/alice/messages", bob)).json()
     assert thread["messages"][-1]["kind"] == "call"
+
+
+async def test_hangup_after_answer_without_media_is_not_connected(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    call_id, a_ws, (b_ws,) = await ring(live, api, alice, bob)
+    await answer(b_ws, call_id)
+    await a_ws.recv_type("call.answer")
+    await a_ws.send({"type": "call.hangup", "call_id": call_id})
+    for sock in (a_ws, b_ws):
+        record = await ended_and_recorded(sock, call_id, "hangup", "not_connected")
+        assert record["call"]["duration_s"] == 0
 
 
 async def test_first_answer_wins_and_other_devices_stop_ringing(
@@ -149,6 +173,7 @@ async def test_dropped_connection_ends_the_call_after_grace(
     call_id, a_ws, (b_ws,) = await ring(live, api, alice, bob)
     await answer(b_ws, call_id)
     await a_ws.recv_type("call.answer")
+    await media_connected(a_ws, call_id)
     await a_ws.close()
     await ended_and_recorded(b_ws, call_id, "failed", "completed")
 
@@ -160,6 +185,7 @@ async def test_reconnecting_within_grace_keeps_the_call(server: tuple[LiveServer
     call_id, a_ws, (b_ws,) = await ring(live, api, alice, bob)
     await answer(b_ws, call_id)
     await a_ws.recv_type("call.answer")
+    await media_connected(b_ws, call_id)
     device_id = a_ws.ready["device_id"]
     await a_ws.close()
     a2 = await open_socket(live.ws_url, alice, device_id=device_id)

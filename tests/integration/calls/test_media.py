@@ -80,6 +80,8 @@ async def run_call(live: LiveServer, api: Api, *, callee_devices: int = 1) -> di
         assert ended["reason"] == "answered_elsewhere"
 
     await asyncio.gather(caller.wait_connected(), callee.wait_connected())
+    # What Ringfence's clients say once media is up: the call is a conversation from now.
+    await a_ws.send({"type": "call.connected", "call_id": started["call_id"]})
     await asyncio.sleep(3)  # let a few seconds of audio flow both ways
     result = {
         "caller": caller,

@@ -85,6 +85,8 @@ async def test_users_on_two_nodes_message_and_call_with_relayed_media(
         assert (await laptop.recv_type("call.ended"))["reason"] == "answered_elsewhere"
 
         await asyncio.gather(caller.wait_connected(), callee.wait_connected())
+        # As Ringfence's clients do once media is up (recorded on node 2's store entry).
+        await phone.send({"type": "call.connected", "call_id": call_id})
         await asyncio.sleep(3)  # let a few seconds of audio flow both ways
         assert abs(callee.dominant_frequency() - 440) < 5
         assert abs(caller.dominant_frequency() - 660) < 5
@@ -128,7 +130,8 @@ async def test_killing_the_callers_node_ends_the_call_on_the_other_node(
     seen = await events_until(b_ws, "call.ended", timeout=DEAD_NODE_NOTICED_S)
     record = next(e for e in seen if e["type"] == "message.new")["message"]
     assert seen[-1] == {"type": "call.ended", "call_id": call_id, "reason": "failed"}
-    assert record["call"]["outcome"] == ("completed" if moment == "answered" else "cancelled")
+    # Answered, but media never connected (no media flows in this test).
+    assert record["call"]["outcome"] == ("not_connected" if moment == "answered" else "cancelled")
     assert await no_live_calls(cluster)
 
     # Alice's app reconnects, to the surviving node, with the last position it saw.

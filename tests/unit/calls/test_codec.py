@@ -23,6 +23,7 @@ from ringfence.calls.codec import (
     CandidateFrame,
     ClientCallFrame,
     CodecError,
+    ConnectedFrame,
     EndedReason,
     HangupFrame,
     IceCandidate,
@@ -56,6 +57,7 @@ def test_type_sets_match_the_models() -> None:
         "call.transport",
         "call.reoffer",
         "call.reanswer",
+        "call.connected",
     } == CALL_CLIENT_TYPES
     assert {
         "call.incoming",
@@ -92,6 +94,7 @@ def test_ended_reasons_are_the_state_machine_reasons_plus_answered_elsewhere() -
         ),
         ({"type": "call.reject", "call_id": CALL_ID}, RejectFrame(call_id=CALL_ID)),
         ({"type": "call.hangup", "call_id": CALL_ID}, HangupFrame(call_id=CALL_ID)),
+        ({"type": "call.connected", "call_id": CALL_ID}, ConnectedFrame(call_id=CALL_ID)),
         (
             {"type": "call.transport", "call_id": CALL_ID, "transport": "relay"},
             TransportFrame(call_id=CALL_ID, transport="relay"),
@@ -160,6 +163,11 @@ def cand(**changes: object) -> dict[str, object]:
         (OFFER | {"sdp": b"v=0"}, "sdp"),
         (OFFER | {"extra": True}, "extra"),
         ({"type": "call.hangup", "call_id": CALL_ID, "sdp": SDP}, "sdp"),
+        ({"type": "call.connected"}, "call_id"),
+        ({"type": "call.connected", "call_id": "short"}, "call_id"),
+        # Nothing but the call id: no timestamp of the client's, no route to trust.
+        ({"type": "call.connected", "call_id": CALL_ID, "at": 1.5}, "at"),
+        ({"type": "call.connected", "call_id": CALL_ID, "route": "relay"}, "route"),
         (CAND | {"candidate": CANDIDATE}, "candidate"),
         (cand(candidate="x" * (MAX_CANDIDATE_BYTES + 1)), "candidate.candidate"),
         (cand(sdpMid="m" * 33), "candidate.sdpMid"),
@@ -344,6 +352,7 @@ client_frames: st.SearchStrategy[Any] = st.one_of(
     st.builds(TransportFrame, call_id=call_ids, transport=st.sampled_from(["relay", "direct"])),
     st.builds(ReofferFrame, call_id=call_ids, sdp=sdps),
     st.builds(ReanswerFrame, call_id=call_ids, sdp=sdps),
+    st.builds(ConnectedFrame, call_id=call_ids),
 )
 
 users = st.builds(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ringfence.calls.state import (
     ANSWERED_ELSEWHERE,
+    IN_CALL,
     Call,
     CallOutcome,
     CallState,
@@ -50,6 +51,10 @@ def answered() -> Call:
     return transition(ringing(), CallState.ANSWERED, at=T0 + 5, device_id="phone")
 
 
+def connected() -> Call:
+    return transition(answered(), CallState.CONNECTED, at=T0 + 7)
+
+
 def ended(call: Call, reason: EndReason, by: int | None = None, at: float = T0 + 65.9) -> Call:
     return transition(call, CallState.ENDED, at=at, reason=reason, by=by)
 
@@ -67,6 +72,7 @@ def test_enum_values_are_the_wire_values() -> None:
     assert ANSWERED_ELSEWHERE not in {r.value for r in EndReason}
     assert {o.value for o in CallOutcome} == {
         "completed",
+        "not_connected",
         "missed",
         "rejected",
         "cancelled",
@@ -90,7 +96,20 @@ def test_ringing_to_answered_records_the_device() -> None:
     assert (call.answered_at, call.answered_device) == (T0 + 5, "phone")
 
 
-@pytest.mark.parametrize("start", [new_call, ringing, answered])
+def test_answered_to_connected_records_when_media_connected() -> None:
+    call = connected()
+    assert call.state is CallState.CONNECTED
+    assert call.connected_at == T0 + 7
+    # What the answer recorded stays as it was.
+    assert (call.answered_at, call.answered_device) == (T0 + 5, "phone")
+    assert answered().connected_at is None
+
+
+def test_in_call_is_answered_or_connected() -> None:
+    assert {CallState.ANSWERED, CallState.CONNECTED} == IN_CALL
+
+
+@pytest.mark.parametrize("start", [new_call, ringing, answered, connected])
 def test_every_live_state_can_end(start: Any) -> None:
     call = ended(start(), EndReason.HANGUP, by=CALLER, at=T0 + 9)
     assert call.state is CallState.ENDED
@@ -104,11 +123,12 @@ def test_ending_without_an_actor_is_fine_for_timeouts() -> None:
 
 def test_transitions_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="ringfence.calls.state"):
-        ended(answered(), EndReason.HANGUP, by=CALLEE)
+        ended(connected(), EndReason.HANGUP, by=CALLEE)
     assert [r.getMessage() for r in caplog.records] == [
         "call c4ll-1d_000: CREATED -> RINGING",
         "call c4ll-1d_000: RINGING -> ANSWERED",
-        "call c4ll-1d_000: ANSWERED -> ENDED",
+        "call c4ll-1d_000: ANSWERED -> CONNECTED",
+        "call c4ll-1d_000: CONNECTED -> ENDED",
     ]
     assert all(r.levelno == logging.DEBUG for r in caplog.records)
 
@@ -120,17 +140,29 @@ def ended_call() -> Call:
     return ended(answered(), EndReason.HANGUP, by=CALLER)
 
 
+def never_connected() -> Call:
+    return ended(answered(), EndReason.HANGUP, by=CALLER)
+
+
 ILLEGAL = [
     (new_call, CallState.CREATED),
     (new_call, CallState.ANSWERED),
+    (new_call, CallState.CONNECTED),  # media cannot connect before the answer
     (ringing, CallState.CREATED),
     (ringing, CallState.RINGING),
+    (ringing, CallState.CONNECTED),
     (answered, CallState.CREATED),
     (answered, CallState.RINGING),
     (answered, CallState.ANSWERED),
+    (connected, CallState.CREATED),
+    (connected, CallState.RINGING),
+    (connected, CallState.ANSWERED),
+    (connected, CallState.CONNECTED),  # the service makes a repeat a no-op, not a move
     (ended_call, CallState.CREATED),
     (ended_call, CallState.RINGING),
     (ended_call, CallState.ANSWERED),
+    (ended_call, CallState.CONNECTED),  # a report arriving after the end changes nothing
+    (never_connected, CallState.CONNECTED),
     (ended_call, CallState.ENDED),
 ]
 
@@ -160,6 +192,15 @@ def test_answering_needs_a_device() -> None:
 def test_ringing_needs_the_caller_device() -> None:
     with pytest.raises(IllegalTransition, match="device_id"):
         transition(new_call(), CallState.RINGING, at=T0 + 1)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"device_id": "phone"}, {"reason": EndReason.HANGUP}, {"by": CALLER}],
+)
+def test_connecting_takes_nothing_but_the_time(extra: dict[str, Any]) -> None:
+    with pytest.raises(IllegalTransition):
+        transition(answered(), CallState.CONNECTED, at=T0 + 7, **extra)
 
 
 def test_ending_needs_a_reason() -> None:
@@ -225,6 +266,8 @@ def test_calls_are_immutable() -> None:
         {"answered_at": T0},  # without device
         {"caller_device": "laptop"},  # a device before the offer came from one
         {"caller_device": 5},
+        {"connected_at": T0},  # connected before it rang or was answered
+        {"connected_at": float("inf")},
     ],
 )
 def test_inconsistent_calls_cannot_be_built(changes: dict[str, Any]) -> None:
@@ -237,17 +280,31 @@ def test_answered_call_without_answer_time_cannot_be_built() -> None:
         dataclasses.replace(ringing(), state=CallState.ANSWERED)
 
 
+def test_connected_state_and_connected_at_go_together() -> None:
+    with pytest.raises(ValueError, match="connected_at"):
+        dataclasses.replace(answered(), state=CallState.CONNECTED)
+    with pytest.raises(ValueError, match="connected_at"):
+        dataclasses.replace(answered(), connected_at=T0 + 7)
+    # An ended call keeps connected_at (or not) from its history.
+    assert ended(connected(), EndReason.HANGUP).connected_at == T0 + 7
+
+
 # --- outcome, duration and parties -----------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("start", "reason", "by", "expected"),
     [
-        # once answered, always completed
-        (answered, EndReason.HANGUP, CALLER, CallOutcome.COMPLETED),
-        (answered, EndReason.HANGUP, CALLEE, CallOutcome.COMPLETED),
-        (answered, EndReason.FAILED, None, CallOutcome.COMPLETED),
-        (answered, EndReason.TIMEOUT, None, CallOutcome.COMPLETED),
+        # once media connected, always completed
+        (connected, EndReason.HANGUP, CALLER, CallOutcome.COMPLETED),
+        (connected, EndReason.HANGUP, CALLEE, CallOutcome.COMPLETED),
+        (connected, EndReason.FAILED, None, CallOutcome.COMPLETED),
+        (connected, EndReason.TIMEOUT, None, CallOutcome.COMPLETED),
+        # answered, but media never connected: however it ended, it did not happen
+        (answered, EndReason.HANGUP, CALLER, CallOutcome.NOT_CONNECTED),
+        (answered, EndReason.HANGUP, CALLEE, CallOutcome.NOT_CONNECTED),
+        (answered, EndReason.FAILED, None, CallOutcome.NOT_CONNECTED),
+        (answered, EndReason.TIMEOUT, None, CallOutcome.NOT_CONNECTED),
         # while ringing
         (ringing, EndReason.TIMEOUT, None, CallOutcome.MISSED),
         (ringing, EndReason.REJECTED, CALLEE, CallOutcome.REJECTED),
@@ -270,20 +327,26 @@ def test_outcome_table(
     assert outcome(ended(start(), reason, by=by)) is expected
 
 
-@pytest.mark.parametrize("start", [new_call, ringing, answered])
+@pytest.mark.parametrize("start", [new_call, ringing, answered, connected])
 def test_outcome_of_a_live_call_is_an_error(start: Any) -> None:
     with pytest.raises(ValueError, match="not ended"):
         outcome(start())
 
 
-def test_duration_counts_whole_seconds_of_conversation() -> None:
-    assert duration_s(ended(answered(), EndReason.HANGUP, by=CALLER, at=T0 + 65.9)) == 60
+def test_duration_counts_whole_seconds_of_conversation_from_when_media_connected() -> None:
+    # Answered at T0 + 5, connected at T0 + 7: the two seconds of set-up do not count.
+    assert duration_s(ended(connected(), EndReason.HANGUP, by=CALLER, at=T0 + 65.9)) == 58
     assert duration_s(ended(ringing(), EndReason.TIMEOUT, at=T0 + 65.9)) == 0
-    assert duration_s(answered()) == 0  # still going: nothing to report yet
+    assert duration_s(connected()) == 0  # still going: nothing to report yet
+
+
+def test_a_call_that_never_connected_has_no_duration() -> None:
+    # 30 s of "Connecting..." after the answer is not 30 s of conversation.
+    assert duration_s(ended(answered(), EndReason.FAILED, at=T0 + 35)) == 0
 
 
 def test_duration_survives_clock_skew_between_nodes() -> None:
-    assert duration_s(ended(answered(), EndReason.HANGUP, by=CALLER, at=T0 + 3)) == 0
+    assert duration_s(ended(connected(), EndReason.HANGUP, by=CALLER, at=T0 + 3)) == 0
 
 
 def test_participants() -> None:
@@ -323,6 +386,8 @@ def calls(draw: st.DrawFn) -> Call:
                 [CallState.ENDED],
                 [CallState.RINGING, CallState.ENDED],
                 [CallState.RINGING, CallState.ANSWERED, CallState.ENDED],
+                [CallState.RINGING, CallState.ANSWERED, CallState.CONNECTED],
+                [CallState.RINGING, CallState.ANSWERED, CallState.CONNECTED, CallState.ENDED],
             ]
         )
     )
@@ -350,6 +415,17 @@ def test_from_dict_ignores_unknown_keys() -> None:
     assert Call.from_dict(data) == answered()
 
 
+def test_from_dict_reads_a_call_stored_before_connected_at_existed() -> None:
+    data = answered().to_dict()
+    del data["connected_at"]
+    assert Call.from_dict(data) == answered()
+
+
+def test_from_dict_keeps_when_media_connected() -> None:
+    call = ended(connected(), EndReason.HANGUP, by=CALLEE)
+    assert Call.from_dict(json.loads(json.dumps(call.to_dict()))).connected_at == T0 + 7
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -362,6 +438,8 @@ def test_from_dict_ignores_unknown_keys() -> None:
         {"created_at": None},
         {"rang_at": "soon"},
         {"answered_device": 7},
+        {"connected_at": "now"},
+        {"connected_at": True},
         {"caller_device": None},  # an answered call rang from some device
         {"call_id": None},
     ],
