@@ -37,7 +37,7 @@ from ringfence.storage.database import Database
 from ringfence.tls import tls_files
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
-from ringfence.turn.supervisor import CoturnSupervisor
+from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,12 @@ class Relay:
 
 
 async def start_turn(settings: Settings, clock: Clock) -> Relay:
-    """The TURN relay: an external coturn if configured, else a supervised child."""
+    """The TURN relay: an external coturn if configured, else a supervised child.
+
+    The child is only used once it has proved that it runs the configuration written
+    here (:meth:`CoturnSupervisor.start`); otherwise start-up stops, naming the problem.
+    With a certificate (``tls_files``) it also offers TURN over TLS, on the same
+    certificate the web server uses, for networks that only let TLS through."""
     ttl = settings.turn_credential_ttl_s
     if settings.external_turn:
         shared = load_secret(settings.turn_secret, settings.turn_secret_file)
@@ -61,12 +66,16 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
     listen_ip = settings.turn_listen_ip
     assert listen_ip is not None  # Settings fills it in for the embedded relay
     listen = ipaddress.ip_address(listen_ip)
+    tls = tls_files(settings)
     supervisor = CoturnSupervisor(
         CoturnOptions(
             listen_ip=listen_ip,
             relay_ip=None if listen.is_unspecified else listen_ip,
             external_ip=settings.turn_external_ip,
             port=settings.turn_port,
+            tls_port=None if tls is None else settings.turn_tls_port,
+            cert_file=None if tls is None else tls.cert,
+            pkey_file=None if tls is None else tls.key,
             min_port=settings.turn_relay_min_port,
             max_port=settings.turn_relay_max_port,
             realm="ringfence",
@@ -74,12 +83,19 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
             # Two relayed peers on one machine reach each other through loopback.
             allow_loopback_peers=listen.is_loopback,
         ),
-        workdir=settings.data_dir / "coturn",
+        # Absolute: coturn runs inside this folder, and the default data dir is relative.
+        workdir=(settings.data_dir / "coturn").resolve(),
         # On loopback this is a single-machine relay (development, tests); anywhere
-        # else it is reachable from the internet and gets the production rules.
+        # else it is reachable from other machines and gets the production rules.
         production=not listen.is_loopback,
+        advertised_host=settings.turn_url_host,
     )
-    await supervisor.start()
+    try:
+        await supervisor.start()
+    except CoturnStartError as exc:
+        # Said once, plainly, before uvicorn's traceback of the failed start-up.
+        log.error("Ringfence cannot start: its embedded TURN relay is not usable: %s", exc)
+        raise exc.with_traceback(None) from None  # the supervisor's frames add nothing
     issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl, clock=clock.time)
     relay_ip = supervisor.options.advertised_relay_ip
     addresses = {str(relay_ip)} if relay_ip else await resolve_turn_hosts(supervisor.urls)

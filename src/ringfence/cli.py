@@ -401,7 +401,9 @@ def turn_config(
     """Print a hardened coturn configuration for a production relay.
 
     Relaying to private, loopback, link-local, multicast and IPv4-mapped addresses is
-    refused, TCP relays are off, and only Ringfence's short-lived credentials work.
+    refused, except the relay's own addresses (so that two relayed callers reach each
+    other on a LAN, VPN or CGNAT address); TCP relays are off, and only Ringfence's
+    short-lived credentials work.
     """
     from ringfence.turn.coturn_config import CoturnOptions, render
     from ringfence.turn.credentials import generate_secret, load_secret
@@ -414,8 +416,9 @@ def turn_config(
             external_ip=external_ip,
             port=port,
             tls_port=tls_port,
-            cert_file=cert,
-            pkey_file=pkey,
+            # coturn resolves relative paths against its own working directory.
+            cert_file=None if cert is None else cert.resolve(),
+            pkey_file=None if pkey is None else pkey.resolve(),
             min_port=min_port,
             max_port=max_port,
             realm=realm,
@@ -425,15 +428,17 @@ def turn_config(
     except (ValueError, OSError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    urls = [f"turn:{external_ip}:{port}?transport=udp", f"turn:{external_ip}:{port}?transport=tcp"]
+    host = f"[{external_ip}]" if ":" in external_ip else external_ip
+    urls = [f"turn:{host}:{port}?transport=udp", f"turn:{host}:{port}?transport=tcp"]
     if tls_port:
-        urls.append(f"turns:{external_ip}:{tls_port}?transport=tcp")
+        urls.append(f"turns:{host}:{tls_port}?transport=tcp")
     typer.echo(text)
     console.print(
         "Point Ringfence at this relay with:\n"
         f"  RINGFENCE_TURN_URLS={','.join(urls)}\n"
         "  RINGFENCE_TURN_SECRET_FILE=<a file holding the static-auth-secret above>",
         soft_wrap=True,
+        markup=False,  # an IPv6 URL's [address] is not a style tag
     )
     if secret_file is None:
         console.print("[yellow]A new shared secret was generated into the configuration.[/]")

@@ -286,7 +286,11 @@ def render(options: CoturnOptions, *, production: bool) -> str:
     lines.append("log-file=stdout")
     if options.pid_file is not None:
         lines.append(f"pidfile={options.pid_file}")
-    if options.userdb_file is not None:
-        lines.append(f"userdb={options.userdb_file}")
+    # coturn always opens a user database, though the shared secret above is all it
+    # needs. A fresh SQLite file races: its threads create the tables at once, one
+    # gets "database is locked" and refuses valid credentials ("Cannot find
+    # credentials of user") right after a start. An in-memory database per thread has
+    # nothing to share, and leaves nothing on disk.
+    lines.append(f"userdb={options.userdb_file or ':memory:'}")
     lines += _peer_rules(options, production=production)
     return "\n".join(lines) + "\n"

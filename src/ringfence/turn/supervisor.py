@@ -266,7 +266,6 @@ class CoturnSupervisor:
             self._options,
             port=port,
             pid_file=self._workdir / "turnserver.pid",
-            userdb_file=self._workdir / "turndb",
             cert_file=None
             if self._options.cert_file is None
             else self._options.cert_file.resolve(),
@@ -397,9 +396,14 @@ class CoturnSupervisor:
                 )
             else:
                 verdict = "Ringfence could not verify the relay, so it will not use it"
-            raise RelayNotVerified(
-                f"{failure.problem}: {verdict}. coturn's last output:\n{self._tail()}", failure
-            ) from None
+            # The output goes to the log, not into the message: the message is what the
+            # operator reads first, and it must be one plain sentence.
+            logger.warning(
+                "coturn (pid %d) failed verification; its last output:\n%s",
+                process.pid,
+                self._tail(),
+            )
+            raise RelayNotVerified(f"{failure.problem}: {verdict}", failure) from None
 
     async def _wait_until_answering(self, process: asyncio.subprocess.Process) -> None:
         loop = asyncio.get_running_loop()

@@ -53,7 +53,9 @@ def shim(tmp_path: Path, name: str, body: str) -> str:
 # cannot find its config file: every interface, no authentication.
 ON_DEFAULTS = (
     'port=$(sed -n "s/^listening-port=//p" "$2")\n'
-    'exec "$REAL" -n --listening-port "$port" --log-file stdout'
+    'dir=$(dirname "$2")\n'
+    'exec "$REAL" -n --listening-port "$port" --log-file stdout --no-cli '
+    '--pidfile "$dir/defaults.pid" --userdb "$dir/defaults.db"'
 )
 
 
@@ -80,7 +82,8 @@ async def test_a_relative_workdir_still_runs_our_configuration(
         config = supervisor.config_path.read_text().splitlines()
         for line in config:
             if line.startswith(("pidfile=", "userdb=", "cert=", "pkey=")):
-                assert Path(line.split("=", 1)[1]).is_absolute(), line
+                value = line.split("=", 1)[1]
+                assert value == ":memory:" or Path(value).is_absolute(), line
         issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl_s=60)
         async with allocation(supervisor.port, issuer.issue()) as (_, relayed):
             assert relayed[0] == "127.0.0.1"
@@ -88,6 +91,19 @@ async def test_a_relative_workdir_still_runs_our_configuration(
         assert await refused_with(supervisor.port, forger.issue()) == 401
     finally:
         await supervisor.stop()
+
+
+async def test_every_fresh_start_is_verified(tmp_path: Path) -> None:
+    """Right after a start coturn used to refuse valid credentials now and then (its
+    threads raced to create a fresh SQLite user database: "database is locked"). The
+    verification caught it; now nothing is there to race over."""
+    for attempt in range(5):
+        supervisor = CoturnSupervisor(
+            dev_options(generate_secret()), tmp_path / str(attempt), production=False
+        )
+        await supervisor.start()
+        await supervisor.stop()
+        assert not (tmp_path / str(attempt) / "turndb").exists()
 
 
 async def test_a_coturn_on_its_defaults_is_refused(tmp_path: Path) -> None:
@@ -183,6 +199,7 @@ async def test_watchdog_replaces_a_relay_that_later_fails_verification(
     running: tuple[CoturnSupervisor, str],
     rogue: list[subprocess.Popen[bytes]],
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     supervisor, secret = running
     first = supervisor.pid
@@ -193,7 +210,10 @@ async def test_watchdog_replaces_a_relay_that_later_fails_verification(
     assert TURNSERVER is not None
     rogue.append(
         subprocess.Popen(
-            [TURNSERVER, "-n", "-L", "127.0.0.1", "-p", str(supervisor.port), "--no-cli"],
+            [
+                *(TURNSERVER, "-n", "-L", "127.0.0.1", "-p", str(supervisor.port), "--no-cli"),
+                *("--pidfile", str(tmp_path / "rogue.pid"), "--userdb", str(tmp_path / "rogue.db")),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -313,6 +313,14 @@ def test_tls_port_without_certificate_is_refused() -> None:
         replace(PRODUCTION_OPTIONS, tls_port=5349)
 
 
+def test_user_database_is_in_memory_unless_named() -> None:
+    # A fresh SQLite file made coturn refuse valid credentials right after a start.
+    lines = render(dev_options(), production=False).splitlines()
+
+    assert "userdb=:memory:" in lines
+    assert "userdb=/var/lib/ringfence/turndb" in render(PRODUCTION_OPTIONS, production=True)
+
+
 def test_secret_is_kept_out_of_repr() -> None:
     assert SECRET not in repr(PRODUCTION_OPTIONS)
 
