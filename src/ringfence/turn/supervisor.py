@@ -30,12 +30,9 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from aioice import stun
-
 from ringfence.turn.coturn_config import CoturnOptions, render
 from ringfence.turn.probe import RelayBusy, RelayCheckFailed
-from ringfence.turn.sockets import ListenPlan
-from ringfence.turn.verify import RelayTarget, verify_relay
+from ringfence.turn.verify import stun_answers, target_for, verify_relay
 
 logger = logging.getLogger(__name__)
 # coturn's own output mentions client addresses, so it is only passed on at DEBUG.
@@ -49,7 +46,6 @@ TURN_UNAVAILABLE_MESSAGE = (
 OUTPUT_LINES_KEPT = 40
 # A child that stayed up this long crashed for a new reason; start backing off afresh.
 STABLE_AFTER_S = 60.0
-_PROBE_TIMEOUT_S = 0.25
 # Checks that got no answer at all, in a row, before a running coturn counts as hung:
 # one slow moment must not cut every call in progress.
 UNANSWERED_CHECKS_LIMIT = 3
@@ -93,50 +89,6 @@ def pick_free_port(listen_ip: str) -> int:
                     continue
                 return port
     raise OSError(f"no port is free for both UDP and TCP on {listen_ip}")
-
-
-class _BindingProbe(asyncio.DatagramProtocol):
-    def __init__(self, transaction_id: bytes, answered: asyncio.Future[None]) -> None:
-        self._transaction_id = transaction_id
-        self._answered = answered
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        try:
-            message = stun.parse_message(data)
-        except ValueError:
-            return
-        if (
-            message.transaction_id == self._transaction_id
-            and message.message_class == stun.Class.RESPONSE
-            and not self._answered.done()
-        ):
-            self._answered.set_result(None)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while coturn is still starting: just retry.
-        pass
-
-
-async def stun_answers(host: str, port: int, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
-    """Tell whether a STUN server answers a Binding request on ``host:port`` over UDP.
-
-    An open port is not enough: coturn binds its sockets before its relay
-    threads are ready, and only a real STUN answer proves it serves requests.
-    """
-    loop = asyncio.get_running_loop()
-    answered: asyncio.Future[None] = loop.create_future()
-    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _BindingProbe(request.transaction_id, answered), remote_addr=(host, port)
-    )
-    try:
-        transport.sendto(bytes(request))
-        await asyncio.wait_for(answered, timeout_s)
-    except TimeoutError:
-        return False
-    finally:
-        transport.close()
-    return True
 
 
 def _describe_exit(returncode: int) -> str:
@@ -344,32 +296,6 @@ class CoturnSupervisor:
             "" if self._options.tls_port is None else f" (TLS on {self._options.tls_port})",
         )
 
-    def _target(self) -> RelayTarget:
-        options = self._options
-        listen = ipaddress.ip_address(options.listen_ip)
-        addresses = None
-        if not listen.is_unspecified:
-            addresses = frozenset(
-                {listen} | ({ipaddress.ip_address(options.relay_ip)} if options.relay_ip else set())
-            )
-        relayed = options.advertised_relay_ip
-        return RelayTarget(
-            host=self._probe_host,
-            port=options.port,
-            realm=options.realm,
-            secret=options.secret,
-            plan=ListenPlan(
-                addresses=addresses,
-                port=options.port,
-                tls_port=options.tls_port,
-                relay_ports=(options.min_port, options.max_port),
-            ),
-            tls_port=options.tls_port,
-            cert_file=options.cert_file,
-            relayed_addresses=None if relayed is None else frozenset({str(relayed)}),
-            allowed_peers=frozenset(str(a) for a in options.own_addresses),
-        )
-
     async def verify(self) -> None:
         """Prove that the running coturn is the relay Ringfence configured.
 
@@ -377,7 +303,7 @@ class CoturnSupervisor:
         pid = self.pid
         if pid is None:
             raise RelayCheckFailed("coturn is not running", definite=False)
-        await verify_relay(self._target(), pid, self._verify_timeout_s)
+        await verify_relay(target_for(self._options, self._probe_host), pid, self._verify_timeout_s)
 
     async def _verify_at_start(self, process: asyncio.subprocess.Process) -> None:
         try:
@@ -489,7 +415,7 @@ class CoturnSupervisor:
                 backoff = self._backoff_initial_s
             logger.log(
                 level,
-                "coturn (pid %d) %s after %.0fs; restarting it in %gs. Its last output:\n%s",
+                "coturn (pid %d) %s (it ran for %.0fs); restarting it in %gs. Its last output:\n%s",
                 process.pid,
                 reason,
                 ran_for,
@@ -533,8 +459,8 @@ class CoturnSupervisor:
                         return _describe_exit(process.returncode), logging.WARNING
                     if failure.definite:
                         return (
-                            f"failed verification: {failure.problem}: it is not running the "
-                            "configuration Ringfence wrote",
+                            f"failed verification, so it is not running the configuration "
+                            f"Ringfence wrote: {failure.problem}",
                             logging.ERROR,
                         )
                     unanswered += 1

@@ -1,4 +1,7 @@
-"""Run the relay checks of :mod:`ringfence.turn.probe` against a live coturn.
+"""Talk to a live coturn: does it answer at all, and does it pass the relay checks.
+
+:func:`stun_answers` only asks whether something answers STUN (the first sign of a
+start). :func:`verify_relay` runs the checks of :mod:`ringfence.turn.probe`.
 
 This is the I/O half: it opens a UDP socket, a TCP connection and (when the
 relay offers it) a TLS connection, drives one :class:`AllocationCheck` over
@@ -11,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aioice import stun
+
+from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import TurnCredentialIssuer
 from ringfence.turn.probe import AllocationCheck, RelayCheckFailed, padded, split_stream
 from ringfence.turn.sockets import ListenPlan, process_sockets
@@ -42,6 +49,33 @@ class RelayTarget:
 
     def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
         return f"RelayTarget(host={self.host!r}, port={self.port}, tls_port={self.tls_port})"
+
+
+def target_for(options: CoturnOptions, probe_host: str) -> RelayTarget:
+    """What Ringfence wrote in ``options``, as the checks must find it on the wire."""
+    listen = ipaddress.ip_address(options.listen_ip)
+    addresses = None
+    if not listen.is_unspecified:
+        addresses = frozenset({listen})
+        if options.relay_ip is not None:
+            addresses |= {ipaddress.ip_address(options.relay_ip)}
+    relayed = options.advertised_relay_ip
+    return RelayTarget(
+        host=probe_host,
+        port=options.port,
+        realm=options.realm,
+        secret=options.secret,
+        plan=ListenPlan(
+            addresses=addresses,
+            port=options.port,
+            tls_port=options.tls_port,
+            relay_ports=(options.min_port, options.max_port),
+        ),
+        tls_port=options.tls_port,
+        cert_file=options.cert_file,
+        relayed_addresses=None if relayed is None else frozenset({str(relayed)}),
+        allowed_peers=frozenset(str(a) for a in options.own_addresses),
+    )
 
 
 async def verify_relay(target: RelayTarget, pid: int, timeout_s: float = 5.0) -> None:
@@ -245,3 +279,47 @@ def leaf_certificate(cert_file: Path) -> bytes:
     end = "-----END CERTIFICATE-----"
     first = text[: text.index(end) + len(end)]
     return ssl.PEM_cert_to_DER_cert(first[first.index("-----BEGIN CERTIFICATE-----") :])
+
+
+class _BindingProbe(asyncio.DatagramProtocol):
+    def __init__(self, transaction_id: bytes, answered: asyncio.Future[None]) -> None:
+        self._transaction_id = transaction_id
+        self._answered = answered
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        try:
+            message = stun.parse_message(data)
+        except ValueError:
+            return
+        if (
+            message.transaction_id == self._transaction_id
+            and message.message_class == stun.Class.RESPONSE
+            and not self._answered.done()
+        ):
+            self._answered.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable while coturn is still starting: just retry.
+        pass
+
+
+async def stun_answers(host: str, port: int, timeout_s: float = 0.25) -> bool:
+    """Tell whether a STUN server answers a Binding request on ``host:port`` over UDP.
+
+    An open port is not enough: coturn binds its sockets before its relay
+    threads are ready, and only a real STUN answer proves it serves requests.
+    """
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[None] = loop.create_future()
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _BindingProbe(request.transaction_id, answered), remote_addr=(host, port)
+    )
+    try:
+        transport.sendto(bytes(request))
+        await asyncio.wait_for(answered, timeout_s)
+    except TimeoutError:
+        return False
+    finally:
+        transport.close()
+    return True
