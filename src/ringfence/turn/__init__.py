@@ -7,13 +7,21 @@ from ringfence.turn.credentials import (
     generate_secret,
     load_secret,
 )
-from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor, TurnUnavailable
+from ringfence.turn.probe import RelayCheckFailed
+from ringfence.turn.supervisor import (
+    CoturnStartError,
+    CoturnSupervisor,
+    RelayNotVerified,
+    TurnUnavailable,
+)
 
 __all__ = [
     "CoturnOptions",
     "CoturnStartError",
     "CoturnSupervisor",
     "IceServer",
+    "RelayCheckFailed",
+    "RelayNotVerified",
     "TurnCredentialIssuer",
     "TurnUnavailable",
     "generate_secret",
