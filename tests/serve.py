@@ -39,13 +39,25 @@ async def until(
 
 class ServeProcess:
     """``ringfence serve --port P *args`` in its own process group, its output in
-    ``log_path``. :meth:`start` returns once ``/healthz`` answers."""
+    ``log_path``. :meth:`start` returns once ``/healthz`` answers.
 
-    def __init__(self, name: str, log_path: Path, env: dict[str, str], args: list[str]) -> None:
+    ``cwd`` is the working directory of the child (default: the test run's own). It
+    matters when no ``--data-dir`` is given: the default data dir is relative to it."""
+
+    def __init__(
+        self,
+        name: str,
+        log_path: Path,
+        env: dict[str, str],
+        args: list[str],
+        *,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self.env = env
         self.args = args
+        self.cwd = cwd
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -67,6 +79,7 @@ class ServeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
             )
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
