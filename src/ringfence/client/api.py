@@ -57,9 +57,13 @@ class UserSettings(TypedDict):
 
 
 class CallRecord(TypedDict):
+    """A finished call. ``completed`` means media connected; ``not_connected`` that it
+    was answered but media never connected. ``duration_s`` runs from when media
+    connected, so it is 0 for every other outcome."""
+
     call_id: str
     media: Media
-    outcome: Literal["completed", "missed", "rejected", "cancelled", "busy"]
+    outcome: Literal["completed", "not_connected", "missed", "rejected", "cancelled", "busy"]
     duration_s: int
 
 

@@ -13,6 +13,13 @@ Two rules shape this module:
 Call state is an explicit machine (:class:`CallState`) with one transition method that
 refuses illegal moves. SDP and candidates are kept for introspection
 (``local_sdp``, ``remote_sdp``, ``remote_candidates``) but never logged.
+
+Failing fast and honestly: a call whose relay cannot be reached fails within
+``RELAY_GATHER_TIMEOUT_S`` with an error that says so, rather than waiting for a media
+timeout; once media connects, the server is told (``call.connected``) so that only a
+call that really connected is recorded as a conversation; and a connection that drops
+mid-call is restarted through the relay (see :meth:`Call._recover`) before the call is
+given up.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from ringfence.calls.codec import (
     CallTransportFrame,
     ClientCallFrame,
     CodecError,
+    ConnectedFrame,
     HangupFrame,
     IceCandidate,
     OfferFrame,
@@ -82,6 +90,22 @@ log = logging.getLogger(__name__)
 
 Policy = Literal["relay", "all"]
 CONFIRM_TIMEOUT_S = 5.0
+# How long the end of a call waits for its connections to close (see Call._finish).
+CLOSE_WAIT_S = 2.0
+# aioice gives up on a TURN server that has not answered within this long and gathers
+# nothing from it; no relay candidate by then means the relay is unreachable or refused.
+RELAY_GATHER_TIMEOUT_S = 5.0
+# Mid-call, how often the connection's received packets are read, and how long nothing
+# may arrive before the connection counts as dropped. Both clients send RTP (or at
+# least RTCP receiver reports) every second or so, so 4 s of silence is not a pause.
+MEDIA_CHECK_S = 1.0
+DROP_AFTER_S = 4.0
+# The callee waits this much longer than the caller before restarting a dropped
+# connection itself, so that usually only one side asks the server for the restart.
+CALLEE_RESTART_DELAY_S = 2.0
+# A restart through the relay that has not carried the call within this long has
+# failed, and the call ends.
+RECOVERY_TIMEOUT_S = 20.0
 
 
 class CallState(enum.StrEnum):
@@ -89,6 +113,8 @@ class CallState(enum.StrEnum):
     RINGING = "ringing"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    # The connection dropped mid-call; it is being restarted through the relay.
+    RECONNECTING = "reconnecting"
     ENDED = "ended"
 
 
@@ -96,16 +122,20 @@ _ALLOWED: dict[CallState, frozenset[CallState]] = {
     CallState.NEW: frozenset({CallState.RINGING, CallState.ENDED}),
     CallState.RINGING: frozenset({CallState.CONNECTING, CallState.ENDED}),
     CallState.CONNECTING: frozenset({CallState.CONNECTED, CallState.ENDED}),
-    CallState.CONNECTED: frozenset({CallState.ENDED}),
+    CallState.CONNECTED: frozenset({CallState.RECONNECTING, CallState.ENDED}),
+    CallState.RECONNECTING: frozenset({CallState.CONNECTED, CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
+# Media connected at least once and the call goes on: signaling for switches applies.
+_IN_CALL = frozenset({CallState.CONNECTED, CallState.RECONNECTING})
 
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """One step of a call. ``reason`` is set on ``ended``: the server's reason
     (hangup, rejected, timeout, answered_elsewhere, busy, failed, cancelled), or
-    ``failed`` for a local failure, explained by ``detail``."""
+    ``failed`` for a local failure, explained by ``detail``. On ``reconnecting``,
+    ``detail`` says why the connection is being restarted."""
 
     state: CallState
     reason: str | None = None
@@ -124,7 +154,8 @@ class CallEnded(Exception):
 class TransportSwitchFailed(Exception):
     """A mid-call switch between relayed and direct did not happen. ``code`` is the
     server's refusal (``direct_not_allowed``, ``call_state``, ``call_rate_limited``)
-    or ``failed`` when the ICE restart itself failed (the call then ends)."""
+    or ``failed`` when the ICE restart itself failed (the call then ends). A call that
+    is reconnecting cannot be switched (``call_state``): it already is, to the relay."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
@@ -178,6 +209,25 @@ def rtc_configuration(ice_servers: Sequence[IceServer], policy: Policy) -> RTCCo
 
 def _candidate_lines(sdp: str) -> int:
     return sum(1 for line in sdp.splitlines() if line.startswith("a=candidate:"))
+
+
+def _relay_candidates(sdp: str) -> int:
+    return sum(
+        1 for line in sdp.splitlines() if line.startswith("a=candidate:") and " typ relay" in line
+    )
+
+
+async def _packets_received(pc: RTCPeerConnection) -> int:
+    """Packets the connection's transport(s) received so far (RTP, RTCP and DTLS)."""
+    try:
+        report = await pc.getStats()
+    except Exception:  # closed meanwhile: count it as nothing new
+        return -1
+    return sum(
+        int(getattr(stats, "packetsReceived", 0))
+        for stats in report.values()
+        if getattr(stats, "type", None) == "transport"
+    )
 
 
 class Call:
@@ -234,6 +284,14 @@ class Call:
         self._media = MediaRelay()
         self._switch_waiter: asyncio.Future[None] | None = None
         self._switch_transport: Transport | None = None
+        # Restarting a dropped connection (see _recover): this side asked the server
+        # and has no answer yet; the other side asked and its offer is still to come.
+        self._asked_restart = False
+        self._awaiting_reoffer = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._recovery_timer: asyncio.Task[None] | None = None
+        # How many times the connection dropped mid-call and was restarted.
+        self.restarts = 0
         self._pump = asyncio.get_running_loop().create_task(
             self._read_signaling(), name=f"call-{call_id[:8]}"
         )
@@ -289,7 +347,8 @@ class Call:
         self,
         timeout: float | None = None,  # noqa: ASYNC109 - the common case, kept short
     ) -> None:
-        """Return once media flows; raise :class:`CallEnded` if the call ends first."""
+        """Return once media flows (again, if the call is reconnecting); raise
+        :class:`CallEnded` if the call ends first."""
         async with asyncio.timeout(timeout):
             while True:
                 changed = self._changed
@@ -370,14 +429,18 @@ class Call:
         self._transition(CallState.ENDED, reason, detail)
         self._sub.close()
         current = asyncio.current_task()
-        for task in (self._timer, self._pump):
+        for task in (self._timer, self._pump, self._watcher, self._recovery_timer):
             if task is not None and task is not current and not task.done():
                 task.cancel()
         self._settle_switch(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
         try:
-            await self._drop_replacement()
-            if self._pc is not None:
-                await self._pc.close()
+            closing = [self._close_later(pc) for pc in (self._next, self._pc) if pc is not None]
+            self._next = None
+            # Closing deletes the relay allocation, and aioice retries that for about a
+            # minute when the relay is gone: a call that failed because of its relay
+            # must not take that long to end. The rest finishes in the background (and
+            # the relay frees the allocation when it expires).
+            await asyncio.wait(closing, timeout=CLOSE_WAIT_S)
             for track in self._tracks:
                 track.stop()
             await self._sink.stop()
@@ -440,6 +503,21 @@ class Call:
 
     async def _on_error(self, code: str, detail: str) -> None:
         if (
+            self._asked_restart
+            and code in _SWITCH_REFUSALS
+            and self.state is CallState.RECONNECTING
+        ):
+            self._asked_restart = False
+            if code == "call_rate_limited":
+                await self._fail("the connection dropped too often to restart it again so soon")
+            else:
+                # A switch is already under way (the other side is restarting too): its
+                # offer is on the way, or the recovery timer gives up.
+                log.info(
+                    "call %s: restart refused (%s); waiting for the other side", self.call_id, code
+                )
+            return
+        if (
             self._switch_waiter is not None
             and self._next is None
             and code in _SWITCH_REFUSALS
@@ -474,6 +552,8 @@ class Call:
         unchanged) or the restart fails (the call ends, rather than carrying on over a
         path the user asked to leave).
         """
+        if self.state is CallState.RECONNECTING:
+            raise TransportSwitchFailed("call_state", "the call is reconnecting through the relay")
         if self.state is not CallState.CONNECTED or self._pc is None:
             raise TransportSwitchFailed("call_state", "the call is not connected")
         if self._switch_waiter is not None or self._next is not None:
@@ -510,14 +590,16 @@ class Call:
     async def _on_transport(self, frame: CallTransportFrame) -> None:
         """The server switched the call: take the new policy and credentials, and (on
         the asking device) offer the connection that replaces this one."""
-        if self.state is not CallState.CONNECTED or self._pc is None:
+        if self.state not in _IN_CALL or self._pc is None:
             log.info("call %s: ignoring a transport switch in state %s", self.call_id, self.state)
             return
         self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
         self.ice_transport_policy = frame.ice_transport_policy
         self.direct_allowed = frame.direct_allowed
         self._switch_transport = frame.transport
+        self._asked_restart = False
         if not frame.restart:
+            self._awaiting_reoffer = True
             return  # the other device makes the offer
         try:
             pc = await self._start_replacement()
@@ -535,9 +617,10 @@ class Call:
         log.info("call %s: offered a %s connection", self.call_id, frame.transport)
 
     async def _on_reoffer(self, sdp: str) -> None:
-        if self.state is not CallState.CONNECTED or self._pc is None:
+        if self.state not in _IN_CALL or self._pc is None:
             log.info("call %s: ignoring a switch offer in state %s", self.call_id, self.state)
             return
+        self._awaiting_reoffer = False
         try:
             pc = await self._start_replacement()
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -557,7 +640,7 @@ class Call:
 
     async def _on_reanswer(self, sdp: str) -> None:
         pc = self._next
-        if self.state is not CallState.CONNECTED or pc is None:
+        if self.state not in _IN_CALL or pc is None:
             log.info("call %s: ignoring an unexpected switch answer", self.call_id)
             return
         try:
@@ -605,8 +688,9 @@ class Call:
             await pc.addIceCandidate(candidate)
 
     async def _promote(self, pc: RTCPeerConnection) -> None:
-        """The new connection carries media: the call moves to it, the old one closes."""
-        if pc is not self._next or self.state is not CallState.CONNECTED:
+        """The new connection carries media: the call moves to it, the old one closes
+        (and a call that was reconnecting is connected again)."""
+        if pc is not self._next or self.state not in _IN_CALL:
             return
         old, self._pc, self._next = self._pc, pc, None
         self.local_sdp = pc.localDescription.sdp
@@ -615,22 +699,38 @@ class Call:
             self._sink.add_track(track)  # the sink moves over to the new tracks
         self._next_tracks = []
         if old is not None:
-            await old.close()
+            # Not awaited: after a network change the old relay allocation may be out
+            # of reach, and deleting it would hold the call up for a minute.
+            self._close_later(old)
         log.info("call %s: now %s", self.call_id, self._switch_transport)
+        if self.state is CallState.RECONNECTING:
+            self._reconnected()
         self._settle_switch()
 
     async def _drop_replacement(self) -> None:
         pc, self._next = self._next, None
         self._next_tracks, self._next_held = [], []
         if pc is not None:
-            await pc.close()
+            self._close_later(pc)
+
+    def _close_later(self, pc: RTCPeerConnection) -> asyncio.Future[None]:
+        """Close ``pc`` without waiting for it (see :meth:`_finish`)."""
+        task = asyncio.ensure_future(pc.close())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _switch_failed(self, exc: BaseException) -> None:
         """A switch that cannot complete ends the call rather than leaving it on a path
-        the user asked to leave."""
+        the user asked to leave; so does a restart of a dropped connection that fails
+        (it was the last try)."""
         if self.state is CallState.ENDED:
             return
-        detail = f"the switch of the connection failed: {type(exc).__name__}"
+        why = (exc.detail if isinstance(exc, CallEnded) else str(exc)) or type(exc).__name__
+        if self.state is CallState.RECONNECTING:
+            detail = f"the connection dropped and restarting it through the relay failed: {why}"
+        else:
+            detail = f"the switch of the connection failed: {why}"
         self._settle_switch(TransportSwitchFailed("failed", detail))
         await self._fail(detail)
 
@@ -707,8 +807,102 @@ class Call:
             if self._timer is not None:
                 self._timer.cancel()
             self._transition(CallState.CONNECTED)
-        elif state == "failed" and self.state is not CallState.ENDED:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch_media(), name=f"call-{self.call_id[:8]}-media"
+            )
+            # Only now does the call count as a conversation, in both people's history.
+            with contextlib.suppress(EventStreamClosed):
+                await self._send(ConnectedFrame(call_id=self.call_id))
+        elif state == "failed" and self.state in _IN_CALL:
+            # During a switch the other side may close the old connection as soon as
+            # its new one is up: the switch decides. Otherwise restart it.
+            if self._next is None:
+                await self._recover("the media connection failed")
+        elif state == "failed":
             await self._fail("the media connection failed")
+
+    # --- a connection that drops mid-call ----------------------------------------------
+    #
+    # aiortc reports a dead path only when ICE consent expires (about 30 s), so the call
+    # watches what it receives instead: nothing for DROP_AFTER_S means the path is gone
+    # (a network change, a relay hiccup). The call is then restarted through the relay
+    # with the mechanism of a transport switch: the server hands both devices fresh relay
+    # credentials, and a new connection with the same DTLS certificate replaces the dead
+    # one. Only if that fails too does the call end.
+
+    async def _watch_media(self) -> None:
+        loop = asyncio.get_running_loop()
+        seen: tuple[RTCPeerConnection | None, int] = (None, -1)
+        quiet_since = loop.time()
+        while self.state in _IN_CALL:
+            await asyncio.sleep(MEDIA_CHECK_S)
+            pc = self._pc
+            if pc is None:
+                return
+            now = (pc, await _packets_received(pc))
+            if now != seen:
+                seen, quiet_since = now, loop.time()
+                if self.state is CallState.RECONNECTING and not self._restart_in_flight():
+                    # The old path came back by itself before any restart got going.
+                    self._reconnected()
+                continue
+            quiet = loop.time() - quiet_since
+            if (
+                quiet >= DROP_AFTER_S
+                and self.state is CallState.CONNECTED
+                and not self._restart_in_flight()
+            ):
+                self._spawn(self._recover(f"nothing received for {quiet:.0f}s"))
+
+    def _still(self, state: CallState) -> bool:
+        """Whether the call is in ``state`` now: a method, so that the type checker does
+        not assume the state unchanged across an await."""
+        return self.state is state
+
+    def _restart_in_flight(self) -> bool:
+        """A switch or restart of the connection is under way, from either side."""
+        return (
+            self._next is not None
+            or self._asked_restart
+            or self._awaiting_reoffer
+            or self._switch_waiter is not None
+        )
+
+    async def _recover(self, why: str) -> None:
+        """Restart a dropped connection through the relay; end the call only if that
+        fails (the replacement fails or does not connect in RECOVERY_TIMEOUT_S)."""
+        if self.state is not CallState.CONNECTED:
+            return
+        self.restarts += 1
+        self._transition(CallState.RECONNECTING, detail=why)
+        self._recovery_timer = asyncio.get_running_loop().create_task(self._recovery_deadline())
+        if self.direction == "incoming":
+            # The caller usually notices at the same moment and restarts first; then its
+            # call.transport arrives meanwhile and this side just answers.
+            await asyncio.sleep(CALLEE_RESTART_DELAY_S)
+        if not self._still(CallState.RECONNECTING) or self._restart_in_flight():
+            return
+        self._asked_restart = True
+        try:
+            # "relay" for a relayed call is an ICE restart through the relay; for a
+            # direct one it also hides both addresses, which is allowed without asking.
+            await self._send(TransportFrame(call_id=self.call_id, transport="relay"))
+        except EventStreamClosed:
+            self._asked_restart = False  # the recovery deadline (or the stream) ends it
+
+    async def _recovery_deadline(self) -> None:
+        await asyncio.sleep(RECOVERY_TIMEOUT_S)
+        if self.state is CallState.RECONNECTING:
+            await self._fail(
+                f"the connection dropped and a restart through the relay did not restore it "
+                f"within {RECOVERY_TIMEOUT_S:g}s"
+            )
+
+    def _reconnected(self) -> None:
+        timer, self._recovery_timer = self._recovery_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        self._transition(CallState.CONNECTED)
 
     def _start_connect_timer(self) -> None:
         async def expire() -> None:
@@ -728,10 +922,25 @@ class Call:
         raise CallEnded(self.end_reason or "failed", self.end_detail) from exc
 
     def _check_gathered(self, sdp: str) -> None:
-        if _candidate_lines(sdp) == 0:
-            raise CallEnded(
-                "failed", "no ICE candidates could be gathered (is the TURN relay reachable?)"
+        problem = self._gathering_problem(sdp)
+        if problem is not None:
+            raise CallEnded("failed", problem)
+
+    def _gathering_problem(self, sdp: str) -> str | None:
+        """Why the candidates gathered for ``sdp`` cannot carry a call, or None.
+
+        A relayed side needs a relay candidate, and aiortc gives up on a TURN server
+        that has not answered within RELAY_GATHER_TIMEOUT_S: so this is known within
+        seconds, not after a media timeout."""
+        if self.ice_transport_policy == "relay" and _relay_candidates(sdp) == 0:
+            return (
+                "could not reach the relay server: no relay candidate within "
+                f"{RELAY_GATHER_TIMEOUT_S:g}s (the TURN server is unreachable or refused "
+                "the credentials)"
             )
+        if _candidate_lines(sdp) == 0:
+            return "no ICE candidates could be gathered (is the TURN relay reachable?)"
+        return None
 
 
 class OutgoingCall(Call):
@@ -822,17 +1031,22 @@ class IncomingCall(Call):
                     track.stop()
             await pc.setLocalDescription(await pc.createAnswer())
             sdp = pc.localDescription.sdp
-            self._check_gathered(sdp)
         except Exception as exc:
             await self._abandon(exc, "could not answer")
         if self.state is not CallState.RINGING:  # ended while we were gathering
             await self.wait_ended()
             raise CallEnded(self.end_reason or "failed", "the call ended while answering")
+        problem = self._gathering_problem(sdp)
         self.local_sdp = sdp
         self._transition(CallState.CONNECTING)
         self._start_connect_timer()
         try:
+            # The user accepted, so the answer goes out even when no usable candidate
+            # was gathered (then it carries no network information at all): the call is
+            # recorded as answered but not connected, rather than as declined.
             await self._send(AnswerFrame(call_id=self.call_id, sdp=sdp))
+            if problem is not None:
+                raise CallEnded("failed", problem)
             await self._release_held_candidates()
         except Exception as exc:
             await self._abandon(exc, "could not send the answer")

@@ -1,14 +1,17 @@
-"""``ringfence call`` and ``ringfence answer``: real WebRTC calls from a terminal.
+"""``ringfence call`` and ``ringfence answer``: real WebRTC calls from a terminal;
+``ringfence calls``: your call history.
 
 While a call is connected, type a command and Enter on standard input: ``relay``
 (or ``r``) moves the call behind the TURN relay, hiding your address from now on;
 ``direct`` (or ``d``) goes back to a direct connection where both people's settings
 allow it; ``hangup`` (or ``q``) ends the call.
 
-Both commands show the call's state on stderr as it changes and exit with:
-0 when the call connected and ended normally, 1 when it failed or never connected,
-2 for a usage problem (such as an unreadable token file), 3 when the server said no
-(refused call, invalid token, rate limit).
+Both commands show the call's state on stderr as it changes (including a connection
+that drops and is restarted through the relay) and exit with:
+0 when the call connected and ended normally, 1 when it failed or never connected
+(the relay unreachable, say: that is known within seconds), 2 for a usage problem
+(such as an unreadable token file), 3 when the server said no (refused call, invalid
+token, rate limit).
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from rich.console import Console
 from rich.markup import escape
 from websockets.exceptions import InvalidHandshake
 
-from ringfence.client.api import Media, RingfenceClient, RingfenceError
+from ringfence.client.api import CallHistoryItem, CallRecord, Media, RingfenceClient, RingfenceError
 from ringfence.client.call import (
     Call,
     CallEnded,
@@ -156,7 +160,15 @@ def make_sink(record: Path | None) -> MediaSink:
 # --- running a call -------------------------------------------------------------------
 
 
-def describe(change: StateChange, call: Call) -> str:
+def describe(change: StateChange, call: Call, previous: CallState | None = None) -> str:
+    """One line for a state the call entered (``previous`` is the state it left)."""
+    if change.state is CallState.RECONNECTING:
+        why = f" ({escape(change.detail)})" if change.detail else ""
+        return f"[yellow]connection lost{why}; restarting it through the relay…[/]"
+    if change.state is CallState.CONNECTED and previous is CallState.RECONNECTING:
+        pair = call.selected_candidate_pair()
+        how = "" if pair is None else f" ({'relayed' if pair.relayed else 'direct'})"
+        return f"[green]reconnected{how}[/]"
     if change.state is CallState.CONNECTED:
         pair = call.selected_candidate_pair()
         how = "" if pair is None else f" ({'relayed' if pair.relayed else 'direct'})"
@@ -175,8 +187,12 @@ def describe(change: StateChange, call: Call) -> str:
         return f"[green]connected{how}[/]{check}{hint}"
     if change.state is CallState.ENDED:
         detail = f" ({escape(change.detail)})" if change.detail else ""
+        reason = escape(change.reason or "failed")
+        if previous is CallState.CONNECTING:
+            # Answered, but media never flowed: say so, whoever gave up.
+            return f"[red]the call didn't connect: {reason}[/]{detail}"
         colour = "green" if change.reason in NORMAL_ENDINGS else "red"
-        return f"[{colour}]ended: {escape(change.reason or 'failed')}[/]{detail}"
+        return f"[{colour}]ended: {reason}[/]{detail}"
     return str(change.state)
 
 
@@ -186,9 +202,11 @@ async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> 
 
     async def show() -> None:
         changes = call.state_changes()
-        await anext(changes)  # where it started: new, or ringing (already announced)
+        # Where it started: new, or ringing (already announced).
+        previous = (await anext(changes)).state
         async for change in changes:
-            console.print(describe(change, call))
+            console.print(describe(change, call, previous))
+            previous = change.state
 
     async def hang_up_when_due() -> None:
         try:
@@ -289,6 +307,56 @@ class _CommandReader:
         pair = self._call.selected_candidate_pair()
         how = "relayed: your address is hidden" if pair and pair.relayed else "direct"
         console.print(f"[green]now {how}[/]")
+
+
+def _duration(seconds: int) -> str:
+    minutes, secs = divmod(max(0, seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def call_label(record: CallRecord, *, outgoing: bool) -> str:
+    """How a finished call reads, from the viewer's side: the same words as the web
+    client's thread ("Audio call · 3:12", "Call didn't connect", "Missed video call")."""
+    what = "video call" if record["media"] == "video" else "audio call"
+    what_ = what.capitalize()
+    outcome = record["outcome"]
+    if outcome == "completed":
+        return f"{what_} · {_duration(record['duration_s'])}"
+    if outcome == "not_connected":
+        return "Call didn't connect"  # no duration: there was no conversation
+    if outcome == "missed":
+        return f"{what_} · No answer" if outgoing else f"Missed {what}"
+    if outcome == "rejected":
+        return f"{what_} · Declined" if outgoing else f"Declined {what}"
+    if outcome == "busy":
+        return f"{what_} · Busy" if outgoing else f"Missed {what}"
+    return f"Cancelled {what}" if outgoing else f"Missed {what}"
+
+
+def history_line(item: CallHistoryItem) -> str:
+    outgoing = item["direction"] == "outgoing"
+    arrow = "to" if outgoing else "from"
+    when = item["created_at"][:16].replace("T", " ")
+    label = call_label(item["call"], outgoing=outgoing)
+    return f"{when}  {arrow} @{item['peer']['username']}  {label}"
+
+
+async def run_history(*, server: str, token: str, limit: int) -> int:
+    async with RingfenceClient(server, token) as rf:
+        try:
+            items = await rf.call_history(limit=limit)
+        except RingfenceError as exc:
+            if exc.status == 401:
+                raise CliError("the server did not accept this token", EXIT_REFUSED) from exc
+            raise CliError(f"the server refused: {exc.code}: {exc.detail}", EXIT_FAILED) from exc
+        except (OSError, httpx.TransportError) as exc:
+            raise CliError(f"cannot reach {server}: {type(exc).__name__}", EXIT_FAILED) from exc
+    for item in items:
+        typer.echo(history_line(item))  # the output, on stdout (the rest goes to stderr)
+    if not items:
+        console.print("no calls yet")
+    return EXIT_OK
 
 
 def report_recording(sink: MediaSink) -> None:
@@ -446,7 +514,7 @@ async def run_answer(
         try:
             await call.accept(tracks=tracks, sink=sink)
         except CallEnded as exc:
-            raise CliError(f"could not answer: {exc.reason}", EXIT_FAILED) from exc
+            raise CliError(f"could not answer: {exc.detail or exc.reason}", EXIT_FAILED) from exc
         code = await follow(call, duration=duration, stop=stop)
         report_recording(sink)
         return code
@@ -565,7 +633,23 @@ def answer_command(
     )
 
 
+def calls_command(
+    server: ServerOpt,
+    token_file: TokenFileOpt,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many calls.")] = 20,
+) -> None:
+    """Show your recent calls, newest first (a call that was answered but never
+    connected shows as "Call didn't connect", with no duration)."""
+    try:
+        token = read_token(token_file)
+    except CliError as exc:
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(exc.code) from None
+    run(lambda _stop: run_history(server=server, token=token, limit=limit))
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``call`` and ``answer`` to the ``ringfence`` command."""
+    """Add ``call``, ``answer`` and ``calls`` to the ``ringfence`` command."""
     app.command("call")(call_command)
     app.command("answer")(answer_command)
+    app.command("calls")(calls_command)
