@@ -52,22 +52,24 @@ class ServeProcess:
         args: list[str],
         *,
         cwd: Path | None = None,
+        tls: bool = False,
     ) -> None:
         self.name = name
         self.log_path = log_path
         self.env = env
         self.args = args
         self.cwd = cwd
+        self.tls = tls  # serves HTTPS (its certificate is not checked here)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/events"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/api/v1/events"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
@@ -82,7 +84,7 @@ class ServeProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=5, verify=False) as client:
 
             async def healthy() -> bool:
                 assert self.proc is not None

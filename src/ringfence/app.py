@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringfence import __version__
 from ringfence.api import accounts, calls, conversations, errors, events, me, reports, web
@@ -33,13 +35,55 @@ from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
 from ringfence.services.throttle import AccountLimits, AccountThrottle
-from ringfence.storage.database import Database
+from ringfence.storage.database import Database, DatabaseUnavailable
 from ringfence.tls import tls_files
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
-from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor
+from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor, TurnUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """Ringfence cannot start, for a reason one sentence explains to the operator."""
+
+
+# What a failed start-up is reported as one plain line for, without a traceback: the
+# operator has something to fix, not a bug to report.
+EXPLAINED_AT_STARTUP = (StartupError, ConfigError, TurnUnavailable, DatabaseUnavailable)
+
+
+class StartupFailure:
+    """ASGI wrapper that turns a start-up refused for a known reason into one line.
+
+    Starlette reports a failed lifespan start-up to the server with the whole traceback
+    as its message, and uvicorn logs it as it is. For the reasons in
+    :data:`EXPLAINED_AT_STARTUP` the traceback only buries the sentence that says
+    what to fix, so the message becomes that sentence (the lifespan leaves the
+    exception in ``app.state.startup_failure``)."""
+
+    __slots__ = ("app", "state")
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def explained(message: Message) -> None:
+            failure = getattr(self.state, "startup_failure", None)
+            if message["type"] == "lifespan.startup.failed" and failure is not None:
+                message = {**message, "message": f"Ringfence cannot start: {failure}"}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, explained)
+        except EXPLAINED_AT_STARTUP:
+            if getattr(self.state, "startup_failure", None) is None:
+                raise
 
 
 @dataclass(frozen=True)
@@ -93,9 +137,8 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
     try:
         await supervisor.start()
     except CoturnStartError as exc:
-        # Said once, plainly, before uvicorn's traceback of the failed start-up.
-        log.error("Ringfence cannot start: its embedded TURN relay is not usable: %s", exc)
-        raise exc.with_traceback(None) from None  # the supervisor's frames add nothing
+        # The sentence a failed start-up is reported with (see StartupFailure).
+        raise StartupError(f"its embedded TURN relay is not usable: {exc}") from None
     issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl, clock=clock.time)
     relay_ip = supervisor.options.advertised_relay_ip
     addresses = {str(relay_ip)} if relay_ip else await resolve_turn_hosts(supervisor.urls)
@@ -228,7 +271,8 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         uvicorn_log.addFilter(_without_client_addresses)
     tls = tls_files(settings)
     return uvicorn.Config(
-        events.EventsFirst(app),  # the real-time socket skips FastAPI's layers
+        # The real-time socket skips FastAPI's layers; a refused start-up is one line.
+        StartupFailure(events.EventsFirst(app), app.state),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -250,7 +294,11 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings, clock)
+        try:
+            services = await build_services(settings, clock)
+        except EXPLAINED_AT_STARTUP as exc:
+            app.state.startup_failure = exc  # for StartupFailure: one line, no traceback
+            raise
         app.state.services = services
         log.info("ringfence %s ready", __version__)
         try:
