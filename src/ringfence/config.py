@@ -359,6 +359,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name}: {path} is not a readable file")
             self.tls_cert = self.tls_cert.expanduser().resolve()
             self.tls_key = self.tls_key.expanduser().resolve()
+        if self.tls and self.turn_tls_port == self.turn_port:
+            raise ValueError(
+                f"turn_tls_port and turn_port are both {self.turn_port}: TURN over TLS needs "
+                "a port of its own (default 5349)"
+            )
         if not self.external_turn and self.turn_listen_ip is None:
             self.turn_listen_ip = self._turn_listen_default()
         return self

@@ -187,3 +187,71 @@ def test_errors_name_only_flags_that_exist() -> None:
         load_settings({"public_urls": ["ftp://x"]})
     assert "--public-url" in str(bad_urls.value)
     assert "--public-urls" not in str(bad_urls.value)
+
+
+def test_the_embedded_relay_listens_where_the_server_does() -> None:
+    assert load_settings().turn_listen_ip == "127.0.0.1"
+    assert load_settings({"host": "localhost"}).turn_listen_ip == "127.0.0.1"
+    assert load_settings({"host": "192.168.1.20"}).turn_listen_ip == "192.168.1.20"
+    chosen = load_settings({"host": "192.168.1.20", "turn_listen_ip": "10.8.0.1"})
+    assert chosen.turn_listen_ip == "10.8.0.1"
+
+
+def test_listening_everywhere_needs_the_relay_address_said() -> None:
+    with pytest.raises(ConfigError, match="turn_listen_ip"):
+        load_settings({"host": "0.0.0.0"})
+    with pytest.raises(ConfigError, match="turn_listen_ip"):
+        load_settings({"host": "chat.example.org"})
+    relayed = load_settings({"host": "0.0.0.0", "turn_listen_ip": "192.168.1.20"})
+    assert relayed.turn_listen_ip == "192.168.1.20"
+
+
+def test_tls_settings_are_checked_together(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_settings({"tls_cert": cert})
+    with pytest.raises(ConfigError, match="is not a readable file"):
+        load_settings({"tls_cert": cert, "tls_key": tmp_path / "missing.pem"})
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load_settings({"tls_cert": cert, "tls_key": cert, "tls_self_signed": True})
+    with pytest.raises(ConfigError, match="a port of its own"):
+        load_settings({"tls_self_signed": True, "turn_port": 5349})
+    served = load_settings({"tls_cert": cert, "tls_key": cert})
+    assert served.tls
+    assert served.scheme == "https"
+    assert served.tls_cert == cert.resolve()
+
+
+def test_turn_urls_name_the_certificates_host_by_default(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    assert load_settings().turn_url_host is None
+    named = load_settings(
+        {"tls_cert": cert, "tls_key": cert, "public_urls": ["https://Chat.Example.org"]}
+    )
+    assert named.turn_url_host == "chat.example.org"
+    chosen = load_settings({"public_urls": ["https://chat.example.org"], "turn_host": "turn.x.org"})
+    assert chosen.turn_url_host == "turn.x.org"
+    with pytest.raises(ConfigError, match="turn_host"):
+        load_settings({"turn_host": "not a host"})
+
+
+def test_serve_names_a_bad_certificate_in_one_line(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(cert),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "tls_cert / tls_key" in result.output
+    assert "Traceback" not in result.output
