@@ -15,6 +15,11 @@
 //   their new ICE servers and policy; the one that asked then renegotiates
 //   (call.reoffer / call.reanswer): see "switching the transport" below. The call
 //   and its verification words go on.
+// - Fail fast and honestly: a relayed side that gathers no relay candidate within
+//   RELAY_GATHER_MS is told at once (the caller before anyone rings), with Try
+//   again; the server hears "call.connected" once media is up, so only a call that
+//   connected is recorded as a conversation; a connection that drops mid-call is
+//   restarted through the relay (the switch above) before the call is given up.
 
 import { ApiError } from "./api.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
@@ -42,6 +47,15 @@ import { verificationCode } from "./verification.js";
  */
 
 const CONNECT_TIMEOUT_MS = 30000;
+// A TURN server that has not given a relay candidate by then is unreachable or refused
+// the credentials (Chromium itself keeps trying for about 40 s before error 701).
+const RELAY_GATHER_MS = 5000;
+// Mid-call, "disconnected" for this long (the callee waits longer, so that usually
+// only one side asks) means the path is gone: restart it through the relay.
+const DROP_RESTART_MS = 2000;
+const CALLEE_RESTART_DELAY_MS = 2000;
+// A restart that has not carried the call by then has failed: the call ends.
+const RECOVERY_MS = 20000;
 const SWITCH_REPLY_MS = 10000; // the server answers a call.transport with this long
 const SWITCH_SETTLE_MS = 30000; // from its answer to the new route being in use
 
@@ -132,6 +146,22 @@ export class CallSession {
     this.cameraOff = false;
     /** @type {number | null} */
     this.connectedAt = null;
+    /** The connection dropped mid-call and is being restarted through the relay. */
+    this.recovering = false;
+    /** @type {number | undefined} */
+    this.dropTimer = undefined;
+    /** @type {number | undefined} */
+    this.recoveryTimer = undefined;
+    /** A relay candidate was gathered on the call's first connection. */
+    this.relayGathered = false;
+    /** @type {((ok: boolean) => void) | null} Settles the wait for a relay candidate. */
+    this.relayWait = null;
+    /** The call ended after the answer but before media ever connected. */
+    this.didntConnect = false;
+    /** The call ended because the connection failed: offer to place it again. */
+    this.retryable = false;
+    /** The user ended the call themselves (nothing to retry). */
+    this.endedByUser = false;
     /**
      * The five words both people read to each other (docs/verification.md), from the
      * descriptions this side set; null until connected, or if the SDPs carry no
@@ -215,9 +245,18 @@ export class CallSession {
       const pc = await this.createPeerConnection();
       for (const track of media.stream.getTracks()) pc.addTrack(track, media.stream);
       if (this.media === "video" && !this.hasLocalVideo) pc.addTransceiver("video", { direction: "recvonly" });
-      await pc.setLocalDescription(await pc.createOffer());
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
       if (!this.active) return;
-      this.events.send({ type: "call.offer", call_id: this.callId, sdp: pc.localDescription?.sdp ?? "" });
+      // A relayed side connects through the relay or not at all: nobody rings until
+      // the relay has answered (a few milliseconds when it works).
+      if (!(await this.relayReachable(pc))) {
+        this.relayUnreachable();
+        return;
+      }
+      if (!this.active) return;
+      // The offer as created: the candidates gathered meanwhile follow one by one.
+      this.events.send({ type: "call.offer", call_id: this.callId, sdp: offer.sdp ?? "" });
       this.releaseLocalCandidates();
       this.setState("ringing");
     } catch (error) {
@@ -278,7 +317,12 @@ export class CallSession {
       await this.releaseRemoteCandidates();
     } catch (error) {
       this.abort(`The call couldn't be answered (${errorName(error)}).`);
+      return;
     }
+    // Answered (so the call is recorded as answered), but without the relay it cannot
+    // connect: say so now rather than after the connect timeout.
+    const pc = this.pc;
+    if (pc && !(await this.relayReachable(pc)) && this.is("connecting")) this.relayUnreachable();
   }
 
   decline() {
@@ -297,6 +341,7 @@ export class CallSession {
       return;
     }
     this.events.send({ type: "call.hangup", call_id: this.callId });
+    this.endedByUser = true;
     this.end(this.direction === "outgoing" && this.state !== "connected" && this.state !== "connecting" ? "cancelled" : "hangup");
   }
 
@@ -340,6 +385,22 @@ export class CallSession {
 
   /** @param {ErrorEvent} event */
   onServerError(event) {
+    if (this.switchPhase === "asked" && this.active && this.recovering && Object.hasOwn(SWITCH_REFUSALS, event.error)) {
+      const ours = this.switching === "relay";
+      clearTimeout(this.switchTimer);
+      this.switching = null;
+      this.switchPhase = null;
+      if (event.error === "call_rate_limited") {
+        this.recoveryFailed("The call was lost: the connection dropped too often to restore it again so soon.");
+      } else if (event.error === "call_state" || !ours) {
+        // call_state: a switch is already under way (the other side is restarting the
+        // connection too, and its offer is on the way, or the recovery timer gives
+        // up). Otherwise it was the user's own switch to direct that was refused.
+        if (event.error !== "call_state") this.askRestart();
+        this.onChange();
+      }
+      return;
+    }
     // A refused call.transport: the call goes on as it was; say why in one sentence.
     if (this.switchPhase === "asked" && this.active && Object.hasOwn(SWITCH_REFUSALS, event.error)) {
       this.stopSwitch(SWITCH_REFUSALS[event.error] ?? null);
@@ -375,10 +436,21 @@ export class CallSession {
   end(reason) {
     if (!this.active) return;
     this.endReason = reason;
+    if (this.state === "connecting" && (reason === "hangup" || reason === "failed" || reason === "local")) {
+      // Answered, but media never flowed: whichever side gave up, it didn't connect.
+      this.didntConnect = true;
+      if (!this.endedByUser) this.retryable = true;
+    }
     clearTimeout(this.connectTimer);
     clearTimeout(this.goneTimer);
     clearTimeout(this.failTimer);
     clearTimeout(this.switchTimer);
+    clearTimeout(this.dropTimer);
+    clearTimeout(this.recoveryTimer);
+    this.relayWait?.(false);
+    // Whatever was being tried is over: the error (if any) says how it ended.
+    this.recovering = false;
+    this.warning = null;
     clearInterval(this.statsTimer);
     stopTracks(this.localStream);
     this.pc?.close();
@@ -546,6 +618,7 @@ export class CallSession {
     old?.close();
     console.info(`call ${this.callId}: moved to the new connection`);
     this.warning = null;
+    if (this.recovering) this.recovered();
     this.onChange();
     // Same certificates, so the same words; derived again from what is set now.
     void this.readVerification();
@@ -591,6 +664,12 @@ export class CallSession {
   switchFailed(message) {
     if (!this.active) return;
     console.warn(`call ${this.callId}: transport switch failed`);
+    if (this.recovering) {
+      // The restart of a dropped connection was the last try.
+      this.dropNext();
+      this.recoveryFailed("The call was lost: the connection dropped and restarting it through the relay failed.");
+      return;
+    }
     this.dropNext();
     const pc = this.pc;
     if (pc?.connectionState === "failed") {
@@ -660,6 +739,10 @@ export class CallSession {
     const pc = new RTCPeerConnection(config);
     pc.addEventListener("icecandidate", (event) => {
       if ((pc !== this.pc && pc !== this.nextPc) || !event.candidate || !event.candidate.candidate) return;
+      if (pc === this.pc && event.candidate.type === "relay" && !this.relayGathered) {
+        this.relayGathered = true;
+        this.relayWait?.(true);
+      }
       const json = event.candidate.toJSON();
       /** @type {WireCandidate} */
       const candidate = { candidate: json.candidate ?? "" };
@@ -699,32 +782,48 @@ export class CallSession {
       clearTimeout(this.failTimer);
       this.failTimer = undefined;
     }
+    if (state !== "disconnected") {
+      clearTimeout(this.dropTimer);
+      this.dropTimer = undefined;
+    }
     if (state === "connected") {
-      this.warning = null;
+      if (!this.recovering) this.warning = null;
       if (this.state === "connecting") {
         clearTimeout(this.connectTimer);
         this.connectedAt = Date.now();
         this.statsTimer = window.setInterval(() => void this.readRoute(), STATS_EVERY_MS);
         void this.readRoute();
         this.setState("connected");
+        // Only now does the call count as a conversation, in both people's history.
+        this.events.send({ type: "call.connected", call_id: this.callId });
         void this.readVerification();
+      } else if (this.recovering && this.switching === null && !this.nextPc && !this.awaitingRemote) {
+        this.recovered(); // the old path came back before any restart got going
       } else {
         this.onChange();
       }
     } else if (state === "disconnected" && this.state === "connected") {
       this.warning = "Connection interrupted. Trying to get it back…";
+      if (!this.recovering && this.dropTimer === undefined) {
+        const wait = DROP_RESTART_MS + (this.direction === "incoming" ? CALLEE_RESTART_DELAY_MS : 0);
+        this.dropTimer = window.setTimeout(() => {
+          this.dropTimer = undefined;
+          if (this.pc?.connectionState !== "connected") this.recover();
+        }, wait);
+      }
       this.onChange();
     } else if (state === "failed" && this.state === "connecting") {
       if (this.failTimer === undefined) {
         this.failTimer = window.setTimeout(() => {
           this.failTimer = undefined;
           if (this.is("connecting") && this.pc?.connectionState === "failed") {
+            this.retryable = true;
             this.abort("The call couldn't connect: the connection to the relay failed. Check your network and try again.");
           }
         }, EARLY_FAILURE_GRACE_MS);
       }
-    } else if (state === "failed" && this.active) {
-      this.abort("The call was lost: the connection to the relay failed. Check your network and try again.");
+    } else if (state === "failed" && this.state === "connected") {
+      this.recover();
     }
   }
 
@@ -732,9 +831,90 @@ export class CallSession {
     clearTimeout(this.connectTimer);
     this.connectTimer = window.setTimeout(() => {
       if (this.state === "connecting") {
+        this.retryable = true;
         this.abort("The call couldn't connect. Your network may be blocking the relay server.");
       }
     }, CONNECT_TIMEOUT_MS);
+  }
+
+  // --- failing fast, and recovering from a drop --------------------------------------
+
+  /**
+   * Whether this side can reach the relay: true once a relay candidate is gathered (at
+   * once if this side may connect directly); false if none came within RELAY_GATHER_MS
+   * or gathering finished without one (the relay refused the credentials).
+   * @param {RTCPeerConnection} pc
+   * @returns {Promise<boolean>}
+   */
+  relayReachable(pc) {
+    if (this.policy !== "relay" || this.relayGathered) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onGathering = () => {
+        if (pc.iceGatheringState === "complete") settle(this.relayGathered);
+      };
+      /** @param {boolean} ok */
+      const settle = (ok) => {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", onGathering);
+        if (this.relayWait === settle) this.relayWait = null;
+        resolve(ok);
+      };
+      const timer = window.setTimeout(() => settle(this.relayGathered), RELAY_GATHER_MS);
+      pc.addEventListener("icegatheringstatechange", onGathering);
+      this.relayWait = settle;
+    });
+  }
+
+  relayUnreachable() {
+    if (!this.active) return; // hung up while waiting
+    console.warn(`call ${this.callId}: no relay candidate within ${RELAY_GATHER_MS} ms`);
+    this.retryable = true;
+    this.abort("Couldn't reach the relay server, so the call can't connect. Check your network and try again.");
+  }
+
+  /**
+   * The connection dropped mid-call (a network change, a relay hiccup): restart it
+   * through the relay, as a switch to the relay does (a new connection with fresh
+   * relay credentials and the same certificate). The call ends only if that fails.
+   */
+  recover() {
+    if (!this.is("connected") || this.recovering) return;
+    console.warn(`call ${this.callId}: the connection dropped; restarting it through the relay`);
+    this.recovering = true;
+    this.warning = "Connection lost. Reconnecting through the relay…";
+    clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = window.setTimeout(
+      () => this.recoveryFailed("The call was lost: the connection dropped and couldn't be restored."),
+      RECOVERY_MS,
+    );
+    // Unless a switch is under way already (the other side may be restarting it).
+    if (this.switching === null && !this.nextPc && !this.awaitingRemote) this.askRestart();
+    this.onChange();
+  }
+
+  /** Ask the server for a restart of the connection through the relay. */
+  askRestart() {
+    this.switchNotice = null;
+    this.switching = "relay";
+    this.switchPhase = "asked";
+    this.armSwitchTimer(SWITCH_REPLY_MS);
+    this.events.send({ type: "call.transport", call_id: this.callId, transport: "relay" });
+  }
+
+  recovered() {
+    console.info(`call ${this.callId}: reconnected`);
+    this.recovering = false;
+    clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = undefined;
+    this.warning = null;
+    this.onChange();
+  }
+
+  /** @param {string} message */
+  recoveryFailed(message) {
+    if (!this.recovering || !this.active) return;
+    this.retryable = true;
+    this.abort(message);
   }
 
   /** @param {WireCandidate} candidate */
@@ -936,6 +1116,23 @@ export class CallManager {
     if (session.state === "incoming") this.ringtone.start();
     else this.ringtone.stop();
     this.onChange(session);
+  }
+
+  /**
+   * "Try again" after a call that failed to connect: place it again, to the same
+   * person with the same media (for a call that came in, that calls them back).
+   * Throws ApiError like start(); the failed call's screen then stays.
+   */
+  async retry() {
+    const ended = this.current;
+    if (!ended || ended.active || !ended.retryable) return;
+    this.current = null;
+    try {
+      await this.start(ended.peer, ended.media);
+    } catch (error) {
+      if (this.current === null) this.current = ended;
+      throw error;
+    }
   }
 
   /** Close the finished call's screen. */

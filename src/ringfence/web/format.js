@@ -17,7 +17,8 @@ const noun = (media) => (media === "video" ? "video call" : "audio call");
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /**
- * "Audio call · 3:12", "Missed video call"... from the viewer's side.
+ * "Audio call · 3:12", "Missed video call", "Call didn't connect"... from the
+ * viewer's side.
  * @param {CallRecord} call
  * @param {boolean} outgoing The viewer placed the call.
  */
@@ -26,6 +27,8 @@ export function callLabel(call, outgoing) {
   switch (call.outcome) {
     case "completed":
       return `${capital(what)} · ${duration(call.duration_s)}`;
+    case "not_connected":
+      return "Call didn't connect"; // answered, but no conversation: no duration
     case "missed":
       return outgoing ? `${capital(what)} · No answer` : `Missed ${what}`;
     case "rejected":

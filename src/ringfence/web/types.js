@@ -12,10 +12,12 @@
 /** @typedef {"audio" | "video"} Media */
 
 /**
+ * A finished call. "completed": media connected; "not_connected": answered, but media
+ * never connected. duration_s runs from when media connected (0 unless completed).
  * @typedef {object} CallRecord
  * @property {string} call_id
  * @property {Media} media
- * @property {"completed" | "missed" | "rejected" | "cancelled" | "busy"} outcome
+ * @property {"completed" | "not_connected" | "missed" | "rejected" | "cancelled" | "busy"} outcome
  * @property {number} duration_s
  */
 

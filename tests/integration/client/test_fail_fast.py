@@ -12,10 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,13 +29,12 @@ from ringfence.client import (
     wait_for_incoming,
 )
 from ringfence.client.call import Call
-from ringfence.turn.coturn_config import CoturnOptions
-from ringfence.turn.credentials import generate_secret
 from ringfence.turn.supervisor import CoturnSupervisor
 from tests.conftest import Api, LiveServer, make_settings, open_socket
 from tests.integration.calls.conftest import Peer, start_call
 from tests.integration.calls.sdp import sdp_pair
 from tests.integration.client.conftest import TIMEOUT, Person, person
+from tests.integration.client.relays import closed_udp_port, freeze, own_coturn, thaw
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +42,6 @@ RINGFENCE = str(Path(sys.executable).with_name("ringfence"))
 # Fail fast: aioice gives a silent TURN server 5 s; this leaves room for a busy machine
 # while still being far from the 30 s media timeout the failure used to take.
 FAST_S = 15.0
-
-
-def closed_udp_port() -> int:
-    """A UDP port of 127.0.0.1 where nothing listens (a relay that is down)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -67,34 +55,6 @@ async def dead_relay_server(tmp_path: Path, database_url: str) -> AsyncIterator[
     )
     async with LiveServer(settings) as server:
         yield server
-
-
-@contextlib.asynccontextmanager
-async def own_coturn(workdir: Path) -> AsyncIterator[tuple[CoturnSupervisor, str]]:
-    """A coturn for this test alone, so that freezing it harms no other test."""
-    secret = generate_secret()
-    supervisor = CoturnSupervisor(
-        CoturnOptions(
-            listen_ip="127.0.0.1",
-            relay_ip="127.0.0.1",
-            port=0,
-            min_port=45000,
-            max_port=45499,
-            realm="ringfence-fail-fast",
-            secret=secret,
-            allow_loopback_peers=True,
-        ),
-        workdir=workdir,
-        production=False,
-    )
-    await supervisor.start()
-    try:
-        yield supervisor, secret
-    finally:
-        pid = supervisor.pid
-        if pid is not None:
-            thaw(pid)
-        await supervisor.stop()
 
 
 @pytest.fixture
@@ -130,11 +90,6 @@ async def wait_state(call: Call, state: CallState, timeout: float) -> None:
             if change.state is state:
                 return
     raise AssertionError(f"the call ended without reaching {state}")
-
-
-def thaw(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # its supervisor may have replaced it
-        os.kill(pid, signal.SIGCONT)
 
 
 def ufrag(sdp: str | None) -> str:
@@ -353,9 +308,7 @@ async def test_a_dropped_connection_is_restarted_through_the_relay_and_the_call_
     try:
         words = call.verification_code
         before = ufrag(call.local_sdp), ufrag(incoming.local_sdp)
-        pid = coturn.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # the relay stops answering: media stops
+        pid = freeze(coturn)  # the relay stops answering: media stops
         try:
             await wait_state(call, CallState.RECONNECTING, TIMEOUT)
         finally:
@@ -398,10 +351,8 @@ async def test_when_the_restart_fails_too_the_call_ends_as_failed(
 ) -> None:
     server, coturn = frozen_relay
     alice, bob, call, incoming, _, _ = await connected_call(server, tmp_path)
-    pid = coturn.pid
-    assert pid is not None
+    pid = freeze(coturn)  # and it stays down
     try:
-        os.kill(pid, signal.SIGSTOP)  # and it stays down
         await wait_state(call, CallState.RECONNECTING, TIMEOUT)
         # The restart was tried (the server handed out a restart of the call) and
         # failed: only then does the call end.

@@ -7,6 +7,7 @@
 // rebuilt when the set of controls changes (a new call state), so a button being
 // pressed or holding keyboard focus never disappears under the user.
 
+import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
 import { duration, endedText } from "../format.js";
 import { icon } from "../icons.js";
@@ -215,6 +216,12 @@ export class CallView {
     else button.removeAttribute("aria-disabled");
   }
 
+  onRetry() {
+    const s = this.session;
+    if (!s) return;
+    this.calls.retry().catch((/** @type {unknown} */ err) => toast(retryRefusal(err, s.peerName), "error"));
+  }
+
   onRouteAction() {
     const s = this.session;
     const action = this.routeActionShown;
@@ -228,7 +235,7 @@ export class CallView {
    * @param {boolean} incoming
    */
   drawControls(s, incoming) {
-    const key = `${s.state}|${s.media}|${s.hasLocalVideo}|${Boolean(s.error)}`;
+    const key = `${s.state}|${s.media}|${s.hasLocalVideo}|${Boolean(s.error)}|${s.retryable}`;
     if (key !== this.controlsKey) {
       this.controlsKey = key;
       /** @type {HTMLElement | null} */
@@ -242,11 +249,25 @@ export class CallView {
         focusTarget = accept;
       } else if (s.state === "ended") {
         const closeButton = h("button", { class: "wide", text: "Close", attrs: { type: "button" }, on: { click: () => this.calls.dismiss() } });
+        if (s.retryable) {
+          // The connection failed, not the person: offer to place the call again.
+          const retry = h("button", {
+            class: "wide retry",
+            text: "Try again",
+            attrs: { type: "button", title: `Call ${s.peerName} again` },
+            on: { click: () => this.onRetry() },
+          });
+          buttons.push(retry);
+          focusTarget = retry;
+        } else {
+          focusTarget = closeButton;
+        }
         buttons.push(closeButton);
-        focusTarget = closeButton;
         clearTimeout(this.closeTimer);
         // A problem stays on screen until the user has read it; a normal end fades.
-        if (!s.error) this.closeTimer = window.setTimeout(() => this.calls.dismiss(), AUTO_CLOSE_MS);
+        if (!s.error && !s.retryable && !s.didntConnect) {
+          this.closeTimer = window.setTimeout(() => this.calls.dismiss(), AUTO_CLOSE_MS);
+        }
       } else {
         buttons.push(roundButton("mic", "Mute", "toggle mute", () => s.toggleMute()));
         if (s.media === "video" && s.hasLocalVideo) {
@@ -288,6 +309,9 @@ export class CallView {
  * @returns {RouteAction | null}
  */
 function routeAction(s) {
+  if (s.recovering) {
+    return { kind: "switching", text: "Reconnecting through the relay…", label: "Reconnecting through the relay…" };
+  }
   if (s.switching === "relay") {
     return { kind: "switching", text: "Switching to the relay…", label: "Switching to the relay…" };
   }
@@ -327,8 +351,25 @@ function statusText(s) {
     case "connected":
       return s.media === "video" ? "Video call" : "Audio call";
     case "ended":
+      // Media never flowed: not "Call ended", as if it had taken place.
+      if (s.didntConnect || (s.retryable && s.connectedAt === null)) return "Call didn't connect";
+      if (s.retryable) return "Call lost";
       return endedText(s.endReason ?? "local", s.direction, s.peerName);
   }
+}
+
+/**
+ * Why "Try again" could not place the call, in the same neutral words as the
+ * conversation's call buttons: every refusal looks the same.
+ * @param {unknown} err
+ * @param {string} name
+ */
+function retryRefusal(err, name) {
+  if (!(err instanceof ApiError)) return "The call couldn't be started.";
+  if (err.isNetwork) return "Couldn't reach the server. Check your connection and try again.";
+  if (err.status === 403) return `${name} can't be called right now.`;
+  if (err.status === 429) return "Too many calls. Try again in a minute.";
+  return err.detail;
 }
 
 /**

@@ -175,8 +175,11 @@ export function renderConversation(ctx, root, username) {
     const mine = m.sender === store.me.username;
     const when = h("time", { class: "meta", text: time(m.created_at), attrs: { datetime: m.created_at } });
     if (m.kind === "call" && m.call) {
-      const missed = !mine && m.call.outcome !== "completed";
-      return h("li", { class: `call-record${missed ? " missed" : ""}`, attrs: { "data-message-id": m.id } },
+      // A call that was answered but never connected failed for both people alike.
+      const failed = m.call.outcome === "not_connected";
+      const missed = !mine && !failed && m.call.outcome !== "completed";
+      const tone = failed ? " not-connected" : missed ? " missed" : "";
+      return h("li", { class: `call-record${tone}`, attrs: { "data-message-id": m.id } },
         icon(m.call.media === "video" ? "video" : "phone"),
         h("span", { class: "call-label", text: callLabel(m.call, mine) }),
         when,
