@@ -106,6 +106,11 @@ CALLEE_RESTART_DELAY_S = 2.0
 # A restart through the relay that has not carried the call within this long has
 # failed, and the call ends.
 RECOVERY_TIMEOUT_S = 20.0
+# A restart refused because a switch was under way is asked for again after this long
+# if nothing came of that switch.
+RESTART_RETRY_S = 4.0
+# How long the offer of a switch the other side asked for may take to arrive.
+REOFFER_WAIT_S = 10.0
 
 
 class CallState(enum.StrEnum):
@@ -287,7 +292,7 @@ class Call:
         # Restarting a dropped connection (see _recover): this side asked the server
         # and has no answer yet; the other side asked and its offer is still to come.
         self._asked_restart = False
-        self._awaiting_reoffer = False
+        self._awaiting_reoffer: float | None = None  # since when (loop time)
         self._watcher: asyncio.Task[None] | None = None
         self._recovery_timer: asyncio.Task[None] | None = None
         # How many times the connection dropped mid-call and was restarted.
@@ -511,11 +516,10 @@ class Call:
             if code == "call_rate_limited":
                 await self._fail("the connection dropped too often to restart it again so soon")
             else:
-                # A switch is already under way (the other side is restarting too): its
-                # offer is on the way, or the recovery timer gives up.
-                log.info(
-                    "call %s: restart refused (%s); waiting for the other side", self.call_id, code
-                )
+                # A switch is already under way: usually the other side restarting too,
+                # whose offer comes next.
+                log.info("call %s: restart refused (%s); waiting", self.call_id, code)
+                self._spawn(self._ask_restart_again())
             return
         if (
             self._switch_waiter is not None
@@ -599,7 +603,7 @@ class Call:
         self._switch_transport = frame.transport
         self._asked_restart = False
         if not frame.restart:
-            self._awaiting_reoffer = True
+            self._awaiting_reoffer = asyncio.get_running_loop().time()
             return  # the other device makes the offer
         try:
             pc = await self._start_replacement()
@@ -620,7 +624,7 @@ class Call:
         if self.state not in _IN_CALL or self._pc is None:
             log.info("call %s: ignoring a switch offer in state %s", self.call_id, self.state)
             return
-        self._awaiting_reoffer = False
+        self._awaiting_reoffer = None
         try:
             pc = await self._start_replacement()
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -864,7 +868,12 @@ class Call:
         return (
             self._next is not None
             or self._asked_restart
-            or self._awaiting_reoffer
+            or (
+                # The other side's offer may never come (its new connection failed
+                # first): after a while this side may restart the call itself.
+                self._awaiting_reoffer is not None
+                and asyncio.get_running_loop().time() - self._awaiting_reoffer < REOFFER_WAIT_S
+            )
             or self._switch_waiter is not None
         )
 
@@ -880,6 +889,9 @@ class Call:
             # The caller usually notices at the same moment and restarts first; then its
             # call.transport arrives meanwhile and this side just answers.
             await asyncio.sleep(CALLEE_RESTART_DELAY_S)
+        await self._ask_restart()
+
+    async def _ask_restart(self) -> None:
         if not self._still(CallState.RECONNECTING) or self._restart_in_flight():
             return
         self._asked_restart = True
@@ -889,6 +901,13 @@ class Call:
             await self._send(TransportFrame(call_id=self.call_id, transport="relay"))
         except EventStreamClosed:
             self._asked_restart = False  # the recovery deadline (or the stream) ends it
+
+    async def _ask_restart_again(self) -> None:
+        """The restart was refused because a switch was under way. If no offer came of
+        it after RESTART_RETRY_S (a switch left unfinished blocks the next one on the
+        server for a while), ask again, until the recovery deadline."""
+        await asyncio.sleep(RESTART_RETRY_S)
+        await self._ask_restart()
 
     async def _recovery_deadline(self) -> None:
         await asyncio.sleep(RECOVERY_TIMEOUT_S)

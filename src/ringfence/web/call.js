@@ -56,6 +56,8 @@ const DROP_RESTART_MS = 2000;
 const CALLEE_RESTART_DELAY_MS = 2000;
 // A restart that has not carried the call by then has failed: the call ends.
 const RECOVERY_MS = 20000;
+// A restart refused because a switch was under way is asked for again after this long.
+const RESTART_RETRY_MS = 4000;
 const SWITCH_REPLY_MS = 10000; // the server answers a call.transport with this long
 const SWITCH_SETTLE_MS = 30000; // from its answer to the new route being in use
 
@@ -152,6 +154,8 @@ export class CallSession {
     this.dropTimer = undefined;
     /** @type {number | undefined} */
     this.recoveryTimer = undefined;
+    /** @type {number | undefined} */
+    this.reaskTimer = undefined;
     /** A relay candidate was gathered on the call's first connection. */
     this.relayGathered = false;
     /** @type {((ok: boolean) => void) | null} Settles the wait for a relay candidate. */
@@ -392,11 +396,19 @@ export class CallSession {
       this.switchPhase = null;
       if (event.error === "call_rate_limited") {
         this.recoveryFailed("The call was lost: the connection dropped too often to restore it again so soon.");
-      } else if (event.error === "call_state" || !ours) {
-        // call_state: a switch is already under way (the other side is restarting the
-        // connection too, and its offer is on the way, or the recovery timer gives
-        // up). Otherwise it was the user's own switch to direct that was refused.
-        if (event.error !== "call_state") this.askRestart();
+      } else if (event.error === "call_state") {
+        // A switch is already under way: usually the other side restarting the
+        // connection too, whose offer comes next. If nothing comes of it (a switch left
+        // unfinished blocks the next one on the server for a while), ask again.
+        clearTimeout(this.reaskTimer);
+        this.reaskTimer = window.setTimeout(() => {
+          if (this.recovering && this.active && this.switching === null && !this.nextPc && !this.awaitingRemote) {
+            this.askRestart();
+          }
+        }, RESTART_RETRY_MS);
+        this.onChange();
+      } else if (!ours) {
+        this.askRestart(); // it was the user's own switch to direct that was refused
         this.onChange();
       }
       return;
@@ -447,6 +459,7 @@ export class CallSession {
     clearTimeout(this.switchTimer);
     clearTimeout(this.dropTimer);
     clearTimeout(this.recoveryTimer);
+    clearTimeout(this.reaskTimer);
     this.relayWait?.(false);
     // Whatever was being tried is over: the error (if any) says how it ended.
     this.recovering = false;
@@ -905,6 +918,7 @@ export class CallSession {
     console.info(`call ${this.callId}: reconnected`);
     this.recovering = false;
     clearTimeout(this.recoveryTimer);
+    clearTimeout(this.reaskTimer);
     this.recoveryTimer = undefined;
     this.warning = null;
     this.onChange();

@@ -181,35 +181,81 @@ async def test_a_callee_whose_relay_is_unreachable_gives_up_within_seconds_after
         await close(alice_p, bob)
 
 
-async def test_the_cli_says_the_relay_is_unreachable_and_exits_non_zero(
+def write_token(tmp_path: Path, who: Person) -> Path:
+    assert who.client.token is not None
+    path = tmp_path / f"{who.name}.token"
+    path.write_text(who.client.token)
+    path.chmod(0o600)
+    return path
+
+
+async def ringfence(*args: str) -> asyncio.subprocess.Process:
+    """``ringfence *args`` as a user runs it, stderr (its messages) to a pipe."""
+    return await asyncio.create_subprocess_exec(
+        RINGFENCE,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")},
+    )
+
+
+async def test_ringfence_call_says_the_relay_is_unreachable_and_exits_non_zero(
     dead_relay_server: LiveServer, tmp_path: Path
 ) -> None:
     alice, bob = await alice_and_bob(dead_relay_server)
     try:
-        assert alice.client.token is not None
-        token_file = tmp_path / "alice.token"
-        token_file.write_text(alice.client.token)
-        token_file.chmod(0o600)
+        token_file = write_token(tmp_path, alice)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        process = await asyncio.create_subprocess_exec(
-            RINGFENCE,
-            "call",
-            "bob",
-            "--server",
-            dead_relay_server.url,
-            "--token-file",
-            str(token_file),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")},
+        process = await ringfence(
+            "call", "bob", "--server", dead_relay_server.url, "--token-file", str(token_file)
         )
         _, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         assert loop.time() - started < FAST_S + 5  # + the CLI's own start-up
         assert process.returncode == 1, err
-        assert "could not reach the relay server" in err.decode()
+        assert "error: call failed: could not reach the relay server" in err.decode()
     finally:
+        await close(alice, bob)
+
+
+async def test_ringfence_answer_says_the_relay_is_unreachable_and_exits_non_zero(
+    dead_relay_server: LiveServer, tmp_path: Path
+) -> None:
+    """The caller is a client of the test's own (no relay needed), so that only the
+    answering terminal's relay fails."""
+    alice, bob = await alice_and_bob(dead_relay_server)
+    assert alice.client.token is not None
+    a_ws = await open_socket(dead_relay_server.ws_url, alice.client.token)
+    try:
+        process = await ringfence(
+            "answer",
+            "--server",
+            dead_relay_server.url,
+            "--token-file",
+            str(write_token(tmp_path, bob)),
+            "--timeout",
+            "60",
+        )
+        # Ring once the terminal is listening (its device shows up as connected).
+        async with asyncio.timeout(TIMEOUT):
+            while len(await dead_relay_server.services.hub.devices(bob.events.user["id"])) < 2:
+                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=dead_relay_server.url) as http:
+            resp = await start_call(Api(http), alice.client.token, "bob")
+        offer, _ = await sdp_pair()
+        await a_ws.send({"type": "call.offer", "call_id": resp.json()["call_id"], "sdp": offer})
+        loop = asyncio.get_running_loop()
+        rang = loop.time()
+        _, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        assert loop.time() - rang < FAST_S
+        assert process.returncode == 1, err
+        assert "error: could not answer: could not reach the relay server" in err.decode()
+        record = (await a_ws.recv_type("message.new", timeout=5))["message"]["call"]
+        assert record["outcome"] == "not_connected"
+    finally:
+        await a_ws.close()
         await close(alice, bob)
 
 
@@ -250,21 +296,9 @@ async def test_an_answered_call_whose_media_never_connects_is_recorded_as_not_co
             assert thread[-1]["call"] == item["call"]
 
         # And in the terminal, in the same words as the web client's thread.
-        assert alice.client.token is not None
-        token_file = tmp_path / "alice.token"
-        token_file.write_text(alice.client.token)
-        token_file.chmod(0o600)
-        process = await asyncio.create_subprocess_exec(
-            RINGFENCE,
-            "calls",
-            "--server",
-            relay_server.url,
-            "--token-file",
-            str(token_file),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")},
+        token_file = write_token(tmp_path, alice)
+        process = await ringfence(
+            "calls", "--server", relay_server.url, "--token-file", str(token_file)
         )
         out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         assert process.returncode == 0, err
