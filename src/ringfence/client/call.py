@@ -815,7 +815,9 @@ class Call:
                 self._watch_media(), name=f"call-{self.call_id[:8]}-media"
             )
             # Only now does the call count as a conversation, in both people's history.
-            with contextlib.suppress(EventStreamClosed):
+            # Lost with the socket, the call is recorded as not connected: a record that
+            # errs that way is honest; the call itself goes on.
+            with contextlib.suppress(EventStreamClosed, TimeoutError):
                 await self._send(ConnectedFrame(call_id=self.call_id))
         elif state == "failed" and self.state in _IN_CALL:
             # During a switch the other side may close the old connection as soon as
@@ -899,7 +901,7 @@ class Call:
             # "relay" for a relayed call is an ICE restart through the relay; for a
             # direct one it also hides both addresses, which is allowed without asking.
             await self._send(TransportFrame(call_id=self.call_id, transport="relay"))
-        except EventStreamClosed:
+        except (EventStreamClosed, TimeoutError):
             self._asked_restart = False  # the recovery deadline (or the stream) ends it
 
     async def _ask_restart_again(self) -> None:

@@ -59,12 +59,19 @@ async def dead_relay_server(tmp_path: Path, database_url: str) -> AsyncIterator[
 
 @pytest.fixture
 async def frozen_relay(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[LiveServer, CoturnSupervisor]]:
-    """A server whose relay a test may freeze (SIGSTOP) and thaw (SIGCONT)."""
+    """A server whose relay a test may freeze (SIGSTOP) and thaw (SIGCONT).
+    ``@pytest.mark.server_settings(...)`` overrides settings."""
+    marker = request.node.get_closest_marker("server_settings")
+    overrides = dict(marker.kwargs) if marker else {}
     async with own_coturn(tmp_path / "coturn") as (supervisor, secret):
         settings = make_settings(
-            tmp_path, database_url, turn_urls=list(supervisor.urls), turn_secret=secret
+            tmp_path,
+            database_url,
+            turn_urls=list(supervisor.urls),
+            turn_secret=secret,
+            **overrides,
         )
         async with LiveServer(settings) as server:
             yield server, supervisor
@@ -406,4 +413,37 @@ async def test_when_the_restart_fails_too_the_call_ends_as_failed(
         assert (await recorded(alice))["outcome"] == "completed"
     finally:
         thaw(pid)
+        await close(alice, bob)
+
+
+@pytest.mark.server_settings(call_switches_per_minute=1)
+async def test_a_call_that_keeps_dropping_ends_once_its_restarts_are_rate_limited(
+    frozen_relay: tuple[LiveServer, CoturnSupervisor], tmp_path: Path
+) -> None:
+    """A restart is a switch: it hands out fresh relay credentials and counts against
+    call_switches_per_minute. The first drop is restarted; the next one, within the
+    minute, is refused, and the call ends saying why."""
+    server, coturn = frozen_relay
+    alice, bob, call, incoming, _, _ = await connected_call(server, tmp_path)
+    try:
+        pid = freeze(coturn)
+        try:
+            await wait_state(call, CallState.RECONNECTING, TIMEOUT)
+        finally:
+            thaw(pid)
+        await call.wait_connected(TIMEOUT)
+        await incoming.wait_connected(TIMEOUT)
+        assert call.restarts == 1
+
+        pid = freeze(coturn)
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                assert await call.wait_ended() == "failed"
+        finally:
+            thaw(pid)
+        assert call.restarts == 2
+        assert call.end_detail == "the connection dropped too often to restart it again so soon"
+        async with asyncio.timeout(TIMEOUT):
+            await incoming.wait_ended()
+    finally:
         await close(alice, bob)

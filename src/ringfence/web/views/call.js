@@ -265,7 +265,7 @@ export class CallView {
         buttons.push(closeButton);
         clearTimeout(this.closeTimer);
         // A problem stays on screen until the user has read it; a normal end fades.
-        if (!s.error && !s.retryable && !s.didntConnect) {
+        if (!s.error && !s.retryable) {
           this.closeTimer = window.setTimeout(() => this.calls.dismiss(), AUTO_CLOSE_MS);
         }
       } else {
