@@ -88,7 +88,11 @@ async def test_calls_off_and_audience_changes_take_effect_at_once(
     warning = bob.get_by_role("note")
     await expect(warning).to_be_hidden()
     await bob.get_by_role("radio", name="People you follow").check()
-    await save_status(bob, "direct-status", "Saved. Direct connections are allowed.")
+    await save_status(
+        bob,
+        "direct-status",
+        "Saved. Direct connections are allowed where the other person allows them too.",
+    )
     await expect(warning).to_contain_text("IP address")
     await expect(warning).to_contain_text("approximate location")
     await expect(warning).to_contain_text("Direct calls happen only when you both allow it")

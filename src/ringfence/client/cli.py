@@ -638,8 +638,10 @@ def calls_command(
     token_file: TokenFileOpt,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many calls.")] = 20,
 ) -> None:
-    """Show your recent calls, newest first (a call that was answered but never
-    connected shows as "Call didn't connect", with no duration)."""
+    """Show your recent calls, newest first.
+
+    A call answered but never connected shows as "Call didn't connect", no duration.
+    """
     try:
         token = read_token(token_file)
     except CliError as exc:
