@@ -12,6 +12,7 @@ memory or in Redis with a TTL, and never in the database or a log (privacy invar
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable
@@ -81,6 +82,9 @@ class LiveCall:
     # next one for ever).
     switching_device: str | None = None
     switch_started: float | None = None
+    # The stored version this value was read at (0: never stored). Set by the store on
+    # every write and compared by :meth:`CallStore.replace`; not part of the call.
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +115,15 @@ class CallStore(abc.ABC):
     async def put(self, live: LiveCall) -> None: ...
 
     @abc.abstractmethod
-    async def replace(self, expected_state: str, live: LiveCall) -> bool:
-        """Store ``live`` only if the stored call is still in ``expected_state``.
+    async def replace(self, expected: LiveCall, live: LiveCall) -> bool:
+        """Store ``live`` only if the stored call is still exactly ``expected`` (as
+        read: same revision), and bump its revision.
 
         This is the compare-and-set that makes "the first device to answer wins" hold
-        even when two answers race on different nodes."""
+        even when two answers race on different nodes, and that keeps two writers from
+        undoing each other: one that read the call before a policy was tightened can
+        never write the looser policy back. A writer that loses reads again and
+        re-decides (``Calls._update``)."""
 
     @abc.abstractmethod
     async def remove(self, call_id: str) -> None:
@@ -159,15 +167,18 @@ class InMemoryCallStore(CallStore):
 
     async def put(self, live: LiveCall) -> None:
         call = live.call
-        self._calls[call.call_id] = live
+        self._calls[call.call_id] = dataclasses.replace(live, revision=1)
         for user_id in (call.caller_id, call.callee_id):
             self._by_user.setdefault(user_id, set()).add(call.call_id)
 
-    async def replace(self, expected_state: str, live: LiveCall) -> bool:
-        current = self._calls.get(live.call.call_id)
-        if current is None or current.call.state.value != expected_state:
+    async def replace(self, expected: LiveCall, live: LiveCall) -> bool:
+        call_id = live.call.call_id
+        current = self._calls.get(call_id)
+        if current is None or call_id != expected.call.call_id:
             return False
-        self._calls[live.call.call_id] = live
+        if current.revision != expected.revision:
+            return False
+        self._calls[call_id] = dataclasses.replace(live, revision=current.revision + 1)
         return True
 
     async def remove(self, call_id: str) -> None:

@@ -3,6 +3,7 @@ for the keys). The offer SDP is stored here only, with a TTL, and never logged."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from typing import cast
@@ -56,6 +57,18 @@ def live_call_from_json(text: str | bytes) -> LiveCall:
     )
 
 
+def _read(data: bytes | str | None, rev: bytes | str | None) -> LiveCall | None:
+    """A stored call with the revision it was read at; None if it is gone."""
+    if data is None:
+        return None
+    live = live_call_from_json(data)
+    try:
+        revision = int(text(rev)) if rev is not None else 0
+    except ValueError:
+        raise ValueError("stored call has a bad revision") from None
+    return dataclasses.replace(live, revision=revision)
+
+
 def _optional(value: object, kind: type[str]) -> str | None:
     if value is None or isinstance(value, kind):
         return value
@@ -78,10 +91,11 @@ def _policy(value: object) -> TransportPolicy:
     raise ValueError("stored call has a bad transport policy")
 
 
-# KEYS: call. ARGV: expected state, new state, data, ttl.
+# KEYS: call. ARGV: expected revision, new state, data, ttl.
 _REPLACE = """
-if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'data', ARGV[3])
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev or rev ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'data', ARGV[3], 'rev', tonumber(rev) + 1)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -177,8 +191,8 @@ class RedisCallStore(CallStore):
         return self._answered_ttl if live.call.state in IN_CALL else self._ringing_ttl
 
     async def get(self, call_id: str) -> LiveCall | None:
-        data = await self._r.hget(self._call(call_id), "data")
-        return None if data is None else live_call_from_json(data)
+        data, rev = await self._r.hmget(self._call(call_id), ["data", "rev"])
+        return _read(data, rev)
 
     async def put(self, live: LiveCall) -> None:
         call = live.call
@@ -187,6 +201,7 @@ class RedisCallStore(CallStore):
             "state": call.state.value,
             "users": f"{call.caller_id} {call.callee_id}",
             "data": live_call_to_json(live),
+            "rev": 1,
         }
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
@@ -199,10 +214,17 @@ class RedisCallStore(CallStore):
                 pipe.expire(self._user(user_id), max(ttl, self._answered_ttl), nx=True)
             await pipe.execute()
 
-    async def replace(self, expected_state: str, live: LiveCall) -> bool:
+    async def replace(self, expected: LiveCall, live: LiveCall) -> bool:
+        if expected.call.call_id != live.call.call_id or expected.revision < 1:
+            return False
         done = await self._replace(
             keys=[self._call(live.call.call_id)],
-            args=[expected_state, live.call.state.value, live_call_to_json(live), self._ttl(live)],
+            args=[
+                str(expected.revision),
+                live.call.state.value,
+                live_call_to_json(live),
+                self._ttl(live),
+            ],
         )
         return bool(done)
 
@@ -218,12 +240,12 @@ class RedisCallStore(CallStore):
             return []
         async with self._r.pipeline(transaction=False) as pipe:
             for call_id in ids:
-                pipe.hget(self._call(text(call_id)), "data")
+                pipe.hmget(self._call(text(call_id)), ["data", "rev"])
             found = await pipe.execute()
-        gone = [call_id for call_id, data in zip(ids, found, strict=True) if data is None]
+        gone = [call_id for call_id, (data, _) in zip(ids, found, strict=True) if data is None]
         if gone:  # expired: drop them from the index
             await self._r.srem(self._user(user_id), *gone)
-        return [live_call_from_json(data) for data in found if data is not None]
+        return [live for data, rev in found if (live := _read(data, rev)) is not None]
 
     async def set_deadline(
         self, call_id: str, kind: str, due: float, *, replace: bool = True

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -97,6 +98,9 @@ RING, CHECK, GRACE = "ring", "check", "grace:"  # deadline kinds; GRACE + "user:
 # A transport switch whose ICE restart never completed stops blocking the next one.
 SWITCH_STALE_S = 15.0
 DEADLINE_LEASE_S = 30.0  # a claimed deadline comes due again if its node dies on it
+# Writers racing on one call each read again and re-decide; this many rounds is far more
+# than real contention needs, and bounds a bug.
+UPDATE_ATTEMPTS = 20
 
 
 class CallError(Exception):
@@ -288,19 +292,38 @@ class Calls:
             raise CallError("call_state", "only the caller sends the offer")
         if call.state is not CallState.CREATED:
             raise CallError("call_state", "this call already has an offer")
-        sdp = self._sanitize_sdp(frame.sdp, live.caller_policy)
+        self._sanitize_sdp(frame.sdp, live.caller_policy)  # a bad SDP ends nothing
         if await self._busy(call.callee_id):
-            await self._end(live, EndReason.BUSY, by=None)
+            await self._end(live, _only_while(CallState.CREATED, EndReason.BUSY), by=None)
             return
-        rang = LiveCall(
-            transition(call, CallState.RINGING, at=self._clock.time(), device_id=device.device_id),
-            offer_sdp=sdp,
-            caller_policy=live.caller_policy,
-            callee_policy=live.callee_policy,
-            silenced=live.silenced,
-        )
-        if not await self._calls.replace(CallState.CREATED.value, rang):
+
+        async def ring(current: LiveCall) -> LiveCall:
+            if current.call.state is not CallState.CREATED:
+                raise CallError("call_state", "this call already has an offer")
+            policies = (current.caller_policy, current.callee_policy)
+            if "all" in policies:
+                # The policies were read when the call started, before it was stored,
+                # so a setting withdrawn in between reached no stored call: read them
+                # again now that it is stored, and keep the stricter.
+                now = await self._settings_policies(current.call)
+                policies = (_stricter(policies[0], now[0]), _stricter(policies[1], now[1]))
+            return LiveCall(
+                transition(
+                    current.call,
+                    CallState.RINGING,
+                    at=self._clock.time(),
+                    device_id=device.device_id,
+                ),
+                offer_sdp=self._sanitize_sdp(frame.sdp, policies[0]),
+                caller_policy=policies[0],
+                callee_policy=policies[1],
+                silenced=current.silenced,
+            )
+
+        changed = await self._update(call.call_id, ring, first=live)
+        if changed is None:
             raise CallError("call_state", "this call already has an offer")
+        rang = changed[1]
         await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
         await self._schedule(call.call_id, CHECK, self._liveness_check_s)
         if rang.silenced:
@@ -340,28 +363,44 @@ class Calls:
             raise CallError("call_state", "only the callee answers")
         if call.state is not CallState.RINGING:
             raise CallError("call_state", "this call is not ringing")
-        sdp = self._sanitize_sdp(frame.sdp, live.callee_policy)
-        answered = LiveCall(
-            transition(call, CallState.ANSWERED, at=self._clock.time(), device_id=device.device_id),
-            caller_policy=live.caller_policy,
-            callee_policy=live.callee_policy,
-        )
-        # Compare-and-set: of two devices answering at once, exactly one wins.
-        if not await self._calls.replace(CallState.RINGING.value, answered):
+        self._sanitize_sdp(frame.sdp, live.callee_policy)  # a bad SDP answers nothing
+
+        async def answer(current: LiveCall) -> LiveCall:
+            if current.call.state is not CallState.RINGING:
+                raise CallError("call_state", "this call is not ringing")
+            return LiveCall(
+                transition(
+                    current.call,
+                    CallState.ANSWERED,
+                    at=self._clock.time(),
+                    device_id=device.device_id,
+                ),
+                caller_policy=current.caller_policy,
+                callee_policy=current.callee_policy,
+            )
+
+        # Compare-and-set: of two devices answering at once, exactly one wins; and the
+        # candidates handed on below are exactly those queued until the answer.
+        changed = await self._update(call.call_id, answer, first=live)
+        if changed is None:
             raise CallError("call_state", "this call is not ringing")
+        rang, answered = changed
+        sdp = self._sanitize_sdp(frame.sdp, answered.callee_policy)
         await self._calls.cancel_deadline(call.call_id, RING)
         assert call.caller_device is not None
         await self._stream.notify_device(
             call.caller_id,
             call.caller_device,
-            encode(CallAnswerFrame(call_id=call.call_id, sdp=sdp, direct_allowed=_direct(live))),
+            encode(
+                CallAnswerFrame(call_id=call.call_id, sdp=sdp, direct_allowed=_direct(answered))
+            ),
         )
         await self._stream.notify(
             call.callee_id,
             encode(CallEndedFrame(call_id=call.call_id, reason=ANSWERED_ELSEWHERE)),
             exclude_device=device.device_id,
         )
-        for body in live.pending_candidates:
+        for body in rang.pending_candidates:
             await self._stream.notify_device(call.callee_id, device.device_id, body)
 
     async def _candidate(self, device: Device, live: LiveCall, frame: CandidateFrame) -> None:
@@ -378,16 +417,49 @@ class Calls:
             if call.state not in IN_CALL or device.device_id != call.answered_device:
                 raise CallError("call_state", "answer the call before sending candidates")
             policy, to_user, to_device = live.callee_policy, call.caller_id, call.caller_device
+        body = self._candidate_body(call.call_id, frame, policy)
+        if body is None:
+            return  # a non-relay candidate from a relayed side: dropped, never forwarded
+        if to_device is None:  # still ringing: keep it for the device that answers
+            answered_by: str | None = None
+
+            async def queue(current: LiveCall) -> LiveCall | None:
+                nonlocal body, answered_by
+                if current.call.state is not CallState.RINGING:
+                    answered_by = current.call.answered_device
+                    return None  # answered (or ended) meanwhile
+                if len(current.pending_candidates) >= MAX_PENDING_CANDIDATES:
+                    raise CallError("too_many_candidates", "too many candidates before answer")
+                # Under the policy as stored now: it may have been tightened meanwhile.
+                body = self._candidate_body(call.call_id, frame, current.caller_policy)
+                if body is None:
+                    return None
+                return dataclasses.replace(
+                    current, pending_candidates=(*current.pending_candidates, body)
+                )
+
+            if await self._update(call.call_id, queue, first=live) is not None:
+                return
+            if answered_by is None or body is None:
+                return
+            # Answered in the meantime: forward to the device that answered.
+            to_device = answered_by
+        await self._stream.notify_device(to_user, to_device, body)
+
+    def _candidate_body(
+        self, call_id: str, frame: CandidateFrame, policy: TransportPolicy
+    ) -> dict[str, object] | None:
+        """The call.candidate frame to hand on under ``policy``; None to drop it."""
         clean = sanitize_candidate(
             frame.candidate.candidate,
             relay_only=policy == "relay",
             relay_addresses=self._relay_addresses,
         )
         if clean is None:
-            return  # a non-relay candidate from a relayed side: dropped, never forwarded
-        body = encode(
+            return None
+        return encode(
             CallCandidateFrame(
-                call_id=call.call_id,
+                call_id=call_id,
                 candidate=IceCandidate(
                     candidate=clean,
                     sdp_mid=frame.candidate.sdp_mid,
@@ -396,18 +468,6 @@ class Calls:
                 ),
             )
         )
-        if to_device is None:  # still ringing: keep it for the device that answers
-            if len(live.pending_candidates) >= MAX_PENDING_CANDIDATES:
-                raise CallError("too_many_candidates", "too many candidates before answer")
-            queued = dataclasses.replace(live, pending_candidates=(*live.pending_candidates, body))
-            if await self._calls.replace(CallState.RINGING.value, queued):
-                return
-            # Answered (or ended) in the meantime: forward to whoever answered, if anyone.
-            current = await self._calls.get(call.call_id)
-            if current is None or current.call.answered_device is None:
-                return
-            to_device = current.call.answered_device
-        await self._stream.notify_device(to_user, to_device, body)
 
     # --- switching an answered call between relayed and direct -----------------------
 
@@ -436,48 +496,66 @@ class Calls:
             )
         except RateLimited as exc:  # over the WebSocket it is an error event
             raise CallError(exc.code, exc.detail) from None
-        caller_policy, callee_policy = await self._settings_policies(call)
-        direct_allowed = caller_policy == callee_policy == "all"
-        if frame.transport == "direct" and not direct_allowed:
-            raise CallError(
-                "direct_not_allowed", "a direct connection is not allowed by both users' settings"
-            )
-        if frame.transport == "relay":
-            caller_policy = callee_policy = "relay"
-        if not await self._apply_switch(
-            live,
+        direct_allowed = False
+
+        async def decide(current: LiveCall) -> LiveCall:
+            nonlocal peer_device, direct_allowed
+            peer_device = self._peer_device(device, current)
+            if current.switching_device is not None and (
+                current.switch_started is None or now - current.switch_started < SWITCH_STALE_S
+            ):
+                raise CallError("call_state", "a switch of this call is already under way")
+            # Read after the call (each time round): a setting withdrawn meanwhile was
+            # either committed before this read, or its tightening of the stored call
+            # makes this write lose and read again.
+            policies = await self._settings_policies(current.call)
+            direct_allowed = policies == ("all", "all")
+            if frame.transport == "direct" and not direct_allowed:
+                raise CallError(
+                    "direct_not_allowed",
+                    "a direct connection is not allowed by both users' settings",
+                )
+            if frame.transport == "relay":
+                policies = ("relay", "relay")
+            return self._switched(current, device.device_id, policies)
+
+        changed = await self._update(call.call_id, decide, first=live)
+        if changed is None:
+            raise CallError("call_state", "this call is no longer in progress")
+        await self._announce_switch(
+            changed[1],
             device.user.id,
             device.device_id,
             peer_device,
-            (caller_policy, callee_policy),
             frame.transport,
             direct_allowed=direct_allowed,
-        ):
-            raise CallError("call_state", "this call is no longer in progress")
+        )
 
-    async def _apply_switch(
-        self,
-        live: LiveCall,
-        user_id: int,
-        device_id: str,
-        peer_device: str,
-        policies: tuple[TransportPolicy, TransportPolicy],
-        transport: Transport,
-        *,
-        direct_allowed: bool,
-    ) -> bool:
-        """Store the call's new policies, then tell both devices; ``device_id`` (of
-        ``user_id``) restarts ICE. False if the call was no longer answered."""
-        call = live.call
-        switched = dataclasses.replace(
+    def _switched(
+        self, live: LiveCall, device_id: str, policies: tuple[TransportPolicy, TransportPolicy]
+    ) -> LiveCall:
+        """The call with new policies, and ``device_id`` to make the restart offer."""
+        return dataclasses.replace(
             live,
             caller_policy=policies[0],
             callee_policy=policies[1],
             switching_device=device_id,
             switch_started=self._clock.time(),
         )
-        if not await self._replace_in_call(live, switched):
-            return False
+
+    async def _announce_switch(
+        self,
+        switched: LiveCall,
+        user_id: int,
+        device_id: str,
+        peer_device: str,
+        transport: Transport,
+        *,
+        direct_allowed: bool,
+    ) -> None:
+        """Tell both in-call devices of a stored switch; ``device_id`` (of ``user_id``)
+        restarts ICE."""
+        call = switched.call
         log.info("call %s: switched to %s", call.call_id, transport)
         peer_id = other_party(call, user_id)
         for to_user, to_device, restart in (
@@ -493,7 +571,6 @@ class Calls:
                 direct_allowed=direct_allowed,
             )
             await self._stream.notify_device(to_user, to_device, encode(body))
-        return True
 
     async def direct_connections_changed(self, user_id: int) -> None:
         """The user changed who may connect to them directly: it holds for their calls
@@ -502,38 +579,57 @@ class Calls:
         longer allowed to be direct moves behind the relay at once, as if the user had
         asked (their own in-call device restarts ICE)."""
         for live in await self._calls.calls_of(user_id):
-            call = live.call
-            if call.state is CallState.ENDED:
+            if live.call.state is CallState.ENDED:
                 continue
+            try:
+                await self._hold_policies(user_id, live)
+            except CallError as exc:  # the call changed too often at once; it ends soon
+                log.warning("call %s: policy not re-applied: %s", live.call.call_id, exc.detail)
+
+    async def _hold_policies(self, user_id: int, live: LiveCall) -> None:
+        """Make one call obey both users' settings as they stand now (see above)."""
+        switch: tuple[str, str] | None = None
+
+        async def tighten(current: LiveCall) -> LiveCall | None:
+            nonlocal switch
+            switch = None
+            call = current.call
             caller_policy, callee_policy = await self._settings_policies(call)
-            if caller_policy == live.caller_policy and callee_policy == live.callee_policy:
-                continue
+            if (caller_policy, callee_policy) == (current.caller_policy, current.callee_policy):
+                return None
             if call.state not in IN_CALL:
                 # Only ever tighten a ringing call: the devices were handed the old
                 # policy, and a relayed side stays relayed until someone asks.
                 tightened = dataclasses.replace(
-                    live,
-                    caller_policy=_stricter(live.caller_policy, caller_policy),
-                    callee_policy=_stricter(live.callee_policy, callee_policy),
+                    current,
+                    caller_policy=_stricter(current.caller_policy, caller_policy),
+                    callee_policy=_stricter(current.callee_policy, callee_policy),
                 )
+                if tightened == current:
+                    return None
                 if tightened.caller_policy == "relay":
                     # What was queued under the old policy must not reach the callee.
                     tightened = dataclasses.replace(
                         tightened,
-                        pending_candidates=self._relay_only(live.pending_candidates),
+                        pending_candidates=self._relay_only(current.pending_candidates),
                     )
-                await self._calls.replace(call.state.value, tightened)
-                continue
+                return tightened
             if "relay" not in (caller_policy, callee_policy):
-                continue  # now more is allowed: the users may switch when they like
-            if live.caller_policy == live.callee_policy == "relay":
-                continue  # already relayed both ways
+                return None  # now more is allowed: the users may switch when they like
+            if current.caller_policy == current.callee_policy == "relay":
+                return None  # already relayed both ways
             mine = _device_of(call, user_id)
             theirs = _device_of(call, other_party(call, user_id))
             if mine is None or theirs is None:
-                continue
-            await self._apply_switch(
-                live, user_id, mine, theirs, ("relay", "relay"), "relay", direct_allowed=False
+                return None
+            switch = (mine, theirs)
+            return self._switched(current, mine, ("relay", "relay"))
+
+        changed = await self._update(live.call.call_id, tighten, first=live)
+        if changed is not None and switch is not None:
+            mine, theirs = switch
+            await self._announce_switch(
+                changed[1], user_id, mine, theirs, "relay", direct_allowed=False
             )
 
     def _relay_only(self, bodies: tuple[dict[str, object], ...]) -> tuple[dict[str, object], ...]:
@@ -561,13 +657,20 @@ class Calls:
 
     async def _reanswer(self, device: Device, live: LiveCall, frame: ReanswerFrame) -> None:
         peer_device = self._peer_device(device, live)
-        if live.switching_device != peer_device:
-            raise CallError("call_state", "there is no ICE restart to answer")
-        sdp = self._sanitize_sdp(frame.sdp, _policy_of(live, device.user.id))
-        done = dataclasses.replace(live, switching_device=None, switch_started=None)
+        self._sanitize_sdp(frame.sdp, _policy_of(live, device.user.id))  # refuse a bad one
+
+        async def finish(current: LiveCall) -> LiveCall:
+            if self._peer_device(device, current) != peer_device:
+                raise CallError("call_state", "this device is not in the call")
+            if current.switching_device != peer_device:
+                raise CallError("call_state", "there is no ICE restart to answer")
+            return dataclasses.replace(current, switching_device=None, switch_started=None)
+
         # Losing this race to a hang-up only means the answer goes nowhere.
-        if not await self._replace_in_call(live, done):
+        changed = await self._update(live.call.call_id, finish, first=live)
+        if changed is None:
             raise CallError("call_state", "this call is no longer in progress")
+        sdp = self._sanitize_sdp(frame.sdp, _policy_of(changed[1], device.user.id))
         peer_id = other_party(live.call, device.user.id)
         body = encode(CallReanswerFrame(call_id=live.call.call_id, sdp=sdp))
         await self._stream.notify_device(peer_id, peer_device, body)
@@ -583,27 +686,6 @@ class Calls:
             raise CallError("call_state", "this device is not in the call")
         return theirs
 
-    async def _replace_in_call(self, live: LiveCall, updated: LiveCall) -> bool:
-        """Store ``updated`` (made from ``live``) if the call is still as ``live`` was.
-
-        The store compares states only, so a call that connected meanwhile would fail
-        the compare although nothing this update touches changed: then it is applied
-        again on top of the connected call. False if the call ended, or changed in any
-        other way (another switch), meanwhile."""
-        if await self._calls.replace(live.call.state.value, updated):
-            return True
-        fresh = await self._calls.get(live.call.call_id)
-        if (
-            fresh is None
-            or live.call.state is not CallState.ANSWERED
-            or fresh.call.state is not CallState.CONNECTED
-            or dataclasses.replace(fresh, call=live.call) != live
-        ):
-            return False
-        return await self._calls.replace(
-            CallState.CONNECTED.value, dataclasses.replace(updated, call=fresh.call)
-        )
-
     async def _connected(self, device: Device, live: LiveCall) -> None:
         """An in-call device says media connected: from now on the call counts as a
         conversation, and its duration runs from here. Said again (both devices say it,
@@ -612,16 +694,45 @@ class Calls:
         Nothing but this call's own record depends on it: a device that claims it
         falsely, or never does, can only misrecord its own call."""
         self._peer_device(device, live)  # an in-call device of an answered call
-        call = live.call
-        if call.state is CallState.CONNECTED:
-            return
-        connected = dataclasses.replace(
-            live, call=transition(call, CallState.CONNECTED, at=self._clock.time())
-        )
-        # Lost only to the other device saying the same, or to the call ending: either
-        # way there is nothing left to do.
-        if await self._calls.replace(CallState.ANSWERED.value, connected):
-            log.info("call %s: media connected", call.call_id)
+
+        async def connect(current: LiveCall) -> LiveCall | None:
+            if current.call.state is not CallState.ANSWERED:
+                return None  # connected already, or ended
+            return dataclasses.replace(
+                current, call=transition(current.call, CallState.CONNECTED, at=self._clock.time())
+            )
+
+        if await self._update(live.call.call_id, connect, first=live) is not None:
+            log.info("call %s: media connected", live.call.call_id)
+
+    async def _update(
+        self,
+        call_id: str,
+        change: Callable[[LiveCall], Awaitable[LiveCall | None]],
+        *,
+        first: LiveCall | None = None,
+    ) -> tuple[LiveCall, LiveCall] | None:
+        """Read the call, decide, and write the decision only if nobody wrote in between;
+        otherwise read again and decide again. Returns ``(before, after)`` as stored,
+        or None when the call is gone or ``change`` decides there is nothing to write.
+
+        Every write of a live call goes through here, so a writer that read the call
+        before another one changed it can never undo that change (a tightened policy, a
+        queued candidate, an answer): the store's compare-and-set is on the revision.
+        ``first`` is a value just read from the store, to spare one read."""
+        live = first
+        for _ in range(UPDATE_ATTEMPTS):
+            if live is None:
+                live = await self._calls.get(call_id)
+                if live is None:
+                    return None
+            updated = await change(live)
+            if updated is None:
+                return None
+            if await self._calls.replace(live, updated):
+                return live, dataclasses.replace(updated, revision=live.revision + 1)
+            live = None
+        raise CallError("call_busy", "the call changed too often at once; try again")
 
     async def _settings_policies(self, call: Call) -> tuple[TransportPolicy, TransportPolicy]:
         """Both sides' policies as their settings decide them now."""
@@ -633,16 +744,16 @@ class Calls:
     async def _reject(self, device: Device, live: LiveCall) -> None:
         if device.user.id != live.call.callee_id or live.call.state is not CallState.RINGING:
             raise CallError("call_state", "only a ringing call can be rejected, by its callee")
-        await self._end(live, EndReason.REJECTED, by=device.user.id)
+        await self._end(live, _only_while(CallState.RINGING, EndReason.REJECTED), by=device.user.id)
 
     async def _hangup(self, device: Device, live: LiveCall) -> None:
-        call, me = live.call, device.user.id
-        if call.state in IN_CALL:
-            reason = EndReason.HANGUP
-        elif me == call.caller_id:
-            reason = EndReason.CANCELLED
-        else:
-            reason = EndReason.REJECTED
+        me = device.user.id
+
+        def reason(call: Call) -> EndReason:
+            if call.state in IN_CALL:
+                return EndReason.HANGUP
+            return EndReason.CANCELLED if me == call.caller_id else EndReason.REJECTED
+
         await self._end(live, reason, by=me)
 
     # --- device presence -------------------------------------------------------------
@@ -699,7 +810,11 @@ class Calls:
             return
         live = await self._calls.get(call_id)
         if live is not None and device_id == _device_of(live.call, user_id):
-            await self._end(live, EndReason.FAILED, by=None)
+
+            def failed(call: Call) -> EndReason | None:
+                return EndReason.FAILED if device_id == _device_of(call, user_id) else None
+
+            await self._end(live, failed, by=None)
 
     # --- ending ------------------------------------------------------------------
 
@@ -707,26 +822,48 @@ class Calls:
         live = await self._calls.get(call_id)
         if live is None:
             return
-        if live.call.state is CallState.RINGING:
-            await self._end(live, EndReason.TIMEOUT, by=None)
-        elif live.call.state is CallState.CREATED:
-            await self._end(live, EndReason.CANCELLED, by=None)
 
-    async def _end(self, live: LiveCall, reason: EndReason, *, by: int | None) -> None:
-        call = live.call
-        ended = transition(call, CallState.ENDED, at=self._clock.time(), reason=reason, by=by)
-        if not await self._calls.replace(call.state.value, LiveCall(ended)):
-            return  # someone else ended it first
+        def expired(call: Call) -> EndReason | None:
+            if call.state is CallState.RINGING:
+                return EndReason.TIMEOUT
+            return EndReason.CANCELLED if call.state is CallState.CREATED else None
+
+        await self._end(live, expired, by=None)
+
+    async def _end(
+        self, live: LiveCall, reason: Callable[[Call], EndReason | None], *, by: int | None
+    ) -> None:
+        """End the call for ``reason(call)``, decided on the call as stored when it ends
+        (it may have been answered or connected since ``live`` was read); None leaves
+        it alone."""
+        ended: Call | None = None
+
+        async def end(current: LiveCall) -> LiveCall | None:
+            nonlocal ended
+            why = reason(current.call)
+            if why is None or current.call.state is CallState.ENDED:
+                return None
+            ended = transition(
+                current.call, CallState.ENDED, at=self._clock.time(), reason=why, by=by
+            )
+            return LiveCall(ended)
+
+        changed = await self._update(live.call.call_id, end, first=live)
+        if changed is None or ended is None:
+            return  # someone else ended it first, or it no longer should end
+        call = changed[0].call
+        why = ended.end_reason
+        assert why is not None
         await self._calls.remove(call.call_id)  # and its deadlines
-        log.info("call %s ended: %s", call.call_id, reason.value)
+        log.info("call %s ended: %s", call.call_id, why.value)
         rang = call.state is not CallState.CREATED
         try:
             # Persist first, then notify: a client that reads the thread on call.ended
             # finds the record there.
-            if rang or reason is EndReason.BUSY:
+            if rang or why is EndReason.BUSY:
                 await self._record(ended)
         finally:
-            body = encode(CallEndedFrame(call_id=call.call_id, reason=reason.value))
+            body = encode(CallEndedFrame(call_id=call.call_id, reason=why.value))
             await self._stream.notify(call.caller_id, body)
             if rang:  # a call that never rang stays unknown to the callee
                 await self._stream.notify(call.callee_id, body)
@@ -810,6 +947,15 @@ class Calls:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+
+
+def _only_while(state: CallState, reason: EndReason) -> Callable[[Call], EndReason | None]:
+    """End for ``reason`` if the call is still in ``state`` when it ends."""
+
+    def decide(call: Call) -> EndReason | None:
+        return reason if call.state is state else None
+
+    return decide
 
 
 def _grace(user_id: int, device_id: str) -> str:

@@ -283,8 +283,10 @@ async def test_the_redis_store_keeps_a_connected_call_as_long_as_an_answered_one
     try:
         await store.put(LiveCall(call))
         connected = transition(call, CallState.CONNECTED, at=1004.5)
-        assert await store.replace("answered", LiveCall(connected))
-        assert not await store.replace("answered", LiveCall(connected))  # compare-and-set
+        answered = await store.get("call-0001")
+        assert answered is not None
+        assert await store.replace(answered, LiveCall(connected))
+        assert not await store.replace(answered, LiveCall(connected))  # compare-and-set
         key = "rf-ttl:call:call-0001"
         assert 60 < await client.ttl(key) <= 120
         # Setting a deadline (the liveness check does, every few seconds) keeps it so.

@@ -9,6 +9,7 @@ since the code above them is identical.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -212,10 +213,12 @@ async def test_the_first_of_many_concurrent_answers_wins(stores: StoreMaker) -> 
     node_a, node_b = stores(), stores()
     live = ringing_call()
     await node_a.put(live)
+    read = await node_b.get("call-1")  # every device read the call while it rang
+    assert read is not None
 
     async def answer(store: CallStore, device: str) -> bool:
         answered = transition(live.call, CallState.ANSWERED, at=1002.0, device_id=device)
-        return await store.replace(CallState.RINGING.value, LiveCall(answered))
+        return await store.replace(read, LiveCall(answered))
 
     devices = [f"device-{n}" for n in range(20)]
     won = await asyncio.gather(
@@ -305,6 +308,37 @@ async def test_keep_existing_deadline_when_asked(stores: StoreMaker) -> None:
     assert claim.kind == "grace:1:phone"
 
 
+async def test_a_writer_that_read_before_another_wrote_cannot_undo_it(
+    stores: StoreMaker,
+) -> None:
+    """Compare-and-set on the revision, not the state: a write decided on a stale read
+    (here: the call still allowed direct connections) loses, even though the call is in
+    the same state, so a tightened policy can never be written back loosened."""
+    node_a, node_b = stores(), stores()
+    await node_a.put(ringing_call())
+    stale = await node_a.get("call-1")
+    fresh = await node_b.get("call-1")
+    assert stale is not None
+    assert fresh is not None
+    assert stale.revision == fresh.revision == 1
+    tightened = dataclasses.replace(fresh, callee_policy="relay")
+    assert await node_b.replace(fresh, tightened)
+    queued = dataclasses.replace(stale, pending_candidates=(*stale.pending_candidates, {}))
+    assert not await node_a.replace(stale, queued)
+    stored = await node_a.get("call-1")
+    assert stored is not None
+    assert stored.callee_policy == "relay"
+    assert stored.revision == 2
+    # Read again, the same change goes through on top of the tightening.
+    again = dataclasses.replace(stored, pending_candidates=(*stored.pending_candidates, {}))
+    assert await node_a.replace(stored, again)
+    final = await node_b.get("call-1")
+    assert final is not None
+    assert (final.callee_policy, len(final.pending_candidates), final.revision) == ("relay", 2, 3)
+    # A value never read from the store (revision 0) replaces nothing.
+    assert not await node_a.replace(ringing_call(), ringing_call())
+
+
 async def test_redis_call_keys_expire_and_hold_sdp_only_while_ringing(redis: Shared) -> None:
     store = RedisCallStore(redis.a, prefix=redis.prefix, ringing_ttl_s=60, answered_ttl_s=120)
     live = ringing_call()
@@ -313,7 +347,9 @@ async def test_redis_call_keys_expire_and_hold_sdp_only_while_ringing(redis: Sha
     assert 0 < await redis.a.ttl(key) <= 60
     assert b"203.0.113.9" in (await redis.a.hget(key, "data") or b"")
     answered = transition(live.call, CallState.ANSWERED, at=1002.0, device_id="callee-phone")
-    assert await store.replace("ringing", LiveCall(answered))
+    read = await store.get("call-1")
+    assert read is not None
+    assert await store.replace(read, LiveCall(answered))
     assert 60 < await redis.a.ttl(key) <= 120
     assert b"203.0.113.9" not in (await redis.a.hget(key, "data") or b"")
     await store.remove("call-1")
