@@ -8,6 +8,7 @@ database of its own on it. Without it, each test gets a fresh SQLite file.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -125,6 +126,18 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
             yield Api(client)
 
 
+SHUTDOWN_LIMIT_S = 60.0
+
+
+def stacks_of_tasks() -> str:
+    """Where each task of this event loop is waiting, for a report of a hang."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(limit=12, file=out)
+    return out.getvalue()
+
+
 class LiveServer:
     """A real uvicorn server on 127.0.0.1, in this test's event loop."""
 
@@ -137,18 +150,35 @@ class LiveServer:
     async def __aenter__(self) -> LiveServer:
         self.server.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(self.server.serve())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_LIMIT_S
         while not self.server.started:
             if self._task.done():
                 self._task.result()
                 raise RuntimeError("server stopped during start-up")
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"the server did not start within {SHUTDOWN_LIMIT_S:g} s; its tasks:\n"
+                    + stacks_of_tasks()
+                )
             await asyncio.sleep(0.01)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        # uvicorn gives connections 5 s and then runs the lifespan shutdown; a shutdown
+        # that takes far longer is a bug, so say where every task is stuck instead of
+        # hanging until pytest's timeout.
+        done, _ = await asyncio.wait({self._task}, timeout=SHUTDOWN_LIMIT_S)
+        if not done:
+            raise AssertionError(
+                f"the server did not shut down within {SHUTDOWN_LIMIT_S:g} s; its tasks:\n"
+                + stacks_of_tasks()
+            )
+        self._task.result()
 
     @property
     def url(self) -> str:

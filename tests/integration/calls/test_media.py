@@ -19,6 +19,7 @@ from tests.integration.calls.conftest import (
     machine_addresses,
     start_call,
 )
+from tests.serve import until
 
 SERVER_LOGGERS = (
     "ringfence",
@@ -82,6 +83,13 @@ async def run_call(live: LiveServer, api: Api, *, callee_devices: int = 1) -> di
     await asyncio.gather(caller.wait_connected(), callee.wait_connected())
     # What Ringfence's clients say once media is up: the call is a conversation from now.
     await a_ws.send({"type": "call.connected", "call_id": started["call_id"]})
+
+    async def counted_as_connected() -> bool:
+        stored = await live.services.calls._calls.get(started["call_id"])
+        return stored is not None and stored.call.connected_at is not None
+
+    # The duration runs from when the server took note, not from when it was sent.
+    await until(counted_as_connected, 10, "the server to count the call as connected")
     await asyncio.sleep(3)  # let a few seconds of audio flow both ways
     result = {
         "caller": caller,
