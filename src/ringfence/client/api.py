@@ -25,6 +25,7 @@ __all__ = [
     "IceServer",
     "Media",
     "Message",
+    "ReportReceipt",
     "RingfenceClient",
     "RingfenceError",
     "Session",
@@ -32,6 +33,7 @@ __all__ = [
     "User",
     "UserSettings",
     "events_url",
+    "normalize_base_url",
 ]
 
 Media = Literal["audio", "video"]
@@ -82,7 +84,15 @@ class Conversation(TypedDict):
     user: User
     last_message: Message | None
     is_request: bool
+    state: NotRequired[Literal["accepted", "request", "declined"]]
     updated_at: str
+    # Once the server counts them (not every server version does).
+    unread: NotRequired[int]
+
+
+class ReportReceipt(TypedDict):
+    id: int
+    created_at: str
 
 
 class IceServer(TypedDict):
@@ -146,6 +156,12 @@ def _check_base_url(base_url: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("server URL must not have a query or fragment")
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def normalize_base_url(base_url: str) -> str:
+    """The server URL as the client uses it (no trailing slash), so two spellings of one
+    server compare equal; raises ``ValueError`` for anything but http(s)://host[/path]."""
+    return _check_base_url(base_url)
 
 
 def events_url(base_url: str) -> str:
@@ -270,8 +286,9 @@ class RingfenceClient:
         return cast(User, data["user"])
 
     async def update_settings(self, **fields: Any) -> UserSettings:
-        """Change only the named settings: ``calls_enabled``, ``call_audience``,
-        ``direct_connections``."""
+        """Change only the named settings (``calls_enabled``, ``call_audience``,
+        ``direct_connections``, ``silence_unknown_callers``...). The server validates
+        them and names the field it refuses."""
         data = await self._request("PATCH", "/api/v1/me/settings", json=fields)
         return cast(UserSettings, data["settings"])
 
@@ -341,6 +358,15 @@ class RingfenceClient:
     async def decline(self, username: str) -> Conversation:
         data = await self._request("POST", f"/api/v1/conversations/{_seg(username)}/decline")
         return cast(Conversation, data["conversation"])
+
+    # --- safety -------------------------------------------------------------------
+
+    async def report(self, username: str, reason: str = "") -> ReportReceipt:
+        """Report a user to this server's admins (the reported user is not told)."""
+        data = await self._request(
+            "POST", "/api/v1/reports", json={"username": username, "reason": reason}
+        )
+        return cast(ReportReceipt, data["report"])
 
     # --- calls --------------------------------------------------------------------
 

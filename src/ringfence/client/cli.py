@@ -1,5 +1,10 @@
 """``ringfence call`` and ``ringfence answer``: real WebRTC calls from a terminal;
-``ringfence calls``: your call history.
+``ringfence calls``: your call history. :func:`register` also adds the rest of the
+terminal client (sessions, messages, people, settings, ``listen``) from the sibling
+``cli_*`` modules.
+
+Both calling commands use your stored session (``ringfence login``), or ``--server``
+with ``--token-file`` as before.
 
 While a call is connected, type a command and Enter on standard input: ``relay``
 (or ``r``) moves the call behind the TURN relay, hiding your address from now on;
@@ -10,8 +15,10 @@ Both commands show the call's state on stderr as it changes (including a connect
 that drops and is restarted through the relay) and exit with:
 0 when the call connected and ended normally, 1 when it failed or never connected
 (the relay unreachable, say: that is known within seconds), 2 for a usage problem
-(such as an unreadable token file), 3 when the server said no (refused call, invalid
-token, rate limit).
+(such as an unreadable token file, or no session), 3 when the server said no (refused
+call, invalid token, rate limit). With ``--json``, standard output carries one JSON
+object per line for each step (``calling``, ``incoming``, ``state``); the lines for
+people stay on standard error.
 """
 
 from __future__ import annotations
@@ -20,21 +27,22 @@ import asyncio
 import contextlib
 import os
 import signal
-import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import httpx
 import typer
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 from websockets.exceptions import InvalidHandshake
 
-from ringfence.client.api import CallHistoryItem, CallRecord, Media, RingfenceClient, RingfenceError
+from ringfence.client import cli_account, cli_listen, cli_messages, cli_people, cli_settings
+from ringfence.client.api import CallHistoryItem, Media, RingfenceClient, RingfenceError
 from ringfence.client.call import (
     Call,
     CallEnded,
@@ -53,39 +61,43 @@ from ringfence.client.media import (
     WavRecorder,
     wav_player,
 )
+from ringfence.client.output import Output, call_label, local_time, plain, user_label
+from ringfence.client.runner import (
+    Account,
+    CliError,
+    JsonOpt,
+    ProfileOpt,
+    ServerOpt,
+    TokenFileOpt,
+    resolve_account,
+    with_client,
+)
+from ringfence.client.session import DEFAULT_PROFILE
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "register"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "call_label",
+    "describe",
+    "register",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 NORMAL_ENDINGS = frozenset({"hangup"})
 
 console = Console(stderr=True, highlight=False)
+Emit = Callable[[dict[str, Any]], None]
 
 
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+def _safe(value: object) -> str:
+    """Someone else's text, inside one of our markup strings: inert (see output.plain)."""
+    return escape(plain(value))
 
 
 # --- shared options -----------------------------------------------------------------
 
-ServerOpt = Annotated[
-    str,
-    typer.Option(
-        "--server", envvar="RINGFENCE_SERVER", help="Server URL, e.g. https://chat.example.org"
-    ),
-]
-TokenFileOpt = Annotated[
-    Path,
-    typer.Option(
-        "--token-file",
-        envvar="RINGFENCE_TOKEN_FILE",
-        help="File holding your session token (keep it chmod 600).",
-        dir_okay=False,
-    ),
-]
 PlayOpt = Annotated[
     Path | None,
     typer.Option("--play", help="Send this WAV file as your audio.", dir_okay=False),
@@ -116,26 +128,6 @@ ConnectTimeoutOpt = Annotated[
 ]
 
 
-def read_token(path: Path) -> str:
-    """The token in ``path`` (whitespace stripped). Warns, without refusing, when other
-    users may read the file."""
-    try:
-        mode = path.stat().st_mode
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise CliError(f"cannot read token file {path}: {exc.strerror}", EXIT_USAGE) from exc
-    except UnicodeDecodeError as exc:
-        raise CliError(f"token file {path} is not text", EXIT_USAGE) from exc
-    if not token:
-        raise CliError(f"token file {path} is empty", EXIT_USAGE)
-    if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
-        console.print(
-            f"[yellow]warning:[/] {escape(str(path))} is readable by other users; "
-            f"run: chmod 600 {escape(str(path))}"
-        )
-    return token
-
-
 def audio_tracks(play: Path | None, tone: float | None, video: bool) -> list[MediaStreamTrack]:
     """What to send: a WAV file, a tone, or silence; plus colour bars with --video."""
     tracks: list[MediaStreamTrack] = []
@@ -163,7 +155,7 @@ def make_sink(record: Path | None) -> MediaSink:
 def describe(change: StateChange, call: Call, previous: CallState | None = None) -> str:
     """One line for a state the call entered (``previous`` is the state it left)."""
     if change.state is CallState.RECONNECTING:
-        why = f" ({escape(change.detail)})" if change.detail else ""
+        why = f" ({_safe(change.detail)})" if change.detail else ""
         return f"[yellow]connection lost{why}; restarting it through the relay…[/]"
     if change.state is CallState.CONNECTED and previous is CallState.RECONNECTING:
         pair = call.selected_candidate_pair()
@@ -186,8 +178,8 @@ def describe(change: StateChange, call: Call, previous: CallState | None = None)
         )
         return f"[green]connected{how}[/]{check}{hint}"
     if change.state is CallState.ENDED:
-        detail = f" ({escape(change.detail)})" if change.detail else ""
-        reason = escape(change.reason or "failed")
+        detail = f" ({_safe(change.detail)})" if change.detail else ""
+        reason = _safe(change.reason or "failed")
         if previous is CallState.CONNECTING:
             # Answered, but media never flowed: say so, whoever gave up.
             return f"[red]the call didn't connect: {reason}[/]{detail}"
@@ -196,7 +188,28 @@ def describe(change: StateChange, call: Call, previous: CallState | None = None)
     return str(change.state)
 
 
-async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> int:
+def state_record(
+    change: StateChange, call: Call, previous: CallState | None = None
+) -> dict[str, Any]:
+    """A state change for scripts (``--json``): no addresses, only whether the media
+    is relayed."""
+    record: dict[str, Any] = {"type": "state", "call_id": call.call_id, "state": change.state}
+    if previous is not None:
+        record["previous"] = previous
+    if change.reason:
+        record["reason"] = change.reason
+    if change.detail:
+        record["detail"] = change.detail
+    if change.state is CallState.CONNECTED:
+        pair = call.selected_candidate_pair()
+        record["relayed"] = None if pair is None else pair.relayed
+        record["verification_code"] = list(call.verification_code or [])
+    return record
+
+
+async def follow(
+    call: Call, *, duration: float | None, stop: asyncio.Event, emit: Emit | None = None
+) -> int:
     """Show state changes until the call ends; hang up after ``duration`` seconds of
     connection or when ``stop`` is set (Ctrl-C). Returns the exit code."""
 
@@ -206,6 +219,8 @@ async def follow(call: Call, *, duration: float | None, stop: asyncio.Event) -> 
         previous = (await anext(changes)).state
         async for change in changes:
             console.print(describe(change, call, previous))
+            if emit is not None:
+                emit(state_record(change, call, previous))
             previous = change.state
 
     async def hang_up_when_due() -> None:
@@ -295,68 +310,38 @@ class _CommandReader:
             return
         transport = _SWITCHES.get(word)
         if transport is None:
-            console.print(f"unknown command {escape(command[:40])!r}: relay, direct or hangup")
+            console.print(f"unknown command {_safe(repr(command[:40]))}: relay, direct or hangup")
             return
         console.print(f"switching the call to {transport}…")
         try:
             await self._call.switch_transport("relay" if transport == "relay" else "direct")
         except TransportSwitchFailed as exc:
             why = _REFUSALS.get(exc.code, exc.detail)
-            console.print(f"[yellow]not switched:[/] {escape(why)}")
+            console.print(f"[yellow]not switched:[/] {_safe(why)}")
             return
         pair = self._call.selected_candidate_pair()
         how = "relayed: your address is hidden" if pair and pair.relayed else "direct"
         console.print(f"[green]now {how}[/]")
 
 
-def _duration(seconds: int) -> str:
-    minutes, secs = divmod(max(0, seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def call_label(record: CallRecord, *, outgoing: bool) -> str:
-    """How a finished call reads, from the viewer's side: the same words as the web
-    client's thread ("Audio call · 3:12", "Call didn't connect", "Missed video call")."""
-    what = "video call" if record["media"] == "video" else "audio call"
-    what_ = what.capitalize()
-    outcome = record["outcome"]
-    if outcome == "completed":
-        return f"{what_} · {_duration(record['duration_s'])}"
-    if outcome == "not_connected":
-        return "Call didn't connect"  # no duration: there was no conversation
-    if outcome == "missed":
-        return f"{what_} · No answer" if outgoing else f"Missed {what}"
-    if outcome == "rejected":
-        return f"{what_} · Declined" if outgoing else f"Declined {what}"
-    if outcome == "busy":
-        return f"{what_} · Busy" if outgoing else f"Missed {what}"
-    return f"Cancelled {what}" if outgoing else f"Missed {what}"
-
-
-def history_line(item: CallHistoryItem) -> str:
-    outgoing = item["direction"] == "outgoing"
-    arrow = "to" if outgoing else "from"
-    when = item["created_at"][:16].replace("T", " ")
-    label = call_label(item["call"], outgoing=outgoing)
-    return f"{when}  {arrow} @{item['peer']['username']}  {label}"
-
-
-async def run_history(*, server: str, token: str, limit: int) -> int:
-    async with RingfenceClient(server, token) as rf:
-        try:
-            items = await rf.call_history(limit=limit)
-        except RingfenceError as exc:
-            if exc.status == 401:
-                raise CliError("the server did not accept this token", EXIT_REFUSED) from exc
-            raise CliError(f"the server refused: {exc.code}: {exc.detail}", EXIT_FAILED) from exc
-        except (OSError, httpx.TransportError) as exc:
-            raise CliError(f"cannot reach {server}: {type(exc).__name__}", EXIT_FAILED) from exc
+def history_table(items: list[CallHistoryItem]) -> Table:
+    """Recent calls for people: when, with whom, and how it went (the web's words)."""
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("When", no_wrap=True)
+    table.add_column("")
+    table.add_column("Who")
+    table.add_column("Call")
     for item in items:
-        typer.echo(history_line(item))  # the output, on stdout (the rest goes to stderr)
-    if not items:
-        console.print("no calls yet")
-    return EXIT_OK
+        outgoing = item["direction"] == "outgoing"
+        label = call_label(item["call"], outgoing=outgoing)
+        missed = not outgoing and label.startswith("Missed")
+        table.add_row(
+            Text(local_time(item["created_at"]), style="dim"),
+            Text("to" if outgoing else "from"),
+            Text(user_label(item["peer"])),
+            Text(label, style="red" if missed else ""),
+        )
+    return table
 
 
 def report_recording(sink: MediaSink) -> None:
@@ -442,6 +427,7 @@ async def run_call(
     duration: float | None,
     connect_timeout: float,
     stop: asyncio.Event,
+    emit: Emit | None = None,
 ) -> int:
     media: Media = "video" if options.video else "audio"
     async with (
@@ -449,7 +435,7 @@ async def run_call(
         RingfenceClient(server, token) as rf,
         connected_events(server, token) as events,
     ):
-        console.print(f"calling {escape(username)} ({media})")
+        console.print(f"calling {_safe(username)} ({media})")
         try:
             call = await place_call(
                 rf,
@@ -464,7 +450,9 @@ async def run_call(
             raise refusal_message(exc, username) from exc
         except CallEnded as exc:
             raise CliError(f"call failed: {exc.detail or exc.reason}", EXIT_FAILED) from exc
-        code = await follow(call, duration=duration, stop=stop)
+        if emit is not None:
+            emit({"type": "calling", "call_id": call.call_id, "user": username, "media": media})
+        code = await follow(call, duration=duration, stop=stop, emit=emit)
         report_recording(sink)
         return code
 
@@ -479,12 +467,13 @@ async def run_answer(
     wait_timeout: float | None,
     connect_timeout: float,
     stop: asyncio.Event,
+    emit: Emit | None = None,
 ) -> int:
     async with (
         opened_media(options) as (tracks, sink),
         connected_events(server, token) as events,
     ):
-        who = f" from {escape(from_user)}" if from_user else ""
+        who = f" from {_safe(from_user)}" if from_user else ""
         console.print(f"waiting for a call{who}")
         waiting = asyncio.create_task(
             wait_for_incoming(events, from_user=from_user, connect_timeout_s=connect_timeout)
@@ -508,14 +497,27 @@ async def run_answer(
         caller = call.caller
         badge = " (verified)" if caller.verified else ""
         console.print(
-            f"incoming {call.media} call from {escape(caller.display_name)} "
-            f"(@{escape(caller.username)}){badge}; accepting"
+            f"incoming {call.media} call from {_safe(caller.display_name)} "
+            f"(@{_safe(caller.username)}){badge}; accepting"
         )
+        if emit is not None:
+            emit(
+                {
+                    "type": "incoming",
+                    "call_id": call.call_id,
+                    "caller": {
+                        "username": caller.username,
+                        "display_name": caller.display_name,
+                        "verified": caller.verified,
+                    },
+                    "media": call.media,
+                }
+            )
         try:
             await call.accept(tracks=tracks, sink=sink)
         except CallEnded as exc:
             raise CliError(f"could not answer: {exc.detail or exc.reason}", EXIT_FAILED) from exc
-        code = await follow(call, duration=duration, stop=stop)
+        code = await follow(call, duration=duration, stop=stop, emit=emit)
         report_recording(sink)
         return code
 
@@ -549,7 +551,7 @@ def run(work: Callable[[asyncio.Event], Awaitable[int]]) -> None:
     try:
         code = asyncio.run(main())
     except CliError as exc:
-        console.print(f"[bold red]error:[/] {escape(exc.message)}")
+        console.print(f"[bold red]error:[/] {_safe(exc.message)}")
         raise typer.Exit(exc.code) from None
     except asyncio.CancelledError:
         console.print("[red]interrupted[/]")
@@ -557,13 +559,23 @@ def run(work: Callable[[asyncio.Event], Awaitable[int]]) -> None:
     raise typer.Exit(code)
 
 
-def _prepare(token_file: Path, options: MediaOptions) -> str:
+def _prepare(
+    server: str | None, token_file: Path | None, profile: str, options: MediaOptions
+) -> Account:
     try:
         options.check()
-        return read_token(token_file)
+        return resolve_account(
+            server, token_file, profile, warn=lambda text: console.print(Text(text, "yellow"))
+        )
     except CliError as exc:
-        console.print(f"[bold red]error:[/] {escape(exc.message)}")
+        console.print(f"[bold red]error:[/] {_safe(exc.message)}")
         raise typer.Exit(exc.code) from None
+
+
+def _emitter(json_mode: bool) -> Emit | None:
+    """With ``--json``: each step as one JSON line on stdout (people's lines stay on
+    stderr, so a script reads only JSON)."""
+    return Output(json_mode=True).line if json_mode else None
 
 
 # --- commands -------------------------------------------------------------------------
@@ -571,34 +583,38 @@ def _prepare(token_file: Path, options: MediaOptions) -> str:
 
 def call_command(
     user: Annotated[str, typer.Argument(help="Username to call.", show_default=False)],
-    server: ServerOpt,
-    token_file: TokenFileOpt,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
     play: PlayOpt = None,
     tone: ToneOpt = None,
     record: RecordOpt = None,
     video: VideoOpt = False,
     duration: DurationOpt = None,
     connect_timeout: ConnectTimeoutOpt = 30.0,
+    json_: JsonOpt = False,
 ) -> None:
     """Call USER. Media is always relayed unless the server allows otherwise."""
     options = MediaOptions(play=play, tone=tone, video=video, record=record)
-    token = _prepare(token_file, options)
+    account = _prepare(server, token_file, profile, options)
     run(
         lambda stop: run_call(
-            server=server,
-            token=token,
+            server=account.server,
+            token=account.token,
             username=user,
             options=options,
             duration=duration,
             connect_timeout=connect_timeout,
             stop=stop,
+            emit=_emitter(json_),
         )
     )
 
 
 def answer_command(
-    server: ServerOpt,
-    token_file: TokenFileOpt,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
     from_user: Annotated[
         str | None,
         typer.Option("--from", help="Only answer calls from this user (others keep ringing)."),
@@ -615,43 +631,59 @@ def answer_command(
         ),
     ] = None,
     connect_timeout: ConnectTimeoutOpt = 30.0,
+    json_: JsonOpt = False,
 ) -> None:
     """Wait for a call, accept it, and exit when it ends."""
     options = MediaOptions(play=play, tone=tone, video=video, record=record)
-    token = _prepare(token_file, options)
+    account = _prepare(server, token_file, profile, options)
     run(
         lambda stop: run_answer(
-            server=server,
-            token=token,
+            server=account.server,
+            token=account.token,
             from_user=from_user,
             options=options,
             duration=duration,
             wait_timeout=timeout,
             connect_timeout=connect_timeout,
             stop=stop,
+            emit=_emitter(json_),
         )
     )
 
 
 def calls_command(
-    server: ServerOpt,
-    token_file: TokenFileOpt,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many calls.")] = 20,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
 ) -> None:
     """Show your recent calls, newest first.
 
     A call answered but never connected shows as "Call didn't connect", no duration.
     """
-    try:
-        token = read_token(token_file)
-    except CliError as exc:
-        console.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(exc.code) from None
-    run(lambda _stop: run_history(server=server, token=token, limit=limit))
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        items = await rf.call_history(limit=limit)
+        if out.json:
+            out.document({"calls": items})
+        elif not items:
+            out.note("no calls yet")
+        else:
+            out.render(history_table(items))
+        return EXIT_OK
+
+    with_client(out, server, token_file, profile, work)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``call``, ``answer`` and ``calls`` to the ``ringfence`` command."""
+    """Add the terminal client's commands to the ``ringfence`` command."""
+    cli_account.register(app)
+    cli_messages.register(app)
+    cli_people.register(app)
+    cli_settings.register(app)
+    cli_listen.register(app)
     app.command("call")(call_command)
     app.command("answer")(answer_command)
     app.command("calls")(calls_command)

@@ -1,0 +1,254 @@
+"""``ringfence send``, ``inbox``, ``read``, ``accept`` and ``decline``: direct messages.
+
+A send carries a transaction id (``--txn-id``, or a fresh one per run): the server
+answers a repeat of the same id with the message it already stored, so a script that
+retries a send whose answer it never saw cannot post it twice.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ringfence.client.api import Conversation, Message, RingfenceClient
+from ringfence.client.output import Output, call_label, local_time, one_line, plain, user_label
+from ringfence.client.runner import (
+    EXIT_USAGE,
+    Account,
+    CliError,
+    JsonOpt,
+    ProfileOpt,
+    ServerOpt,
+    TokenFileOpt,
+    fail,
+    with_client,
+)
+from ringfence.client.session import DEFAULT_PROFILE
+
+__all__ = ["message_lines", "register"]
+
+TXN_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+PAGE = 100  # the server's largest page of history
+
+UserArg = Annotated[str, typer.Argument(help="Their username.", show_default=False)]
+
+
+def read_text_argument(text: str) -> str:
+    """TEXT itself, or standard input for ``-`` (its final line break dropped)."""
+    if text != "-":
+        return text
+    data = sys.stdin.read()
+    return data.removesuffix("\n").removesuffix("\r")
+
+
+def message_lines(messages: list[Message], peer: str) -> list[Text]:
+    """A thread for people, oldest first: a dated header line per message, the text
+    below it indented (made plain, so it cannot act on the terminal)."""
+    lines = []
+    for message in messages:
+        mine = message["sender"] != peer
+        who = "you" if mine else f"@{plain(message['sender'])}"
+        head = Text(f"{local_time(message['created_at'])}  ", style="dim")
+        head.append(who, style="cyan" if mine else "bold")
+        record = message.get("call")
+        if message["kind"] == "call" and record is not None:
+            head.append(f"  {call_label(record, outgoing=mine)}", style="magenta")
+            lines.append(head)
+            continue
+        lines.append(head)
+        body = plain(message["text"], multiline=True)
+        lines.append(Text("\n".join(f"    {line}" for line in body.split("\n"))))
+    return lines
+
+
+def inbox_table(conversations: list[Conversation]) -> Table:
+    counted = any("unread" in c for c in conversations)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("Who")
+    if counted:
+        table.add_column("Unread", justify="right")
+    table.add_column("Last message")
+    table.add_column("When", no_wrap=True)
+    for conv in conversations:
+        last = conv["last_message"]
+        if last is None:
+            preview = ""
+        elif last["kind"] == "call" and last.get("call") is not None:
+            record = last["call"]
+            assert record is not None
+            preview = call_label(record, outgoing=last["sender"] != conv["user"]["username"])
+        else:
+            mine = last["sender"] != conv["user"]["username"]
+            preview = ("you: " if mine else "") + one_line(last["text"])
+        row: list[Text] = [
+            Text("request", style="bold yellow") if conv["is_request"] else Text(""),
+            Text(user_label(conv["user"])),
+        ]
+        if counted:
+            unread = int(conv.get("unread", 0))
+            row.append(Text(str(unread) if unread else "", style="bold"))
+        row += [Text(preview), Text(local_time(conv["updated_at"]), style="dim")]
+        table.add_row(*row)
+    return table
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def send_command(
+    user: UserArg,
+    text: Annotated[str, typer.Argument(help="The message, or - to read it from standard input.")],
+    txn_id: Annotated[
+        str | None,
+        typer.Option(
+            "--txn-id",
+            help="Transaction id: sending again with the same id never posts a duplicate "
+            "[default: a new one]",
+            show_default=False,
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Send USER a message."""
+    out = Output(json_mode=json_)
+    if txn_id is not None and not TXN_ID_RE.fullmatch(txn_id):
+        fail(out, CliError("--txn-id is 1-64 letters, digits, '.', '_', '~' or '-'", EXIT_USAGE))
+    body = read_text_argument(text)
+    if not body.strip():
+        fail(out, CliError("the message is empty", EXIT_USAGE))
+    transaction = txn_id or uuid.uuid4().hex
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        message = await rf.send_message(user, body, transaction)
+        if out.json:
+            out.document({"message": message})
+        else:
+            out.show(f"sent to @{plain(user)} (message {message['id']})")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def inbox_command(
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=500, help="How many conversations.")
+    ] = 50,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Your conversations, most recent first; message requests are marked."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        conversations = await rf.conversations(limit=limit)
+        if out.json:
+            out.document({"conversations": conversations})
+        elif not conversations:
+            out.note("no conversations yet")
+        else:
+            out.render(inbox_table(conversations))
+            requests = sum(1 for c in conversations if c["is_request"])
+            if requests:
+                out.note(
+                    f"{requests} message request(s): ringfence read USER, then "
+                    "ringfence accept USER or ringfence decline USER"
+                )
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def read_command(
+    user: UserArg,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="How many of the latest messages.")
+    ] = 20,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Your conversation with USER: the latest messages, oldest first, with dates."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        messages: list[Message] = []
+        before: int | None = None
+        while len(messages) < limit:
+            size = min(PAGE, limit - len(messages))
+            page = await rf.history(user, before=before, limit=size)
+            messages = page + messages
+            if len(page) < size:
+                break  # that was the beginning of the conversation
+            before = page[0]["id"]
+        if out.json:
+            out.document({"messages": messages})
+        elif not messages:
+            out.note(f"no messages with @{plain(user)} yet")
+        else:
+            out.lines(message_lines(messages, user))
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def accept_command(
+    user: UserArg,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Accept USER's message request: you can reply, and it joins your inbox."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        conversation = await rf.accept(user)
+        if out.json:
+            out.document({"conversation": conversation})
+        else:
+            out.show(f"accepted @{plain(user)}'s request: you can reply now")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def decline_command(
+    user: UserArg,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Decline USER's message request: it leaves your inbox (they are not told)."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        conversation = await rf.decline(user)
+        if out.json:
+            out.document({"conversation": conversation})
+        else:
+            out.show(f"declined @{plain(user)}'s request")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send")(send_command)
+    app.command("inbox")(inbox_command)
+    app.command("read")(read_command)
+    app.command("accept")(accept_command)
+    app.command("decline")(decline_command)
