@@ -175,7 +175,7 @@ def resolve_account(
 
 
 def _wait(seconds: float | None) -> str:
-    return f"; try again in {math.ceil(seconds)}s" if seconds else ""
+    return f" (retry in {math.ceil(seconds)}s)" if seconds else ""
 
 
 def explain(exc: BaseException, server: str | None) -> CliError | None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,20 +124,20 @@ async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
         await procs.stop_all()
 
 
-@pytest.fixture
-async def server_url(processes: Processes, tmp_path: Path, database_url: str) -> str:
-    """``ringfence serve`` with its embedded coturn, on free ports."""
+async def start_serve(processes: Processes, tmp_path: Path, database_url: str, **env: str) -> str:
+    """``ringfence serve`` with its embedded coturn, on free ports; ``env`` adds
+    RINGFENCE_* settings. Returns its URL once healthy."""
     port = free_port()
     server = await processes.start(
-        "server",
+        f"server-{port}",
         "serve",
         "--port",
         str(port),
         "--data-dir",
-        str(tmp_path / "data"),
+        str(tmp_path / f"data-{port}"),
         "--database-url",
         database_url,
-        env=clean_env(RINGFENCE_TURN_PORT=str(free_port())),
+        env=clean_env(RINGFENCE_TURN_PORT=str(free_port()), **env),
     )
     url = f"http://127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
@@ -150,6 +152,196 @@ async def server_url(processes: Processes, tmp_path: Path, database_url: str) ->
             if loop.time() > deadline:
                 pytest.fail(f"ringfence serve did not become healthy:\n{server.output()}")
             await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def server_url(processes: Processes, tmp_path: Path, database_url: str) -> str:
+    """``ringfence serve`` with its embedded coturn, on free ports."""
+    return await start_serve(processes, tmp_path, database_url)
+
+
+# --- a person at a terminal (used by the other test_cli_* modules too) --------------------
+
+
+@dataclass
+class Ran:
+    """One finished ``ringfence`` command: its exit status, stdout and stderr."""
+
+    args: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __str__(self) -> str:
+        return (
+            f"$ ringfence {' '.join(self.args)}\n[{self.code}]\n{self.out}\n--- stderr\n{self.err}"
+        )
+
+
+class Running:
+    """A ``ringfence`` command still running (``listen``, ``answer``), its stdout and
+    stderr in files of their own."""
+
+    def __init__(self, process: asyncio.subprocess.Process, out: Path, err: Path) -> None:
+        self.process = process
+        self.out_path = out
+        self.err_path = err
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def lines(self) -> list[Any]:
+        """Standard output as JSON lines (``--json``)."""
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+    async def wait_for(self, text: str, timeout: float = 30, *, stream: str = "out") -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while text not in (self.out if stream == "out" else self.err):
+            if self.process.returncode is not None:
+                pytest.fail(f"exited early ({self.process.returncode}):\n{self.out}\n{self.err}")
+            if loop.time() > deadline:
+                pytest.fail(f"never printed {text!r}:\n{self.out}\n--- stderr\n{self.err}")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> int:
+        """SIGINT, as Ctrl-C; the exit status."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+
+class Terminal:
+    """Someone at a terminal: a home and config directory of their own, and
+    ``ringfence`` run as a child process, the way a person runs it. Standard input is
+    not a terminal and there is no controlling terminal (a new session)."""
+
+    def __init__(self, tmp: Path, name: str, server: str) -> None:
+        self.name = name
+        self.server = server
+        self.home = tmp / f"home-{name}"
+        self.home.mkdir()
+        self.config = self.home / "xdg-config"
+        self.running: list[Running] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        # TZ: dates print in a known zone; COLUMNS: tables are not squeezed to 80.
+        return clean_env(
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.config),
+            TZ="UTC",
+            COLUMNS="200",
+            **extra,
+        )
+
+    def session_file(self, profile: str = "default") -> Path:
+        return self.config / "ringfence" / "sessions" / f"{profile}.json"
+
+    async def run(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Ran:
+        process = await asyncio.create_subprocess_exec(
+            RINGFENCE,
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env or self.env(),
+            cwd=self.home,
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(None if stdin is None else stdin.encode()), timeout
+            )
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail(f"ringfence {' '.join(args)} did not finish within {timeout}s")
+        assert process.returncode is not None
+        ran = Ran(args, process.returncode, out.decode(errors="replace"), err.decode())
+        assert "Traceback" not in ran.err, str(ran)
+        return ran
+
+    async def ok(self, *args: str, **kwargs: Any) -> Ran:
+        ran = await self.run(*args, **kwargs)
+        assert ran.code == 0, str(ran)
+        return ran
+
+    async def signup(self, username: str, *extra: str) -> Ran:
+        return await self.ok(
+            "signup",
+            username,
+            "--server",
+            self.server,
+            "--password-stdin",
+            *extra,
+            stdin=PASSWORD + "\n",
+        )
+
+    async def start(self, *args: str) -> Running:
+        """Start a long-running command (stdin /dev/null)."""
+        index = len(self.running)
+        out = self.home / f"run-{index}.out"
+        err = self.home / f"run-{index}.err"
+        with out.open("wb") as out_file, err.open("wb") as err_file:
+            process = await asyncio.create_subprocess_exec(
+                RINGFENCE,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=err_file,
+                env=self.env(),
+                cwd=self.home,
+                start_new_session=True,
+            )
+        running = Running(process, out, err)
+        self.running.append(running)
+        return running
+
+    async def close(self) -> None:
+        for running in self.running:
+            await running.stop()
+
+
+class Terminals:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.made: list[Terminal] = []
+
+    def __call__(self, name: str, server: str) -> Terminal:
+        terminal = Terminal(self.tmp, name, server)
+        self.made.append(terminal)
+        return terminal
+
+
+@pytest.fixture
+async def terminals(tmp_path: Path) -> AsyncIterator[Terminals]:
+    made = Terminals(tmp_path)
+    try:
+        yield made
+    finally:
+        for terminal in made.made:
+            await terminal.close()
 
 
 async def token_file(url: str, tmp: Path, username: str) -> tuple[RingfenceClient, Path]:
