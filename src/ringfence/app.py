@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringfence import __version__
 from ringfence.api import accounts, calls, conversations, errors, events, me, reports, web
+from ringfence.api.connections import ConnectionGuard, guarded_protocol
+from ringfence.api.limits import BodyLimit
 from ringfence.clock import Clock, SystemClock
 from ringfence.config import ConfigError, Settings
 from ringfence.realtime.backend import Backend, in_memory_backend
@@ -284,6 +286,17 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
+        # Slow and oversized request heads, and connections per address: what uvicorn
+        # leaves open for a directly exposed server (ringfence.api.connections).
+        http=guarded_protocol(
+            ConnectionGuard(
+                header_timeout_s=settings.header_read_timeout_s,
+                max_header_bytes=settings.max_header_bytes,
+                per_address=settings.max_connections_per_address,
+                trusted_proxies=settings.trusted_proxies,
+            )
+        ),
+        limit_concurrency=settings.max_connections,  # beyond it uvicorn answers 503
         lifespan="on",
         timeout_graceful_shutdown=5,
         ssl_certfile=None if tls is None else str(tls.cert),
@@ -325,6 +338,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         app.include_router(module.router)
     # Last: the browser client answers whatever path the API did not claim.
     app.router.routes.append(web.web_mount())
+    # Inside SecurityHeaders, so that a refused body's answer carries them too.
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
+    )
     app.add_middleware(web.SecurityHeaders)
     return app
 

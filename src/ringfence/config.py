@@ -121,8 +121,33 @@ class Settings(BaseSettings):
     auth_cache_size: int = Field(
         10_000, ge=1, le=1_000_000, description="Tokens the authentication cache holds at most."
     )
+    # --- Abuse resistance: logins, request sizes, slow clients, sessions --------------
+    # A client address below means its IPv6 /64 (one subscriber's whole network).
     login_attempts_per_account: int = Field(
-        20, ge=1, le=10_000, description="Login attempts per account per 15 minutes."
+        20,
+        ge=1,
+        le=10_000,
+        description=(
+            "Login attempts on one account per 15 minutes, from all addresses together, "
+            "before it is slowed: each address may then try it only "
+            "login_attempts_when_slowed times per 15 minutes. Its owner, from an address "
+            "that has not been guessing, still gets in."
+        ),
+    )
+    login_attempts_per_account_from_address: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Login attempts on one account from one client address per 15 minutes.",
+    )
+    login_attempts_when_slowed: int = Field(
+        3,
+        ge=1,
+        le=10_000,
+        description=(
+            "Login attempts on a slowed account (see login_attempts_per_account) from one "
+            "client address per 15 minutes."
+        ),
     )
     login_attempts_per_address: int = Field(
         30, ge=1, le=10_000, description="Login attempts per client address per minute."
@@ -133,9 +158,76 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
         description=(
-            "Comma-separated proxy addresses whose X-Forwarded-For is believed (for "
-            "per-address throttling)."
+            "Comma-separated proxy addresses (or networks) whose X-Forwarded-For is "
+            "believed (for per-address throttling). The proxy must set the header to the "
+            "address it saw, not append to one the client sent (docs/deployment.md)."
         ),
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description=(
+            "Largest HTTP request body accepted; a larger one is refused with 413 before "
+            "it is read (by Content-Length, or counted when chunked)."
+        ),
+    )
+    body_read_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds a request's body may take to arrive once its headers have; then 408 "
+            "and the connection closes."
+        ),
+    )
+    header_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds a request's line and headers may take to arrive, and a new "
+            "connection may stay silent; then the connection closes."
+        ),
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line plus headers accepted; larger ones get 431.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=16,
+        le=1_000_000,
+        description=(
+            "Connections (HTTP and WebSocket) served at once; beyond it requests get 503. "
+            "Keep the process's open-file limit above it."
+        ),
+    )
+    max_connections_per_address: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description=(
+            "HTTP connections one client address may hold open at once (not counting "
+            "trusted_proxies, which carry many clients)."
+        ),
+    )
+    session_idle_days: float = Field(
+        30.0,
+        gt=0,
+        le=3650,
+        description=(
+            "Days a session (a device's login) may go unused before it ends and needs the "
+            "password again. An open WebSocket counts as use."
+        ),
+    )
+    session_max_days: float = Field(
+        180.0,
+        gt=0,
+        le=3650,
+        description="Days after its login that a session ends, however much it is used.",
     )
     ring_timeout_s: int = Field(
         45, ge=2, le=300, description="Seconds a call rings before it ends as missed."

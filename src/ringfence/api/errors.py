@@ -27,17 +27,24 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
 
 def error_body(code: str, detail: str, **extra: object) -> dict[str, object]:
     return {"error": code, "detail": detail, **extra}
+
+
+def error_code(status: int) -> str:
+    """The machine code of an error answered only by its HTTP status."""
+    return _STATUS_CODES.get(status, "error")
 
 
 def describe_validation(exc: RequestValidationError) -> tuple[str, list[str]]:
@@ -78,7 +85,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
+        code = error_code(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) else code
         return JSONResponse(
             error_body(code, detail), exc.status_code, headers=getattr(exc, "headers", None)

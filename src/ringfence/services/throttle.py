@@ -8,6 +8,7 @@ or Redis, expiring with the window) and never stored or logged.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from ringfence.realtime.ephemeral import RateLimiter, retry_after
@@ -16,6 +17,23 @@ from ringfence.services.errors import RateLimited
 LOGIN_ACCOUNT_WINDOW_S = 15 * 60
 LOGIN_ADDRESS_WINDOW_S = 60
 REGISTRATION_WINDOW_S = 60 * 60
+
+
+def address_bucket(address: str) -> str:
+    """The key one client address is counted under: the address itself for IPv4, its
+    /64 for IPv6. One subscriber gets a whole /64 and can use any of its 2^64 addresses,
+    so counting full IPv6 addresses would give every client unlimited keys. An
+    IPv4-mapped IPv6 address counts as the IPv4 address. Anything that is not an address
+    (a Unix socket path) is used as it is, shortened."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
