@@ -81,7 +81,7 @@ def describe_event(event: Event, me: str, callers: dict[str, str]) -> Text | Non
         state = conversation.get("state") or ("request" if conversation["is_request"] else "")
         return Text(f"conversation with {user_label(conversation['user'])}: {plain(state)}")
     if kind == "call.incoming":
-        caller = event.get("caller") or {}
+        caller = event.get("from") or event.get("caller") or {}
         callers[str(event.get("call_id"))] = f"@{plain(caller.get('username', '?'))}"
         media = plain(event.get("media", "audio"))
         line = Text(f"incoming {media} call from {user_label(caller)}", style="bold green")
