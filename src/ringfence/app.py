@@ -222,6 +222,10 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
                 backend.limiter,
                 AccountLimits(
                     login_attempts_per_account=settings.login_attempts_per_account,
+                    login_attempts_per_account_from_address=(
+                        settings.login_attempts_per_account_from_address
+                    ),
+                    login_attempts_when_slowed=settings.login_attempts_when_slowed,
                     login_attempts_per_address=settings.login_attempts_per_address,
                     registrations_per_address=settings.registrations_per_address,
                 ),

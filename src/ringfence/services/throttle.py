@@ -1,9 +1,19 @@
 """Throttling of logins and registrations, against guessing and mass sign-ups.
 
-Logins are limited per account (so a password cannot be guessed from many addresses)
-and per client address (so one address cannot try many accounts). Registrations are
-limited per address. Addresses are used only as counter keys in ephemeral state (memory
-or Redis, expiring with the window) and never stored or logged.
+Logins are limited three ways, none of which locks an account's owner out:
+
+- per client address, whatever the account (one address cannot try many accounts);
+- per account *and* address (one address cannot guess one account for long);
+- per account, from all addresses together: an account under guessing is *slowed*,
+  meaning that each address may then try it only a few times per window. An address
+  that has been guessing is refused; its owner, from an address that has not, still
+  gets in. (The old rule refused every login to an account after 20 attempts from
+  anywhere, so anyone could lock anyone out for 15 minutes.)
+
+Registrations are limited per address. An address is counted by
+:func:`address_bucket` (an IPv6 address by its /64). Addresses are used only as
+counter keys in ephemeral state (memory or Redis, expiring with the window) and never
+stored or logged.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from ringfence.services.errors import RateLimited
 LOGIN_ACCOUNT_WINDOW_S = 15 * 60
 LOGIN_ADDRESS_WINDOW_S = 60
 REGISTRATION_WINDOW_S = 60 * 60
+# The bucket of logins whose client address is unknown (no peer address at all).
+UNKNOWN_ADDRESS = "-"
 
 
 def address_bucket(address: str) -> str:
@@ -38,8 +50,10 @@ def address_bucket(address: str) -> str:
 
 @dataclass(frozen=True)
 class AccountLimits:
-    login_attempts_per_account: int = 20  # per 15 minutes
-    login_attempts_per_address: int = 30  # per minute
+    login_attempts_per_account: int = 20  # per 15 minutes, all addresses: then slowed
+    login_attempts_per_account_from_address: int = 10  # per 15 minutes
+    login_attempts_when_slowed: int = 3  # per 15 minutes and address, once slowed
+    login_attempts_per_address: int = 30  # per minute, any account
     registrations_per_address: int = 30  # per hour
 
 
@@ -49,22 +63,38 @@ class AccountThrottle:
         self._limits = limits
 
     async def login(self, username: str, address: str | None) -> None:
+        """Count a login attempt before its password is checked; raise RateLimited
+        (429) if it may not be made now. Refused attempts are not counted."""
+        limits = self._limits
+        bucket = UNKNOWN_ADDRESS if address is None else address_bucket(address)
         if address is not None:
             await self._hit(
-                f"login:addr:{address}",
-                self._limits.login_attempts_per_address,
-                LOGIN_ADDRESS_WINDOW_S,
+                f"login:addr:{bucket}", limits.login_attempts_per_address, LOGIN_ADDRESS_WINDOW_S
             )
-        await self._hit(
-            f"login:user:{username[:64]}",
-            self._limits.login_attempts_per_account,
-            LOGIN_ACCOUNT_WINDOW_S,
+        account = username[:64]
+        # Every attempt on the account counts here, refused or not below, so that one
+        # address hammering it slows it as surely as many addresses do.
+        slowed = (
+            await self._limiter.hit(
+                f"login:user:{account}",
+                limit=limits.login_attempts_per_account,
+                window_s=LOGIN_ACCOUNT_WINDOW_S,
+            )
+            is not None
         )
+        per_address = (
+            limits.login_attempts_when_slowed
+            if slowed
+            else limits.login_attempts_per_account_from_address
+        )
+        # One key, two limits: an address that guessed before the account was slowed
+        # is over the tighter limit at once; one that did not still has its tries.
+        await self._hit(f"login:pair:{account}:{bucket}", per_address, LOGIN_ACCOUNT_WINDOW_S)
 
     async def register(self, address: str | None) -> None:
         if address is not None:
             await self._hit(
-                f"register:addr:{address}",
+                f"register:addr:{address_bucket(address)}",
                 self._limits.registrations_per_address,
                 REGISTRATION_WINDOW_S,
             )
