@@ -40,7 +40,12 @@ from ringfence.services.throttle import AccountLimits, AccountThrottle
 from ringfence.storage.database import Database, DatabaseUnavailable
 from ringfence.tls import tls_files
 from ringfence.turn.coturn_config import CoturnOptions
-from ringfence.turn.credentials import TurnCredentialIssuer, generate_secret, load_secret
+from ringfence.turn.credentials import (
+    TurnCredentialIssuer,
+    generate_secret,
+    load_pseudonym_key,
+    load_secret,
+)
 from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor, TurnUnavailable
 
 log = logging.getLogger(__name__)
@@ -103,9 +108,12 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
     With a certificate (``tls_files``) it also offers TURN over TLS, on the same
     certificate the web server uses, for networks that only let TLS through."""
     ttl = settings.turn_credential_ttl_s
+    pseudonyms = turn_pseudonym_key(settings)
     if settings.external_turn:
         shared = load_secret(settings.turn_secret, settings.turn_secret_file)
-        issuer = TurnCredentialIssuer(shared, settings.turn_urls, ttl, clock=clock.time)
+        issuer = TurnCredentialIssuer(
+            shared, settings.turn_urls, ttl, clock=clock.time, pseudonym_key=pseudonyms
+        )
         addresses = settings.turn_relay_ips or await resolve_turn_hosts(settings.turn_urls)
         return Relay(issuer, frozenset(addresses), None)
     secret = generate_secret()  # fresh each start: no long-lived secret on disk
@@ -126,6 +134,8 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
             max_port=settings.turn_relay_max_port,
             realm="ringfence",
             secret=secret,
+            user_quota=settings.turn_user_quota,
+            max_allocate_lifetime_s=ttl,  # no allocation outlives its credential unrefreshed
             # Two relayed peers on one machine reach each other through loopback.
             allow_loopback_peers=listen.is_loopback,
         ),
@@ -141,10 +151,22 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
     except CoturnStartError as exc:
         # The sentence a failed start-up is reported with (see StartupFailure).
         raise StartupError(f"its embedded TURN relay is not usable: {exc}") from None
-    issuer = TurnCredentialIssuer(secret.encode(), supervisor.urls, ttl, clock=clock.time)
+    issuer = TurnCredentialIssuer(
+        secret.encode(), supervisor.urls, ttl, clock=clock.time, pseudonym_key=pseudonyms
+    )
     relay_ip = supervisor.options.advertised_relay_ip
     addresses = {str(relay_ip)} if relay_ip else await resolve_turn_hosts(supervisor.urls)
     return Relay(issuer, frozenset(addresses), supervisor)
+
+
+def turn_pseudonym_key(settings: Settings) -> bytes:
+    """The key of the accounts' TURN pseudonyms (ringfence.turn.credentials): kept
+    across restarts, in the data dir unless the operator names a shared file."""
+    path = settings.turn_pseudonym_key_file or settings.data_dir / "turn-pseudonym.key"
+    try:
+        return load_pseudonym_key(path)
+    except ValueError as exc:
+        raise StartupError(f"turn_pseudonym_key_file: {exc}") from None
 
 
 async def resolve_turn_hosts(urls: Sequence[str]) -> set[str]:

@@ -256,6 +256,52 @@ class Settings(BaseSettings):
             "(each hands out fresh TURN credentials)."
         ),
     )
+    # Per-account limits against one person flooding others, the relay or the server
+    # (docs/security.md, "Limits"). Refusals are 429 with Retry-After.
+    messages_per_minute: int = Field(
+        30, ge=1, le=10_000, description="Messages one account may send per minute."
+    )
+    message_requests_per_hour: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description=(
+            "Messages one account may send per hour to people who have not accepted a "
+            "conversation with it (message requests)."
+        ),
+    )
+    follows_per_hour: int = Field(
+        30, ge=1, le=10_000, description="Follows and unfollows one account may make per hour."
+    )
+    profile_lookups_per_hour: int = Field(
+        120, ge=1, le=100_000, description="Profiles one account may look up per hour."
+    )
+    turn_credentials_per_minute: int = Field(
+        20,
+        ge=2,
+        le=1000,
+        description=(
+            "TURN credentials one account's own actions may get per minute: starting a "
+            "call, ringing its devices, switching or restarting a call (a switch takes two)."
+        ),
+    )
+    turn_user_quota: int = Field(
+        12,
+        ge=1,
+        le=1000,
+        description=(
+            "Relay allocations one account may hold at once on the embedded coturn (its "
+            "user-quota; a browser takes 2-3 per call). Set user-quota on an external one."
+        ),
+    )
+    turn_pseudonym_key_file: Path | None = Field(
+        None,
+        description=(
+            "Key that gives each account a stable, opaque TURN user name (so the relay's "
+            "quota is per account). Empty: data_dir/turn-pseudonym.key, made on first "
+            "start. Nodes sharing a relay must share it."
+        ),
+    )
     turn_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(

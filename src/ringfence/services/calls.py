@@ -177,6 +177,9 @@ class Calls:
         # probing someone's settings costs the same as calling them.
         await self._limit(f"call:caller:{me.id}", self._cfg.call_attempts_per_minute)
         await self._limit(f"call:pair:{me.id}:{to}", self._cfg.call_attempts_per_pair_per_minute)
+        # The caller's credential, counted here with the attempts (before any rule) so
+        # that running out of credentials answers the same whoever is called.
+        await self._charge_credentials(me.id, 1)
         async with self._db.read() as store:
             # The caller as stored now, not as the auth cache remembers it: being
             # verified or suspended a moment ago decides this call.
@@ -221,7 +224,7 @@ class Calls:
         await self._schedule(call.call_id, RING, self._cfg.ring_timeout_s)
         return StartedCall(
             call_id=call.call_id,
-            ice_servers=[self._ice_server().model_dump()],
+            ice_servers=[self._ice_server(me.id).model_dump()],
             ice_transport_policy=caller_policy,
             ring_timeout_s=self._cfg.ring_timeout_s,
         )
@@ -330,10 +333,16 @@ class Calls:
             return  # rings out on the caller's side only; the timeout records it missed
         caller = UserView.of(device.user)
         for device_id in await self._presence.devices(call.callee_id):
+            # Each rung device gets a credential: the caller's action, the caller's
+            # budget (never the callee's, whom others could otherwise drain). Out of
+            # budget, the other devices do not ring; the caller cannot tell.
+            if not await self._credentials_left(device.user.id):
+                log.info("call %s: not every device rang (credential limit)", call.call_id)
+                break
             await self._ring(rang, caller, device_id)
 
     async def _ring(self, live: LiveCall, caller: UserView, device_id: str) -> None:
-        """Send call.incoming to one callee device, with credentials of its own."""
+        """Send call.incoming to one callee device, with a credential of the callee's."""
         assert live.offer_sdp is not None
         frame = CallIncomingFrame(
             call_id=live.call.call_id,
@@ -342,7 +351,7 @@ class Calls:
             # Again, with the policy as it stands now: it may have been tightened since
             # the offer was stored (a setting changed while the call rang).
             sdp=self._sanitize_sdp(live.offer_sdp, live.caller_policy),
-            ice_servers=[self._ice_server()],
+            ice_servers=[self._ice_server(live.call.callee_id)],
             ice_transport_policy=live.callee_policy,
             direct_allowed=_direct(live),
         )
@@ -353,9 +362,30 @@ class Calls:
             sdp, relay_only=policy == "relay", relay_addresses=self._relay_addresses
         )
 
-    def _ice_server(self) -> IceServerFrame:
-        ice = self._turn.issue()
+    def _ice_server(self, account_id: int) -> IceServerFrame:
+        """A credential for ``account_id``'s device, under the account's pseudonym, so
+        the relay's quota counts all of the account's allocations together. Every
+        caller of this has charged someone's credential budget first."""
+        ice = self._turn.issue_for(account_id)
         return IceServerFrame(urls=list(ice.urls), username=ice.username, credential=ice.credential)
+
+    async def _charge_credentials(self, user_id: int, count: int) -> None:
+        """Count ``count`` credentials against ``user_id``'s budget (the account whose
+        action asks for them), or raise RateLimited."""
+        for _ in range(count):
+            await self._limit(
+                f"turn:{user_id}",
+                self._cfg.turn_credentials_per_minute,
+                "too many calls and call changes; try again later",
+            )
+
+    async def _credentials_left(self, user_id: int) -> bool:
+        """Charge one credential to ``user_id``; False when their budget is spent."""
+        try:
+            await self._charge_credentials(user_id, 1)
+        except RateLimited:
+            return False
+        return True
 
     async def _answer(self, device: Device, live: LiveCall, frame: AnswerFrame) -> None:
         call = live.call
@@ -494,6 +524,8 @@ class Calls:
                 self._cfg.call_switches_per_minute,
                 "too many switches of the call's connection; try again later",
             )
+            # Both devices get a fresh credential; the one who asked pays for both.
+            await self._charge_credentials(device.user.id, 2)
         except RateLimited as exc:  # over the WebSocket it is an error event
             raise CallError(exc.code, exc.detail) from None
         direct_allowed = False
@@ -565,7 +597,7 @@ class Calls:
             body = CallTransportFrame(
                 call_id=call.call_id,
                 transport=transport,
-                ice_servers=[self._ice_server()],
+                ice_servers=[self._ice_server(to_user)],
                 ice_transport_policy=_policy_of(switched, to_user),
                 restart=restart,
                 direct_allowed=direct_allowed,
@@ -628,6 +660,9 @@ class Calls:
         changed = await self._update(live.call.call_id, tighten, first=live)
         if changed is not None and switch is not None:
             mine, theirs = switch
+            # Not charged to anyone's credential budget: moving a call behind the relay
+            # protects an address and is never refused. It cannot repeat without a
+            # switch back to direct in between, and those are charged.
             await self._announce_switch(
                 changed[1], user_id, mine, theirs, "relay", direct_allowed=False
             )
@@ -771,6 +806,12 @@ class Calls:
                 and call.state is CallState.RINGING
                 and not live.silenced
             ):
+                # Reconnecting is the callee's own action: their budget. A device that
+                # reconnects in a loop stops ringing (the others still ring) instead of
+                # collecting a credential each time.
+                if not await self._credentials_left(device.user.id):
+                    log.info("call %s: device not rung (credential limit)", call.call_id)
+                    continue
                 async with self._db.read() as store:
                     caller = await store.users.by_id(call.caller_id)
                 if caller is not None:

@@ -60,6 +60,7 @@ DENIED_PEER_NETWORKS: tuple[IPNetwork, ...] = tuple(
 
 _CONFIG_SAFE = re.compile(r"[A-Za-z0-9._~+/=:@-]+")
 STALE_NONCE_S = 600
+DEFAULT_USER_QUOTA = 12
 
 
 def network_to_range(network: IPNetwork) -> str:
@@ -93,8 +94,17 @@ class CoturnOptions:
     max_port: int = 65535
     allow_loopback_peers: bool = False
     allow_tcp_relay: bool = False
-    user_quota: int = 10
+    # Allocations one TURN user may hold at once. Ringfence's user names carry a
+    # stable pseudonym per account (ringfence.turn.credentials), so this is per
+    # account. A browser allocates once per TURN URL it is given (2, or 3 with TURN
+    # over TLS) for each peer connection, and a relay switch holds a second one for a
+    # moment: 12 covers two calls doing that at once, or one on two networks.
+    user_quota: int = DEFAULT_USER_QUOTA
     total_quota: int = 1000
+    # The longest lifetime one Allocate or Refresh is granted (coturn's default is an
+    # hour). At most the credential's TTL: an allocation lives on past its credential
+    # only while its client keeps refreshing it, never on one request.
+    max_allocate_lifetime_s: int = 600
     max_bps: int = 625_000  # 5 Mbit/s per session: ample for one HD video stream
     pid_file: Path | None = None
     userdb_file: Path | None = None
@@ -134,10 +144,15 @@ class CoturnOptions:
                 )
         if len(self.secret) < 16:
             raise ValueError("coturn secret must be at least 16 characters")
-        for name in ("user_quota", "total_quota", "max_bps"):
+        for name in ("user_quota", "total_quota", "max_bps", "max_allocate_lifetime_s"):
             # coturn reads 0 as "unlimited", which is never what we want.
             if getattr(self, name) < 1:
                 raise ValueError(f"coturn {name} must be at least 1, got {getattr(self, name)}")
+        if self.user_quota > self.total_quota:
+            raise ValueError(
+                f"coturn user_quota ({self.user_quota}) must not exceed total_quota "
+                f"({self.total_quota})"
+            )
         for name in ("cert_file", "pkey_file", "pid_file", "userdb_file"):
             path = getattr(self, name)
             if path is None:
@@ -252,6 +267,7 @@ def render(options: CoturnOptions, *, production: bool) -> str:
         f"stale-nonce={STALE_NONCE_S}",
         f"user-quota={options.user_quota}",
         f"total-quota={options.total_quota}",
+        f"max-allocate-lifetime={options.max_allocate_lifetime_s}",
         f"max-bps={options.max_bps}",
         # No management surfaces and nothing that helps fingerprint or amplify.
         "no-cli",

@@ -8,10 +8,26 @@ shared with Ringfence, using the scheme coturn calls the "TURN REST API"
 * username   = ``"<unix expiry>:<opaque>"``
 * credential = ``base64(HMAC-SHA1(shared secret, username))``
 
-The opaque part is random on purpose. Synapse puts the Matrix user id there;
-Ringfence does not, so the relay operator's logs cannot tell who is calling
-whom, and two calls by the same person cannot be linked by their TURN
-username.
+The opaque part of a user's credential is a *pseudonym* of their account:
+``HMAC-SHA256(pseudonym key, account id)``, the same for every credential the
+account gets. coturn counts ``user-quota`` by that part (it drops the expiry
+before counting), so one account can hold only so many allocations however many
+credentials it collects; with a random part every credential was a fresh "user"
+and a few accounts could fill ``total-quota``.
+
+What the pseudonym gives away, and what it does not:
+
+* Synapse puts the Matrix user id there; Ringfence does not. The key is the
+  deployment's own (not the TURN secret), so the relay operator's logs show a
+  stable opaque name per account, not who it is, and the same person has
+  unrelated pseudonyms on two deployments.
+* Within one deployment the relay can now tell that two allocations belong to
+  the same account. That is the price of a per-account quota; the relay never
+  learns whom they called.
+
+Credentials that belong to no account (the relay self-checks of
+:mod:`ringfence.turn.verify`) keep a random part, so a check never counts
+against anyone's quota.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 import secrets
 import time
@@ -30,6 +47,10 @@ from pathlib import Path
 MIN_TTL_S = 1
 MAX_TTL_S = 600
 MIN_SECRET_BYTES = 16
+PSEUDONYM_KEY_BYTES = 32
+# 128 bits of the HMAC: collisions between accounts are out of reach, and it is
+# as long as the random part it replaces.
+_PSEUDONYM_BYTES = 16
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _TURN_URL = re.compile(
@@ -93,7 +114,18 @@ class TurnCredentialIssuer:
         urls: Sequence[str],
         ttl_s: int,
         clock: Callable[[], float] = time.time,
+        *,
+        pseudonym_key: bytes | None = None,
     ) -> None:
+        if pseudonym_key is not None:
+            if len(pseudonym_key) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"the TURN pseudonym key must be at least {MIN_SECRET_BYTES} bytes"
+                )
+            if hmac.compare_digest(pseudonym_key, secret):
+                # The key must not be something the relay (and whoever reads its
+                # configuration) knows: pseudonyms would be as good as account ids.
+                raise ValueError("the TURN pseudonym key must not be the TURN shared secret")
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the TURN shared secret must be at least {MIN_SECRET_BYTES} bytes")
         if isinstance(urls, str):
@@ -109,6 +141,7 @@ class TurnCredentialIssuer:
         self._urls = tuple(validate_turn_url(url) for url in urls)
         self._ttl_s = ttl_s
         self._clock = clock
+        self._pseudonym_key = pseudonym_key
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -119,9 +152,26 @@ class TurnCredentialIssuer:
         return self._ttl_s
 
     def issue(self) -> IceServer:
-        """Return a fresh credential, unlinkable to the caller and to earlier ones."""
+        """Return a credential that belongs to no account: a random user name, its own
+        quota. For the relay's self-checks and tests, never for a user."""
+        return self._issue(secrets.token_urlsafe(_PSEUDONYM_BYTES))
+
+    def issue_for(self, account_id: int) -> IceServer:
+        """Return a credential for ``account_id``, under its stable pseudonym, so that
+        the relay's per-user quota counts every allocation of the account together."""
+        return self._issue(self.pseudonym(account_id))
+
+    def pseudonym(self, account_id: int) -> str:
+        """The account's TURN user name (without the expiry): opaque and stable."""
+        if self._pseudonym_key is None:
+            raise RuntimeError("this issuer has no pseudonym key: it cannot issue for accounts")
+        message = f"ringfence-turn-user:{account_id}".encode()
+        digest = hmac.new(self._pseudonym_key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:_PSEUDONYM_BYTES]).decode("ascii").rstrip("=")
+
+    def _issue(self, opaque: str) -> IceServer:
         expiry = int(self._clock()) + self._ttl_s
-        username = f"{expiry}:{secrets.token_urlsafe(16)}"
+        username = f"{expiry}:{opaque}"
         return IceServer(urls=self._urls, username=username, credential=self.password_for(username))
 
     def password_for(self, username: str) -> str:
@@ -160,6 +210,51 @@ def load_secret(value: str | None, file: Path | None) -> bytes:
             "bytes, for example the output of generate_secret()"
         )
     return secret
+
+
+def load_pseudonym_key(path: Path) -> bytes:
+    """Read the key that turns account ids into TURN pseudonyms, creating it (0600, in a
+    0700 directory) on first use.
+
+    It must outlive restarts: a new key would give every account a new pseudonym, and
+    the allocations of the old one would not count against the new. It lives apart
+    from the TURN secret, which the embedded relay renews at every start. Several
+    nodes behind one relay must share the file, or each counts its own quota.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raw = _create_pseudonym_key(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read the TURN pseudonym key {path}: {exc.strerror}") from exc
+    key = raw.strip()
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the TURN pseudonym key {path} is too short ({len(key)} bytes): use at least "
+            f"{MIN_SECRET_BYTES}, or delete it to have a new one made"
+        )
+    return key
+
+
+def _create_pseudonym_key(path: Path) -> bytes:
+    key = secrets.token_hex(PSEUDONYM_KEY_BYTES).encode("ascii")
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
+        try:
+            # A hard link appears whole or not at all: of two processes starting at
+            # once, one links its key and both use it.
+            os.link(draft, path)
+        except FileExistsError:
+            return path.read_bytes()
+        finally:
+            draft.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot create the TURN pseudonym key {path}: {exc.strerror}") from exc
+    return key
 
 
 def generate_secret() -> str:

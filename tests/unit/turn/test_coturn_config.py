@@ -77,6 +77,7 @@ EXPECTED_PRODUCTION_CONFIG = [
     "stale-nonce=600",
     "user-quota=10",
     "total-quota=500",
+    "max-allocate-lifetime=600",
     "max-bps=625000",
     "no-cli",
     "no-software-attribute",
@@ -348,6 +349,8 @@ def test_port_zero_must_be_resolved_before_rendering() -> None:
         ({"min_port": 80}, "1024 <= min_port"),
         ({"user_quota": 0}, "user_quota must be at least 1"),
         ({"total_quota": 0}, "total_quota must be at least 1"),
+        ({"max_allocate_lifetime_s": 0}, "max_allocate_lifetime_s must be at least 1"),
+        ({"user_quota": 20, "total_quota": 10}, "user_quota \\(20\\) must not exceed total_quota"),
         ({"max_bps": 0}, "max_bps must be at least 1"),
         ({"pid_file": Path("/tmp/with space/pid")}, "pid_file path"),
         (
