@@ -122,7 +122,7 @@ async def listen(out: Output, account: Account, *, since: int | None, count: int
                         style="yellow",
                     )
                 else:
-                    out.note("reconnected; caught up", style="dim")
+                    out.note("reconnected; resuming where it left off", style="dim")
                 continue
             if out.json:
                 if event.get("type") in _CALL_PLUMBING:

@@ -541,3 +541,61 @@ async def test_ctrl_c_hangs_up_cleanly(
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+async def test_call_and_answer_use_the_stored_session_and_speak_json(
+    server_url: str, terminals: Terminals
+) -> None:
+    alice = terminals("alice", server_url)
+    bob = terminals("bob", server_url)
+    await alice.signup("alice")
+    await bob.signup("bob")
+    await bob.ok("follow", "alice")
+    await alice.ok("send", "bob", "can I call you?")
+    await bob.ok("accept", "alice")
+
+    # No --server, no --token-file: the sessions from `ringfence signup`.
+    answer = await bob.start("answer", "--from", "alice", "--timeout", "60", "--json")
+    await answer.wait_for("waiting for a call", stream="err")
+    call = await alice.start("call", "bob", "--tone", "440", "--duration", "3", "--json")
+    call_rc = await asyncio.wait_for(call.process.wait(), 90)
+    answer_rc = await asyncio.wait_for(answer.process.wait(), 30)
+    logs = f"--- call ---\n{call.out}{call.err}\n--- answer ---\n{answer.out}{answer.err}"
+    assert (call_rc, answer_rc) == (0, 0), logs
+
+    caller_steps, callee_steps = call.lines(), answer.lines()
+    assert caller_steps[0]["type"] == "calling"
+    assert (caller_steps[0]["user"], caller_steps[0]["media"]) == ("bob", "audio")
+    assert callee_steps[0]["type"] == "incoming"
+    assert callee_steps[0]["caller"]["username"] == "alice"
+    for steps in (caller_steps, callee_steps):
+        connected = next(s for s in steps if s.get("state") == "connected")
+        assert connected["relayed"] is True  # the defaults: nobody sees an address
+        assert len(connected["verification_code"]) == 5
+        assert steps[-1]["state"] == "ended"
+        assert steps[-1]["reason"] == "hangup"
+    # The two sides see the same verification words.
+    words = [next(s for s in steps if s.get("state") == "connected")["verification_code"]
+             for steps in (caller_steps, callee_steps)]  # fmt: skip
+    assert words[0] == words[1]
+    assert "connected (relayed)" in call.err  # the lines for people, on stderr
+
+    history = await alice.ok("calls", "--json")
+    [item] = history.json()["calls"]
+    assert (item["direction"], item["peer"]["username"]) == ("outgoing", "bob")
+    assert (item["call"]["media"], item["call"]["outcome"]) == ("audio", "completed")
+    table = await bob.ok("calls")
+    assert "from" in table.out
+    assert "@bob" not in table.out
+    assert "Audio call · 0:0" in table.out
+
+
+async def test_call_without_a_session_or_token_file_is_a_usage_error(
+    server_url: str, terminals: Terminals
+) -> None:
+    nobody = terminals("nobody", server_url)
+    ran = await nobody.run("call", "bob", "--tone", "440")
+    assert ran.code == 2
+    assert "not signed in" in ran.err
+    ran = await nobody.run("answer", "--timeout", "1")
+    assert ran.code == 2
