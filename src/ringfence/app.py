@@ -27,7 +27,7 @@ from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
 from ringfence.realtime.redis_backend import open_redis_backend
 from ringfence.realtime.redis_bus import RedisBus
-from ringfence.services.accounts import Accounts, AuthCache
+from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
 from ringfence.services.messaging import Messaging
@@ -254,6 +254,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
             ),
             stream,
             AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
+            sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
         ),
         social=Social(db, clock),
         messaging=messaging,

@@ -11,6 +11,13 @@ announced on the Bus (``SessionEnd``), and every node drops the session from its
 and closes its sockets. What is announced nowhere (``ringfence admin suspend`` without
 Redis) is found by :meth:`Accounts.check_sockets`, which re-reads the users behind
 this node's sockets every few seconds; the cache forgets everything within its TTL.
+
+Sessions end (:class:`SessionLifetime`): after ``session_idle_days`` without use and
+``session_max_days`` after their login, however much they are used; then only the
+password starts a new one. An ended session is refused when it is next presented (and
+deleted then), and :meth:`Accounts.sweep_sessions` deletes the others once a minute
+and closes their sockets on every node. An open WebSocket counts as use. Nothing but
+the two timestamps the session row always had is needed: no address is stored.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect as sa_inspect
@@ -57,6 +64,25 @@ _TOUCH_EVERY = timedelta(minutes=5)
 
 # Users looked up per query when re-checking this node's sockets.
 CHECK_BATCH = 500
+# How often (at most) a node looks for ended sessions, and how many it ends per round.
+SWEEP_EVERY_S = 60.0
+SWEEP_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLifetime:
+    """How long a session lasts: ``idle`` since it was last used, and ``max_age``
+    since its login, whichever ends first."""
+
+    idle: timedelta
+    max_age: timedelta
+
+    @classmethod
+    def days(cls, idle: float, max_age: float) -> SessionLifetime:
+        return cls(timedelta(days=idle), timedelta(days=max_age))
+
+    def ends(self, created_at: datetime, last_seen_at: datetime) -> datetime:
+        return min(last_seen_at + self.idle, created_at + self.max_age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +160,24 @@ class AuthCache:
         return entry
 
     def put(
-        self, token_hash: str, session_id: int, user: User, *, since: float, epoch: int
+        self,
+        token_hash: str,
+        session_id: int,
+        user: User,
+        *,
+        since: float,
+        epoch: int,
+        lasts_s: float | None = None,
     ) -> None:
-        """Keep a lookup that started at ``since`` (monotonic) under ``epoch``."""
+        """Keep a lookup that started at ``since`` (monotonic) under ``epoch``; never
+        beyond ``lasts_s`` from now, the time its session has left."""
         if self._ttl_s <= 0 or epoch != self.epoch:
             return
+        expires = since + self._ttl_s
+        if lasts_s is not None:
+            expires = min(expires, self._monotonic() + lasts_s)
         self._entries.pop(token_hash, None)
-        self._entries[token_hash] = _Cached(since + self._ttl_s, session_id, UserSnapshot(user))
+        self._entries[token_hash] = _Cached(expires, session_id, UserSnapshot(user))
         self.purge_expired()
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -203,8 +240,12 @@ class Accounts:
         throttle: AccountThrottle | None = None,
         stream: EventStream | None = None,
         cache: AuthCache | None = None,
+        *,
+        sessions: SessionLifetime | None = None,
     ) -> None:
         self._stream = stream
+        self._lifetime = sessions  # None: sessions last until logout (admin tools)
+        self._next_sweep = 0.0  # monotonic
         self._db = db
         self._passwords = passwords
         self._clock = clock
@@ -289,14 +330,23 @@ class Accounts:
         if found is None:
             raise Unauthorized("unauthorized", "a valid bearer token is required")
         session, user = found
+        now = self._clock.now()
+        lifetime = self._lifetime
+        if lifetime is not None and lifetime.ends(session.created_at, session.last_seen_at) <= now:
+            await self._end_expired(session.id, user.id)
+            raise Unauthorized("session_expired", "this session has expired; sign in again")
         if user.suspended:
             raise Unauthorized("unauthorized", "this account is suspended")
-        now = self._clock.now()
-        if now - session.last_seen_at > _TOUCH_EVERY:
+        last_seen = session.last_seen_at
+        if now - last_seen > _TOUCH_EVERY:
             async with self._db.write() as store:
                 await store.sessions.touch(session.id, now)
+            last_seen = now
         if cache is not None:
-            cache.put(token_hash, session.id, user, since=started, epoch=epoch)
+            lasts_s = None
+            if lifetime is not None:
+                lasts_s = (lifetime.ends(session.created_at, last_seen) - now).total_seconds()
+            cache.put(token_hash, session.id, user, since=started, epoch=epoch, lasts_s=lasts_s)
         return AuthContext(user=user, session_id=session.id)
 
     async def still_valid(self, auth: AuthContext) -> bool:
@@ -306,8 +356,14 @@ class Accounts:
 
     async def session_active(self, session_id: int) -> bool:
         """:meth:`still_valid` by session id. Always read from the database."""
+        seen_after = created_after = None
+        if self._lifetime is not None:
+            now = self._clock.now()
+            seen_after, created_after = now - self._lifetime.idle, now - self._lifetime.max_age
         async with self._db.read() as store:
-            return await store.sessions.is_active(session_id)
+            return await store.sessions.is_active(
+                session_id, seen_after=seen_after, created_after=created_after
+            )
 
     async def logout(self, auth: AuthContext) -> None:
         async with self._db.write() as store:
@@ -342,6 +398,58 @@ class Accounts:
         if self._watch is not None and self._stream is not None:
             await self._stream.unwatch(self._watch)
             self._watch = None
+
+    async def sweep_sessions(self) -> int:
+        """End the sessions that have expired, everywhere: delete them, drop them from
+        the token caches and close their sockets on every node. First mark the sessions
+        behind this node's open sockets as used (an open socket is use). Returns how
+        many sessions ended."""
+        lifetime = self._lifetime
+        if lifetime is None:
+            return 0
+        now = self._clock.now()
+        hub = self._hub
+        if hub is not None:
+            open_sessions = sorted(
+                {
+                    conn.session_id
+                    for user_id in hub.local_users()
+                    for conn in hub.local_devices(user_id)
+                    if conn.session_id is not None and not conn.closed
+                }
+            )
+            for at in range(0, len(open_sessions), CHECK_BATCH):
+                async with self._db.write() as store:
+                    await store.sessions.touch_many(
+                        open_sessions[at : at + CHECK_BATCH], now, before=now - _TOUCH_EVERY
+                    )
+        ended = 0
+        while True:
+            async with self._db.write() as store:
+                expired = await store.sessions.delete_expired(
+                    seen_before=now - lifetime.idle,
+                    created_before=now - lifetime.max_age,
+                    limit=SWEEP_BATCH,
+                )
+            for session_id, user_id in expired:
+                await self._announce_end(session_id, user_id)
+            ended += len(expired)
+            if len(expired) < SWEEP_BATCH:
+                break
+        if ended:
+            log.info("ended %d expired sessions", ended)
+        return ended
+
+    async def _end_expired(self, session_id: int, user_id: int) -> None:
+        """A session found expired when presented: delete it, and tell every node."""
+        async with self._db.write() as store:
+            await store.sessions.revoke(session_id)
+        await self._announce_end(session_id, user_id)
+
+    async def _announce_end(self, session_id: int, user_id: int) -> None:
+        self._session_ended(SessionEnd(user_id, session_id))
+        if self._stream is not None:
+            await self._stream.end_session(user_id, session_id)
 
     async def check_sockets(self) -> int:
         """Close this node's sockets of users who are suspended (or gone) and drop them
@@ -384,6 +492,12 @@ class Accounts:
                 await self.check_sockets()
             except Exception:
                 log.exception("checking the sessions of open sockets failed")
+            if self._lifetime is not None and self._clock.monotonic() >= self._next_sweep:
+                self._next_sweep = self._clock.monotonic() + SWEEP_EVERY_S
+                try:
+                    await self.sweep_sessions()
+                except Exception:
+                    log.exception("ending expired sessions failed")
 
     def _session_ended(self, notice: SessionEnd) -> None:
         if self._cache is not None:

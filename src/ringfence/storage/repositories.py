@@ -296,14 +296,55 @@ class Sessions:
             update(Session).where(Session.id == session_id).values(last_seen_at=now)
         )
 
-    async def is_active(self, session_id: int) -> bool:
-        """The session exists (not logged out or revoked) and its user is not suspended."""
-        row = await self._s.scalar(
+    async def is_active(
+        self,
+        session_id: int,
+        *,
+        seen_after: datetime | None = None,
+        created_after: datetime | None = None,
+    ) -> bool:
+        """The session exists (not logged out, revoked or expired: last used after
+        ``seen_after`` and created after ``created_after``, when given) and its user
+        is not suspended."""
+        query = (
             select(Session.id)
             .join(User, User.id == Session.user_id)
             .where(Session.id == session_id, User.suspended.is_(False))
         )
-        return row is not None
+        if seen_after is not None:
+            query = query.where(Session.last_seen_at > seen_after)
+        if created_after is not None:
+            query = query.where(Session.created_at > created_after)
+        return await self._s.scalar(query) is not None
+
+    async def touch_many(
+        self, session_ids: Sequence[int], now: datetime, *, before: datetime
+    ) -> None:
+        """Mark sessions as used now (those last marked before ``before``)."""
+        if session_ids:
+            await self._s.execute(
+                update(Session)
+                .where(Session.id.in_(session_ids), Session.last_seen_at < before)
+                .values(last_seen_at=now)
+            )
+
+    async def delete_expired(
+        self, *, seen_before: datetime, created_before: datetime, limit: int
+    ) -> list[tuple[int, int]]:
+        """Delete up to ``limit`` sessions last used before ``seen_before`` or created
+        before ``created_before``; returns their (session id, user id)."""
+        rows = (
+            await self._s.execute(
+                select(Session.id, Session.user_id)
+                .where((Session.last_seen_at < seen_before) | (Session.created_at < created_before))
+                .order_by(Session.id)
+                .limit(limit)
+            )
+        ).all()
+        found = [(row[0], row[1]) for row in rows]
+        if found:
+            await self._s.execute(delete(Session).where(Session.id.in_([sid for sid, _ in found])))
+        return found
 
     async def revoke(self, session_id: int) -> None:
         await self._s.execute(delete(Session).where(Session.id == session_id))
