@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ringfence import __version__
 from ringfence.client.cli import register as register_client_commands
@@ -246,11 +247,23 @@ def _admin(
     try:
         return asyncio.run(run())
     except ServiceError as exc:
-        console.print(f"[bold red]error:[/] {exc.detail}")
+        console.print(_plain(exc.detail, "error: "))
         raise typer.Exit(1) from exc
     except DatabaseUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(_plain(str(exc), "error: "))
         raise typer.Exit(1) from exc
+
+
+def _plain(text: str, label: str = "", style: str = "bold red") -> Text:
+    """User-supplied (or user-derived) text as Rich shows it: never read as markup, and
+    with control and invisible characters made visible (ringfence.services.text), so a
+    report's reason cannot crash the command or send escape sequences to the
+    terminal. Everything the admin commands print that came from a user goes
+    through here; ``label`` is ours, in ``style``."""
+    from ringfence.services.text import printable
+
+    shown = Text(printable(text, keep="\n"))
+    return Text.assemble((label, style), shown) if label else shown
 
 
 def _account_flag_command(
@@ -265,7 +278,7 @@ def _account_flag_command(
         database_url: DatabaseOpt = None,
     ) -> None:
         user = _admin(config, data_dir, database_url, lambda s: set_flag(s, username, value))
-        console.print(f"[green]{user.username} {done}[/]")
+        console.print(_plain(f"{user.username} {done}"), style="green")
 
     command.__doc__ = help_text
     return command
@@ -323,13 +336,14 @@ def list_reports(
         console.print("no open reports" if not include_resolved else "no reports")
         return
     table = Table("id", "reported", "by", "when", "reason", "status")
+    table.columns[4].overflow = "fold"  # a long word is wrapped, never cut short
     for r in rows:
         table.add_row(
             str(r.id),
-            r.reported.username,
-            r.reporter.username,
+            _plain(r.reported.username),
+            _plain(r.reporter.username),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
-            r.reason or "-",
+            _plain(r.reason or "-"),
             "resolved" if r.resolved_at else "open",
         )
     Console().print(table)

@@ -8,14 +8,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import ERRORS, Strict, Text
+from ringfence.api.schemas import ERRORS, PlainText, Strict, Text
 
 router = APIRouter(prefix="/api/v1/reports", tags=["safety"], responses=ERRORS)
 
 
 class ReportRequest(Strict):
     username: Text = Field(max_length=64, description="The user being reported.")
-    reason: Text = Field("", max_length=1000, description="What happened, for the admins.")
+    reason: PlainText = Field("", max_length=1000, description="What happened, for the admins.")
 
 
 class ReportReceipt(BaseModel):

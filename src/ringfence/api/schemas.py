@@ -5,9 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+)
 
-from ringfence.services.text import VISIBLE_LINE_PATTERN, VISIBLE_TEXT_PATTERN
+from ringfence.services.text import (
+    PLAIN_TEXT_PATTERN,
+    VISIBLE_LINE_PATTERN,
+    VISIBLE_TEXT_PATTERN,
+    hidden_character,
+    is_plain_text,
+    is_visible_line,
+    is_visible_text,
+    normalise_newlines,
+)
 from ringfence.services.views import (
     Audience,
     ConversationView,
@@ -32,11 +49,60 @@ def _storable(value: str) -> str:
     return value
 
 
-# The pattern documents the rule in the OpenAPI schema; the validator also catches
-# lone surrogates, which a pattern cannot express.
+def _newlines(value: object) -> object:
+    return normalise_newlines(value) if isinstance(value, str) else value
+
+
+def _visible_text(value: str) -> str:
+    if not is_visible_text(value):
+        raise ValueError("needs a visible character, and no control characters but tab and newline")
+    return value
+
+
+def _plain_text(value: str) -> str:
+    if not is_plain_text(value):
+        raise ValueError("must not contain control characters but tab and newline")
+    return value
+
+
+def _display_name(value: str) -> str:
+    problem = hidden_character(value)
+    if problem is not None:
+        raise ValueError(f"{problem}, so it cannot be part of a display name")
+    if not is_visible_line(value):
+        raise ValueError("must be one line with a visible character and no control characters")
+    return value
+
+
+def _documented(pattern: str) -> Any:
+    """The rule, for the OpenAPI schema only: the validators enforce it, with errors
+    that say what is wrong (a pattern mismatch would only quote the pattern)."""
+    return Field(json_schema_extra={"pattern": pattern})
+
+
+# Every string a person writes for others to read goes through one of these: text
+# rules live in ringfence.services.text. _storable also catches lone surrogates.
 Text = Annotated[str, Field(pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
-VisibleText = Annotated[str, Field(pattern=VISIBLE_TEXT_PATTERN), AfterValidator(_storable)]
-VisibleLine = Annotated[str, Field(pattern=VISIBLE_LINE_PATTERN), AfterValidator(_storable)]
+VisibleText = Annotated[
+    str,
+    BeforeValidator(_newlines),
+    _documented(VISIBLE_TEXT_PATTERN),
+    AfterValidator(_storable),
+    AfterValidator(_visible_text),
+]
+PlainText = Annotated[
+    str,
+    BeforeValidator(_newlines),
+    _documented(PLAIN_TEXT_PATTERN),
+    AfterValidator(_storable),
+    AfterValidator(_plain_text),
+]
+DisplayName = Annotated[
+    str,
+    _documented(VISIBLE_LINE_PATTERN),
+    AfterValidator(_storable),
+    AfterValidator(_display_name),
+]
 Username = Annotated[str, Field(pattern=USERNAME_PATTERN, examples=["alice"])]
 # Not constrained: a name that cannot exist is simply not found (404), like any other.
 UsernamePath = Annotated[str, Path(description="A username.")]
@@ -49,7 +115,14 @@ class Strict(BaseModel):
 class RegisterRequest(Strict):
     username: Username = Field(description="3-32 lowercase letters, digits or _.")
     password: Text = Field(min_length=10, max_length=1024)
-    display_name: VisibleLine | None = Field(None, max_length=64)
+    display_name: DisplayName | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "One line, shown beside the @username. No control characters, and nothing "
+            "invisible or that changes the text's direction (U+202E and the like)."
+        ),
+    )
 
 
 class LoginRequest(Strict):

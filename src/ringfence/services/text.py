@@ -1,26 +1,127 @@
-"""What counts as text a person wrote, for display names and messages.
+"""What counts as text a person wrote: messages, report reasons and display names.
 
-One definition serves the service rules and the API schema (which documents it in
-OpenAPI), so a request the schema accepts is never refused by the service for its text.
+The one place these rules live. The API schema (which documents them in OpenAPI) and
+the services both use them, so a request the schema accepts is never refused by a
+service for its text.
+
+- No control characters anywhere, except tab and newline in multi-line text (messages
+  and reasons). A carriage return is a line break from another platform, so CRLF and
+  CR become LF first (:func:`normalise_newlines`). Control characters are how text
+  turns into terminal commands (escape sequences: hidden links, window titles,
+  clipboard writes) in whatever shows it later, an admin's terminal included.
+- Display names, which people go by when deciding whom to trust, also refuse
+  characters that are invisible or reorder what is shown: bidirectional controls
+  (U+202E turns "Support ✓" plus a handle around), zero-width spaces, fillers that
+  render as nothing, tag characters that carry hidden text. Zero-width joiners are
+  kept between two visible characters, where emoji sequences and Persian or Indic
+  spelling need them.
+
+What is stored from before these rules (and anything else printed to a terminal)
+goes through :func:`printable`.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+# C0 and C1 controls and DEL, but tab and line feed: what multi-line text may not hold.
+_CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+# Every control character: what one line of text may not hold.
 _ALL_CONTROL = r"\x00-\x1f\x7f-\x9f"
-# A message: at least one visible character; no control characters but tab and breaks.
+# A message: at least one visible character; no control characters but tab and newline.
 VISIBLE_TEXT_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+# A reason: the same, and it may be empty.
+PLAIN_TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
 # A name: the same on one line, without tabs or line breaks.
 VISIBLE_LINE_PATTERN = rf"^[^{_ALL_CONTROL}]*[^\s{_ALL_CONTROL}][^{_ALL_CONTROL}]*$"
 _VISIBLE = re.compile(VISIBLE_TEXT_PATTERN)
+_PLAIN = re.compile(PLAIN_TEXT_PATTERN)
 _VISIBLE_LINE = re.compile(VISIBLE_LINE_PATTERN)
+_NEWLINES = re.compile(r"\r\n?")
+
+ZWNJ, ZWJ = "\u200c", "\u200d"
+# Arabic letter mark, LRM and RLM, the embeddings and overrides, the isolates.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+# Not format characters (Cf) by category, but shown as nothing or as blank space.
+_BLANK_LOOKING = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+)
+
+
+def normalise_newlines(value: str) -> str:
+    """CRLF and lone CR become LF: one line break whatever platform wrote it."""
+    return _NEWLINES.sub("\n", value)
 
 
 def is_visible_text(value: str) -> bool:
+    """Multi-line text with something visible in it (a message)."""
     return _VISIBLE.match(value) is not None
 
 
+def is_plain_text(value: str) -> bool:
+    """Multi-line text, possibly empty (a report's reason)."""
+    return _PLAIN.match(value) is not None
+
+
 def is_visible_line(value: str) -> bool:
-    return _VISIBLE_LINE.match(value) is not None
+    """One line with something visible and nothing invisible (a display name)."""
+    return _VISIBLE_LINE.match(value) is not None and hidden_character(value) is None
+
+
+def hidden_character(name: str) -> str | None:
+    """Why ``name`` cannot be a display name because of a character that is invisible or
+    reorders the text, or None when it has none. The reason names the character."""
+    for index, char in enumerate(name):
+        if char in (ZWJ, ZWNJ):
+            before = name[index - 1] if index > 0 else " "
+            after = name[index + 1] if index + 1 < len(name) else " "
+            if _joinable(before) and _joinable(after):
+                continue
+            return f"{_describe(char)} is only allowed between two visible characters"
+        if char in _BIDI_CONTROLS:
+            return f"{_describe(char)} changes the direction text is shown in"
+        if char in _BLANK_LOOKING or _is_hidden_category(char):
+            return f"{_describe(char)} is invisible"
+    return None
+
+
+def printable(value: str, *, keep: str = "") -> str:
+    """``value`` safe to print to a terminal: every control character (but those in
+    ``keep``) and every invisible or direction-changing character becomes a visible
+    escape such as ``\\x1b`` or ``\\u202e``. For user text that reaches a terminal."""
+    out = []
+    for char in value:
+        if char in keep:
+            out.append(char)
+        elif unicodedata.category(char) == "Cc":
+            out.append(f"\\x{ord(char):02x}")
+        elif (
+            char in _BIDI_CONTROLS
+            or char in _BLANK_LOOKING
+            or char in (ZWJ, ZWNJ)
+            or _is_hidden_category(char)
+        ):
+            out.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _joinable(char: str) -> bool:
+    return not (char.isspace() or char in (ZWJ, ZWNJ) or _is_hidden_category(char))
+
+
+def _is_hidden_category(char: str) -> bool:
+    # Cf: format characters (soft hyphen, zero-width space, word joiner, BOM, tags...);
+    # Cs: lone surrogates; Co: private use, which renders as anything or nothing;
+    # Zl/Zp: line and paragraph separators.
+    return unicodedata.category(char) in ("Cf", "Cs", "Co", "Zl", "Zp")
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    code = f"U+{ord(char):04X}"
+    return f"{code} ({name.lower()})" if name else code
