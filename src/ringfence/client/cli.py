@@ -118,8 +118,8 @@ DurationOpt = Annotated[
     typer.Option(
         "--duration",
         min=0.1,
-        help="Hang up this many seconds after connecting [default: until Ctrl-C or the "
-        "other side hangs up]",
+        help="Hang up this many seconds after connecting (default: until Ctrl-C or the "
+        "other side hangs up)",
         show_default=False,
     ),
 ]

@@ -110,7 +110,7 @@ def send_command(
         typer.Option(
             "--txn-id",
             help="Transaction id: sending again with the same id never posts a duplicate "
-            "[default: a new one]",
+            "(default: a new one for each run)",
             show_default=False,
         ),
     ] = None,

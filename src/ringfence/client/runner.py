@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import stat
@@ -68,7 +69,7 @@ ServerOpt = Annotated[
     typer.Option(
         "--server",
         envvar="RINGFENCE_SERVER",
-        help="Server URL, e.g. https://chat.example.org [default: your session's]",
+        help="Server URL, e.g. https://chat.example.org (default: your session's server)",
         show_default=False,
     ),
 ]
@@ -217,6 +218,10 @@ def run_async(out: Output, work: Awaitable[int | None], *, server: str | None) -
 
     async def main() -> int | None:
         return await work
+
+    # The library's warnings (a stream closed for good, say) would otherwise reach
+    # stderr through logging's last resort, doubling the one line said here.
+    logging.getLogger("ringfence").addHandler(logging.NullHandler())
 
     try:
         code = asyncio.run(main())

@@ -116,6 +116,15 @@ async def test_listen_prints_what_arrives_as_people_read_it(
     assert await asyncio.wait_for(later.process.wait(), 30) == 0
     assert [e["message"]["text"] for e in later.lines()] == ["while nobody listened"]
 
+    # Signed out (the token revoked) while listening: one line, status 1.
+    revoked = await bob.start("listen")
+    await revoked.wait_for("listening as @bob", stream="err")
+    await bob.ok("logout")
+    assert await asyncio.wait_for(revoked.process.wait(), 30) == 1
+    assert revoked.err.splitlines()[-1].startswith("error: ")
+    assert len(revoked.err.splitlines()) == 2, revoked.err  # "listening as", then the error
+    assert "Traceback" not in revoked.err
+
 
 async def test_listen_resumes_after_a_dropped_connection_without_a_gap(
     server_url: str, terminals: Terminals
