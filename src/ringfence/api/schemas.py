@@ -14,6 +14,7 @@ from pydantic import (
     StrictBool,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ringfence.services.text import (
     PLAIN_TEXT_PATTERN,
@@ -53,24 +54,34 @@ def _newlines(value: object) -> object:
     return normalise_newlines(value) if isinstance(value, str) else value
 
 
+def _refuse(kind: str, message: str) -> PydanticCustomError:
+    """A validation error whose message is exactly ``message`` (a ValueError's would
+    start with "Value error, "): clients show it to people as it is."""
+    return PydanticCustomError(kind, message)
+
+
 def _visible_text(value: str) -> str:
     if not is_visible_text(value):
-        raise ValueError("needs a visible character, and no control characters but tab and newline")
+        raise _refuse(
+            "text", "needs a visible character, and no control characters but tab and newline"
+        )
     return value
 
 
 def _plain_text(value: str) -> str:
     if not is_plain_text(value):
-        raise ValueError("must not contain control characters but tab and newline")
+        raise _refuse("text", "must not contain control characters but tab and newline")
     return value
 
 
 def _display_name(value: str) -> str:
     problem = hidden_character(value)
     if problem is not None:
-        raise ValueError(f"{problem}, so it cannot be part of a display name")
+        raise _refuse("display_name", f"{problem}, so it cannot be part of a display name")
     if not is_visible_line(value):
-        raise ValueError("must be one line with a visible character and no control characters")
+        raise _refuse(
+            "display_name", "must be one line with a visible character and no control characters"
+        )
     return value
 
 

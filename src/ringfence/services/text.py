@@ -88,6 +88,25 @@ def hidden_character(name: str) -> str | None:
     return None
 
 
+def without_hidden(name: str) -> str:
+    """``name`` minus what :func:`hidden_character` refuses, for names stored before
+    that rule: what is left is what a reader sees, and cannot reorder what follows."""
+    kept: list[str] = []
+    for index, char in enumerate(name):
+        if char in (ZWJ, ZWNJ):
+            after = name[index + 1] if index + 1 < len(name) else " "
+            if kept and _joinable(kept[-1]) and _joinable(after):
+                kept.append(char)
+        elif not (
+            char in _BIDI_CONTROLS
+            or char in _BLANK_LOOKING
+            or _is_hidden_category(char)
+            or unicodedata.category(char) == "Cc"
+        ):
+            kept.append(char)
+    return "".join(kept).strip()
+
+
 def printable(value: str, *, keep: str = "") -> str:
     """``value`` safe to print to a terminal: every control character (but those in
     ``keep``) and every invisible or direction-changing character becomes a visible

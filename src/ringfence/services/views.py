@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ringfence.services.text import without_hidden
 from ringfence.storage.repositories import Message, User, UserSettings
 
 Audience = Literal["following", "verified", "everyone"]
@@ -31,7 +32,10 @@ class UserView(BaseModel):
         return cls(
             id=user.id,
             username=user.username,
-            display_name=user.display_name,
+            # Names registered before invisible and direction-changing characters were
+            # refused lose them here, wherever a user is shown (the API, events, the
+            # ringing screen): a name that was nothing else shows as the username.
+            display_name=without_hidden(user.display_name) or user.username,
             verified=user.verified,
         )
 

@@ -25,7 +25,7 @@ from ringfence.services.text import (
         "Zoë Müller-Łukasiewicz",
         "محمد",  # right-to-left script, no controls needed
         "नमस्ते",
-        "می‌خواهم",  # Persian: ZWNJ between two letters
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: ZWNJ between two letters
         "👩‍💻 Ada",  # an emoji ZWJ sequence
         "❤️ Bea",  # a variation selector
         "Ringfence Support ✓",  # looks official: the @handle beside it says who it is

@@ -96,7 +96,18 @@ export class CallView {
       this.controlsKey = null;
       this.remoteVideo.srcObject = null;
       this.localVideo.srcObject = null;
-      if (session) replace(this.avatar, avatar({ username: session.peer.username, display_name: session.peerName }, "large"));
+      if (session) {
+        replace(this.avatar, avatar({ username: session.peer.username, display_name: session.peerName }, "large"));
+        // Who is calling is decided by the @username, never the display name alone
+        // (anyone can call themselves "Ringfence Support ✓"): both, always.
+        const verified = /** @type {{verified?: boolean}} */ (session.peer).verified === true;
+        replace(this.heading,
+          h("span", { class: "call-name", text: session.peerName }),
+          verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
+          " ",
+          h("span", { class: "call-handle", text: `@${session.peer.username}` }),
+        );
+      }
     }
     if (!session) {
       this.close();
@@ -104,7 +115,7 @@ export class CallView {
     }
     if (session.state === "ended" && session.endReason === "answered_elsewhere") {
       // Another of the user's devices took it: just stop ringing here.
-      toast(`Call from ${session.peerName} answered on another device.`);
+      toast(`Call from ${session.peerName} (@${session.peer.username}) answered on another device.`);
       this.calls.dismiss();
       return;
     }
@@ -136,7 +147,6 @@ export class CallView {
     const incoming = s.state === "incoming" || s.state === "accepting";
     const inCall = s.state === "connecting" || s.state === "connected";
     this.screen.className = `call-screen state-${s.state}`;
-    this.heading.textContent = s.peerName;
     this.status.textContent = statusText(s);
     setText(this.error, s.error);
     setText(this.warning, s.warning);

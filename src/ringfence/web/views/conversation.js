@@ -120,7 +120,10 @@ export function renderConversation(ctx, root, username) {
     requestBanner.hidden = !conversation?.is_request;
     if (conversation?.is_request) {
       replace(requestBanner,
-        h("p", { text: `${peerName()} wants to message you. They can't call you, or see that you've read this, unless you accept.` }),
+        h("p", {},
+          h("strong", { text: peerName() }),
+          ` (@${username}) wants to message you. They can't call you, or see that you've read this, unless you accept.`,
+        ),
         h("div", { class: "actions" },
           h("button", { class: "primary small", text: "Accept", on: { click: () => void ctx.acceptRequest(username) } }),
           h("button", { class: "small", text: "Decline", on: { click: () => void ctx.declineRequest(username) } }),
