@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import httpx
 import pytest
 
 from tests.integration.client import test_cli_call as harness
-from tests.integration.client.test_cli_call import PASSWORD, Processes, Terminals, start_serve
+from tests.integration.client.test_cli_call import (
+    PASSWORD,
+    RINGFENCE,
+    Processes,
+    Terminals,
+    start_serve,
+)
 from tests.serve import free_port
 
 pytestmark = pytest.mark.integration
@@ -237,3 +244,19 @@ async def test_rate_limited_login_says_how_long_to_wait(
     assert "too many attempts" in limited.err
     assert re.search(r"\(retry in \d+s\)$", limited.err.strip()), limited.err
     assert len(limited.err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
+async def test_colour_only_on_a_terminal(server_url: str, terminals: Terminals) -> None:
+    alice = terminals("alice", server_url)
+    await alice.signup("alice", "--display-name", "Alice")
+    piped = await alice.ok("settings", "show")
+    assert "\x1b[" not in piped.out + piped.err
+    # The same command with a terminal as its standard output (script(1) gives it one).
+    env = alice.env(TERM="xterm-256color")
+    del env["COLUMNS"]
+    on_tty = await alice.ok(
+        "-qec", f"{RINGFENCE} settings show", "/dev/null", env=env, program="script"
+    )
+    assert "\x1b[" in on_tty.out  # Rich coloured it
+    assert "calls_enabled" in re.sub(r"\x1b\[[0-9;]*m", "", on_tty.out)

@@ -258,9 +258,11 @@ class Terminal:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 60,
+        program: str = RINGFENCE,
     ) -> Ran:
+        """``ringfence *args`` (or ``program *args``), to completion."""
         process = await asyncio.create_subprocess_exec(
-            RINGFENCE,
+            program,
             *args,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
