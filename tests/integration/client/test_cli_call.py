@@ -124,12 +124,15 @@ async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
         await procs.stop_all()
 
 
-async def start_serve(processes: Processes, tmp_path: Path, database_url: str, **env: str) -> str:
-    """``ringfence serve`` with its embedded coturn, on free ports; ``env`` adds
-    RINGFENCE_* settings. Returns its URL once healthy."""
-    port = free_port()
+async def start_serve(
+    processes: Processes, tmp_path: Path, database_url: str, port: int = 0, **env: str
+) -> str:
+    """``ringfence serve`` with its embedded coturn, on free ports (or on ``port``, with
+    the data of an earlier server there: a restart); ``env`` adds RINGFENCE_* settings.
+    Returns its URL once healthy; the process is ``processes.started[-1]``."""
+    port = port or free_port()
     server = await processes.start(
-        f"server-{port}",
+        f"server-{port}-{len(processes.started)}",
         "serve",
         "--port",
         str(port),

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.integration.client import test_cli_call as harness
-from tests.integration.client.test_cli_call import Terminal, Terminals
+from tests.integration.client.test_cli_call import Processes, Terminal, Terminals, start_serve
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +165,30 @@ async def test_listen_resumes_after_a_dropped_connection_without_a_gap(
     texts = [e["message"]["text"] for e in listening.lines() if e["type"] == "message.new"]
     assert texts == ["before the drop", "during the drop 1", "during the drop 2", "after the drop"]
     assert proxy.accepted >= 2  # it really did connect again
+
+
+async def test_listen_resumes_when_the_server_restarts(
+    processes: Processes, tmp_path: Path, database_url: str, terminals: Terminals
+) -> None:
+    url = await start_serve(processes, tmp_path, database_url)
+    port = int(url.rsplit(":", 1)[1])
+    alice = terminals("alice", url)
+    bob = terminals("bob", url)
+    await alice.signup("alice")
+    await bob.signup("bob")
+
+    listening = await bob.start("listen", "--json")
+    await listening.wait_for("listening as @bob", stream="err")
+    await alice.ok("send", "bob", "before the restart")
+    await listening.wait_for("before the restart")
+
+    await processes.started[-1].stop()  # SIGTERM: the server closes every socket
+    await start_serve(processes, tmp_path, database_url, port=port)
+    # Most likely before listen's next attempt (its backoff has grown), so it comes
+    # through the resume; if listen was quicker, live. Either way: exactly once.
+    await alice.ok("send", "bob", "after the restart")
+    await listening.wait_for("after the restart", timeout=60)
+    assert await listening.stop() == 0
+    texts = [e["message"]["text"] for e in listening.lines() if e["type"] == "message.new"]
+    assert texts == ["before the restart", "after the restart"]
+    assert "reconnected" in listening.err
