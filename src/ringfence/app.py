@@ -27,6 +27,7 @@ from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
 from ringfence.realtime.redis_backend import open_redis_backend
 from ringfence.realtime.redis_bus import RedisBus
+from ringfence.redact import scrub_relay_logs
 from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
@@ -38,6 +39,7 @@ from ringfence.services.social import Social
 from ringfence.services.stream import EventStream
 from ringfence.services.throttle import AccountLimits, AccountThrottle
 from ringfence.storage.database import Database, DatabaseUnavailable
+from ringfence.storage.files import private_dir
 from ringfence.tls import tls_files
 from ringfence.turn.coturn_config import CoturnOptions
 from ringfence.turn.credentials import (
@@ -146,6 +148,10 @@ async def start_turn(settings: Settings, clock: Clock) -> Relay:
         production=not listen.is_loopback,
         advertised_host=settings.turn_url_host,
     )
+    # coturn's output reaches this process's log; the addresses clients name in it
+    # must not (ringfence.redact). Its own addresses stay readable.
+    own = [listen_ip, settings.turn_external_ip]
+    scrub_relay_logs([*own, "127.0.0.1", "::1"] if listen.is_unspecified else own)
     try:
         await supervisor.start()
     except CoturnStartError as exc:
@@ -198,6 +204,8 @@ async def open_backend(settings: Settings, clock: Clock) -> Backend:
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open storage (applying migrations), connect the Bus and build every service."""
     clock = clock or SystemClock()
+    # Ringfence's own: the database, TLS keys, the relay's files (ringfence.storage.files).
+    private_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.start()
     try:

@@ -21,24 +21,34 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def not_stored(response: Response) -> None:
+    """A response that carries a token: no browser cache or proxy may keep it."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=ERRORS)
 
 
 @router.post("/accounts", status_code=201, response_model=SessionResponse)
 async def register(
-    body: RegisterRequest, request: Request, services: ServicesDep
+    body: RegisterRequest, request: Request, response: Response, services: ServicesDep
 ) -> SessionResponse:
     user, token = await services.accounts.register(
         body.username, body.password, body.display_name, client=client_address(request)
     )
+    not_stored(response)
     return SessionResponse(user=user, token=token)
 
 
 @router.post("/sessions", status_code=201, response_model=SessionResponse)
-async def login(body: LoginRequest, request: Request, services: ServicesDep) -> SessionResponse:
+async def login(
+    body: LoginRequest, request: Request, response: Response, services: ServicesDep
+) -> SessionResponse:
     user, token = await services.accounts.login(
         body.username, body.password, client=client_address(request)
     )
+    not_stored(response)
     return SessionResponse(user=user, token=token)
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from ringfence.storage.files import private_dir, private_sqlite_files
 from ringfence.storage.repositories import Store
 
 log = logging.getLogger(__name__)
@@ -133,18 +134,24 @@ class Database:
         self._write_engine = self.engine.execution_options(ringfence_write=True)
 
     async def start(self) -> None:
-        """Create the SQLite directory if needed and apply every pending migration."""
+        """Create the SQLite directory if needed and apply every pending migration.
+
+        A SQLite database and its -wal and -shm files are left 0600, and a directory
+        made for it 0700 (:mod:`ringfence.storage.files`)."""
         try:
-            if self.is_sqlite:
-                db_path = self.url.split(":///", 1)[1]
-                if db_path and db_path != ":memory:":
-                    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            sqlite_file = self._sqlite_file()
+            if sqlite_file is not None:
+                if not sqlite_file.parent.exists():
+                    private_dir(sqlite_file.parent)
+                private_sqlite_files(sqlite_file)
             async with self._write_engine.begin() as conn:
                 if not self.is_sqlite:
                     await conn.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
                     )
                 await conn.run_sync(_upgrade_to_head)
+            if sqlite_file is not None:
+                private_sqlite_files(sqlite_file)  # the -wal and -shm the migrations made
         except (OperationalError, DBAPIError, OSError) as exc:
             # Name the settings to look at, never the URL (it may hold a password).
             where = "data_dir / database_url" if self.is_sqlite else "database_url"
@@ -154,6 +161,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    def _sqlite_file(self) -> Path | None:
+        """The SQLite database's file; None for PostgreSQL or an in-memory database."""
+        if not self.is_sqlite:
+            return None
+        db_path = self.url.split(":///", 1)[1].split("?", 1)[0]
+        if not db_path or db_path == ":memory:" or db_path.startswith("file:"):
+            return None
+        return Path(db_path)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Store]:
