@@ -17,7 +17,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringfence import __version__
-from ringfence.api import accounts, calls, conversations, errors, events, me, reports, web
+from ringfence.api import accounts, calls, conversations, docs, errors, events, me, reports, web
 from ringfence.api.connections import ConnectionGuard, guarded_protocol
 from ringfence.api.limits import BodyLimit
 from ringfence.clock import Clock, SystemClock
@@ -359,7 +359,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         version=__version__,
         summary="Direct messages and 1:1 calls that never reveal where you are.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served by api/docs.py, from this origin (the CSP)
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -371,6 +371,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     for module in (accounts, me, conversations, calls, reports, events):
         app.include_router(module.router)
+    app.include_router(docs.docs_router("/api/openapi.json"))
     # Last: the browser client answers whatever path the API did not claim.
     app.router.routes.append(web.web_mount())
     # Inside SecurityHeaders, so that a refused body's answer carries them too.
