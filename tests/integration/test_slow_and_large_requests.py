@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+import websockets
 
 from tests.conftest import PG_URL
 from tests.integration.test_serve_process import server_env
@@ -273,3 +276,18 @@ async def test_connections_per_address_are_capped(tmp_path: Path, database_url: 
         await close(writer)
         for _, held_writer in held:
             await close(held_writer)
+
+
+async def test_a_websocket_outlives_the_head_deadline(tmp_path: Path, database_url: str) -> None:
+    async with serving(tmp_path, database_url, header_read_timeout_s="1") as serve:
+        async with httpx.AsyncClient(base_url=serve.url) as client:
+            resp = await client.post(
+                "/api/v1/accounts", json={"username": "alice", "password": "correct horse 1"}
+            )
+            token = resp.json()["token"]
+        async with websockets.connect(serve.ws_url, compression=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "ready"
+            await asyncio.sleep(2.5)  # well past the head deadline of its upgrade request
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"

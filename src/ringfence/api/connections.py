@@ -114,6 +114,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._rf_bucket: str | None = None
         self._rf_in_head = False
         self._rf_head_bytes = 0
+        self._rf_upgraded = False  # a WebSocket now: none of this applies any more
 
     # --- connection ----------------------------------------------------------------
 
@@ -136,12 +137,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         # From here on it is a WebSocket, with bounds of its own (module doc).
+        self._rf_upgraded = True
         self._rf_end()
         super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.transport.is_closing():
+        if self._rf_upgraded or self.transport.is_closing():
             return
         if self._rf_in_head:
             self._rf_head_bytes += len(data)
@@ -173,6 +175,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _rf_arm(self) -> None:
         self._rf_disarm()
+        if self._rf_upgraded:
+            return
         self._rf_timer = self.loop.call_later(self.guard.header_timeout_s, self._rf_timed_out)
 
     def _rf_disarm(self) -> None:
@@ -190,11 +194,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._rf_timer = None
         if self.transport.is_closing():
             return
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if self._rf_in_head and self._rf_head_bytes > 0 and not answering:
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An earlier request is still being answered: the wait is the server's, not
+            # the client's (a pipelined head). Give the head its time after that.
+            self._rf_arm()
+        elif self._rf_in_head and self._rf_head_bytes > 0:
             self._rf_answer(408, "request_timeout", "the request headers did not arrive in time")
         else:
-            self.transport.close()  # nothing was asked, or a response is being written
+            self.transport.close()  # a connection that asked for nothing
 
     def _rf_answer(self, status: int, code: str, detail: str, extra: bytes = b"") -> None:
         """Write a complete JSON error response and close: the request (if any) was
