@@ -98,7 +98,10 @@ async def test_other_peoples_text_prints_literally(server_url: str, terminals: T
     await mallory.ok("send", "bob", "-", stdin=tricky)
 
     read = await bob.ok("read", "mallory")
-    assert "[/] and [link=http://x]here[/link]\\r overwritten \\u202egnp.exe" in read.out
+    assert "see [/] and [link=http://x]here[/link]" in read.out
+    assert "overwritten \\u202egnp.exe" in read.out
+    # A carriage return never reaches the terminal (escaped, or a line break if the
+    # server normalises it).
     assert "\r" not in read.out
     assert "\u202e" not in read.out
     assert "\x1b" not in read.out  # and no colour: standard output is not a terminal
@@ -108,7 +111,8 @@ async def test_other_peoples_text_prints_literally(server_url: str, terminals: T
     # An escape sequence is refused by the server, and its message is shown.
     refused = await mallory.run("send", "bob", "-", stdin="\x1b[2J cleared")
     assert refused.code == 1
-    assert refused.err.startswith("error: text:")
+    assert refused.err.startswith("error: ")
+    assert len(refused.err.splitlines()) == 1
     assert "\x1b" not in refused.err
 
 
@@ -141,8 +145,11 @@ async def test_decline_follow_block_report(server_url: str, terminals: Terminals
     assert (await bob.ok("inbox", "--json")).json() == {"conversations": []}
     listed = await bob.ok("blocked")
     assert "@alice" in listed.out
-    refused = await alice.run("send", "bob", "are you there?")
-    assert refused.code == 1, str(refused)
+    # Whether the server refuses it or quietly drops it (so that a block cannot be
+    # probed), it never reaches Bob.
+    await alice.run("send", "bob", "are you there?")
+    thread = (await bob.ok("read", "alice", "--json")).json()["messages"]
+    assert "are you there?" not in [m["text"] for m in thread]
     await bob.ok("unblock", "alice")
     assert (await bob.ok("blocked", "--json")).json() == {"users": []}
 
