@@ -289,7 +289,12 @@ class RingfenceClient:
         """Change only the named settings (``calls_enabled``, ``call_audience``,
         ``direct_connections``, ``silence_unknown_callers``...). The server validates
         them and names the field it refuses."""
-        data = await self._request("PATCH", "/api/v1/me/settings", json=fields)
+        return await self.patch_settings(fields)
+
+    async def patch_settings(self, changes: dict[str, Any]) -> UserSettings:
+        """:meth:`update_settings` for keys that come from elsewhere (a command line):
+        any key at all is sent, for the server to accept or refuse by name."""
+        data = await self._request("PATCH", "/api/v1/me/settings", json=changes)
         return cast(UserSettings, data["settings"])
 
     # --- social graph -------------------------------------------------------------

@@ -93,9 +93,9 @@ def describe_event(event: Event, me: str, callers: dict[str, str]) -> Text | Non
         return Text(f"call{' with ' + who if who else ''} ended: {reason}", style="dim")
     if kind == "error":
         return Text(f"server: {plain(event.get('detail') or event.get('error'))}", style="red")
-    if kind in _CALL_PLUMBING or kind == "ready":
-        return None
-    return Text(f"{plain(kind)}", style="dim")
+    # Anything else (call plumbing, or an event newer than this client) is for scripts:
+    # --json passes it on.
+    return None
 
 
 async def listen(out: Output, account: Account, *, since: int | None, count: int | None) -> int:

@@ -154,7 +154,7 @@ def set_command(
     async def work(rf: RingfenceClient, _account: Account) -> int:
         current: dict[str, Any] = (await rf.me())["settings"]
         changes = {key: coerce(value, current.get(key)) for key, value in pairs}
-        settings = await rf.update_settings(**changes)
+        settings = await rf.patch_settings(changes)
         if out.json:
             out.document({"settings": settings})
         else:

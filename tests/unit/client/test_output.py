@@ -226,3 +226,5 @@ def test_listen_lines_and_json_keep_secrets_out() -> None:
     assert shown is not None
     assert shown.plain.endswith("@alice (message request): [/]")
     assert describe_event({"type": "call.candidate", "candidate": {}}, "bob", {}) is None
+    assert describe_event({"type": "typing", "user": "alice"}, "bob", {}) is None
+    assert public_event({"type": "typing", "user": "alice"}) == {"type": "typing", "user": "alice"}
