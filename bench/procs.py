@@ -203,6 +203,11 @@ def start_server(
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("RINGFENCE_")}
     child_env.setdefault("RINGFENCE_TURN_URLS", "turn:127.0.0.1:3478?transport=udp")
     child_env.setdefault("RINGFENCE_TURN_SECRET", "bench-placeholder-secret-0123456789")
+    # A benchmark sends as one heavy user per pair; the per-account abuse limits would
+    # measure themselves instead of the server.
+    child_env.setdefault("RINGFENCE_MESSAGES_PER_MINUTE", "100000")
+    child_env.setdefault("RINGFENCE_MESSAGE_REQUESTS_PER_HOUR", "100000")
+    child_env.setdefault("RINGFENCE_TURN_CREDENTIALS_PER_MINUTE", "1000")
     child_env.update(env or {})
     args = [
         *(command or [str(RINGFENCE)]),

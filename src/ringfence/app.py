@@ -31,6 +31,7 @@ from ringfence.redact import scrub_relay_logs
 from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
+from ringfence.services.limits import ActionLimits
 from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
 from ringfence.services.passwords import Passwords
@@ -217,7 +218,8 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     bus = backend.bus
     stream = EventStream(db, bus, clock)
     hub = Hub(bus, backend.presence)
-    messaging = Messaging(db, stream, clock)
+    limits = ActionLimits(backend.limiter, settings)
+    messaging = Messaging(db, stream, clock, limits)
     try:
         relay = await start_turn(settings, clock)
     except BaseException:
@@ -264,7 +266,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
             AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
             sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
         ),
-        social=Social(db, clock),
+        social=Social(db, clock, limits),
         messaging=messaging,
         user_settings=SettingsService(db, clock, calls.direct_connections_changed),
         moderation=Moderation(db, backend.limiter, clock, stream),

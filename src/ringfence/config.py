@@ -259,12 +259,12 @@ class Settings(BaseSettings):
     # Per-account limits against one person flooding others, the relay or the server
     # (docs/security.md, "Limits"). Refusals are 429 with Retry-After.
     messages_per_minute: int = Field(
-        30, ge=1, le=10_000, description="Messages one account may send per minute."
+        60, ge=1, le=100_000, description="Messages one account may send per minute."
     )
     message_requests_per_hour: int = Field(
         20,
         ge=1,
-        le=10_000,
+        le=100_000,
         description=(
             "Messages one account may send per hour to people who have not accepted a "
             "conversation with it (message requests)."

@@ -106,11 +106,15 @@ async def test_requests_can_be_declined_or_blocked_and_unblocked(
         await expect(requests).to_be_hidden()
         await expect(page.get_by_text("Blocked @dave")).to_be_visible()
 
-        # The block is real: Dave can no longer message Bob.
+        # The block is real: Dave's message no longer reaches Bob. Dave is answered as
+        # anyone is (a block must not be probeable), and Bob sees nothing of it.
         resp = await dave.call(
             "POST", "/api/v1/conversations/bob/messages", json={"text": "still there?"}
         )
-        assert resp.status_code == 403
+        assert resp.status_code == 201
+        await page.wait_for_timeout(500)
+        await expect(requests).to_be_hidden()
+        await expect(page.get_by_text("still there?")).to_have_count(0)
 
         await go_to(page, "Privacy")
         blocked = page.get_by_role("list", name="Blocked people")

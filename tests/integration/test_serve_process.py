@@ -30,6 +30,10 @@ def server_env(**extra: str) -> dict[str, str]:
     # these tests are about the server and its database.
     env["RINGFENCE_TURN_URLS"] = "turn:127.0.0.1:3478?transport=udp"
     env["RINGFENCE_TURN_SECRET"] = "integration-test-shared-secret-0123456789"
+    # Messages are streamed as fast as they go here, as requests: the per-account
+    # message limits (tested in tests/unit/api/test_message_limits.py) stay out of it.
+    env["RINGFENCE_MESSAGES_PER_MINUTE"] = "100000"
+    env["RINGFENCE_MESSAGE_REQUESTS_PER_HOUR"] = "100000"
     env.update(extra)
     return env
 

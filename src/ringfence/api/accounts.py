@@ -59,5 +59,6 @@ async def logout(auth: AuthDep, services: ServicesDep) -> Response:
 
 
 @router.get("/users/{username}", response_model=UserResponse)
-async def get_user(username: UsernamePath, _auth: AuthDep, services: ServicesDep) -> UserResponse:
-    return UserResponse(user=await services.accounts.profile(username))
+async def get_user(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> UserResponse:
+    # Through Social: lookups are limited per account (profile_lookups_per_hour).
+    return UserResponse(user=await services.social.profile(auth, username))

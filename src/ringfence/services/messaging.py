@@ -3,7 +3,20 @@
 Rules (X's, which calls depend on):
 - a message from someone the recipient does not follow arrives as a *request*;
 - it stays a request until the recipient accepts it or replies;
-- a block in either direction stops messages both ways.
+- a block in either direction stops messages both ways. Whoever blocked is told so
+  when they try to write; the blocked sender is not: their message is answered like
+  any other and stays in their own history, but is *withheld*: the recipient never
+  sees it, nor any change to their inbox, requests or event stream. What the sender
+  can observe (the answer, their history, their conversation list, their events, the
+  limits they meet) is the same as if there were no block, so a block cannot be
+  probed by messaging.
+
+Sending is limited per account (:mod:`ringfence.services.limits`): every send counts
+against ``messages_per_minute``, and a message that lands as a request (the recipient
+has not accepted the conversation) also against ``message_requests_per_hour``.
+
+The sender is read afresh with the send, not taken from the authentication cache, so
+a suspension stops their messages at once.
 
 A message is committed, together with a stream event for each participant, before
 the send is acknowledged or anyone is notified. A client-chosen ``txn_id`` makes a
@@ -18,7 +31,8 @@ from typing import Any
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
 from ringfence.services.accounts import AuthContext, is_username
-from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
 from ringfence.services.text import is_visible_text
@@ -31,12 +45,18 @@ ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"
 
 
 class Messaging:
-    def __init__(self, db: Database, stream: EventStream, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, stream: EventStream, clock: Clock, limits: ActionLimits
+    ) -> None:
         self._db = db
         self._stream = stream
         self._clock = clock
+        self._limits = limits
 
     async def send(self, auth: AuthContext, to: str, text: str, txn_id: str | None) -> MessageView:
+        me = auth.user
+        # Every attempt counts, before anything about the recipient is looked at.
+        await self._limits.count(self._limits.messages, me.id)
         if not is_visible_text(text):
             raise InvalidInput(
                 "empty_message", "text needs a visible character and no control characters"
@@ -48,7 +68,6 @@ class Messaging:
             raise InvalidInput("invalid_text", "text must not contain NUL (U+0000) characters")
         if not is_username(to):
             raise NotFound("user_not_found", "no such user")
-        me = auth.user
         # The hot path: one SELECT decides everything, then only the writes that are
         # needed: four for a reply in an accepted conversation (the message, the
         # conversation's last activity, both stream positions, both events).
@@ -56,16 +75,28 @@ class Messaging:
             ctx = await store.conversations.send_context(me.id, username=to, txn_id=txn_id)
             if ctx is None:
                 raise NotFound("user_not_found", "no such user")
+            if ctx.sender_suspended:
+                # Read with the send: the auth cache may not know yet.
+                raise Unauthorized("unauthorized", "this account is suspended")
             recipient = ctx.recipient
             if ctx.earlier is not None:
                 return self._replayed(ctx.earlier, me, recipient)
             if recipient.id == me.id:
                 raise InvalidInput("cannot_message_self", "you cannot message yourself")
-            if recipient.suspended or ctx.blocked:
-                # The same answer whoever blocked whom, so a block cannot be probed.
+            if recipient.suspended:
                 raise Forbidden("cannot_message", "you cannot message this user")
+            if ctx.sender_blocked_recipient:
+                # The sender's own block: theirs to know about.
+                raise Forbidden("you_blocked", "you blocked this user; unblock them to message")
+            before = {me.id: ctx.sender_state, recipient.id: ctx.recipient_state}
+            lands = _request_rules(me.id, recipient.id, before, ctx.recipient_follows_sender)
+            if {**before, **lands}.get(recipient.id) == REQUEST:
+                # Decided as if there were no block: the limits a sender meets are the
+                # same whether the recipient blocked them or not.
+                await self._limits.count(self._limits.message_requests, me.id)
             now = self._clock.now()
             conv_id, states = await self._thread(store, ctx, me, recipient, now)
+            withheld = ctx.recipient_blocked_sender
             msg = await store.messages.add(
                 conversation_id=conv_id,
                 sender_id=me.id,
@@ -75,6 +106,7 @@ class Messaging:
                 call=None,
                 txn_id=txn_id,
                 now=now,
+                withheld=withheld,
             )
             if msg is None:
                 # A concurrent retry with the same txn_id committed first (PostgreSQL;
@@ -84,9 +116,18 @@ class Messaging:
                 assert earlier is not None
                 return self._replayed(earlier, me, recipient)
             changes = _request_rules(me.id, recipient.id, states, ctx.recipient_follows_sender)
-            await store.conversations.set_member_states(conv_id, changes)
-            states.update(changes)
-            view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
+            if withheld:
+                # Only the sender's side moves: the recipient's state, inbox, last
+                # message and event stream stay exactly as they were.
+                changes = {k: v for k, v in changes.items() if k == me.id}
+                await store.conversations.set_member_states(conv_id, changes)
+                await store.conversations.touch_withheld(conv_id, me.id, msg.id, msg.created_at)
+                states.update(changes)
+                view, envelopes = await self._record_withheld(store, msg, me, recipient, states)
+            else:
+                await store.conversations.set_member_states(conv_id, changes)
+                states.update(changes)
+                view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
         await self._publish(envelopes)
         return view
 
@@ -148,7 +189,7 @@ class Messaging:
             conv = await store.conversations.between(me.id, other.id)
             if conv is None:
                 return []
-            page = await store.messages.page(conv.id, before=before, limit=limit)
+            page = await store.messages.page(conv.id, viewer_id=me.id, before=before, limit=limit)
         names = {me.id: me.username, other.id: other.username}
         return [MessageView.of(m, names, viewer_id=me.id) for m in page]
 
@@ -173,8 +214,10 @@ class Messaging:
         self, store: Store, conv: Conversation, me: User, other: User, state: str
     ) -> ConversationView:
         last = None
-        if conv.last_message_id is not None:
-            last_row = await store.messages.by_id(conv.last_message_id)
+        # As this member sees it: their own withheld messages included, nobody else's.
+        viewed = await store.conversations.view_of(conv.id, me.id)
+        if viewed is not None:
+            conv, _, last_row = viewed
             if last_row is not None:
                 names = {me.id: me.username, other.id: other.username}
                 last = MessageView.of(last_row, names, viewer_id=me.id)
@@ -223,6 +266,22 @@ class Messaging:
         }
         envelopes = await self._stream.append_many(store, "message.new", bodies)
         return MessageView.of(msg, names, viewer_id=sender.id), sorted(envelopes.items())
+
+    async def _record_withheld(
+        self,
+        store: Store,
+        msg: Message,
+        sender: User,
+        recipient: User,
+        states: dict[int, str | None],
+    ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
+        """The sender's ``message.new`` event of a withheld message, exactly as
+        :meth:`_record` makes it; the recipient gets none."""
+        names = {sender.id: sender.username, recipient.id: recipient.username}
+        view = MessageView.of(msg, names, viewer_id=sender.id)
+        body = {"message": _dump(view), "is_request": states.get(sender.id) == REQUEST}
+        envelopes = await self._stream.append_many(store, "message.new", {sender.id: body})
+        return view, sorted(envelopes.items())
 
     def _replayed(self, earlier: Message, me: User, recipient: User) -> MessageView:
         if earlier.recipient_id != recipient.id:

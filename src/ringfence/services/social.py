@@ -1,15 +1,27 @@
-"""Follows and blocks.
+"""Follows, blocks and looking people up.
 
 Blocking is symmetric in effect: it stops DMs (and calls) in both directions and
 removes any follow between the two users, so a blocked user keeps no standing such as
 "the callee follows me" that could be used to reach the blocker later.
+
+A block is never revealed to the person blocked. They may still follow the one who
+blocked them, with the same 204 as anyone, and see it in their own following list; it
+gives them no standing (every rule that could use it, calls and messages, refuses a
+blocked pair first, and a follow *by* them only ever widens what reaches *them*), and
+the one who blocked them does not see them among their followers. The one who
+blocked is told so when they try to follow or message.
+
+Follows, unfollows and profile lookups are limited per account
+(:mod:`ringfence.services.limits`): following and unfollowing in a loop is a way to
+nag, and looking names up in bulk is a way to list who is here.
 """
 
 from __future__ import annotations
 
 from ringfence.clock import Clock
 from ringfence.services.accounts import AuthContext, is_username
-from ringfence.services.errors import InvalidInput, NotFound
+from ringfence.services.errors import Forbidden, InvalidInput, NotFound
+from ringfence.services.limits import ActionLimits
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, User
@@ -28,24 +40,33 @@ def _not_self(me: User, other: User, action: str) -> None:
 
 
 class Social:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, limits: ActionLimits) -> None:
         self._db = db
         self._clock = clock
+        self._limits = limits
 
     async def follow(self, auth: AuthContext, username: str) -> None:
+        await self._limits.count(self._limits.follows, auth.user.id)
         async with self._db.write() as store:
             other = await find_user(store, username)
             _not_self(auth.user, other, "follow")
-            if await store.social.blocked_either_way(auth.user.id, other.id):
-                # Following someone you blocked (or who blocked you) would quietly
-                # re-grant "following" standing; refuse without saying who blocked.
-                raise InvalidInput("cannot_follow", "you cannot follow this user")
+            if await store.social.blocks(auth.user.id, other.id):
+                # My own block: following would quietly re-grant "following" standing.
+                raise Forbidden("you_blocked", "you blocked this user; unblock them to follow")
+            # Blocked by them or not, the same: see the module's docstring.
             await store.social.follow(auth.user.id, other.id, self._clock.now())
 
     async def unfollow(self, auth: AuthContext, username: str) -> None:
+        await self._limits.count(self._limits.follows, auth.user.id)
         async with self._db.write() as store:
             other = await find_user(store, username)
             await store.social.unfollow(auth.user.id, other.id)
+
+    async def profile(self, auth: AuthContext, username: str) -> UserView:
+        """Look someone up by username (404 when there is no one by that name)."""
+        await self._limits.count(self._limits.lookups, auth.user.id)
+        async with self._db.read() as store:
+            return UserView.of(await find_user(store, username))
 
     async def block(self, auth: AuthContext, username: str) -> None:
         async with self._db.write() as store:

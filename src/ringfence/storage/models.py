@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -153,6 +154,11 @@ class ConversationMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     state: Mapped[str] = mapped_column(String(16))  # "accepted" | "request" | "declined"
+    # This member's latest message that the other member will never see (they had
+    # blocked this one): it stands in for the conversation's last message in this
+    # member's view when it is newer. Only delivered messages move the shared ones.
+    withheld_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    withheld_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Message(Base):
@@ -172,6 +178,9 @@ class Message(Base):
     call: Mapped[str | None] = mapped_column(Text, nullable=True)
     txn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Sent to someone who had blocked the sender: shown to the sender only, never
+    # delivered (a block is not revealed by a different answer).
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Event(Base):

@@ -115,8 +115,16 @@ def _build_send_context(by_username: bool) -> Any:
     # The pair is stored ordered (low, high); the recipient may be either side.
     low = case((recipient_id < sender, recipient_id), else_=sender)
     high = case((recipient_id < sender, sender), else_=recipient_id)
-    blocked = _blocked_either_way(sender, recipient_id)
+    sender_row = _users.alias("sender")
+    # Blocks by direction: the recipient's block withholds the message (the sender
+    # must not be able to tell); the sender's own block is theirs to be told about.
+    sender_blocked = exists().where(Block.blocker_id == sender, Block.blocked_id == recipient_id)
+    recipient_blocked = exists().where(Block.blocker_id == recipient_id, Block.blocked_id == sender)
     follows = exists().where(Follow.follower_id == recipient_id, Follow.followee_id == sender)
+    # The sender as stored now, not as an authentication cache remembers them.
+    sender_suspended = (
+        select(sender_row.c.suspended).where(sender_row.c.id == sender).scalar_subquery()
+    )
     return (
         select(
             *(_users.c[name] for name in _USER_COLUMNS),
@@ -124,8 +132,10 @@ def _build_send_context(by_username: bool) -> Any:
             _conversations.c.id,
             mine.c.state,
             theirs.c.state,
-            blocked,
+            sender_blocked,
+            recipient_blocked,
             follows,
+            sender_suspended,
             *(earlier.c[name] for name in _MESSAGE_COLUMNS),
         )
         .select_from(_users)
@@ -395,10 +405,14 @@ class Social:
         return list(rows)
 
     async def followers(self, user_id: int) -> list[User]:
+        """Who follows ``user_id``, but for people ``user_id`` has blocked: a blocked
+        person may follow (they must not be able to tell a block from its absence),
+        and the one who blocked them does not hear of it."""
+        blocked_by_me = exists().where(Block.blocker_id == user_id, Block.blocked_id == User.id)
         rows = await self._s.scalars(
             select(User)
             .join(Follow, Follow.follower_id == User.id)
-            .where(Follow.followee_id == user_id)
+            .where(Follow.followee_id == user_id, ~blocked_by_me)
             .order_by(User.username)
         )
         return list(rows)
@@ -420,6 +434,10 @@ class Social:
             )
         )
         return row is not None
+
+    async def blocks(self, blocker_id: int, blocked_id: int) -> bool:
+        """Whether ``blocker_id`` has blocked ``blocked_id`` (this direction only)."""
+        return await self._blocks(blocker_id, blocked_id)
 
     async def blocked_either_way(self, a: int, b: int) -> bool:
         return bool(await self._s.scalar(select(_blocked_either_way(a, b))))
@@ -487,9 +505,16 @@ class SendContext:
     conversation_id: int | None  # None: the two never talked
     sender_state: str | None  # the sender's member state, None without a row
     recipient_state: str | None
-    blocked: bool  # a block in either direction
+    sender_blocked_recipient: bool
+    recipient_blocked_sender: bool
     recipient_follows_sender: bool
+    sender_suspended: bool  # as stored now (None, a deleted sender, counts as suspended)
     earlier: Message | None  # the sender's message with this txn_id, if any
+
+    @property
+    def blocked(self) -> bool:
+        """A block in either direction."""
+        return self.sender_blocked_recipient or self.recipient_blocked_sender
 
 
 class Conversations:
@@ -528,8 +553,9 @@ class Conversations:
         txn_id: str | None = None,
     ) -> SendContext | None:
         """The recipient (by ``username`` or ``user_id``), the pair's conversation, both
-        member states, blocks either way, whether the recipient follows the sender and
-        the sender's earlier message with ``txn_id``: one SELECT instead of six.
+        member states, blocks each way, whether the recipient follows the sender,
+        whether the sender is suspended and the sender's earlier message with
+        ``txn_id``: one SELECT instead of seven.
         None when there is no such recipient. The objects it returns are detached."""
         params: dict[str, Any] = {"sender_id": sender_id, "txn_id": txn_id}
         if username is not None:
@@ -541,8 +567,10 @@ class Conversations:
             return None
         n = len(_USER_COLUMNS)
         recipient = User(**dict(zip(_USER_COLUMNS, row[:n], strict=True)), created_at=row[n])
-        conv_id, my_state, their_state, blocked, follows = row[n + 1 : n + 6]
-        earlier_values = row[n + 6 :]
+        conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended = row[
+            n + 1 : n + 8
+        ]
+        earlier_values = row[n + 8 :]
         earlier = None
         if earlier_values[0] is not None:
             earlier = Message(**dict(zip(_MESSAGE_COLUMNS, earlier_values, strict=True)))
@@ -551,8 +579,10 @@ class Conversations:
             conversation_id=conv_id,
             sender_state=my_state,
             recipient_state=their_state,
-            blocked=bool(blocked),
+            sender_blocked_recipient=bool(i_blocked),
+            recipient_blocked_sender=bool(they_blocked),
             recipient_follows_sender=bool(follows),
+            sender_suspended=suspended is None or bool(suspended),
             earlier=earlier,
         )
 
@@ -642,19 +672,86 @@ class Conversations:
             {"conversation_id": conversation_id, "message_id": message_id, "at": now},
         )
 
+    async def touch_withheld(
+        self, conversation_id: int, user_id: int, message_id: int, now: datetime
+    ) -> None:
+        """``user_id`` sent a withheld message: it moves the conversation in their view
+        only (the shared last message and activity are the other member's too)."""
+        await self._s.execute(
+            update(ConversationMember)
+            .where(
+                ConversationMember.conversation_id == conversation_id,
+                ConversationMember.user_id == user_id,
+            )
+            .values(withheld_message_id=message_id, withheld_at=now)
+        )
+
     async def for_user(
         self, user_id: int, *, limit: int
     ) -> list[tuple[Conversation, str, Message | None]]:
-        """Visible conversations of a user, most recent first, with their last message."""
+        """Visible conversations of a user, most recent first, with their last message,
+        as this user sees them (see :meth:`view_of`)."""
         rows = await self._s.execute(
-            select(Conversation, ConversationMember.state, Message)
-            .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
-            .outerjoin(Message, Message.id == Conversation.last_message_id)
-            .where(ConversationMember.user_id == user_id, ConversationMember.state != "declined")
-            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            _member_view(user_id)
+            .where(ConversationMember.state != "declined")
+            .order_by(_viewed_activity().desc(), Conversation.id.desc())
             .limit(limit)
         )
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [_viewed(row) for row in rows]
+
+    async def view_of(
+        self, conversation_id: int, user_id: int
+    ) -> tuple[Conversation, str, Message | None] | None:
+        """One conversation as ``user_id`` sees it: their state, and the last message
+        and activity time they see. Those are the conversation's, unless this user
+        sent a withheld message since, which only they see."""
+        row = (
+            await self._s.execute(_member_view(user_id).where(Conversation.id == conversation_id))
+        ).first()
+        return None if row is None else _viewed(row)
+
+
+def _withheld_is_newer() -> Any:
+    # Message ids grow with time, and unlike timestamps they never tie: a withheld
+    # first message and the conversation it creates share one.
+    return ConversationMember.withheld_message_id > func.coalesce(Conversation.last_message_id, 0)
+
+
+def _viewed_activity() -> Any:
+    return case(
+        (_withheld_is_newer(), ConversationMember.withheld_at),
+        else_=Conversation.last_activity_at,
+    )
+
+
+def _member_view(user_id: int) -> Any:
+    """Conversations of ``user_id`` with their state, the last message they see, and
+    whether that is a withheld one of theirs; see :meth:`Conversations.view_of`."""
+    newer = _withheld_is_newer()
+    last_id = case(
+        (newer, ConversationMember.withheld_message_id), else_=Conversation.last_message_id
+    )
+    return (
+        select(Conversation, ConversationMember.state, Message, case((newer, True), else_=False))
+        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+        .outerjoin(Message, Message.id == last_id)
+        .where(ConversationMember.user_id == user_id)
+    )
+
+
+def _viewed(row: Any) -> tuple[Conversation, str, Message | None]:
+    conv, state, last, withheld_is_newer = row
+    if withheld_is_newer and last is not None:
+        # This member's own view; detached, so that showing it never writes it back.
+        conv = Conversation(
+            id=conv.id,
+            user_low_id=conv.user_low_id,
+            user_high_id=conv.user_high_id,
+            created_at=conv.created_at,
+            last_message_id=last.id,
+            last_activity_at=last.created_at,
+        )
+    return conv, state, last
 
 
 class Messages:
@@ -672,10 +769,12 @@ class Messages:
         call: str | None,
         txn_id: str | None,
         now: datetime,
+        withheld: bool = False,
     ) -> Message | None:
         """Insert a message, or return None when the sender already used ``txn_id``
         (a concurrent retry committed first). One statement and no SAVEPOINT:
         ``INSERT ... ON CONFLICT (sender_id, txn_id) DO NOTHING RETURNING id``.
+        A ``withheld`` message is its sender's only (see :meth:`page`).
 
         The returned object is not attached to the session: it is what was written.
         """
@@ -688,6 +787,7 @@ class Messages:
             "call": call,
             "txn_id": txn_id,
             "created_at": now,
+            "withheld": withheld,
         }
         message_id = await self._s.scalar(_INSERT_MESSAGE[_is_postgresql(self._s)], values)
         if message_id is None:
@@ -702,9 +802,15 @@ class Messages:
             select(Message).where(Message.sender_id == sender_id, Message.txn_id == txn_id)
         )
 
-    async def page(self, conversation_id: int, *, before: int | None, limit: int) -> list[Message]:
-        """Up to ``limit`` messages older than ``before``, oldest first."""
-        query = select(Message).where(Message.conversation_id == conversation_id)
+    async def page(
+        self, conversation_id: int, *, viewer_id: int, before: int | None, limit: int
+    ) -> list[Message]:
+        """Up to ``limit`` messages older than ``before``, oldest first, as ``viewer_id``
+        sees them: without the messages withheld from them."""
+        query = select(Message).where(
+            Message.conversation_id == conversation_id,
+            or_(Message.withheld.is_(False), Message.sender_id == viewer_id),
+        )
         if before is not None:
             query = query.where(Message.id < before)
         rows = await self._s.scalars(query.order_by(Message.id.desc()).limit(limit))

@@ -66,7 +66,15 @@ async def short_auth(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[L
 
 @pytest.fixture
 async def small_queue(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[LiveServer, Api]]:
-    settings = make_settings(tmp_path, database_url, ws_send_queue=8)
+    # Bob is flooded with messages on purpose here: the per-account message limits
+    # (tested in tests/unit/api/test_message_limits.py) must not stop it first.
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        ws_send_queue=8,
+        messages_per_minute=100_000,
+        message_requests_per_hour=100_000,
+    )
     async with LiveServer(settings) as server, httpx.AsyncClient(base_url=server.url) as client:
         yield server, Api(client)
 

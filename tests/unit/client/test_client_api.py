@@ -107,9 +107,11 @@ async def test_follow_and_block_lists(clients: tuple[RingfenceClient, RingfenceC
     assert await alice.following() == []
     await alice.block("bob")
     assert [u["username"] for u in await alice.blocked()] == ["bob"]
+    # Bob cannot tell: his message is answered as any other, and withheld from Alice.
+    await bob.send_message("alice", "hello?")
     with pytest.raises(RingfenceError) as blocked:
-        await bob.send_message("alice", "hello?")
-    assert (blocked.value.status, blocked.value.code) == (403, "cannot_message")
+        await alice.send_message("bob", "hello?")
+    assert (blocked.value.status, blocked.value.code) == (403, "you_blocked")
     await alice.unblock("bob")
     assert await alice.blocked() == []
 

@@ -145,13 +145,13 @@ async def test_message_pages_are_oldest_first_before_a_cursor(db: Database) -> N
             assert msg is not None
             ids.append(msg.id)
     async with db.read() as store:
-        newest = await store.messages.page(conv.id, before=None, limit=2)
+        newest = await store.messages.page(conv.id, viewer_id=bob, before=None, limit=2)
         assert [m.text for m in newest] == ["m3", "m4"]
-        older = await store.messages.page(conv.id, before=newest[0].id, limit=2)
+        older = await store.messages.page(conv.id, viewer_id=bob, before=newest[0].id, limit=2)
         assert [m.text for m in older] == ["m1", "m2"]
-        oldest = await store.messages.page(conv.id, before=older[0].id, limit=2)
+        oldest = await store.messages.page(conv.id, viewer_id=bob, before=older[0].id, limit=2)
         assert [m.text for m in oldest] == ["m0"]
-        assert await store.messages.page(conv.id, before=ids[0], limit=2) == []
+        assert await store.messages.page(conv.id, viewer_id=bob, before=ids[0], limit=2) == []
 
 
 async def test_event_ranges(db: Database) -> None:
