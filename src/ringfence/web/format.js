@@ -87,3 +87,40 @@ export function endedText(reason, direction, peer) {
       return direction === "outgoing" ? "Call cancelled" : `Missed call from ${peer}`;
   }
 }
+
+/** What each of the server's per-account limits means, to the person who met it. */
+const LIMITS = {
+  message_rate_limited: "You're sending messages too quickly.",
+  message_request_rate_limited: "You've written to several people who haven't accepted your messages yet.",
+  follow_rate_limited: "You've followed and unfollowed people too often.",
+  lookup_rate_limited: "You've looked up too many people.",
+  report_rate_limited: "You've sent several reports recently.",
+  call_rate_limited: "Too many calls or call changes.",
+};
+
+/**
+ * "Try again in 42 seconds (at 14:05)." from a Retry-After in seconds; a minute when
+ * the server gave none.
+ * @param {number | null} retryAfterS
+ * @param {Date} [now]
+ */
+export function tryAgain(retryAfterS, now = new Date()) {
+  if (!retryAfterS || retryAfterS <= 0) return "Try again in a minute.";
+  const seconds = Math.ceil(retryAfterS);
+  const wait = seconds < 90 ? `${seconds} second${seconds === 1 ? "" : "s"}`
+    : seconds < 5400 ? `${Math.round(seconds / 60)} minutes`
+      : `${Math.round(seconds / 3600)} hours`;
+  const at = new Date(now.getTime() + seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return `Try again in ${wait} (at ${at}).`;
+}
+
+/**
+ * A refusal for going too fast (429), in words that say what happened and when to
+ * try again; null for any other error.
+ * @param {{status: number, code: string, retryAfterS: number | null}} err
+ */
+export function limitText(err) {
+  if (err.status !== 429) return null;
+  const what = Object.hasOwn(LIMITS, err.code) ? LIMITS[/** @type {keyof typeof LIMITS} */ (err.code)] : "That was too much at once.";
+  return `${what} ${tryAgain(err.retryAfterS)}`;
+}

@@ -4,6 +4,7 @@
 // reply can never post the message twice.
 
 import { ApiError } from "./api.js";
+import { limitText } from "./format.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { Store } from "./store.js" */
@@ -68,7 +69,7 @@ export class Outbox {
         return;
       }
       item.status = "failed";
-      item.error = apiError.isNetwork ? "Couldn't reach the server." : apiError.detail;
+      item.error = apiError.isNetwork ? "Couldn't reach the server." : (limitText(apiError) ?? apiError.detail);
       this.store.changed();
     }
   }

@@ -3,7 +3,7 @@
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
-import { callLabel, time } from "../format.js";
+import { callLabel, limitText, time } from "../format.js";
 import { icon } from "../icons.js";
 
 /** @import { AppContext } from "../context.js" */
@@ -298,7 +298,8 @@ export function renderConversation(ctx, root, username) {
       store.changed();
       toast(following ? `You no longer follow ${peerName()}.` : `You now follow ${peerName()}.`);
     } catch (err) {
-      toast(`Couldn't ${following ? "unfollow" : "follow"}: ${err instanceof ApiError ? err.detail : "unknown error"}`, "error");
+      const why = err instanceof ApiError ? (limitText(err) ?? err.detail) : "unknown error";
+      toast(`Couldn't ${following ? "unfollow" : "follow"}: ${why}`, "error");
     } finally {
       followButton.disabled = false;
     }

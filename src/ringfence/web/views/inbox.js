@@ -3,7 +3,7 @@
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
-import { preview, time } from "../format.js";
+import { limitText, preview, time } from "../format.js";
 
 /** @import { AppContext } from "../context.js" */
 /** @import { Conversation } from "../types.js" */
@@ -114,7 +114,7 @@ export function renderInbox(ctx, root) {
       ctx.navigate(`#/c/${encodeURIComponent(username)}`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) newError.textContent = `There's no one called @${username}.`;
-      else if (err instanceof ApiError) newError.textContent = err.detail;
+      else if (err instanceof ApiError) newError.textContent = limitText(err) ?? err.detail;
       else toast("Something went wrong.", "error");
       newName.focus();
     } finally {
