@@ -30,12 +30,14 @@ def private_dir(path: Path) -> None:
 
 def private_sqlite_files(database: Path) -> None:
     """Create the database file 0600 if it is missing, and leave it and the companion
-    files that exist 0600. Run before SQLite opens it, and again after."""
-    fd = os.open(database, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
-    for suffix in SQLITE_COMPANIONS:
+    files that exist 0600. Run before SQLite opens it, and again after.
+
+    Existing files are changed by path only, never opened: closing any descriptor of a
+    database file drops every POSIX lock this process holds on it, SQLite's included,
+    and another process (``ringfence admin``) would then take itself for the last user,
+    checkpoint and remove the WAL under this one's feet (stale reads, or worse)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    for path in (database, *(database.with_name(database.name + s) for s in SQLITE_COMPANIONS)):
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(database.with_name(database.name + suffix), FILE_MODE)
+            os.chmod(path, FILE_MODE)
