@@ -223,6 +223,7 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+# 408 and 413: any request's body may be too slow or too large (api/limits.py).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 408, 409, 413, 422, 429)
 }

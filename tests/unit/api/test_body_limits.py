@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from ringfence.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import Api, make_settings
 
 CAP = 4096
 
@@ -178,3 +178,14 @@ async def test_a_body_that_stops_arriving_is_a_json_408(app: FastAPI) -> None:
         stall=True,
     )
     assert_refused(out, 408, "request_timeout")
+
+
+async def test_the_default_cap_holds_the_largest_valid_message(api: Api) -> None:
+    """64 KiB: the largest body a client needs is a 10,000-character message, at most
+    40,000 bytes of UTF-8 (as browsers and httpx send JSON)."""
+    alice = await api.register("alice")
+    await api.register("bob")
+    text = "\U0001f600" * 10_000
+    resp = await api.send(alice, "bob", text)
+    assert resp.status_code == 201, resp.text
+    assert len(resp.request.content) > 40_000
