@@ -17,8 +17,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ringfence.services.text import (
+    DISPLAY_NAME_PATTERN,
     PLAIN_TEXT_PATTERN,
-    VISIBLE_LINE_PATTERN,
     VISIBLE_TEXT_PATTERN,
     hidden_character,
     is_plain_text,
@@ -110,7 +110,7 @@ PlainText = Annotated[
 ]
 DisplayName = Annotated[
     str,
-    _documented(VISIBLE_LINE_PATTERN),
+    _documented(DISPLAY_NAME_PATTERN),
     AfterValidator(_storable),
     AfterValidator(_display_name),
 ]

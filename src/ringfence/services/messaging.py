@@ -35,7 +35,7 @@ from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFoun
 from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
-from ringfence.services.text import is_visible_text
+from ringfence.services.text import is_visible_text, normalise_newlines
 from ringfence.services.views import CallRecord, ConversationView, MessageView, UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
@@ -57,6 +57,7 @@ class Messaging:
         me = auth.user
         # Every attempt counts, before anything about the recipient is looked at.
         await self._limits.count(self._limits.messages, me.id)
+        text = normalise_newlines(text)  # the API did already; any other caller too
         if not is_visible_text(text):
             raise InvalidInput(
                 "empty_message", "text needs a visible character and no control characters"

@@ -25,8 +25,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# C0 and C1 controls and DEL, but tab and line feed: what multi-line text may not hold.
-_CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+# C0 and C1 controls and DEL, but tab and the line breaks: what multi-line text may not
+# hold. A carriage return is let through here only because it is turned into a line
+# feed before anything is stored (normalise_newlines); these patterns describe what a
+# client may send.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 # Every control character: what one line of text may not hold.
 _ALL_CONTROL = r"\x00-\x1f\x7f-\x9f"
 # A message: at least one visible character; no control characters but tab and newline.
@@ -49,6 +52,51 @@ _BIDI_CONTROLS = frozenset(
 _BLANK_LOOKING = frozenset(
     "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
 )
+# Every character of category Cc, Cf, Cs, Co, Zl or Zp but ZWNJ and ZWJ, as ranges of
+# Python 3.11's Unicode (14.0); test_text.py recomputes them from unicodedata, so a
+# newer Unicode that adds some fails a test instead of going unnoticed. Only the
+# display-name pattern below needs them spelled out (a regular expression has no
+# categories); the checks themselves ask unicodedata.
+HIDDEN_RANGES = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605),
+    (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891),
+    (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200B), (0x200E, 0x200F),
+    (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xF8FF),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD),
+)  # fmt: skip
+
+
+def _char_class(ranges: tuple[tuple[int, int], ...], extra: frozenset[str]) -> str:
+    """The inside of a regex character class, in a form Python's re and JSON Schema's
+    (ECMA 262) dialect read alike: \\uXXXX escapes in the BMP, the characters
+    themselves beyond it. Surrogates are left out: no JSON text can carry one alone."""
+
+    def esc(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    parts = []
+    for first, last in ranges:
+        if first <= 0xDFFF and last >= 0xD800:  # the surrogates: keep what is around them
+            parts += [(first, 0xD7FF)] if first < 0xD800 else []
+            parts += [(0xE000, last)] if last > 0xDFFF else []
+        else:
+            parts.append((first, last))
+    text = [esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in parts]
+    return "".join(text + [esc(ord(c)) for c in sorted(extra)])
+
+
+_HIDDEN = _char_class(HIDDEN_RANGES, _BLANK_LOOKING)
+# The whitespace a name may hold: Unicode's space separators (Zs). Every other
+# character str.isspace() knows is hidden above (tab, line breaks, U+2028...).
+SPACES = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_SPACE = rf"[{SPACES}]"
+_SHOWN = rf"[^{_HIDDEN}{SPACES}\u200c\u200d]"  # a character that shows
+_WORD = rf"{_SHOWN}(?:[\u200c\u200d]?{_SHOWN})*"  # joiners only inside a word
+# A display name, exactly as is_visible_line() decides it: words of characters that
+# show, joined at most by one ZWNJ or ZWJ between two of them, apart by spaces.
+DISPLAY_NAME_PATTERN = rf"^{_SPACE}*{_WORD}(?:{_SPACE}+{_WORD})*{_SPACE}*$"
 
 
 def normalise_newlines(value: str) -> str:

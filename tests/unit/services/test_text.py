@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import unicodedata
 
 import pytest
@@ -9,6 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ringfence.services.text import (
+    DISPLAY_NAME_PATTERN,
+    HIDDEN_RANGES,
+    SPACES,
     hidden_character,
     is_plain_text,
     is_visible_line,
@@ -67,7 +72,7 @@ def test_control_characters_but_tab_and_newline_are_refused_in_text() -> None:
     assert is_visible_text("two\nlines\tand a tab")
     assert is_plain_text("")
     assert is_plain_text("a\nb\tc")
-    for control in ("\x00", "\x07", "\x0b", "\x0c", "\r", "\x1b", "\x7f", "\x85", "\x9b"):
+    for control in ("\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\x9b"):
         assert not is_visible_text(f"hi {control}")
         assert not is_plain_text(f"hi {control}")
         assert not is_visible_line(f"hi {control}")
@@ -77,7 +82,45 @@ def test_control_characters_but_tab_and_newline_are_refused_in_text() -> None:
 
 
 def test_line_breaks_of_every_platform_become_newlines() -> None:
+    # A client may send CR (the patterns let it through); it is stored as LF.
+    assert is_visible_text("a\r\nb")
+    assert is_plain_text("a\rb")
     assert normalise_newlines("a\r\nb\rc\nd\r\r\ne") == "a\nb\nc\nd\n\ne"
+    assert not is_visible_line("a\rb")
+
+
+def test_the_spaces_of_names_are_what_isspace_knows_but_hidden_characters() -> None:
+    spaces = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    assert {c for c in spaces if unicodedata.category(c) == "Zs"} == {
+        c for c in spaces if re.fullmatch(f"[{SPACES}]", c)
+    }
+    assert all(unicodedata.category(c) in ("Zs", "Cc", "Zl", "Zp") for c in spaces)
+
+
+def test_the_hidden_ranges_are_this_pythons_unicode() -> None:
+    """HIDDEN_RANGES spells out categories for the display-name pattern; a Unicode
+    update that adds format characters must update it too."""
+    computed: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if code in (0x200C, 0x200D):
+            continue
+        if unicodedata.category(chr(code)) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            if computed and computed[-1][1] == code - 1:
+                computed[-1] = (computed[-1][0], code)
+            else:
+                computed.append((code, code))
+    assert tuple(computed) == HIDDEN_RANGES
+
+
+_NAME_CHARACTERS = st.one_of(
+    st.characters(),
+    st.sampled_from(["\u200c", "\u200d", " ", "\u3164", "\u202e", "\u2800", "a", "\U0001f469"]),
+)
+
+
+@given(st.text(_NAME_CHARACTERS, max_size=12))
+def test_the_documented_display_name_pattern_is_the_rule(name: str) -> None:
+    assert bool(re.match(DISPLAY_NAME_PATTERN, name)) == is_visible_line(name)
 
 
 def test_printable_shows_what_would_have_been_hidden() -> None:
