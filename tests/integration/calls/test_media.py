@@ -66,8 +66,11 @@ async def run_call(live: LiveServer, api: Api, *, callee_devices: int = 1) -> di
         assert inc["call_id"] == started["call_id"]
         assert inc["from"]["username"] == "alice"
         seen_by_bob.append(json.dumps(inc))
-    # Each device gets credentials of its own.
-    assert len({inc["ice_servers"][0]["username"] for inc in incomings}) == callee_devices
+    # Each device gets its account's credentials: the callee's pseudonym, not the
+    # caller's (the relay's quota counts per account, ringfence.turn.credentials).
+    bobs = {inc["ice_servers"][0]["username"].split(":")[1] for inc in incomings}
+    assert len(bobs) == 1
+    assert bobs != {started["ice_servers"][0]["username"].split(":")[1]}
 
     incoming = incomings[0]
     callee = Peer(incoming["ice_transport_policy"], incoming["ice_servers"], tone=660)
