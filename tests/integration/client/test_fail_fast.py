@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -309,8 +310,15 @@ async def test_an_answered_call_whose_media_never_connects_is_recorded_as_not_co
         )
         out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         assert process.returncode == 0, err
-        (line,) = out.decode().splitlines()
-        assert line.endswith("to @bob  Call didn't connect")
+        assert "Call didn't connect" in out.decode()
+        assert "@bob" in out.decode()
+        process = await ringfence(
+            "calls", "--json", "--server", relay_server.url, "--token-file", str(token_file)
+        )
+        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        assert process.returncode == 0, err
+        (listed,) = json.loads(out)["calls"]
+        assert (listed["call"]["outcome"], listed["call"]["duration_s"]) == ("not_connected", 0)
     finally:
         if peer is not None:
             await peer.close()
