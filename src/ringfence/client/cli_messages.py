@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
@@ -204,51 +205,51 @@ def read_command(
     with_client(out, server, token_file, profile, work)
 
 
-def accept_command(
-    user: UserArg,
-    server: ServerOpt = None,
-    token_file: TokenFileOpt = None,
-    profile: ProfileOpt = DEFAULT_PROFILE,
-    json_: JsonOpt = False,
-) -> None:
-    """Accept USER's message request: you can reply, and it joins your inbox."""
-    out = Output(json_mode=json_)
-
-    async def work(rf: RingfenceClient, _account: Account) -> int:
-        conversation = await rf.accept(user)
-        if out.json:
-            out.document({"conversation": conversation})
-        else:
-            out.show(f"accepted @{plain(user)}'s request: you can reply now")
-        return 0
-
-    with_client(out, server, token_file, profile, work)
+# Answering a message request: what to ask the server, what to say, and the help.
+_ANSWERS: dict[str, tuple[Callable[[RingfenceClient, str], Awaitable[Conversation]], str, str]] = {
+    "accept": (
+        lambda rf, user: rf.accept(user),
+        "accepted @{}'s request: you can reply now",
+        "Accept USER's message request: you can reply, and it joins your inbox.",
+    ),
+    "decline": (
+        lambda rf, user: rf.decline(user),
+        "declined @{}'s request",
+        "Decline USER's message request: it leaves your inbox (they are not told).",
+    ),
+}
 
 
-def decline_command(
-    user: UserArg,
-    server: ServerOpt = None,
-    token_file: TokenFileOpt = None,
-    profile: ProfileOpt = DEFAULT_PROFILE,
-    json_: JsonOpt = False,
-) -> None:
-    """Decline USER's message request: it leaves your inbox (they are not told)."""
-    out = Output(json_mode=json_)
+def _answer_command(name: str) -> Callable[..., None]:
+    answer, done, help_text = _ANSWERS[name]
 
-    async def work(rf: RingfenceClient, _account: Account) -> int:
-        conversation = await rf.decline(user)
-        if out.json:
-            out.document({"conversation": conversation})
-        else:
-            out.show(f"declined @{plain(user)}'s request")
-        return 0
+    def command(
+        user: UserArg,
+        server: ServerOpt = None,
+        token_file: TokenFileOpt = None,
+        profile: ProfileOpt = DEFAULT_PROFILE,
+        json_: JsonOpt = False,
+    ) -> None:
+        out = Output(json_mode=json_)
 
-    with_client(out, server, token_file, profile, work)
+        async def work(rf: RingfenceClient, _account: Account) -> int:
+            conversation = await answer(rf, user)
+            if out.json:
+                out.document({"conversation": conversation})
+            else:
+                out.show(done.format(plain(user)))
+            return 0
+
+        with_client(out, server, token_file, profile, work)
+
+    command.__doc__ = help_text
+    command.__name__ = f"{name}_command"
+    return command
 
 
 def register(app: typer.Typer) -> None:
     app.command("send")(send_command)
     app.command("inbox")(inbox_command)
     app.command("read")(read_command)
-    app.command("accept")(accept_command)
-    app.command("decline")(decline_command)
+    for name in _ANSWERS:
+        app.command(name)(_answer_command(name))

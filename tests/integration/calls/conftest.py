@@ -55,6 +55,17 @@ def machine_addresses() -> set[str]:
     return found
 
 
+def host_candidate(port: int = 50000) -> dict[str, Any]:
+    """A trickled host candidate on a real address of this machine: what a relayed side
+    must never hand on. ``port`` tells two of them apart."""
+    address = sorted(machine_addresses())[0]
+    return {
+        "candidate": f"candidate:{port} 1 udp 2130706431 {address} {port} typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    }
+
+
 def call_settings(tmp_path: Path, database_url: str, coturn: Coturn, **overrides: Any) -> Settings:
     return make_settings(
         tmp_path,
@@ -244,6 +255,7 @@ __all__ = [
     "allow_direct",
     "befriend",
     "collect",
+    "host_candidate",
     "machine_addresses",
     "open_socket",
     "start_call",

@@ -13,7 +13,6 @@ media flows (tests/integration/client/test_fail_fast.py has the real-media cases
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,27 +28,7 @@ from ringfence.realtime.redis_calls import RedisCallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import Coturn, befriend, call_settings, start_call
 from tests.integration.calls.sdp import sdp_pair
-from tests.integration.scale.conftest import RedisServer
-
-
-@contextlib.asynccontextmanager
-async def running_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/test installs it)")
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = RedisServer(workdir)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    async with running_redis(tmp_path) as server:
-        yield server
+from tests.integration.scale.conftest import RedisServer, running_redis
 
 
 class Setup:

@@ -13,14 +13,16 @@ between one writer's read and its write, by wrapping the store the server really
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ringfence.realtime.ephemeral import CallStore, LiveCall
-from tests.conftest import Api, LiveServer, open_socket
+from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import (
     allow_direct,
     befriend,
     collect,
+    host_candidate,
     machine_addresses,
     start_call,
 )
@@ -49,19 +51,19 @@ class InterleavingStore:
         return done
 
 
-def host_candidate(port: int) -> dict[str, Any]:
-    address = sorted(machine_addresses())[0]
-    return {
-        "candidate": f"candidate:{port} 1 udp 2130706431 {address} {port} typ host",
-        "sdpMid": "0",
-        "sdpMLineIndex": 0,
-    }
+@dataclass
+class Ringing:
+    store: InterleavingStore
+    call_id: str
+    bob: str  # Bob's token
+    a_ws: Socket
+    b_ws: Socket
+    answer: str  # an answer SDP for Bob to send
 
 
-async def test_a_candidate_queued_as_consent_is_withdrawn_never_reaches_the_callee(
-    server: tuple[LiveServer, Api],
-) -> None:
-    live, api = server
+async def direct_call_ringing(live: LiveServer, api: Api) -> Ringing:
+    """Alice calls Bob, both allowing direct connections; it rings. The server's call
+    store is wrapped so a test can land a write between a read and a write of its own."""
     store = InterleavingStore(live.services.calls._calls)
     live.services.calls._calls = store
     alice, bob = await befriend(api, "alice", "bob")
@@ -72,26 +74,36 @@ async def test_a_candidate_queued_as_consent_is_withdrawn_never_reaches_the_call
     offer, answer = await sdp_pair()
     await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
     assert (await b_ws.recv_type("call.incoming"))["direct_allowed"] is True
+    return Ringing(store, call_id, bob, a_ws, b_ws, answer)
+
+
+async def test_a_candidate_queued_as_consent_is_withdrawn_never_reaches_the_callee(
+    server: tuple[LiveServer, Api],
+) -> None:
+    live, api = server
+    r = await direct_call_ringing(live, api)
 
     async def bob_withdraws() -> None:
         resp = await api.call(
-            "PATCH", "/api/v1/me/settings", bob, json={"direct_connections": "nobody"}
+            "PATCH", "/api/v1/me/settings", r.bob, json={"direct_connections": "nobody"}
         )
         assert resp.status_code == 200, resp.text
 
     # Alice's host candidate was read and sanitised under "all"; Bob's withdrawal is
     # stored before it is queued.
-    store.before_next_replace = bob_withdraws
-    await a_ws.send({"type": "call.candidate", "call_id": call_id, "candidate": host_candidate(1)})
-    await a_ws.nothing_within(0.3)
-    assert store.lost == 1  # the queueing lost to the withdrawal, then read it again
-    stored = await store.get(call_id)
+    r.store.before_next_replace = bob_withdraws
+    await r.a_ws.send(
+        {"type": "call.candidate", "call_id": r.call_id, "candidate": host_candidate(1)}
+    )
+    await r.a_ws.nothing_within(0.3)
+    assert r.store.lost == 1  # the queueing lost to the withdrawal, then read it again
+    stored = await r.store.get(r.call_id)
     assert stored is not None
     assert (stored.caller_policy, stored.callee_policy) == ("relay", "relay")
     assert stored.pending_candidates == ()
-    await b_ws.send({"type": "call.answer", "call_id": call_id, "sdp": answer})
-    assert (await a_ws.recv_type("call.answer"))["direct_allowed"] is False
-    seen = await collect(b_ws, 0.5)
+    await r.b_ws.send({"type": "call.answer", "call_id": r.call_id, "sdp": r.answer})
+    assert (await r.a_ws.recv_type("call.answer"))["direct_allowed"] is False
+    seen = await collect(r.b_ws, 0.5)
     for address in machine_addresses():
         assert all(address not in str(frame) for frame in seen), seen
 
@@ -100,35 +112,28 @@ async def test_media_connecting_as_the_call_moves_to_the_relay_keeps_it_relayed(
     server: tuple[LiveServer, Api],
 ) -> None:
     live, api = server
-    store = InterleavingStore(live.services.calls._calls)
-    live.services.calls._calls = store
-    alice, bob = await befriend(api, "alice", "bob")
-    await allow_direct(api, alice, bob)
-    a_ws = await open_socket(live.ws_url, alice)
-    b_ws = await open_socket(live.ws_url, bob)
-    call_id = (await start_call(api, alice, "bob")).json()["call_id"]
-    offer, answer = await sdp_pair()
-    await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
-    await b_ws.recv_type("call.incoming")
-    await b_ws.send({"type": "call.answer", "call_id": call_id, "sdp": answer})
-    assert (await a_ws.recv_type("call.answer"))["direct_allowed"] is True
+    r = await direct_call_ringing(live, api)
+    await r.b_ws.send({"type": "call.answer", "call_id": r.call_id, "sdp": r.answer})
+    assert (await r.a_ws.recv_type("call.answer"))["direct_allowed"] is True
 
     async def alice_hides_her_address() -> None:
-        await a_ws.send({"type": "call.transport", "call_id": call_id, "transport": "relay"})
-        assert (await a_ws.recv_type("call.transport"))["ice_transport_policy"] == "relay"
+        await r.a_ws.send({"type": "call.transport", "call_id": r.call_id, "transport": "relay"})
+        assert (await r.a_ws.recv_type("call.transport"))["ice_transport_policy"] == "relay"
 
     # Bob's "media connected" read the call while it was direct; Alice's switch to the
     # relay is stored before his write.
-    store.before_next_replace = alice_hides_her_address
-    await b_ws.send({"type": "call.connected", "call_id": call_id})
-    assert (await b_ws.recv_type("call.transport"))["ice_transport_policy"] == "relay"
-    stored = await store.get(call_id)
+    r.store.before_next_replace = alice_hides_her_address
+    await r.b_ws.send({"type": "call.connected", "call_id": r.call_id})
+    assert (await r.b_ws.recv_type("call.transport"))["ice_transport_policy"] == "relay"
+    stored = await r.store.get(r.call_id)
     assert stored is not None
     assert stored.call.state.value == "connected"
     assert (stored.caller_policy, stored.callee_policy) == ("relay", "relay")
     # And from now on Bob's host candidates are dropped, not forwarded.
-    await b_ws.send({"type": "call.candidate", "call_id": call_id, "candidate": host_candidate(2)})
-    await a_ws.nothing_within(0.3)
+    await r.b_ws.send(
+        {"type": "call.candidate", "call_id": r.call_id, "candidate": host_candidate(2)}
+    )
+    await r.a_ws.nothing_within(0.3)
 
 
 async def test_consent_withdrawn_before_the_call_was_stored_holds_at_the_offer(

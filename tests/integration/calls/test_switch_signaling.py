@@ -14,6 +14,7 @@ from tests.integration.calls.conftest import (
     allow_direct,
     befriend,
     collect,
+    host_candidate,
     machine_addresses,
     start_call,
 )
@@ -39,15 +40,6 @@ async def answered_call(
     answered = await a_ws.recv_type("call.answer")
     assert answered["direct_allowed"] is direct
     return call_id, a_ws, b_ws, started
-
-
-def host_candidate() -> dict[str, Any]:
-    address = sorted(machine_addresses())[0]
-    return {
-        "candidate": f"candidate:1 1 udp 2130706431 {address} 50000 typ host",
-        "sdpMid": "0",
-        "sdpMLineIndex": 0,
-    }
 
 
 async def test_after_a_switch_to_relay_a_peer_that_ignores_it_leaks_nothing(
@@ -177,15 +169,6 @@ async def test_withdrawing_direct_connections_while_ringing_holds_for_the_answer
     await a_ws.nothing_within(0.3)
 
 
-def caller_host_candidate() -> dict[str, Any]:
-    address = sorted(machine_addresses())[-1]
-    return {
-        "candidate": f"candidate:2 1 udp 2130706431 {address} 50002 typ host",
-        "sdpMid": "0",
-        "sdpMLineIndex": 0,
-    }
-
-
 async def test_withdrawing_consent_while_ringing_stops_what_was_queued_for_the_callee(
     server: tuple[LiveServer, Api],
 ) -> None:
@@ -203,7 +186,7 @@ async def test_withdrawing_consent_while_ringing_stops_what_was_queued_for_the_c
     await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
     assert (await b_ws.recv_type("call.incoming"))["direct_allowed"] is True
     await a_ws.send(
-        {"type": "call.candidate", "call_id": call_id, "candidate": caller_host_candidate()}
+        {"type": "call.candidate", "call_id": call_id, "candidate": host_candidate(50002)}
     )
     resp = await api.call(
         "PATCH", "/api/v1/me/settings", bob, json={"direct_connections": "nobody"}

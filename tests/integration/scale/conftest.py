@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -66,8 +67,9 @@ class RedisServer:
             self.proc.wait(10)
 
 
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+@contextlib.asynccontextmanager
+async def running_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A RedisServer of the test's own in ``tmp_path/redis``, killed afterwards."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (scripts/test installs it)")
     workdir = tmp_path / "redis"
@@ -78,6 +80,12 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    async with running_redis(tmp_path) as server:
+        yield server
 
 
 class Node(ServeProcess):
