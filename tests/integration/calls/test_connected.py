@@ -28,7 +28,7 @@ from ringfence.realtime.redis_calls import RedisCallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import Coturn, befriend, call_settings, start_call
 from tests.integration.calls.sdp import sdp_pair
-from tests.integration.scale.conftest import RedisServer, running_redis
+from tests.integration.scale.conftest import running_redis
 
 
 class Setup:
@@ -252,9 +252,14 @@ async def test_the_api_schema_says_what_the_outcomes_mean(setup: Setup) -> None:
 
 
 async def test_the_redis_store_keeps_a_connected_call_as_long_as_an_answered_one(
-    redis_server: RedisServer,
+    tmp_path: Path,
 ) -> None:
-    client = Redis.from_url(redis_server.url)
+    async with running_redis(tmp_path) as redis_server:
+        await _keeps_a_connected_call(redis_server.url)
+
+
+async def _keeps_a_connected_call(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
     store = RedisCallStore(client, prefix="rf-ttl:", ringing_ttl_s=60, answered_ttl_s=120)
     call = Call("call-0001", 1, 2, Media.AUDIO, caller_device=None, created_at=1000.0)
     call = transition(call, CallState.RINGING, at=1001.0, device_id="caller-laptop")
