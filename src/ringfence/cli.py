@@ -467,5 +467,30 @@ def version() -> None:
 register_client_commands(app)  # `ringfence call` and `ringfence answer`
 
 
+def _click_error(exc: BaseException, kind: str) -> bool:
+    """Whether ``exc`` is click's ``kind`` error. Typer vendors click in newer releases
+    and uses the real one in older ones, so the class is recognised by name."""
+    return any(cls.__name__ == kind for cls in type(exc).__mro__)
+
+
 def main() -> None:
-    app()
+    """The `ringfence` command. A usage mistake (an unknown option, a missing argument)
+    is one line on stderr and exit status 2, like every other error of the command,
+    rather than a framed panel that scripts and people have to pick apart."""
+    try:
+        status = app(standalone_mode=False)
+    except typer.Abort:
+        console.print("ringfence: stopped")
+        sys.exit(1)
+    except Exception as exc:
+        if _click_error(exc, "NoArgsIsHelpError"):
+            sys.exit(2)  # a command without its arguments: the help is already shown
+        if not _click_error(exc, "ClickException"):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "ringfence"
+        message = exc.format_message()  # type: ignore[attr-defined]
+        hint = f" (see {where} --help)" if _click_error(exc, "UsageError") else ""
+        console.print(Text(f"{where}: {message}{hint}", style="red"))
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    sys.exit(status if isinstance(status, int) else 0)

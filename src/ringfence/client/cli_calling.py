@@ -41,7 +41,7 @@ from ringfence.client.cli_media import MediaOptions, opened_media
 from ringfence.client.events import EventStream
 from ringfence.client.media import MediaSink, WavRecorder
 from ringfence.client.output import plain
-from ringfence.client.runner import CliError
+from ringfence.client.runner import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
 
 __all__ = [
     "EXIT_FAILED",
@@ -59,10 +59,12 @@ __all__ = [
     "state_record",
 ]
 
-# 0 connected and ended normally; 1 failed or never connected (the relay unreachable,
-# say: that is known within seconds); 2 a usage problem (an unreadable token file, no
-# session); 3 the server said no (refused call, invalid token, rate limit).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+# The exit statuses of every `ringfence` client command (runner.py): 0 done (for a call:
+# it connected and ended normally); 1 the server refused (a call not allowed, an invalid
+# token, a rate limit: the message says which) or the call failed or never connected
+# (the relay unreachable, say: known within seconds); 2 a usage problem (an unreadable
+# token file, no session).
+EXIT_FAILED = EXIT_REFUSED
 NORMAL_ENDINGS = frozenset({"hangup"})
 
 console = Console(stderr=True, highlight=False)
