@@ -44,6 +44,7 @@ from ringfence.realtime.bus import (
     dispatch,
     without,
 )
+from ringfence.tasks import raise_if_cancelled, stop
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,7 @@ class RedisBus(Bus):
 
     async def close(self) -> None:
         for task in (self._runner, self._announcer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(task)
         self._runner = self._announcer = None
         if self._conn is not None:  # the runner was cancelled before it began
             await self._conn.disconnect()
@@ -254,6 +252,7 @@ class RedisBus(Bus):
                 await self._serve(conn, resync=not first)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("lost the Redis subscriber connection (%s)", type(exc).__name__)
+                raise_if_cancelled()
             finally:
                 self._conn = None
                 self._release_waiters()
@@ -270,6 +269,7 @@ class RedisBus(Bus):
             except (RedisError, OSError) as exc:
                 log.debug("reconnecting to Redis failed: %s", type(exc).__name__)
                 delay = min(self._max_backoff_s, delay * 2)
+                raise_if_cancelled()
                 continue
             self.reconnects += 1
             log.info("Redis subscriber connection is back")
@@ -345,6 +345,7 @@ class RedisBus(Bus):
                     return
                 except (RedisError, OSError):
                     delay = min(self._max_backoff_s, delay * 2)
+                    raise_if_cancelled()
 
         self._announcer = asyncio.get_running_loop().create_task(
             announce(), name="redis-bus-announce"

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from ringfence.realtime.ephemeral import PresenceRegistry
 from ringfence.realtime.redis_calls import text
+from ringfence.tasks import raise_if_cancelled, stop
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,8 @@ class RedisPresence(PresenceRegistry):
         self._beater = asyncio.get_running_loop().create_task(self._beat_forever())
 
     async def close(self) -> None:
-        if self._beater is not None:
-            self._beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beater
-            self._beater = None
+        await stop(self._beater)
+        self._beater = None
         with contextlib.suppress(RedisError, OSError):
             async with self._r.pipeline(transaction=False) as pipe:
                 for user_id, device_id in self._local:
@@ -145,3 +143,4 @@ class RedisPresence(PresenceRegistry):
             except (RedisError, OSError) as exc:
                 log.warning("presence heartbeat failed: %s", type(exc).__name__)
                 self._dirty = True
+                raise_if_cancelled()

@@ -23,7 +23,6 @@ the two timestamps the session row always had is needed: no address is stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -47,6 +46,7 @@ from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError, User
+from ringfence.tasks import raise_if_cancelled, stop
 
 if TYPE_CHECKING:
     from ringfence.realtime.hub import Hub
@@ -390,11 +390,8 @@ class Accounts:
         )
 
     async def close(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
-            self._checker = None
+        await stop(self._checker)
+        self._checker = None
         if self._watch is not None and self._stream is not None:
             await self._stream.unwatch(self._watch)
             self._watch = None
@@ -492,12 +489,14 @@ class Accounts:
                 await self.check_sockets()
             except Exception:
                 log.exception("checking the sessions of open sockets failed")
+                raise_if_cancelled()
             if self._lifetime is not None and self._clock.monotonic() >= self._next_sweep:
                 self._next_sweep = self._clock.monotonic() + SWEEP_EVERY_S
                 try:
                     await self.sweep_sessions()
                 except Exception:
                     log.exception("ending expired sessions failed")
+                    raise_if_cancelled()
 
     def _session_ended(self, notice: SessionEnd) -> None:
         if self._cache is not None:

@@ -19,7 +19,6 @@ expired) and gives them the same grace period as a dropped WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import secrets
@@ -89,6 +88,7 @@ from ringfence.services.stream import EventStream
 from ringfence.services.views import CallRecord, UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import User
+from ringfence.tasks import raise_if_cancelled, stop
 from ringfence.turn.credentials import TurnCredentialIssuer
 
 log = logging.getLogger(__name__)
@@ -957,6 +957,7 @@ class Calls:
                 if delay != self._sweep_interval_s:
                     log.info("sweeping call deadlines works again")
                 delay = self._sweep_interval_s
+            raise_if_cancelled()
             await asyncio.sleep(delay)
 
     async def sweep(self) -> int:
@@ -983,11 +984,8 @@ class Calls:
 
     async def close(self) -> None:
         """Stop sweeping; the deadlines stay in the store for the other nodes."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop(self._sweeper)
+        self._sweeper = None
 
 
 def _only_while(state: CallState, reason: EndReason) -> Callable[[Call], EndReason | None]:

@@ -30,6 +30,7 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
+from ringfence.tasks import raise_if_cancelled, stop
 from ringfence.turn.coturn_config import CoturnOptions, render
 from ringfence.turn.probe import RelayBusy, RelayCheckFailed
 from ringfence.turn.verify import stun_answers, target_for, verify_relay
@@ -241,14 +242,7 @@ class CoturnSupervisor:
             return
         self._stopping = True
         self._serving.clear()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            try:
-                await self._watchdog
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await stop(self._watchdog)
         if self._process is not None:
             await self._terminate(self._process)
         await self._drain_output()
@@ -436,6 +430,7 @@ class CoturnSupervisor:
                         exc,
                         exc_info=not isinstance(exc, CoturnStartError | OSError),
                     )
+                    raise_if_cancelled()
                     continue
                 self.restarts += 1
                 break
@@ -453,6 +448,7 @@ class CoturnSupervisor:
                     await self.verify()
                 except RelayBusy as busy:
                     logger.warning("coturn (pid %d) could not be verified: %s", process.pid, busy)
+                    raise_if_cancelled()
                     continue
                 except RelayCheckFailed as failure:
                     if process.returncode is not None:
