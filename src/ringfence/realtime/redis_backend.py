@@ -26,17 +26,21 @@ primary with replicas), not Redis Cluster. SDP and candidates are never logged.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ringfence.config import ConfigError
 from ringfence.realtime.backend import Backend
-from ringfence.realtime.ephemeral import RateLimiter
+from ringfence.realtime.ephemeral import InMemoryRateLimiter, RateLimiter
 from ringfence.realtime.redis_bus import RedisBus
 from ringfence.realtime.redis_calls import RedisCallStore
 from ringfence.realtime.redis_presence import RedisPresence
+
+log = logging.getLogger(__name__)
 
 
 async def open_redis_backend(
@@ -85,13 +89,43 @@ return 0
 
 
 class RedisRateLimiter(RateLimiter):
-    def __init__(self, client: Redis, *, prefix: str) -> None:
+    """Limits shared by every node, counted in Redis.
+
+    While Redis cannot be reached, each node counts on its own, in memory, and keeps
+    answering: a limit that holds per node (looser by the number of nodes) is better
+    than refusing every message and login until Redis is back, and far better than
+    no limit. Counting returns to Redis with the first command that succeeds; what a
+    node counted alone is not carried over.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str,
+        fallback: RateLimiter | None = None,
+    ) -> None:
         self._p = prefix
         self._hit = client.register_script(_HIT)
+        self._fallback = fallback or InMemoryRateLimiter(time.monotonic)
+        self._unreachable = False
 
     async def hit(self, key: str, *, limit: int, window_s: float) -> float | None:
-        wait_us = await self._hit(
-            keys=[f"{self._p}rate:{key}"],
-            args=[limit, int(window_s * 1_000_000), secrets.token_hex(4)],
-        )
+        try:
+            wait_us = await self._hit(
+                keys=[f"{self._p}rate:{key}"],
+                args=[limit, int(window_s * 1_000_000), secrets.token_hex(4)],
+            )
+        except (RedisError, OSError) as exc:
+            if not self._unreachable:
+                self._unreachable = True
+                log.warning(
+                    "rate limits: Redis unreachable (%s); counting on this node alone "
+                    "until it is back",
+                    type(exc).__name__,
+                )
+            return await self._fallback.hit(key, limit=limit, window_s=window_s)
+        if self._unreachable:
+            self._unreachable = False
+            log.info("rate limits: Redis reachable again; counting shared limits there")
         return None if not wait_us else int(wait_us) / 1_000_000

@@ -387,6 +387,32 @@ async def test_the_limit_holds_across_nodes_and_waiting_helps(
     assert await node_b.hit("call:caller:1", limit=5, window_s=0.6) is None
 
 
+async def test_while_redis_is_down_each_node_still_enforces_the_limit(
+    redis_server: RedisServer,
+) -> None:
+    client = Redis.from_url(redis_server.url, socket_connect_timeout=1, socket_timeout=1)
+    limiter = RedisRateLimiter(client, prefix="rf-down:")
+    try:
+        assert await limiter.hit("msg:1", limit=2, window_s=60) is None
+        redis_server.kill()
+        # What Redis counted is out of reach; this node counts afresh, and refuses
+        # the third attempt rather than answering an error or letting it through.
+        assert await limiter.hit("msg:1", limit=2, window_s=60) is None
+        assert await limiter.hit("msg:1", limit=2, window_s=60) is None
+        wait = await limiter.hit("msg:1", limit=2, window_s=60)
+        assert wait is not None
+        assert 0 < wait <= 60
+        await redis_server.start()  # empty, as after a crash
+
+        async def counted_in_redis() -> bool:
+            await limiter.hit("msg:2", limit=5, window_s=60)
+            return bool(await client.exists("rf-down:rate:msg:2"))
+
+        await until(counted_in_redis, 10, "counting to go back to Redis")
+    finally:
+        await client.aclose()
+
+
 # --- presence ------------------------------------------------------------------------
 
 
