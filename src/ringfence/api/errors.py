@@ -3,7 +3,9 @@
 A client's mistake never becomes a 500: validation problems name the field, unknown
 routes and methods get JSON too. A database that is momentarily overloaded or out of
 reach answers 503 with ``Retry-After`` (nothing was stored; a retry with the same
-``txn_id`` is safe). Only a genuine server fault answers 500, with a generic body (the
+``txn_id`` is safe). So does Redis, when several nodes share it and it is out of
+reach: live calls cannot be started or answered until it is back (messages still are;
+they live in the database). Only a genuine server fault answers 500, with a generic body (the
 traceback goes to the log, never to the client).
 """
 
@@ -14,11 +16,15 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
 
 log = logging.getLogger(__name__)
+
+REDIS_RETRY_AFTER_S = 5
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -77,6 +83,22 @@ def install(app: FastAPI) -> None:
             503,
             headers={"Retry-After": str(exc.retry_after_s)},
         )
+
+    async def _redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "%s %s: Redis unreachable (%s); answered 503",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return JSONResponse(
+            error_body("unavailable", "the service is briefly unavailable; try again shortly"),
+            503,
+            headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(RedisConnectionError, _redis_unreachable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

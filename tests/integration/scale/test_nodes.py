@@ -226,3 +226,25 @@ async def test_fan_out_recovers_after_a_redis_restart_and_nothing_acknowledged_i
     await fresh.nothing_within(0.3)
     for sock in (fresh, b_ws):
         await sock.close()
+
+
+async def test_a_call_while_redis_is_down_is_refused_with_503_then_works_again(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory()
+    node = await cluster.start_node()
+    alice, _bob = await befriend(node.api, "alice", "bob")
+    cluster.redis.kill()
+    # Live calls live in Redis: none can start now, and the answer says so, with a
+    # time to retry: never a 500, and nothing that reads as a refusal by Bob.
+    refused = await start_call(node.api, alice, "bob")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "unavailable"
+    assert refused.headers["Retry-After"] == "5"
+    await cluster.redis.start()
+
+    async def call_starts() -> bool:
+        resp = await start_call(node.api, alice, "bob")
+        return resp.status_code == 201
+
+    await until(call_starts, DEAD_NODE_NOTICED_S, "a call to start once Redis is back")
