@@ -245,6 +245,10 @@ function context(store, outbox, calls) {
       try {
         store.putConversation(await api.accept(username));
         toast("Request accepted. You can reply now.");
+        // Accepting is choosing to talk: from the inbox, open the conversation (but
+        // not if the person has moved on to another screen meanwhile).
+        const onInbox = !location.hash.startsWith("#/c/") && location.hash !== "#/settings";
+        if (onInbox) navigate(`#/c/${encodeURIComponent(username)}`);
       } catch (err) {
         toast(`Couldn't accept the request: ${describe(err)}`, "error");
       }

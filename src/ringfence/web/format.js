@@ -1,4 +1,4 @@
-// Words and numbers shown to people: call records, durations, times.
+// Words and numbers shown to people: call records, durations, times, days.
 
 /** @import { Message, CallRecord, Media, EndReason } from "./types.js" */
 
@@ -60,6 +60,52 @@ export function time(iso) {
   return sameDay
     ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
     : date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+/**
+ * The time of day, "14:05": beside a message, under a separator that gives its day.
+ * @param {string} iso
+ */
+export function clock(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * The local calendar day of a moment, "2025-03-09": messages with the same key were
+ * sent on the same day where the reader is.
+ * @param {Date} date
+ */
+export function dayKey(date) {
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+/**
+ * The words of a day separator in a conversation: "Today", "Yesterday", or the date
+ * ("Sunday 9 March", with the year when it isn't this year's).
+ * @param {Date} date
+ * @param {Date} [now]
+ */
+export function dayLabel(date, now = new Date()) {
+  const key = dayKey(date);
+  if (key === dayKey(now)) return "Today";
+  // Built from the calendar, not by subtracting 24 hours, which a DST change breaks.
+  if (key === dayKey(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1))) return "Yesterday";
+  const year = date.getFullYear() === now.getFullYear() ? undefined : "numeric";
+  return date.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year });
+}
+
+/**
+ * How many characters the server counts in a text: code points (an emoji is one),
+ * where JavaScript's `length` counts UTF-16 units (an emoji is two).
+ * @param {string} text
+ */
+export function characters(text) {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
 }
 
 /**

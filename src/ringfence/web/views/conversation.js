@@ -1,14 +1,24 @@
-// One conversation: the thread (text and call records), older history on demand,
-// sends that are pending or failed, and the audio and video call buttons.
+// One conversation: the thread (text and call records, with a separator where the
+// day changes), older history on demand, sends that are pending or failed, the
+// composer (which refuses a message over the server's limit instead of cutting it),
+// and the audio and video call buttons.
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
-import { callLabel, limitText, time } from "../format.js";
+import { callLabel, characters, clock, dayKey, dayLabel, limitText } from "../format.js";
 import { icon } from "../icons.js";
 
 /** @import { AppContext } from "../context.js" */
 /** @import { Message, Media, User } from "../types.js" */
 /** @import { PendingSend } from "../store.js" */
+
+/** The server's limit on a message (max_length of the send body), in characters. */
+const MAX_CHARS = 10_000;
+/** From this many characters the composer shows how close the text is to the limit. */
+const COUNT_FROM = 9_000;
+/** A message longer than this, in characters or lines, shows collapsed. */
+const LONG_CHARS = 1_000;
+const LONG_LINES = 12;
 
 /**
  * @param {AppContext} ctx
@@ -71,13 +81,25 @@ export function renderConversation(ctx, root, username) {
   const list = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
   const scroller = h("div", { class: "thread", attrs: { tabindex: "0", "aria-label": "Conversation history" } }, olderButton, list);
   const status = h("p", { class: "thread-status", attrs: { role: "status" } });
+  // No maxlength: it would cut a long paste silently. The counter and the refusal
+  // below say what is wrong instead, and the text stays for the writer to shorten.
   const input = h("textarea", {
-    attrs: { id: "composer", name: "text", rows: 1, maxlength: 10000, placeholder: "Write a message", autocomplete: "off" },
-    on: { keydown: onKey },
+    attrs: {
+      id: "composer", name: "text", rows: 1, placeholder: "Write a message", autocomplete: "off",
+      "aria-describedby": "composer-count composer-limit",
+    },
+    on: { keydown: onKey, input: checkLength },
   });
+  const counter = h("p", { class: "composer-count", attrs: { id: "composer-count" } });
+  counter.hidden = true;
+  // Polite and always in the page, so its words are read out when they appear. They
+  // change only when the text crosses the limit, not with every keystroke.
+  const limitNote = h("p", { class: "composer-limit", attrs: { id: "composer-limit", role: "status", "aria-live": "polite" } });
   const sendButton = h("button", { class: "primary", text: "Send", attrs: { type: "submit" } });
   const composer = h("form", { class: "composer", attrs: { "aria-label": "Send a message" }, on: { submit: onSend } },
     h("label", { class: "visually-hidden", text: `Message ${peerName()}`, attrs: { for: "composer" } }),
+    counter,
+    limitNote,
     input,
     sendButton,
   );
@@ -135,10 +157,28 @@ export function renderConversation(ctx, root, username) {
     const thread = store.thread(username);
     olderButton.hidden = !thread.loaded || !thread.hasOlder || thread.messages.length === 0;
     const pending = store.pendingFor(username);
-    const items = [
-      ...thread.messages.map((m) => ({ key: `m${m.id}`, sig: "", build: () => messageItem(m) })),
-      ...pending.map((p) => ({ key: `p${p.txnId}`, sig: `${p.status}:${p.error ?? ""}`, build: () => pendingItem(p) })),
-    ];
+    /** @type {{key: string, sig: string, build: () => HTMLElement}[]} */
+    const items = [];
+    const now = new Date();
+    let day = "";
+    /** A separator before the first message of each local day. @param {Date} date */
+    const dayBreak = (date) => {
+      if (Number.isNaN(date.getTime()) || dayKey(date) === day) return;
+      const thisDay = (day = dayKey(date));
+      const label = dayLabel(date, now);
+      // Clocks of different servers may disagree around midnight: keys stay unique.
+      let key = `d${thisDay}`;
+      while (items.some((item) => item.key === key)) key += "+";
+      items.push({ key, sig: label, build: () => daySeparator(thisDay, label) });
+    };
+    for (const m of thread.messages) {
+      dayBreak(new Date(m.created_at));
+      items.push({ key: `m${m.id}`, sig: "", build: () => messageItem(m) });
+    }
+    for (const p of pending) {
+      dayBreak(new Date(p.createdAt));
+      items.push({ key: `p${p.txnId}`, sig: `${p.status}:${p.error ?? ""}`, build: () => pendingItem(p) });
+    }
     const before = list.lastElementChild;
     /** @type {HTMLElement[]} */
     const elements = [];
@@ -173,10 +213,19 @@ export function renderConversation(ctx, root, username) {
     if (grew && (stickToBottom || mineLast)) scroller.scrollTop = scroller.scrollHeight;
   }
 
+  /**
+   * @param {string} key The local day, "2025-03-09".
+   * @param {string} label "Today", "Yesterday" or the date.
+   */
+  function daySeparator(key, label) {
+    return h("li", { class: "day-separator" },
+      h("h2", { class: "day-label" }, h("time", { text: label, attrs: { datetime: key } })));
+  }
+
   /** @param {Message} m */
   function messageItem(m) {
     const mine = m.sender === store.me.username;
-    const when = h("time", { class: "meta", text: time(m.created_at), attrs: { datetime: m.created_at } });
+    const when = h("time", { class: "meta", text: clock(m.created_at), attrs: { datetime: m.created_at } });
     if (m.kind === "call" && m.call) {
       // A call that was answered but never connected failed for both people alike.
       const failed = m.call.outcome === "not_connected";
@@ -190,7 +239,7 @@ export function renderConversation(ctx, root, username) {
     }
     return h("li", { class: `msg ${mine ? "mine" : "theirs"}`, attrs: { "data-message-id": m.id } },
       h("span", { class: "visually-hidden", text: mine ? "You: " : `${peerName()}: ` }),
-      h("p", { class: "bubble", text: m.text }),
+      messageText(m.text, `message-${m.id}-text`),
       when,
     );
   }
@@ -199,7 +248,7 @@ export function renderConversation(ctx, root, username) {
   function pendingItem(p) {
     const failed = p.status === "failed";
     return h("li", { class: `msg mine pending${failed ? " failed" : ""}`, attrs: { "aria-busy": failed ? null : "true" } },
-      h("p", { class: "bubble", text: p.text }),
+      messageText(p.text, `pending-${p.txnId}-text`),
       failed
         ? h("p", { class: "meta send-failed", attrs: { role: "alert" } },
             `Not sent: ${p.error ?? "unknown error"} `,
@@ -208,6 +257,51 @@ export function renderConversation(ctx, root, username) {
             h("button", { class: "link", text: "Discard", attrs: { type: "button" }, on: { click: () => ctx.outbox.discard(p.txnId) } }))
         : h("p", { class: "meta", text: "Sending…" }),
     );
+  }
+
+  /**
+   * A message's text. A long one shows its first lines, with a button to show it all
+   * (and to fold it again); screen readers read all of it either way.
+   * @param {string} text
+   * @param {string} id Unique in the page, for the button's aria-controls.
+   * @returns {HTMLElement[]}
+   */
+  function messageText(text, id) {
+    const bubble = h("p", { class: "bubble", text, attrs: { id } });
+    if (characters(text) <= LONG_CHARS && text.split("\n").length <= LONG_LINES) return [bubble];
+    bubble.classList.add("collapsed");
+    const toggle = h("button", {
+      class: "link show-more", text: "Show more",
+      attrs: { type: "button", "aria-expanded": "false", "aria-controls": id },
+    });
+    toggle.addEventListener("click", () => {
+      const collapsed = bubble.classList.toggle("collapsed");
+      toggle.textContent = collapsed ? "Show more" : "Show less";
+      toggle.setAttribute("aria-expanded", String(!collapsed));
+      if (collapsed) bubble.scrollIntoView({ block: "nearest" }); // don't leave the reader far below it
+    });
+    return [bubble, toggle];
+  }
+
+  /**
+   * Show how close the text is to the limit, and refuse to send it while it is over.
+   * @returns {boolean} The text may be sent.
+   */
+  function checkLength() {
+    // Characters are never more than UTF-16 units: a short text needs no counting.
+    const count = input.value.length < COUNT_FROM ? 0 : characters(input.value);
+    const over = count > MAX_CHARS;
+    counter.hidden = count < COUNT_FROM;
+    counter.textContent = counter.hidden ? "" : `${count.toLocaleString()} / ${MAX_CHARS.toLocaleString()}`;
+    counter.classList.toggle("over", over);
+    const note = over
+      ? `This message is too long to send. Shorten it to ${MAX_CHARS.toLocaleString()} characters or fewer.`
+      : "";
+    if (limitNote.textContent !== note) limitNote.textContent = note;
+    if (over) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    sendButton.disabled = over;
+    return !over;
   }
 
   /** @param {KeyboardEvent} event */
@@ -222,8 +316,9 @@ export function renderConversation(ctx, root, username) {
   function onSend(event) {
     event.preventDefault();
     const text = input.value;
-    if (!text.trim()) return;
+    if (!text.trim() || !checkLength()) return; // over the limit: the text stays, as it was
     input.value = "";
+    checkLength();
     stickToBottom = true;
     ctx.outbox.send(username, text);
     input.focus();
@@ -312,7 +407,9 @@ export function renderConversation(ctx, root, username) {
   });
   if (store.following === null) void ctx.loadFollowing().catch(() => undefined);
   scroller.scrollTop = scroller.scrollHeight;
-  input.focus();
+  // On a touch screen, focus would pop the on-screen keyboard up over the thread the
+  // person came to read; there they tap the composer when they want to write.
+  if (!matchMedia("(pointer: coarse)").matches) input.focus();
   return unsubscribe;
 }
 

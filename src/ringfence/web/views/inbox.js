@@ -8,6 +8,9 @@ import { limitText, preview, time } from "../format.js";
 /** @import { AppContext } from "../context.js" */
 /** @import { Conversation } from "../types.js" */
 
+/** What a username can be (the server's rule): anything else names no one. */
+const USERNAME = /^[a-z0-9_]{3,32}$/;
+
 /**
  * @param {AppContext} ctx
  * @param {HTMLElement} root
@@ -101,6 +104,11 @@ export function renderInbox(ctx, root) {
     const username = newName.value.trim().replace(/^@/, "").toLowerCase();
     if (!username) {
       newError.textContent = "Enter a username.";
+      newName.focus();
+      return;
+    }
+    if (!USERNAME.test(username)) {
+      newError.textContent = "That isn't a valid username. Usernames are 3 to 32 letters, digits or underscores (_).";
       newName.focus();
       return;
     }
