@@ -276,6 +276,12 @@ class Settings(BaseSettings):
     profile_lookups_per_hour: int = Field(
         120, ge=1, le=100_000, description="Profiles one account may look up per hour."
     )
+    typing_notices_per_minute: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Typing notices one account may send per minute; more are dropped.",
+    )
     turn_credentials_per_minute: int = Field(
         20,
         ge=2,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import (
     ERRORS,
     ConversationResponse,
     ConversationsResponse,
+    MarkReadRequest,
     MessageResponse,
     MessagesResponse,
     SendMessageRequest,
@@ -63,3 +64,12 @@ async def decline(
     username: UsernamePath, auth: AuthDep, services: ServicesDep
 ) -> ConversationResponse:
     return ConversationResponse(conversation=await services.messaging.decline(auth, username))
+
+
+@router.post("/{username}/read", status_code=204, response_class=Response)
+async def mark_read(
+    username: UsernamePath, body: MarkReadRequest, auth: AuthDep, services: ServicesDep
+) -> Response:
+    """Mark this person's messages up to ``up_to`` as read, on all of your devices."""
+    await services.messaging.mark_read(auth, username, body.up_to)
+    return Response(status_code=204)

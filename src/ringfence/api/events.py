@@ -226,6 +226,12 @@ async def _receive_loop(
         kind = frame["type"]
         if kind in CALL_CLIENT_TYPES:
             await _call_frame(ws, conn, user, frame, services)
+        elif kind == "typing":
+            to = frame.get("to")
+            if not isinstance(to, str):
+                conn.reply(error_event("malformed", "typing needs a 'to' username"))
+            else:
+                await _typing_frame(user, to, services)
         elif kind == "ping":
             conn.reply(encode({"type": "pong"}))
         elif kind == "auth":
@@ -260,6 +266,15 @@ async def _call_frame(
         # not logged: it may hold SDP or candidates (privacy invariant 2).
         log.exception("call frame %s failed", frame["type"])
         conn.reply(error_event("internal", "the server could not handle this frame", **ref))
+
+
+async def _typing_frame(user: UserSnapshot, to: str, services: Services) -> None:
+    # Answered with nothing, whatever happens (see Messaging.typing); a notice that
+    # cannot be sent now is simply not sent.
+    try:
+        await services.messaging.typing(user.user(), to)
+    except Exception:
+        log.warning("a typing notice could not be sent", exc_info=True)
 
 
 async def _refuse(ws: WebSocket, code: int, error: str, detail: str) -> None:

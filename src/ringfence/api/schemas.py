@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -151,6 +152,17 @@ class SendMessageRequest(Strict):
     )
 
 
+class MarkReadRequest(Strict):
+    up_to: StrictInt = Field(
+        ge=1,
+        le=2**62,
+        description=(
+            "A message id: the other person's messages up to it are read, on every "
+            "device of yours. Positions only move forward."
+        ),
+    )
+
+
 class SettingsPatch(Strict):
     """A partial update: only the fields present change."""
 
@@ -164,12 +176,25 @@ class SettingsPatch(Strict):
             "do not ring; they are recorded as missed instead."
         ),
     )
+    read_receipts: StrictBool | None = Field(
+        None,
+        description=(
+            "Tell people when you have read their messages. Reciprocal: with it off, "
+            "you don't see when others read yours either."
+        ),
+    )
+    typing_indicators: StrictBool | None = Field(
+        None,
+        description=("Show people when you are typing to them. Reciprocal, like read_receipts."),
+    )
 
     @field_validator(
         "calls_enabled",
         "call_audience",
         "direct_connections",
         "silence_unknown_callers",
+        "read_receipts",
+        "typing_indicators",
         mode="before",
     )
     @classmethod

@@ -56,6 +56,8 @@ class UserSettings(TypedDict):
     call_audience: list[str]
     direct_connections: str
     silence_unknown_callers: bool
+    read_receipts: bool
+    typing_indicators: bool
 
 
 class CallRecord(TypedDict):
@@ -355,6 +357,13 @@ class RingfenceClient:
             "GET", f"/api/v1/conversations/{_seg(username)}/messages", params=params
         )
         return cast(list[Message], data["messages"])
+
+    async def mark_read(self, username: str, up_to: int) -> None:
+        """USERNAME's messages up to message id ``up_to`` are read, on all my devices
+        (and they are told, where we both share read receipts)."""
+        await self._request(
+            "POST", f"/api/v1/conversations/{_seg(username)}/read", json={"up_to": up_to}
+        )
 
     async def accept(self, username: str) -> Conversation:
         data = await self._request("POST", f"/api/v1/conversations/{_seg(username)}/accept")

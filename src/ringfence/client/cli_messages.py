@@ -178,10 +178,16 @@ def read_command(
     ] = 20,
     server: ServerOpt = None,
     token_file: TokenFileOpt = None,
+    keep_unread: Annotated[
+        bool,
+        typer.Option("--keep-unread", help="Don't mark these messages read (nobody is told)."),
+    ] = False,
     profile: ProfileOpt = DEFAULT_PROFILE,
     json_: JsonOpt = False,
 ) -> None:
-    """Your conversation with USER: the latest messages, oldest first, with dates."""
+    """Your conversation with USER: the latest messages, oldest first, with dates.
+    They count as read on all your devices (and USER sees that, where you both
+    share read receipts), unless --keep-unread."""
     out = Output(json_mode=json_)
 
     async def work(rf: RingfenceClient, _account: Account) -> int:
@@ -200,6 +206,8 @@ def read_command(
             out.note(f"no messages with @{plain(user)} yet")
         else:
             out.lines(message_lines(messages, user))
+        if messages and not keep_unread:
+            await rf.mark_read(user, messages[-1]["id"])
         return 0
 
     with_client(out, server, token_file, profile, work)

@@ -55,6 +55,13 @@ class ActionLimits:
             "follow_rate_limited",
             "you have followed and unfollowed people too often",
         )
+        self.typing = Limit(
+            "typing",
+            settings.typing_notices_per_minute,
+            MINUTE,
+            "typing_rate_limited",
+            "you are sending typing notices too often",
+        )
         self.lookups = Limit(
             "lookup",
             settings.profile_lookups_per_hour,

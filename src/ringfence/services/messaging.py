@@ -31,7 +31,14 @@ from typing import Any
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
 from ringfence.services.accounts import AuthContext, is_username
-from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ringfence.services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
@@ -166,6 +173,7 @@ class Messaging:
             others = await store.users.by_ids(
                 [c.user_high_id if c.user_low_id == me.id else c.user_low_id for c, _, _ in rows]
             )
+            unread = await store.conversations.unread_counts(me.id, [c.id for c, _, _ in rows])
         result = []
         for conv, state, last in rows:
             other = others[conv.user_high_id if conv.user_low_id == me.id else conv.user_low_id]
@@ -177,9 +185,75 @@ class Messaging:
                     is_request=state == REQUEST,
                     state=state,
                     updated_at=conv.last_activity_at,
+                    unread=unread.get(conv.id, 0),
                 )
             )
         return result
+
+    async def mark_read(self, auth: AuthContext, username: str, up_to: int) -> None:
+        """``username``'s messages up to ``up_to`` are read: my devices hear of it
+        (``conversation.read``), and so do theirs (``message.read``) when we both
+        share read receipts, my side of the conversation is accepted (a request's
+        sender is not told it was opened), and neither has blocked the other."""
+        me = auth.user
+        envelopes: list[tuple[int, Envelope]] = []
+        async with self._db.write() as store:
+            other = await find_user(store, username)
+            conv = await store.conversations.between(me.id, other.id)
+            if conv is None or await store.conversations.member_state(conv.id, me.id) is None:
+                raise NotFound("conversation_not_found", "no conversation with this user")
+            position = await store.conversations.mark_read(conv.id, me.id, up_to)
+            if position is None:
+                return  # already read that far (another device said so first)
+            mine = await self._stream.append(
+                store, me.id, "conversation.read", {"user": other.username, "up_to": position}
+            )
+            envelopes.append((me.id, mine))
+            if await self._shares(store, me, other, conv.id, "read_receipts"):
+                theirs = await self._stream.append(
+                    store, other.id, "message.read", {"user": me.username, "up_to": position}
+                )
+                envelopes.append((other.id, theirs))
+        await self._publish(envelopes)
+
+    async def typing(self, me: User, to: str) -> None:
+        """Tell ``to``'s devices that ``me`` is typing to them: never stored, and
+        only in an accepted conversation, between people who both share typing
+        indicators and have not blocked each other. Whatever stops it, the sender
+        is told nothing, so that a block or a setting cannot be probed this way."""
+        try:
+            await self._limits.count(self._limits.typing, me.id)
+        except RateLimited:
+            return  # a client that sends too often just isn't heard for a while
+        if not is_username(to):
+            return
+        async with self._db.read() as store:
+            other = await store.users.by_username(to)
+            if other is None or other.id == me.id or other.suspended:
+                return
+            conv = await store.conversations.between(me.id, other.id)
+            if conv is None or not await self._shares(
+                store, me, other, conv.id, "typing_indicators"
+            ):
+                return
+            if await store.conversations.member_state(conv.id, other.id) != ACCEPTED:
+                return
+        await self._stream.notify(other.id, {"type": "typing", "user": me.username})
+
+    async def _shares(
+        self, store: Store, me: User, other: User, conversation_id: int, setting: str
+    ) -> bool:
+        """Whether ``me`` may show ``other`` this reciprocal signal: both have the
+        setting on, my side of the conversation is accepted, and no block either way."""
+        if await store.conversations.member_state(conversation_id, me.id) != ACCEPTED:
+            return False
+        if await store.social.blocked_either_way(me.id, other.id):
+            return False
+        stored = await store.settings.get_many([me.id, other.id])
+        return all(
+            getattr(stored[user_id], setting) if user_id in stored else True
+            for user_id in (me.id, other.id)
+        )
 
     async def history(
         self, auth: AuthContext, username: str, *, before: int | None, limit: int

@@ -92,6 +92,8 @@ class ConversationView(BaseModel):
     # My side of it: "accepted", a pending "request", or "declined" (hidden from my inbox).
     state: Literal["accepted", "request", "declined"]
     updated_at: datetime
+    # The other person's text messages I have not read yet (see POST .../read).
+    unread: int = 0
 
 
 class SettingsView(BaseModel):
@@ -99,6 +101,8 @@ class SettingsView(BaseModel):
     call_audience: list[Audience]
     direct_connections: DirectConnections
     silence_unknown_callers: bool
+    read_receipts: bool
+    typing_indicators: bool
 
     @classmethod
     def of(cls, row: UserSettings) -> SettingsView:
@@ -107,6 +111,8 @@ class SettingsView(BaseModel):
             call_audience=json.loads(row.call_audience),
             direct_connections=row.direct_connections,
             silence_unknown_callers=row.silence_unknown_callers,
+            read_receipts=row.read_receipts,
+            typing_indicators=row.typing_indicators,
         )
 
 
@@ -115,4 +121,6 @@ DEFAULT_SETTINGS = SettingsView(
     call_audience=["following"],
     direct_connections="nobody",
     silence_unknown_callers=False,
+    read_receipts=True,
+    typing_indicators=True,
 )

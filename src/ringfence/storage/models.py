@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -123,6 +124,9 @@ class UserSettings(Base):
     call_audience: Mapped[str] = mapped_column(Text, default='["following"]')
     direct_connections: Mapped[str] = mapped_column(String(16), default="nobody")
     silence_unknown_callers: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Reciprocal, as in Signal: with either off, neither person sees the other's.
+    read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    typing_indicators: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -159,6 +163,9 @@ class ConversationMember(Base):
     # member's view when it is newer. Only delivered messages move the shared ones.
     withheld_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     withheld_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # This member has read the other member's messages up to this message id (0: none).
+    # It only grows, and never past the last message this member could see.
+    read_up_to: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Message(Base):

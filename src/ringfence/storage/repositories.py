@@ -482,6 +482,8 @@ class SettingsRepo:
             call_audience='["following"]',
             direct_connections="nobody",
             silence_unknown_callers=False,
+            read_receipts=True,
+            typing_indicators=True,
             updated_at=now,
         )
         self._s.add(row)
@@ -665,6 +667,55 @@ class Conversations:
         elif existing.state != state:
             existing.state = state
             await self._s.flush()
+
+    async def mark_read(self, conversation_id: int, user_id: int, up_to: int) -> int | None:
+        """Move ``user_id``'s read position to the last message they can see at or
+        before ``up_to`` (never one withheld from them, never a later one). Returns
+        the new position, or None if it did not move: positions only grow."""
+        last = await self._s.scalar(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation_id,
+                Message.id <= up_to,
+                or_(Message.withheld.is_(False), Message.sender_id == user_id),
+            )
+        )
+        if last is None:
+            return None
+        moved = await self._s.execute(
+            update(ConversationMember)
+            .where(
+                ConversationMember.conversation_id == conversation_id,
+                ConversationMember.user_id == user_id,
+                ConversationMember.read_up_to < last,
+            )
+            .values(read_up_to=last)
+        )
+        return int(last) if getattr(moved, "rowcount", 0) else None
+
+    async def unread_counts(self, user_id: int, conversation_ids: list[int]) -> dict[int, int]:
+        """Text messages to ``user_id`` past their read position, by conversation
+        (conversations without any are absent). Withheld messages never count."""
+        if not conversation_ids:
+            return {}
+        rows = await self._s.execute(
+            select(Message.conversation_id, func.count())
+            .join(
+                ConversationMember,
+                and_(
+                    ConversationMember.conversation_id == Message.conversation_id,
+                    ConversationMember.user_id == user_id,
+                ),
+            )
+            .where(
+                Message.conversation_id.in_(conversation_ids),
+                Message.recipient_id == user_id,
+                Message.kind == "text",
+                Message.withheld.is_(False),
+                Message.id > ConversationMember.read_up_to,
+            )
+            .group_by(Message.conversation_id)
+        )
+        return {int(conv_id): int(count) for conv_id, count in rows}
 
     async def touch(self, conversation_id: int, message_id: int, now: datetime) -> None:
         await self._s.execute(

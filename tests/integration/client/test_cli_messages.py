@@ -161,3 +161,30 @@ async def test_decline_follow_block_report(server_url: str, terminals: Terminals
     self_block = await bob.run("block", "bob")
     assert self_block.code == 1
     assert self_block.err.strip() == "error: you cannot block yourself"
+
+
+async def test_inbox_counts_unread_and_read_marks_them_read_unless_told_not_to(
+    server_url: str, terminals: Terminals
+) -> None:
+    alice = terminals("alice", server_url)
+    bob = terminals("bob", server_url)
+    await alice.signup("alice")
+    await bob.signup("bob")
+    for text in ("one", "two", "three"):
+        await alice.ok("send", "bob", text)
+
+    def unread(listing: dict[str, list[dict[str, object]]]) -> int:
+        (conversation,) = listing["conversations"]
+        count = conversation["unread"]
+        assert isinstance(count, int)
+        return count
+
+    assert unread((await bob.ok("inbox", "--json")).json()) == 3
+    row = next(line for line in (await bob.ok("inbox")).out.splitlines() if "@alice" in line)
+    assert re.search(r"\b3\b", row)
+    await bob.ok("read", "alice", "--keep-unread")
+    assert unread((await bob.ok("inbox", "--json")).json()) == 3
+    await bob.ok("read", "alice", "--limit", "1")
+    assert unread((await bob.ok("inbox", "--json")).json()) == 0
+    await alice.ok("send", "bob", "four")
+    assert unread((await bob.ok("inbox", "--json")).json()) == 1

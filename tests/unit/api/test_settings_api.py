@@ -14,6 +14,8 @@ DEFAULTS = {
     "call_audience": ["following"],
     "direct_connections": "nobody",
     "silence_unknown_callers": False,
+    "read_receipts": True,
+    "typing_indicators": True,
 }
 
 

@@ -39,6 +39,8 @@ async def test_register_login_me_logout_round_trip(live: tuple[LiveServer, Api])
             "call_audience": ["following"],
             "direct_connections": "nobody",
             "silence_unknown_callers": False,
+            "read_receipts": True,
+            "typing_indicators": True,
         }
         old_token = client.token
         await client.logout()
@@ -94,6 +96,8 @@ async def test_settings_update_only_what_is_named(
         "call_audience": ["following", "verified"],
         "direct_connections": "following",
         "silence_unknown_callers": False,
+        "read_receipts": True,
+        "typing_indicators": True,
     }
     assert (await alice.me())["settings"] == settings
 
