@@ -379,3 +379,69 @@ def assert_only_relay_candidates(frames: Frames, who: str) -> None:
     assert sdp_lines, f"{who} received no SDP"
     leaked = addresses_in(lines + sdp_lines) & machine_addresses()
     assert not leaked, f"{who} was sent this machine's address(es) {leaked}"
+
+
+# --- unread counts, receipts and typing (issue 12) --------------------------------------
+
+
+def console_errors(page: Page) -> list[str]:
+    """Collect the page's console errors (each one a bug unless a test expects it), but
+    for the browser's own request for /favicon.ico, which the app doesn't make."""
+    errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error" and not url.endswith("/favicon.ico"):
+            errors.append(f"{message.text} ({url})")
+
+    page.on("console", on_console)
+    return errors
+
+
+@dataclass
+class SentFrames:
+    """Every JSON frame a page sent, parsed, with when it went (event-loop time, s)."""
+
+    sent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [f for _, f in self.sent if f.get("type") == type_]
+
+    def times_of(self, type_: str) -> list[float]:
+        return [t for t, f in self.sent if f.get("type") == type_]
+
+
+def watch_sent_frames(page: Page) -> SentFrames:
+    """Record the frames the page sends on any WebSocket (set up before goto)."""
+    frames = SentFrames()
+    loop = asyncio.get_running_loop()
+
+    def on_socket(ws: WebSocket) -> None:
+        def on_frame(payload: str | bytes) -> None:
+            if isinstance(payload, str):
+                try:
+                    frame = json.loads(payload)
+                except ValueError:
+                    frame = {"type": "<not json>", "raw": payload}
+                frames.sent.append((loop.time(), frame))
+
+        ws.on("framesent", on_frame)
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def message_status(page: Page, text: str) -> Locator:
+    """The read receipt ("Sent", "Read") under the delivered message with this text."""
+    bubble = page.locator(".bubble", has_text=re.compile(f"^{re.escape(text)}$"))
+    return page.locator("li.msg:not(.pending)").filter(has=bubble).get_by_role("status")
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 15) -> None:
+    """Wait for a condition the test observes from outside the page (frames, say)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)

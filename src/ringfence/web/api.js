@@ -213,6 +213,17 @@ export class Api {
   }
 
   /**
+   * Mark this person's messages up to message `upTo` as read, on all my devices (and,
+   * where we both share read receipts, tell them). Positions only move forward.
+   * @param {string} username
+   * @param {number} upTo
+   * @returns {Promise<null>}
+   */
+  markRead(username, upTo) {
+    return this.request("POST", `/api/v1/conversations/${seg(username)}/read`, { body: { up_to: upTo } });
+  }
+
+  /**
    * @param {string} username
    * @returns {Promise<Conversation>}
    */

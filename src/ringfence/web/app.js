@@ -9,6 +9,7 @@ import { EventSocket } from "./events.js";
 import { Outbox } from "./outbox.js";
 import { clearSession, loadSession, saveSession } from "./session.js";
 import { Store } from "./store.js";
+import { setUnreadCount } from "./title.js";
 import { renderAuth } from "./views/auth.js";
 import { CallView } from "./views/call.js";
 import { renderConversation } from "./views/conversation.js";
@@ -24,6 +25,8 @@ const topbar = byId("topbar", HTMLElement);
 const connection = byId("connection", HTMLElement);
 const callLayer = byId("call", HTMLElement);
 const signOutButton = byId("signout", HTMLButtonElement);
+const inboxCount = byId("inbox-count", HTMLElement);
+const inboxLink = byId("nav-inbox", HTMLAnchorElement);
 
 /** @type {string | null} */
 let token = null;
@@ -76,7 +79,8 @@ function start(sessionToken, me) {
     main.inert = open;
     topbar.inert = open;
   });
-  live = { ctx: context(store, outbox, calls), events, callView };
+  live = { ctx: context(store, outbox, calls, events), events, callView };
+  store.subscribe(() => showUnread(store.unreadTotal()));
   topbar.hidden = false;
   byId("me-name", HTMLElement).textContent = `@${me.username}`;
   events.start();
@@ -112,6 +116,7 @@ function endSession(notice) {
   live = null;
   token = null;
   clearSession();
+  showUnread(0);
   topbar.hidden = true;
   authMode = "signin";
   authNotice = notice;
@@ -140,12 +145,28 @@ function onEvent(event) {
   if (!live) return;
   const { store, calls } = live.ctx;
   switch (event.type) {
-    case "message.new":
-      if (!store.addMessage(event.message, event.is_request)) void reloadConversations();
+    case "message.new": {
+      // A message that arrives in the conversation on screen, while the page can be
+      // seen, is read as it arrives (the view marks it read); any other one is unread.
+      const peer = store.peerOf(event.message);
+      const seen = store.viewing === peer && document.visibilityState === "visible";
+      if (!store.addMessage(event.message, event.is_request, seen)) void reloadConversations();
       break;
+    }
     case "conversation.updated":
       // Only the list knows whether it was accepted or declined (declined ones leave it).
       void reloadConversations();
+      break;
+    case "conversation.read":
+      // I read this conversation on some device (this one too): recount, or ask the
+      // server when this client doesn't hold the messages to count.
+      if (!store.applyRead(event.user, event.up_to)) void reloadConversations();
+      break;
+    case "message.read":
+      store.applyPeerRead(event.user, event.up_to);
+      break;
+    case "typing":
+      store.setTyping(event.user, Date.now());
       break;
     case "call.incoming":
     case "call.answer":
@@ -163,6 +184,20 @@ function onEvent(event) {
     default:
       break;
   }
+}
+
+/**
+ * The count on the Inbox link, and in the tab's title.
+ * @param {number} total Unread messages in all conversations.
+ */
+function showUnread(total) {
+  const text = total > 99 ? "99+" : String(total);
+  inboxCount.hidden = total === 0;
+  if (inboxCount.textContent !== text) inboxCount.textContent = text;
+  // The number is hidden from screen readers, which hear "Inbox, 3 unread" instead.
+  if (total > 0) inboxLink.setAttribute("aria-label", `Inbox, ${total} unread`);
+  else inboxLink.removeAttribute("aria-label");
+  setUnreadCount(total);
 }
 
 /** @param {StatusInfo} info */
@@ -209,12 +244,9 @@ async function reloadConversations() {
         const list = await api.conversations();
         if (live !== current) return;
         const store = current.ctx.store;
-        // A message that arrived live while the list was loading may be newer than it.
-        const merged = list.map((c) => {
-          const known = store.conversations.get(c.user.username)?.last_message;
-          return known && (!c.last_message || known.id > c.last_message.id) ? { ...c, last_message: known } : c;
-        });
-        store.setConversations(merged);
+        // A message that arrived live while the list was loading may be newer than it,
+        // and a read may have happened meanwhile: the store merges what it knows.
+        store.setConversations(store.reconcile(list));
       } catch (err) {
         if (err instanceof ApiError && err.isNetwork) toast("Couldn't load your conversations: can't reach the server.", "error");
         else if (err instanceof ApiError && err.status !== 401) toast(`Couldn't load your conversations: ${err.detail}`, "error");
@@ -231,9 +263,10 @@ async function reloadConversations() {
  * @param {Store} store
  * @param {Outbox} outbox
  * @param {CallManager} calls
+ * @param {EventSocket} events
  * @returns {AppContext}
  */
-function context(store, outbox, calls) {
+function context(store, outbox, calls, events) {
   /** @type {AppContext} */
   const ctx = {
     api,
@@ -291,6 +324,14 @@ function context(store, outbox, calls) {
       if (!oldest) return;
       const page = await api.history(username, { before: oldest.id, limit });
       store.addPage(username, page, { older: true, limit });
+    },
+    async markRead(username, upTo) {
+      await api.markRead(username, upTo);
+      if (!store.applyRead(username, upTo)) void reloadConversations();
+    },
+    sendTyping(username) {
+      // Ephemeral: if the socket is down, the notice is simply not sent.
+      events.sendIfOpen({ type: "typing", to: username });
     },
     async loadFollowing() {
       const users = await api.following();

@@ -18,6 +18,9 @@
  * @property {(username: string) => Promise<void>} blockUser
  * @property {(username: string) => Promise<void>} loadThread Newest page of a thread.
  * @property {(username: string) => Promise<void>} loadOlder The page before the oldest loaded.
+ * @property {(username: string, upTo: number) => Promise<void>} markRead
+ *   Mark this person's messages up to `upTo` read (on the server, then here).
+ * @property {(username: string) => void} sendTyping Tell them I am typing, if the socket is open.
  * @property {() => Promise<void>} loadFollowing
  * @property {(peer: Pick<User, "username" | "display_name">, media: Media) => Promise<string | null>} placeCall
  *   Start a call; resolves to a message explaining a refusal, or null.

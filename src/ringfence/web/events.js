@@ -96,6 +96,18 @@ export class EventSocket {
     this.queue.push(data);
   }
 
+  /**
+   * Send a frame only if the socket is open right now; otherwise drop it. For
+   * ephemeral notices (typing), which would be stale by the time a queue emptied.
+   * @param {object} frame
+   * @returns {boolean} Whether it was sent.
+   */
+  sendIfOpen(frame) {
+    if (!this.ws || !this.authenticated || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
   /** Skip the backoff wait (the browser says it is back online). */
   reconnectNow() {
     if (this.stopped || this.status !== "offline") return;

@@ -4,6 +4,12 @@
 // Messages are keyed by their server id, so the same message arriving twice (in a
 // page of history and live over the socket, or as the reply to our own send and
 // as its echo) is stored once.
+//
+// Unread counts start from the server's (each conversation's `unread`) and are kept
+// up to date here: a new text message from the other person counts unless it was
+// seen as it arrived, and a read position (ours, from any of our devices) lowers
+// the count. A message is counted only when it is newer than the conversation's
+// last_message, which is exactly what the server's count may not include yet.
 
 /** @import { User, Message, Conversation, Settings } from "./types.js" */
 
@@ -39,6 +45,24 @@ export class Store {
     this.pending = new Map();
     /** @type {Set<string> | null} */
     this.following = null;
+    /**
+     * My read position in each conversation, by the other person's username, as far
+     * as this client knows (from my own reads, conversation.read events, or a list
+     * that said nothing was unread).
+     * @type {Map<string, number>}
+     */
+    this.readUpTo = new Map();
+    /**
+     * How far each person has read my messages, from message.read events. The
+     * server gives no way to ask for it, so after a reload this is empty until the
+     * next receipt: my messages then show "Sent" even if they were read before.
+     * @type {Map<string, number>}
+     */
+    this.peerReadUpTo = new Map();
+    /** @type {Map<string, number>} When each person last said they were typing to me (ms). */
+    this.typing = new Map();
+    /** @type {string | null} The conversation on screen (set by its view). */
+    this.viewing = null;
     /** @type {Set<() => void>} */
     this.listeners = new Set();
     this.scheduled = false;
@@ -85,6 +109,27 @@ export class Store {
     this.changed();
   }
 
+  /**
+   * Take a conversation list from the server, keeping what this client learned while
+   * it was on its way: live messages newer than it (and whether they are unread) and
+   * reads the list may predate.
+   * @param {Conversation[]} list
+   */
+  reconcile(list) {
+    return list.map((c) => {
+      const name = c.user.username;
+      const listed = c.last_message?.id ?? 0;
+      // Nothing unread: everything up to the listed last message has been read.
+      if (c.unread === 0 && listed) this.raiseReadUpTo(name, listed);
+      const readUpTo = this.readUpTo.get(name) ?? 0;
+      const newer = this.unreadIn(name, Math.max(listed, readUpTo));
+      const unread = (readUpTo >= listed ? 0 : (c.unread ?? 0)) + newer;
+      const known = this.conversations.get(name)?.last_message;
+      const last = known && (!c.last_message || known.id > c.last_message.id) ? known : c.last_message;
+      return { ...c, last_message: last, unread };
+    });
+  }
+
   /** @param {Conversation} conversation */
   putConversation(conversation) {
     this.conversations.set(conversation.user.username, conversation);
@@ -116,23 +161,111 @@ export class Store {
    * conversation this client had not heard of (the caller reloads the list).
    * @param {Message} message
    * @param {boolean | null} isRequest The viewer's side of the conversation, if known.
+   * @param {boolean} [seen] It arrived in the conversation on screen, which reads it.
    */
-  addMessage(message, isRequest) {
+  addMessage(message, isRequest, seen = false) {
     const peer = this.peerOf(message);
     this.insert(this.thread(peer), message);
     if (message.txn_id) this.pending.delete(message.txn_id);
+    if (message.sender === peer) this.typing.delete(peer); // they stopped typing: it's here
     const conversation = this.conversations.get(peer);
     this.changed();
     if (!conversation) return false;
-    if (!conversation.last_message || conversation.last_message.id <= message.id) {
+    const last = conversation.last_message?.id ?? 0;
+    if (last <= message.id) {
+      // Newer than anything the server's count can include: count it here.
+      const counts = last < message.id && !seen && this.isUnread(peer, message, this.readUpTo.get(peer) ?? 0);
       this.conversations.set(peer, {
         ...conversation,
         last_message: message,
         is_request: isRequest ?? conversation.is_request,
         updated_at: message.created_at,
+        unread: (conversation.unread ?? 0) + (counts ? 1 : 0),
       });
     }
     return true;
+  }
+
+  /**
+   * My read position with `peer` moved to `upTo` (this device read, or another one
+   * did). Returns false when the new count can't be worked out here (the thread isn't
+   * loaded back that far): the caller reloads the list.
+   * @param {string} peer
+   * @param {number} upTo
+   */
+  applyRead(peer, upTo) {
+    this.raiseReadUpTo(peer, upTo);
+    const conversation = this.conversations.get(peer);
+    if (!conversation) return true;
+    const position = this.readUpTo.get(peer) ?? upTo;
+    const thread = this.threads.get(peer);
+    /** @type {number} */
+    let unread;
+    if (position >= (conversation.last_message?.id ?? 0)) unread = 0;
+    else if (thread?.loaded && (!thread.hasOlder || (thread.messages[0]?.id ?? Infinity) <= position)) {
+      unread = this.unreadIn(peer, position);
+    } else return false;
+    if (unread !== conversation.unread) {
+      this.conversations.set(peer, { ...conversation, unread });
+      this.changed();
+    }
+    return true;
+  }
+
+  /**
+   * `peer` read my messages up to `upTo`.
+   * @param {string} peer
+   * @param {number} upTo
+   */
+  applyPeerRead(peer, upTo) {
+    if ((this.peerReadUpTo.get(peer) ?? 0) >= upTo) return;
+    this.peerReadUpTo.set(peer, upTo);
+    this.changed();
+  }
+
+  /**
+   * `peer` is typing to me.
+   * @param {string} peer
+   * @param {number} now
+   */
+  setTyping(peer, now) {
+    this.typing.set(peer, now);
+    this.changed();
+  }
+
+  /**
+   * @param {string} peer
+   * @param {number} upTo
+   */
+  raiseReadUpTo(peer, upTo) {
+    if ((this.readUpTo.get(peer) ?? 0) < upTo) this.readUpTo.set(peer, upTo);
+  }
+
+  /** Unread messages across all conversations (requests too). */
+  unreadTotal() {
+    let total = 0;
+    for (const c of this.conversations.values()) total += c.unread ?? 0;
+    return total;
+  }
+
+  /**
+   * Text messages from `peer` in the loaded thread after message `after`.
+   * @param {string} peer
+   * @param {number} after
+   */
+  unreadIn(peer, after) {
+    const messages = this.threads.get(peer)?.messages ?? [];
+    return messages.filter((m) => this.isUnread(peer, m, after)).length;
+  }
+
+  /**
+   * What the server counts as unread: their text messages past my position.
+   * @param {string} peer
+   * @param {Message} message
+   * @param {number} position
+   */
+  isUnread(peer, message, position) {
+    return message.sender === peer && message.kind === "text" && message.id > position;
   }
 
   /**

@@ -39,6 +39,7 @@
  * @property {Message | null} last_message
  * @property {boolean} is_request
  * @property {string} updated_at
+ * @property {number} unread The other person's text messages past my read position.
  */
 
 /** @typedef {"following" | "verified" | "everyone"} Audience */
@@ -50,6 +51,8 @@
  * @property {Audience[]} call_audience
  * @property {DirectConnections} direct_connections
  * @property {boolean} silence_unknown_callers
+ * @property {boolean} read_receipts Reciprocal: off, I don't see other people's either.
+ * @property {boolean} typing_indicators Reciprocal, like read_receipts.
  */
 
 /**
@@ -111,6 +114,31 @@
  * @property {"conversation.updated"} type
  * @property {number} pos
  * @property {Conversation} conversation
+ */
+
+/**
+ * My read position in the conversation with `user` moved (on any of my devices).
+ * @typedef {object} ConversationReadEvent
+ * @property {"conversation.read"} type
+ * @property {number} pos
+ * @property {string} user The other person.
+ * @property {number} up_to
+ */
+
+/**
+ * `user` read my messages up to `up_to` (only where we both share read receipts).
+ * @typedef {object} MessageReadEvent
+ * @property {"message.read"} type
+ * @property {number} pos
+ * @property {string} user The reader.
+ * @property {number} up_to
+ */
+
+/**
+ * `user` is typing to me. Ephemeral: never stored, so it has no position.
+ * @typedef {object} TypingEvent
+ * @property {"typing"} type
+ * @property {string} user
  */
 
 /**
@@ -193,7 +221,8 @@
  */
 
 /**
- * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
+ * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent
+ *   | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
  */
 
 export {};

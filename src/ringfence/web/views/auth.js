@@ -3,6 +3,7 @@
 
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
+import { setPageTitle } from "../title.js";
 
 /** @import { Api } from "../api.js" */
 /** @import { Session } from "../types.js" */
@@ -18,7 +19,7 @@ import { h, replace } from "../dom.js";
  */
 export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
   const signup = mode === "signup";
-  document.title = signup ? "Create an account · Ringfence" : "Sign in · Ringfence";
+  setPageTitle(signup ? "Create an account · Ringfence" : "Sign in · Ringfence");
   const error = h("p", { class: "form-error", attrs: { role: "alert", id: "auth-error" } });
   const username = h("input", {
     attrs: {

@@ -2,11 +2,17 @@
 // day changes), older history on demand, sends that are pending or failed, the
 // composer (which refuses a message over the server's limit instead of cutting it),
 // and the audio and video call buttons.
+//
+// While it is on screen and the page can be seen, the other person's messages are
+// marked read as they arrive. Under my latest message it says "Sent", or "Read" once
+// they have read it (when we both share read receipts); below the thread, that they
+// are typing (when we both share typing indicators).
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
 import { callLabel, characters, clock, dayKey, dayLabel, limitText } from "../format.js";
 import { icon } from "../icons.js";
+import { setPageTitle } from "../title.js";
 
 /** @import { AppContext } from "../context.js" */
 /** @import { Message, Media, User } from "../types.js" */
@@ -19,6 +25,12 @@ const COUNT_FROM = 9_000;
 /** A message longer than this, in characters or lines, shows collapsed. */
 const LONG_CHARS = 1_000;
 const LONG_LINES = 12;
+/** Reads are posted this long after the thread changes, so a burst makes one post. */
+const READ_DELAY_MS = 300;
+/** At most one typing notice this often (the server drops more than 30 a minute). */
+const TYPING_EVERY_MS = 3_000;
+/** "… is typing" shows this long after their last notice (they send one every 3 s). */
+const TYPING_SHOWN_MS = 5_000;
 
 /**
  * @param {AppContext} ctx
@@ -31,7 +43,7 @@ export function renderConversation(ctx, root, username) {
   /** @type {Pick<User, "username" | "display_name" | "verified">} */
   let peer = store.conversations.get(username)?.user ?? { username, display_name: username, verified: false };
   const peerName = () => peer.display_name || peer.username;
-  document.title = `${peerName()} · Ringfence`;
+  setPageTitle(`${peerName()} · Ringfence`);
 
   const title = h("h1", { class: "conv-name", attrs: { tabindex: "-1" } });
   const headerAvatar = h("span", { class: "conv-avatar" });
@@ -81,6 +93,9 @@ export function renderConversation(ctx, root, username) {
   const list = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
   const scroller = h("div", { class: "thread", attrs: { tabindex: "0", "aria-label": "Conversation history" } }, olderButton, list);
   const status = h("p", { class: "thread-status", attrs: { role: "status" } });
+  const typingNote = h("p", { class: "typing-note", attrs: { role: "status", "aria-live": "polite" } });
+  // Moved under my latest message as the thread grows: one status, like Signal's.
+  const receipt = h("p", { class: "meta receipt", attrs: { role: "status", "aria-live": "polite" } });
   // No maxlength: it would cut a long paste silently. The counter and the refusal
   // below say what is wrong instead, and the text stays for the writer to shorten.
   const input = h("textarea", {
@@ -88,7 +103,7 @@ export function renderConversation(ctx, root, username) {
       id: "composer", name: "text", rows: 1, placeholder: "Write a message", autocomplete: "off",
       "aria-describedby": "composer-count composer-limit",
     },
-    on: { keydown: onKey, input: checkLength },
+    on: { keydown: onKey, input: onInput },
   });
   const counter = h("p", { class: "composer-count", attrs: { id: "composer-count" } });
   counter.hidden = true;
@@ -114,9 +129,12 @@ export function renderConversation(ctx, root, username) {
     h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlert, reportResult, isMe ? null : reportForm),
     requestBanner,
     scroller,
+    typingNote,
     status,
     composer,
   ));
+  store.viewing = username;
+  let alive = true;
 
   /** @type {Map<string, {sig: string, el: HTMLElement}>} */
   const rendered = new Map();
@@ -210,7 +228,114 @@ export function renderConversation(ctx, root, username) {
     else status.textContent = "";
     const grew = list.lastElementChild !== before;
     const mineLast = list.lastElementChild?.classList.contains("mine") ?? false;
+    showReceipt(thread.messages, pending.length > 0);
+    showTyping();
     if (grew && (stickToBottom || mineLast)) scroller.scrollTop = scroller.scrollHeight;
+    scheduleRead();
+  }
+
+  /**
+   * "Sent" or "Read" under my latest message (none while a send is on its way: that
+   * one says "Sending…"). Whether it was read is known only from receipts that came
+   * while this page was open: the server doesn't say how far the other person has
+   * read, so after a reload my messages show "Sent" until their next read.
+   * @param {Message[]} messages
+   * @param {boolean} sending
+   */
+  function showReceipt(messages, sending) {
+    /** @type {Message | undefined} */
+    let latest;
+    for (let i = messages.length - 1; i >= 0 && !latest; i--) {
+      const m = messages[i];
+      if (m && m.sender === store.me.username && m.kind === "text") latest = m;
+    }
+    const item = latest && !sending && !isMe ? rendered.get(`m${latest.id}`)?.el : undefined;
+    if (!latest || !item) {
+      receipt.remove();
+      return;
+    }
+    const read = latest.id <= (store.peerReadUpTo.get(username) ?? 0);
+    const text = read ? "Read" : "Sent";
+    if (receipt.textContent !== text) receipt.textContent = text;
+    receipt.classList.toggle("read", read);
+    if (receipt.parentElement !== item) item.append(receipt);
+  }
+
+  /** @type {number | undefined} */
+  let typingTimer;
+  /** "NAME is typing…" until a few seconds after their last notice, or their message. */
+  function showTyping() {
+    clearTimeout(typingTimer);
+    const at = store.typing.get(username);
+    const left = at === undefined ? 0 : at + TYPING_SHOWN_MS - Date.now();
+    const text = left > 0 ? `${peerName()} is typing…` : "";
+    if (typingNote.textContent !== text) typingNote.textContent = text;
+    if (left > 0) typingTimer = window.setTimeout(showTyping, left + 50);
+  }
+
+  /** @type {number | undefined} */
+  let readTimer;
+  let readPosted = 0;
+  function scheduleRead() {
+    if (readTimer !== undefined || isMe) return;
+    readTimer = window.setTimeout(() => {
+      readTimer = undefined;
+      void markRead();
+    }, READ_DELAY_MS);
+  }
+
+  /** Mark their messages read up to the latest, if it is new and the page can be seen. */
+  async function markRead() {
+    if (!alive || document.visibilityState !== "visible") return;
+    const thread = store.thread(username);
+    // Not before the newest page is in (its latest message is what gets read), nor
+    // without a conversation (there is nothing to mark: the server would say 404).
+    if (!thread.loaded || !store.conversations.has(username)) return;
+    let latest = 0;
+    for (const m of thread.messages) if (m.sender === username) latest = Math.max(latest, m.id);
+    if (latest <= Math.max(readPosted, store.readUpTo.get(username) ?? 0)) return;
+    readPosted = latest;
+    try {
+      await ctx.markRead(username, latest);
+    } catch (err) {
+      // Unreachable: try again with the next change. Refused: don't keep asking.
+      if (err instanceof ApiError && err.isNetwork) readPosted = 0;
+    }
+  }
+
+  function onVisibility() {
+    if (document.visibilityState === "visible") scheduleRead();
+  }
+  document.addEventListener("visibilitychange", onVisibility);
+
+  let typingSentAt = -Infinity;
+  let lastTyped = "";
+  /** @type {number | undefined} */
+  let typingLater;
+  function onInput() {
+    checkLength();
+    // Tell them I'm typing: only for text that changed, at most every few seconds,
+    // and only where it can reach them (an accepted conversation; my setting on).
+    const text = input.value;
+    if (!text.trim() || text === lastTyped) return;
+    lastTyped = text;
+    const conversation = store.conversations.get(username);
+    if (isMe || !conversation || conversation.is_request || store.settings?.typing_indicators === false) return;
+    const wait = typingSentAt + TYPING_EVERY_MS - Date.now();
+    if (wait <= 0) sendTyping();
+    // Typed again too soon: say so when the wait is over, unless it was sent by then
+    // (a short burst right after a send would otherwise never be announced).
+    else if (typingLater === undefined) {
+      typingLater = window.setTimeout(() => {
+        typingLater = undefined;
+        if (alive && input.value.trim()) sendTyping();
+      }, wait);
+    }
+  }
+
+  function sendTyping() {
+    typingSentAt = Date.now();
+    ctx.sendTyping(username);
   }
 
   /**
@@ -318,6 +443,9 @@ export function renderConversation(ctx, root, username) {
     const text = input.value;
     if (!text.trim() || !checkLength()) return; // over the limit: the text stays, as it was
     input.value = "";
+    lastTyped = "";
+    clearTimeout(typingLater);
+    typingLater = undefined;
     checkLength();
     stickToBottom = true;
     ctx.outbox.send(username, text);
@@ -410,7 +538,15 @@ export function renderConversation(ctx, root, username) {
   // On a touch screen, focus would pop the on-screen keyboard up over the thread the
   // person came to read; there they tap the composer when they want to write.
   if (!matchMedia("(pointer: coarse)").matches) input.focus();
-  return unsubscribe;
+  return () => {
+    alive = false;
+    unsubscribe();
+    clearTimeout(readTimer);
+    clearTimeout(typingTimer);
+    clearTimeout(typingLater);
+    document.removeEventListener("visibilitychange", onVisibility);
+    if (store.viewing === username) store.viewing = null;
+  };
 }
 
 /**

@@ -1,8 +1,10 @@
 // The inbox: conversations, and message requests kept apart from them. A request
-// can be accepted, declined, or its sender blocked, right from the list.
+// can be accepted, declined, or its sender blocked, right from the list. A
+// conversation with unread messages stands out, with their number.
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
+import { setPageTitle } from "../title.js";
 import { limitText, preview, time } from "../format.js";
 
 /** @import { AppContext } from "../context.js" */
@@ -17,7 +19,7 @@ const USERNAME = /^[a-z0-9_]{3,32}$/;
  * @returns {() => void} cleanup
  */
 export function renderInbox(ctx, root) {
-  document.title = "Inbox · Ringfence";
+  setPageTitle("Inbox · Ringfence");
   const newError = h("p", { class: "form-error", attrs: { role: "alert", id: "new-chat-error" } });
   const newName = h("input", {
     attrs: {
@@ -65,7 +67,8 @@ export function renderInbox(ctx, root) {
   /** @param {Conversation} c */
   function summary(c) {
     const name = c.user.display_name || c.user.username;
-    return h("a", { class: "item-link", attrs: { href: `#/c/${encodeURIComponent(c.user.username)}` } },
+    const unread = c.unread ?? 0;
+    return h("a", { class: `item-link${unread > 0 ? " unread" : ""}`, attrs: { href: `#/c/${encodeURIComponent(c.user.username)}` } },
       avatar(c.user),
       h("span", { class: "item-text" },
         h("span", { class: "item-title" },
@@ -75,7 +78,12 @@ export function renderInbox(ctx, root) {
         ),
         h("span", { class: "item-preview", text: c.last_message ? preview(c.last_message, ctx.store.me.username) : "No messages yet" }),
       ),
-      h("time", { class: "item-time", text: c.last_message ? time(c.last_message.created_at) : "", attrs: { datetime: c.updated_at } }),
+      h("span", { class: "item-side" },
+        h("time", { class: "item-time", text: c.last_message ? time(c.last_message.created_at) : "", attrs: { datetime: c.updated_at } }),
+        // The number shows; screen readers hear "3 unread" as part of the link's name.
+        unread > 0 ? h("span", { class: "unread-count", text: unread > 99 ? "99+" : String(unread), attrs: { "aria-hidden": "true" } }) : null,
+        unread > 0 ? h("span", { class: "visually-hidden", text: `${unread} unread` }) : null,
+      ),
     );
   }
 

@@ -1,10 +1,12 @@
-// Privacy and safety settings. Every change is saved at once and either confirmed
+// Privacy and safety settings (calls, read receipts and typing indicators, direct
+// connections, blocked people). Every change is saved at once and either confirmed
 // or reported as failed with the server's reason. The controls always show what
 // the server holds: after a failed save they are reset to the server's value (read
 // back from it), never left showing what the user wished for.
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace } from "../dom.js";
+import { setPageTitle } from "../title.js";
 
 /** @import { AppContext } from "../context.js" */
 /** @import { Settings, Audience, DirectConnections, User } from "../types.js" */
@@ -29,7 +31,7 @@ const DIRECT = [
  * @returns {() => void} cleanup
  */
 export function renderSettings(ctx, root) {
-  document.title = "Privacy and safety · Ringfence";
+  setPageTitle("Privacy and safety · Ringfence");
   let alive = true;
 
   const callsSwitch = h("input", {
@@ -51,6 +53,14 @@ export function renderSettings(ctx, root) {
     attrs: { type: "checkbox", role: "switch", id: "silence-unknown", "aria-describedby": "silence-unknown-help" },
   });
   const silenceStatus = statusLine("silence-unknown-status");
+  const receiptsSwitch = h("input", {
+    attrs: { type: "checkbox", role: "switch", id: "read-receipts", "aria-describedby": "read-receipts-help" },
+  });
+  const receiptsStatus = statusLine("read-receipts-status");
+  const typingSwitch = h("input", {
+    attrs: { type: "checkbox", role: "switch", id: "typing-indicators", "aria-describedby": "typing-indicators-help" },
+  });
+  const typingStatus = statusLine("typing-indicators-status");
   const directRadios = DIRECT.map(({ value }) =>
     h("input", { attrs: { type: "radio", id: `direct-${value}`, name: "direct_connections", value } }),
   );
@@ -92,6 +102,21 @@ export function renderSettings(ctx, root) {
       h("p", { class: "help", attrs: { id: "silence-unknown-help" }, text: "Calls from people you have talked with but who are not allowed above won't ring: they show up as missed calls instead of being refused." }),
       silenceStatus,
     ),
+    h("section", { class: "panel", attrs: { "aria-labelledby": "messages-title" } },
+      h("h2", { text: "Messages", attrs: { id: "messages-title" } }),
+      h("div", { class: "switch-row" },
+        h("label", { text: "Read receipts", attrs: { for: "read-receipts" } }),
+        receiptsSwitch,
+      ),
+      h("p", { class: "help", attrs: { id: "read-receipts-help" }, text: "Let people see when you've read their messages. If you turn this off, you won't see other people's either." }),
+      receiptsStatus,
+      h("div", { class: "switch-row" },
+        h("label", { text: "Typing indicators", attrs: { for: "typing-indicators" } }),
+        typingSwitch,
+      ),
+      h("p", { class: "help", attrs: { id: "typing-indicators-help" }, text: "Let people see when you're typing to them. If you turn this off, you won't see other people's either." }),
+      typingStatus,
+    ),
     h("section", { class: "panel", attrs: { "aria-labelledby": "direct-title" } },
       h("h2", { text: "Your address", attrs: { id: "direct-title" } }),
       directSet,
@@ -108,7 +133,7 @@ export function renderSettings(ctx, root) {
 
   /** @type {Settings | null} The server's value, as last read or saved. */
   let server = ctx.store.settings;
-  const controls = [callsSwitch, silenceSwitch, ...audienceBoxes, ...directRadios];
+  const controls = [callsSwitch, silenceSwitch, receiptsSwitch, typingSwitch, ...audienceBoxes, ...directRadios];
 
   /** Show exactly what the server holds. */
   function show() {
@@ -116,6 +141,8 @@ export function renderSettings(ctx, root) {
     if (!server) return;
     callsSwitch.checked = server.calls_enabled;
     silenceSwitch.checked = server.silence_unknown_callers;
+    receiptsSwitch.checked = server.read_receipts;
+    typingSwitch.checked = server.typing_indicators;
     AUDIENCES.forEach(({ value }, i) => {
       const box = audienceBoxes[i];
       if (box) box.checked = server?.call_audience.includes(value) ?? false;
@@ -174,6 +201,22 @@ export function renderSettings(ctx, root) {
       { silence_unknown_callers: on },
       silenceStatus,
       on ? "Unknown callers are silenced and shown as missed calls." : "Unknown callers are refused.",
+    );
+  });
+  receiptsSwitch.addEventListener("change", () => {
+    const on = receiptsSwitch.checked;
+    void save(
+      { read_receipts: on },
+      receiptsStatus,
+      on ? "People you talk with can see when you've read their messages, as you can see theirs." : "Read receipts are off, yours and other people's.",
+    );
+  });
+  typingSwitch.addEventListener("change", () => {
+    const on = typingSwitch.checked;
+    void save(
+      { typing_indicators: on },
+      typingStatus,
+      on ? "People you talk with can see when you're typing, as you can see theirs." : "Typing indicators are off, yours and other people's.",
     );
   });
   for (const box of audienceBoxes) {
