@@ -265,6 +265,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
             stream,
             AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
             sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
+            limits=limits,
         ),
         social=Social(db, clock, limits),
         messaging=messaging,

@@ -276,6 +276,15 @@ class Settings(BaseSettings):
     profile_lookups_per_hour: int = Field(
         120, ge=1, le=100_000, description="Profiles one account may look up per hour."
     )
+    display_name_changes_per_day: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description=(
+            "Display-name changes one account may make a day (each reaches everyone "
+            "it has a conversation with)."
+        ),
+    )
     typing_notices_per_minute: int = Field(
         30,
         ge=1,

@@ -35,7 +35,11 @@ async def register(
     body: RegisterRequest, request: Request, response: Response, services: ServicesDep
 ) -> SessionResponse:
     user, token = await services.accounts.register(
-        body.username, body.password, body.display_name, client=client_address(request)
+        body.username,
+        body.password,
+        body.display_name,
+        client=client_address(request),
+        user_agent=request.headers.get("user-agent"),
     )
     not_stored(response)
     return SessionResponse(user=user, token=token)
@@ -46,7 +50,10 @@ async def login(
     body: LoginRequest, request: Request, response: Response, services: ServicesDep
 ) -> SessionResponse:
     user, token = await services.accounts.login(
-        body.username, body.password, client=client_address(request)
+        body.username,
+        body.password,
+        client=client_address(request),
+        user_agent=request.headers.get("user-agent"),
     )
     not_stored(response)
     return SessionResponse(user=user, token=token)

@@ -1,16 +1,23 @@
-"""The signed-in user: profile, settings, follows and blocks."""
+"""The signed-in user: profile, password, sessions, settings, follows and blocks."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Path, Request, Response
+
+from ringfence.api.accounts import client_address
 from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import (
     ERRORS,
+    ChangePasswordRequest,
     MeResponse,
+    RenameRequest,
+    SessionsResponse,
     SettingsPatch,
     SettingsResponse,
     UsernamePath,
+    UserResponse,
     UsersResponse,
 )
 from ringfence.services.views import UserView
@@ -22,6 +29,39 @@ router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=ERRORS)
 async def me(auth: AuthDep, services: ServicesDep) -> MeResponse:
     settings = await services.user_settings.get(auth)
     return MeResponse(user=UserView.of(auth.user), settings=settings)
+
+
+@router.patch("", response_model=UserResponse)
+async def rename(body: RenameRequest, auth: AuthDep, services: ServicesDep) -> UserResponse:
+    """Change your display name; everyone you have a conversation with sees it."""
+    return UserResponse(user=await services.accounts.rename(auth, body.display_name))
+
+
+@router.post("/password", status_code=204, response_class=Response)
+async def change_password(
+    body: ChangePasswordRequest, request: Request, auth: AuthDep, services: ServicesDep
+) -> Response:
+    """Change your password; every other session is signed out. A wrong current
+    password is 403 (and counts as a failed sign-in)."""
+    await services.accounts.change_password(
+        auth, body.current_password, body.new_password, client=client_address(request)
+    )
+    return Response(status_code=204)
+
+
+@router.get("/sessions", response_model=SessionsResponse)
+async def sessions(auth: AuthDep, services: ServicesDep) -> SessionsResponse:
+    """Your signed-in devices. No addresses are kept or shown."""
+    return SessionsResponse(sessions=await services.accounts.sessions(auth))
+
+
+@router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
+async def end_session(
+    session_id: Annotated[int, Path(ge=1, le=2**62)], auth: AuthDep, services: ServicesDep
+) -> Response:
+    """Sign that session out at once, closing its sockets everywhere."""
+    await services.accounts.end_session(auth, session_id)
+    return Response(status_code=204)
 
 
 @router.patch("/settings", response_model=SettingsResponse)

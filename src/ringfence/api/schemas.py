@@ -32,6 +32,7 @@ from ringfence.services.views import (
     ConversationView,
     DirectConnections,
     MessageView,
+    SessionView,
     SettingsView,
     UserView,
 )
@@ -150,6 +151,25 @@ class SendMessageRequest(Strict):
         pattern=TXN_ID_PATTERN,
         description="Client-chosen id; a retried send with the same txn_id never duplicates.",
     )
+
+
+class RenameRequest(Strict):
+    display_name: DisplayName = Field(
+        max_length=64,
+        description=(
+            "One line, shown beside your @username; everyone you talk with sees it "
+            "change. The same rules as at sign-up."
+        ),
+    )
+
+
+class ChangePasswordRequest(Strict):
+    current_password: Text = Field(max_length=1024)
+    new_password: Text = Field(min_length=10, max_length=1024)
+
+
+class SessionsResponse(BaseModel):
+    sessions: list[SessionView]
 
 
 class MarkReadRequest(Strict):

@@ -18,6 +18,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from ringfence import __version__
+
+USER_AGENT = f"ringfence-client/{__version__}"
+
 __all__ = [
     "CallHistoryItem",
     "CallRecord",
@@ -29,6 +33,7 @@ __all__ = [
     "RingfenceClient",
     "RingfenceError",
     "Session",
+    "SessionInfo",
     "StartedCall",
     "User",
     "UserSettings",
@@ -58,6 +63,16 @@ class UserSettings(TypedDict):
     silence_unknown_callers: bool
     read_receipts: bool
     typing_indicators: bool
+
+
+class SessionInfo(TypedDict):
+    """One of my signed-in devices (no address is kept or shown)."""
+
+    id: int
+    created_at: str
+    last_seen_at: str
+    device: str
+    current: bool
 
 
 class CallRecord(TypedDict):
@@ -198,7 +213,9 @@ class RingfenceClient:
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
-            headers={"Accept": "application/json"},
+            # The server keeps only "Ringfence terminal client <version>" from this,
+            # for the account page's list of sessions.
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=False,  # a redirect must not carry the token elsewhere
         )
 
@@ -282,6 +299,24 @@ class RingfenceClient:
     async def me(self) -> dict[str, Any]:
         """``{"user": User, "settings": UserSettings}``."""
         return cast(dict[str, Any], await self._request("GET", "/api/v1/me"))
+
+    async def rename(self, display_name: str) -> User:
+        """Change my display name; everyone I talk with sees the new one at once."""
+        data = await self._request("PATCH", "/api/v1/me", json={"display_name": display_name})
+        return cast(User, data["user"])
+
+    async def change_password(self, current: str, new: str) -> None:
+        """Change my password; every other session of mine is signed out."""
+        body = {"current_password": current, "new_password": new}
+        await self._request("POST", "/api/v1/me/password", json=body)
+
+    async def sessions(self) -> list[SessionInfo]:
+        data = await self._request("GET", "/api/v1/me/sessions")
+        return cast(list[SessionInfo], data["sessions"])
+
+    async def end_session(self, session_id: int) -> None:
+        """Sign that session out at once (its sockets close too)."""
+        await self._request("DELETE", f"/api/v1/me/sessions/{int(session_id)}")
 
     async def user(self, username: str) -> User:
         data = await self._request("GET", f"/api/v1/users/{_seg(username)}")

@@ -38,12 +38,15 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Subscription
+from ringfence.services.devices import UNKNOWN as UNKNOWN_DEVICE
+from ringfence.services.devices import describe_user_agent
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ringfence.services.limits import ActionLimits
 from ringfence.services.passwords import Passwords
 from ringfence.services.stream import EventStream, SessionEnd
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
-from ringfence.services.views import UserView
+from ringfence.services.views import SessionView, UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError, User
 from ringfence.tasks import raise_if_cancelled, stop
@@ -242,8 +245,10 @@ class Accounts:
         cache: AuthCache | None = None,
         *,
         sessions: SessionLifetime | None = None,
+        limits: ActionLimits | None = None,
     ) -> None:
         self._stream = stream
+        self._limits = limits
         self._lifetime = sessions  # None: sessions last until logout (admin tools)
         self._next_sweep = 0.0  # monotonic
         self._db = db
@@ -263,6 +268,7 @@ class Accounts:
         display_name: str | None,
         *,
         client: str | None = None,
+        user_agent: str | None = None,
     ) -> tuple[UserView, str]:
         if self._throttle is not None:
             await self._throttle.register(client)
@@ -284,13 +290,23 @@ class Accounts:
                     username=username, display_name=name, password_hash=password_hash, now=now
                 )
                 await store.settings.create(user.id, now)
-                await store.sessions.add(user_id=user.id, token_hash=hash_token(token), now=now)
+                await store.sessions.add(
+                    user_id=user.id,
+                    token_hash=hash_token(token),
+                    now=now,
+                    device=describe_user_agent(user_agent),
+                )
         except IntegrityError as exc:  # lost a race for the same username
             raise Conflict("username_taken", "that username is taken") from exc
         return UserView.of(user), token
 
     async def login(
-        self, username: str, password: str, *, client: str | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        client: str | None = None,
+        user_agent: str | None = None,
     ) -> tuple[UserView, str]:
         """Same error, and the same hashing work, for an unknown user and a wrong password."""
         if self._throttle is not None:
@@ -309,7 +325,12 @@ class Accounts:
         rehash = self._passwords.needs_rehash(user.password_hash)
         new_hash = await self._passwords.hash(password) if rehash else None
         async with self._db.write() as store:
-            await store.sessions.add(user_id=user.id, token_hash=hash_token(token), now=now)
+            await store.sessions.add(
+                user_id=user.id,
+                token_hash=hash_token(token),
+                now=now,
+                device=describe_user_agent(user_agent),
+            )
             if new_hash is not None:
                 await store.users.set_password_hash(user.id, new_hash)
         return UserView.of(user), token
@@ -514,6 +535,89 @@ class Accounts:
             self._cache.clear()
         if self._check_now is not None:
             _resolve(self._check_now)
+
+    # --- the account page ---------------------------------------------------------
+
+    async def sessions(self, auth: AuthContext) -> list[SessionView]:
+        """My signed-in devices, oldest first (those expired but not yet swept are
+        left out: they cannot be used)."""
+        now = self._clock.now()
+        async with self._db.read() as store:
+            rows = await store.sessions.for_user(auth.user.id)
+        lifetime = self._lifetime
+        return [
+            SessionView(
+                id=row.id,
+                created_at=row.created_at,
+                last_seen_at=row.last_seen_at,
+                device=row.device or UNKNOWN_DEVICE,
+                current=row.id == auth.session_id,
+            )
+            for row in rows
+            if lifetime is None or lifetime.ends(row.created_at, row.last_seen_at) > now
+        ]
+
+    async def end_session(self, auth: AuthContext, session_id: int) -> None:
+        """Sign one of my sessions out at once: its token stops working and its
+        sockets close, on every node. Another person's session id is "not found"."""
+        async with self._db.write() as store:
+            ended = await store.sessions.revoke_of(auth.user.id, session_id)
+        if not ended:
+            raise NotFound("session_not_found", "no such session")
+        await self._announce_end(session_id, auth.user.id)
+
+    async def change_password(
+        self, auth: AuthContext, current: str, new: str, *, client: str | None = None
+    ) -> None:
+        """Check the current password (as a login attempt would be counted), set the
+        new one, and sign out every other session."""
+        me = auth.user
+        if self._throttle is not None:
+            await self._throttle.login(me.username, client)
+        if not PASSWORD_MIN <= len(new) <= PASSWORD_MAX:
+            raise InvalidInput(
+                "invalid_password",
+                f"the new password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters long",
+            )
+        async with self._db.read() as store:
+            user = await store.users.by_id(me.id)
+        ok = await self._passwords.verify(user.password_hash if user else None, current)
+        if user is None or not ok:
+            raise Forbidden("wrong_password", "the current password is not right")
+        new_hash = await self._passwords.hash(new)
+        async with self._db.write() as store:
+            await store.users.set_password_hash(me.id, new_hash)
+            ended = await store.sessions.revoke_others(me.id, keep=auth.session_id)
+        for session_id in ended:
+            await self._announce_end(session_id, me.id)
+
+    async def rename(self, auth: AuthContext, display_name: str) -> UserView:
+        """Change my display name. Everyone I have a conversation with, and my own
+        devices, hear of it (``user.updated``), so their screens change without a
+        reload."""
+        me = auth.user
+        name = validate_display_name(display_name)
+        if self._limits is not None:
+            await self._limits.count(self._limits.renames, me.id)
+        envelopes = {}
+        async with self._db.write() as store:
+            await store.users.set_display_name(me.id, name)
+            user = await store.users.by_id(me.id)
+            if user is None:
+                raise Unauthorized("unauthorized", "a valid bearer token is required")
+            view = UserView.of(user)
+            if self._stream is not None:
+                body = {"user": view.model_dump(mode="json")}
+                told = [me.id, *await store.conversations.partners(me.id)]
+                envelopes = await self._stream.append_many(
+                    store, "user.updated", {user_id: body for user_id in told}
+                )
+        if self._cache is not None:
+            self._cache.drop_user(me.id)
+        if self._stream is not None:
+            for user_id, envelope in sorted(envelopes.items()):
+                await self._stream.publish(user_id, envelope)
+        return view
 
     async def profile(self, username: str) -> UserView:
         if not is_username(username):

@@ -17,7 +17,7 @@ from ringfence.config import Settings
 from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.errors import RateLimited
 
-MINUTE, HOUR = 60.0, 3600.0
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,13 @@ class ActionLimits:
             MINUTE,
             "typing_rate_limited",
             "you are sending typing notices too often",
+        )
+        self.renames = Limit(
+            "rename",
+            settings.display_name_changes_per_day,
+            DAY,
+            "rename_rate_limited",
+            "you have changed your display name many times today",
         )
         self.lookups = Limit(
             "lookup",

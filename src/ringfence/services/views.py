@@ -85,6 +85,16 @@ class MessageView(BaseModel):
         )
 
 
+class SessionView(BaseModel):
+    """One signed-in device, for the account page. No address is kept or shown."""
+
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    device: str
+    current: bool
+
+
 class ConversationView(BaseModel):
     user: UserView
     last_message: MessageView | None

@@ -87,6 +87,9 @@ class Session(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "Firefox on Android", from the User-Agent at sign-in (services/devices.py); the
+    # header itself and the address it came from are never stored.
+    device: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class Follow(Base):

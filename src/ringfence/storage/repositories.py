@@ -261,6 +261,11 @@ class Users:
             update(User).where(User.id == user_id).values(password_hash=password_hash)
         )
 
+    async def set_display_name(self, user_id: int, display_name: str) -> None:
+        await self._s.execute(
+            update(User).where(User.id == user_id).values(display_name=display_name)
+        )
+
     async def next_stream_pos(self, user_id: int) -> int:
         """Reserve the next stream position; the row lock orders concurrent writers."""
         return (await self.next_stream_positions([user_id]))[user_id]
@@ -285,8 +290,16 @@ class Sessions:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def add(self, *, user_id: int, token_hash: str, now: datetime) -> Session:
-        row = Session(user_id=user_id, token_hash=token_hash, created_at=now, last_seen_at=now)
+    async def add(
+        self, *, user_id: int, token_hash: str, now: datetime, device: str = ""
+    ) -> Session:
+        row = Session(
+            user_id=user_id,
+            token_hash=token_hash,
+            created_at=now,
+            last_seen_at=now,
+            device=device,
+        )
         self._s.add(row)
         await self._s.flush()
         return row
@@ -361,6 +374,24 @@ class Sessions:
 
     async def revoke_all(self, user_id: int) -> None:
         await self._s.execute(delete(Session).where(Session.user_id == user_id))
+
+    async def revoke_others(self, user_id: int, keep: int) -> list[int]:
+        """End every session of ``user_id`` but ``keep``; returns the ended ids."""
+        ended = list(
+            await self._s.scalars(
+                select(Session.id).where(Session.user_id == user_id, Session.id != keep)
+            )
+        )
+        if ended:
+            await self._s.execute(delete(Session).where(Session.id.in_(ended)))
+        return [int(session_id) for session_id in ended]
+
+    async def revoke_of(self, user_id: int, session_id: int) -> bool:
+        """End this session if it is ``user_id``'s; whether it was."""
+        result = await self._s.execute(
+            delete(Session).where(Session.id == session_id, Session.user_id == user_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def for_user(self, user_id: int) -> list[Session]:
         rows = await self._s.scalars(
@@ -667,6 +698,19 @@ class Conversations:
         elif existing.state != state:
             existing.state = state
             await self._s.flush()
+
+    async def partners(self, user_id: int) -> list[int]:
+        """Everyone ``user_id`` has a conversation with (whatever its state)."""
+        mine = select(ConversationMember.conversation_id).where(
+            ConversationMember.user_id == user_id
+        )
+        rows = await self._s.scalars(
+            select(ConversationMember.user_id).where(
+                ConversationMember.conversation_id.in_(mine),
+                ConversationMember.user_id != user_id,
+            )
+        )
+        return sorted({int(other) for other in rows})
 
     async def mark_read(self, conversation_id: int, user_id: int, up_to: int) -> int | None:
         """Move ``user_id``'s read position to the last message they can see at or

@@ -205,3 +205,35 @@ def test_events_url_follows_the_scheme() -> None:
     assert events_url("https://chat.example.org/rf/") == "wss://chat.example.org/rf/api/v1/events"
     with pytest.raises(ValueError, match="http"):
         RingfenceClient("ftp://example.org")
+
+
+async def test_the_account_page_from_python(live: tuple[LiveServer, Api]) -> None:
+    server, _ = live
+    async with RingfenceClient(server.url) as laptop, RingfenceClient(server.url) as phone:
+        await laptop.register("erin", PASSWORD)
+        await phone.login("erin", PASSWORD)
+        renamed = await laptop.rename("Erin E.")
+        assert renamed["display_name"] == "Erin E."
+        assert (await phone.me())["user"]["display_name"] == "Erin E."
+
+        listed = await laptop.sessions()
+        assert [(s["device"], s["current"]) for s in listed] == [
+            ("Ringfence terminal client 0.1.0", True),
+            ("Ringfence terminal client 0.1.0", False),
+        ]
+        with pytest.raises(RingfenceError) as wrong:
+            await laptop.change_password("not the password", "another good one")
+        assert (wrong.value.status, wrong.value.code) == (403, "wrong_password")
+        await laptop.change_password(PASSWORD, "another good one")
+        with pytest.raises(RingfenceError) as signed_out:
+            await phone.me()
+        assert signed_out.value.status == 401
+
+        await phone.login("erin", "another good one")
+        phone_id = next(s["id"] for s in await laptop.sessions() if not s["current"])
+        await laptop.end_session(phone_id)
+        with pytest.raises(RingfenceError):
+            await phone.me()
+        with pytest.raises(RingfenceError) as missing:
+            await laptop.end_session(phone_id)
+        assert (missing.value.status, missing.value.code) == (404, "session_not_found")
