@@ -19,7 +19,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ringfence.client import cli_account, cli_listen, cli_messages, cli_people, cli_settings
+from ringfence.client import (
+    cli_account,
+    cli_listen,
+    cli_messages,
+    cli_people,
+    cli_profile,
+    cli_settings,
+)
 from ringfence.client.api import CallHistoryItem, RingfenceClient
 from ringfence.client.cli_calling import (
     EXIT_FAILED,
@@ -214,6 +221,7 @@ def calls_command(
 def register(app: typer.Typer) -> None:
     """Add the terminal client's commands to the ``ringfence`` command."""
     cli_account.register(app)
+    cli_profile.register(app)
     cli_messages.register(app)
     cli_people.register(app)
     cli_settings.register(app)

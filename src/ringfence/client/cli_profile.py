@@ -1,0 +1,177 @@
+"""``ringfence rename``, ``password``, ``sessions`` and ``signout``: the account page
+from a terminal.
+
+``password`` asks for the current and the new password without echo, or reads them
+from the first two lines of standard input with ``--password-stdin``; neither is
+ever an argument. Changing it signs out every other session of the account.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ringfence.client.api import RingfenceClient, SessionInfo
+from ringfence.client.cli_account import PasswordStdinOpt
+from ringfence.client.output import Output, local_time, plain, user_label
+from ringfence.client.runner import (
+    EXIT_USAGE,
+    Account,
+    CliError,
+    JsonOpt,
+    ProfileOpt,
+    ServerOpt,
+    TokenFileOpt,
+    fail,
+    with_client,
+)
+from ringfence.client.session import DEFAULT_PROFILE
+
+__all__ = ["register"]
+
+
+def rename_command(
+    display_name: Annotated[str, typer.Argument(help="Your new display name.", show_default=False)],
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Change your display name: everyone you talk with sees the new one at once."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        user = await rf.rename(display_name)
+        if out.json:
+            out.document({"user": user})
+        else:
+            out.show(f"you are now {user_label(user)}")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def _read_two_passwords(from_stdin: bool) -> tuple[str, str]:
+    if from_stdin:
+        lines = [sys.stdin.readline() for _ in range(2)]
+        current, new = (line.removesuffix("\n").removesuffix("\r") for line in lines)
+        if not current or not new:
+            raise CliError(
+                "give the current password and the new one on two lines of standard input",
+                EXIT_USAGE,
+            )
+        return current, new
+    if not sys.stdin.isatty():
+        raise CliError(
+            "standard input is not a terminal, so the passwords cannot be asked for; "
+            "use --password-stdin",
+            EXIT_USAGE,
+        )
+    try:
+        current = getpass.getpass("Current password: ")
+        new = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat the new password: ") != new:
+            raise CliError("the two new passwords differ", EXIT_USAGE)
+    except EOFError as exc:
+        raise CliError("no password given", EXIT_USAGE) from exc
+    if not current or not new:
+        raise CliError("no password given", EXIT_USAGE)
+    return current, new
+
+
+def password_command(
+    password_stdin: PasswordStdinOpt = False,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Change your password. Every other session of yours is signed out."""
+    out = Output(json_mode=json_)
+    try:
+        current, new = _read_two_passwords(password_stdin)
+    except CliError as exc:
+        fail(out, exc)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        await rf.change_password(current, new)
+        if out.json:
+            out.document({"ok": True})
+        else:
+            out.show("password changed; your other sessions are signed out")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def _sessions_table(sessions: list[SessionInfo]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("Id", "Device", "Signed in", "Last used", ""):
+        table.add_column(column, no_wrap=column != "Device")
+    for session in sessions:
+        table.add_row(
+            str(session["id"]),
+            plain(session["device"]),
+            Text(local_time(session["created_at"]), style="dim"),
+            Text(local_time(session["last_seen_at"]), style="dim"),
+            Text("this one", style="bold") if session["current"] else "",
+        )
+    return table
+
+
+def sessions_command(
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Your signed-in devices (no addresses are kept). Sign one out: ringfence signout ID."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        sessions = await rf.sessions()
+        if out.json:
+            out.document({"sessions": sessions})
+        else:
+            out.render(_sessions_table(sessions))
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def signout_command(
+    session_id: Annotated[
+        int,
+        typer.Argument(
+            min=1, help="The session's id, from: ringfence sessions.", show_default=False
+        ),
+    ],
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Sign one of your sessions out at once (its open connections close too)."""
+    out = Output(json_mode=json_)
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        await rf.end_session(session_id)
+        if out.json:
+            out.document({"session": session_id, "signed_out": True})
+        else:
+            out.show(f"session {session_id} is signed out")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rename")(rename_command)
+    app.command("password")(password_command)
+    app.command("sessions")(sessions_command)
+    app.command("signout")(signout_command)
