@@ -38,7 +38,8 @@ from tests.browser.ui import (
 
 pytestmark = pytest.mark.browser
 
-DIRECT = "Direct — peers can see your address"
+# Names the other person, whoever it is; never "peers".
+DIRECT = re.compile(r"^Direct — (?!peers ).+ can see your address$")
 RELAYED = "Relayed — your address is hidden"
 HIDE = "Hide my address"
 ALLOW = "Allow direct connection"
@@ -78,7 +79,7 @@ def route_button(page: Page, name: str) -> Any:
     return call_dialog(page).get_by_role("button", name=name)
 
 
-async def expect_badge(page: Page, text: str) -> None:
+async def expect_badge(page: Page, text: str | re.Pattern[str]) -> None:
     await expect(call_dialog(page).locator("#route-badge")).to_have_text(
         text, timeout=CALL_TIMEOUT_MS
     )

@@ -58,18 +58,22 @@ async def test_calls_off_and_audience_changes_take_effect_at_once(
     await expect(calls_switch).not_to_be_checked()
     await refused()
 
-    # 2. Calls on, but nobody in the audience: refused again.
+    # 2. Calls on, but only verified accounts may call (Alice isn't one): refused again.
     await calls_switch.click()
     await save_status(bob, "calls-enabled-status", "Saved. Calls are on.")
-    await bob.get_by_role("checkbox", name="People you follow").uncheck()
-    await save_status(bob, "audience-status", "Saved. Nobody can call you.")
+    who = bob.get_by_role("group", name="Who can call you")
+    await who.get_by_role("radio", name="Only verified accounts", exact=True).check()
+    await save_status(bob, "audience-status", "Saved. Only verified accounts can call you.")
     await refused()
     assert not bob_frames.of_type("call.incoming")
     await expect(call_dialog(bob)).to_be_hidden()
 
     # 3. Everyone may call: Alice's call rings at once.
-    await bob.get_by_role("checkbox", name="Everyone").check()
-    await save_status(bob, "audience-status", "Saved. Everyone can call you.")
+    everyone = who.get_by_role("radio", name="Everyone you've accepted a conversation with")
+    await everyone.check()
+    await save_status(
+        bob, "audience-status", "Saved. Everyone you've accepted a conversation with can call you."
+    )
     await alice.get_by_role("button", name="Audio call").click()
     await expect(call_dialog(bob).locator("#call-status")).to_have_text("Incoming audio call")
     await call_dialog(bob).get_by_role("button", name="Decline").click()
@@ -87,7 +91,8 @@ async def test_calls_off_and_audience_changes_take_effect_at_once(
     # Direct connections come with a warning; a reload shows what the server holds.
     warning = bob.get_by_role("note")
     await expect(warning).to_be_hidden()
-    await bob.get_by_role("radio", name="People you follow").check()
+    direct = bob.get_by_role("group", name="Direct connections")
+    await direct.get_by_role("radio", name="People you follow", exact=True).check()
     await save_status(
         bob,
         "direct-status",
@@ -99,7 +104,7 @@ async def test_calls_off_and_audience_changes_take_effect_at_once(
     await bob.reload()
     await expect(bob.get_by_role("switch", name="Allow calls")).to_be_checked()
     await expect(bob.get_by_role("switch", name="Allow calls")).to_be_enabled()
-    await expect(bob.get_by_role("checkbox", name="Everyone")).to_be_checked()
-    await expect(bob.get_by_role("checkbox", name="People you follow")).not_to_be_checked()
-    await expect(bob.get_by_role("radio", name="People you follow")).to_be_checked()
+    await expect(everyone).to_be_checked()
+    await expect(who.get_by_role("radio", name="Only people you follow")).not_to_be_checked()
+    await expect(direct.get_by_role("radio", name="People you follow", exact=True)).to_be_checked()
     await expect(warning).to_be_visible()

@@ -88,6 +88,7 @@ function start(sessionToken, me) {
   void api.me().then((data) => {
     store.me = data.user;
     store.settings = data.settings;
+    store.changed(); // what the screens say about calls depends on them
   }).catch(() => undefined);
 }
 
@@ -276,7 +277,9 @@ function context(store, outbox, calls, events) {
     navigate,
     async acceptRequest(username) {
       try {
-        store.putConversation(await api.accept(username));
+        const accepted = await api.accept(username);
+        store.justAccepted.add(username);
+        store.putConversation(accepted);
         toast("Request accepted. You can reply now.");
         // Accepting is choosing to talk: from the inbox, open the conversation (but
         // not if the person has moved on to another screen meanwhile).
@@ -343,7 +346,10 @@ function context(store, outbox, calls, events) {
         await calls.start(peer, media);
         return null;
       } catch (err) {
-        return refusal(err, peer.display_name || peer.username, media);
+        return {
+          text: refusal(err, peer.display_name || peer.username, media),
+          retryAfterS: err instanceof ApiError && err.status === 429 ? (err.retryAfterS ?? 60) : null,
+        };
       }
     },
   };

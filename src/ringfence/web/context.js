@@ -22,8 +22,16 @@
  *   Mark this person's messages up to `upTo` read (on the server, then here).
  * @property {(username: string) => void} sendTyping Tell them I am typing, if the socket is open.
  * @property {() => Promise<void>} loadFollowing
- * @property {(peer: Pick<User, "username" | "display_name">, media: Media) => Promise<string | null>} placeCall
- *   Start a call; resolves to a message explaining a refusal, or null.
+ * @property {(peer: Pick<User, "username" | "display_name">, media: Media) => Promise<CallRefusal | null>} placeCall
+ *   Start a call; resolves to why it was refused, or null.
+ */
+
+/**
+ * A call that was not started, in the same neutral words whatever the reason (every
+ * refusal looks the same, so nobody's settings can be probed).
+ * @typedef {object} CallRefusal
+ * @property {string} text
+ * @property {number | null} retryAfterS Rate-limited: the call may be tried again after this long.
  */
 
 export {};

@@ -46,6 +46,12 @@ export class Store {
     /** @type {Set<string> | null} */
     this.following = null;
     /**
+     * People whose message request I accepted on this page: their conversation then
+     * says whether they can call me, and offers what would let them.
+     * @type {Set<string>}
+     */
+    this.justAccepted = new Set();
+    /**
      * My read position in each conversation, by the other person's username, as far
      * as this client knows (from my own reads, conversation.read events, or a list
      * that said nothing was unread).

@@ -1,6 +1,9 @@
 // The call screens: incoming (ring, accept, decline), outgoing (calling...), and
 // in-call (remote video or avatar, local preview, mute, camera, hang up, timer, the
 // connection badge and the button that switches the call to the relay or back).
+// Before Accept, the ring screen says whether answering reveals the user's address:
+// the server's policy for this device ("all") means a direct connection, and the
+// caller, named, then sees it.
 // One overlay, drawn from the CallSession's state.
 //
 // The overlay's elements are built once and updated in place; the buttons are only
@@ -42,6 +45,9 @@ export class CallView {
     this.status = h("p", { class: "call-status", attrs: { id: "call-status", role: "status" } });
     this.timer = h("p", { class: "call-timer", attrs: { role: "timer", "aria-label": "Call duration" } });
     this.badge = h("p", { class: "route-badge", attrs: { id: "route-badge", role: "status" } });
+    // Read with the dialog (aria-describedby) and with Accept, before anything is sent.
+    this.exposure = h("p", { class: "call-exposure", attrs: { id: "call-exposure" } });
+    this.exposure.hidden = true;
     // Hide my address / Allow direct connection: one button, updated in place, so it
     // keeps keyboard focus through "Switching…" and after.
     this.routeAction = h("button", {
@@ -75,10 +81,10 @@ export class CallView {
     this.controls = h("div", { class: "call-controls", attrs: { role: "group", "aria-label": "Call controls" } });
     this.screen = h("div", {
       class: "call-screen",
-      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "call-title", "aria-describedby": "call-status" },
+      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "call-title", "aria-describedby": "call-status call-exposure" },
     },
       h("div", { class: "call-top" },
-        this.heading, this.status, this.timer,
+        this.heading, this.status, this.exposure, this.timer,
         h("div", { class: "call-route" }, this.badge, this.routeAction),
         this.routeNote,
       ),
@@ -151,6 +157,7 @@ export class CallView {
     setText(this.error, s.error);
     setText(this.warning, s.warning);
     setText(this.notice, s.notice);
+    this.drawExposure(s, incoming);
 
     this.timer.hidden = !inCall;
     this.badge.hidden = !inCall;
@@ -162,7 +169,8 @@ export class CallView {
       this.badge.textContent = "Relayed — your address is hidden";
     } else {
       this.badge.className = "route-badge direct";
-      this.badge.textContent = "Direct — peers can see your address";
+      // The person, by name (issue 12): "peers" hides who it is that sees it.
+      this.badge.textContent = `Direct — ${s.peerName} can see your address`;
     }
 
     this.drawRouteAction(s, inCall);
@@ -196,6 +204,25 @@ export class CallView {
     } else {
       this.timer.textContent = "0:00";
     }
+  }
+
+  /**
+   * While it rings: whether answering would show the caller this device's address.
+   * The policy is the server's decision for this call (direct only when both people
+   * allow it), so the words are the truth of what Accept does.
+   * @param {CallSession} s
+   * @param {boolean} incoming
+   */
+  drawExposure(s, incoming) {
+    if (!incoming) {
+      setText(this.exposure, null);
+      return;
+    }
+    const direct = s.policy === "all";
+    this.exposure.classList.toggle("direct", direct);
+    setText(this.exposure, direct
+      ? `Answering connects you directly: ${s.peerName} will see your IP address.`
+      : "Your IP address stays hidden: this call goes through the relay.");
   }
 
   /**
@@ -255,6 +282,7 @@ export class CallView {
       if (incoming) {
         const accept = roundButton(s.media === "video" ? "video" : "phone", s.media === "video" ? "Accept video call" : "Accept audio call", "accept", () => void s.accept());
         accept.disabled = s.state === "accepting";
+        accept.setAttribute("aria-describedby", "call-exposure");
         buttons.push(roundButton("hangup", "Decline", "decline", () => s.decline()), accept);
         focusTarget = accept;
       } else if (s.state === "ended") {

@@ -7,14 +7,20 @@
 // marked read as they arrive. Under my latest message it says "Sent", or "Read" once
 // they have read it (when we both share read receipts); below the thread, that they
 // are typing (when we both share typing indicators).
+//
+// What it says about calls is true: a request says whether accepting would let them
+// call (by my own settings), a request I just accepted says whether they now can and
+// offers the one tap that would let them, and a refused call's notice can be
+// dismissed and goes when it may no longer hold, never saying why it was refused.
 
 import { ApiError } from "../api.js";
+import { callAccess, takesCallsFrom } from "../callaccess.js";
 import { avatar, h, replace, toast } from "../dom.js";
 import { callLabel, characters, clock, dayKey, dayLabel, limitText } from "../format.js";
 import { icon } from "../icons.js";
 import { setPageTitle } from "../title.js";
 
-/** @import { AppContext } from "../context.js" */
+/** @import { AppContext, CallRefusal } from "../context.js" */
 /** @import { Message, Media, User } from "../types.js" */
 /** @import { PendingSend } from "../store.js" */
 
@@ -47,7 +53,23 @@ export function renderConversation(ctx, root, username) {
 
   const title = h("h1", { class: "conv-name", attrs: { tabindex: "-1" } });
   const headerAvatar = h("span", { class: "conv-avatar" });
+  // Why a call wasn't started: the same words whatever the reason.
   const callAlert = h("p", { class: "call-alert", attrs: { role: "alert", id: "call-alert" } });
+  const callAlertBox = h("div", { class: "call-alert-box" },
+    callAlert,
+    h("button", {
+      class: "small", text: "Dismiss", attrs: { type: "button", "aria-label": "Dismiss call notice" },
+      on: { click: () => { setCallAlert(null); audioButton.focus(); } },
+    }),
+  );
+  callAlertBox.hidden = true;
+  // After I accept their request: whether they can call me now, and what would let them.
+  const accessText = h("p", { class: "call-access-text", attrs: { id: "call-access-text", role: "status", "aria-live": "polite" } });
+  const accessNote = h("p", { class: "call-access-note help", attrs: { id: "call-access-note" } });
+  const accessActions = h("div", { class: "actions" });
+  const accessBox = h("section", { class: "call-access", attrs: { "aria-describedby": "call-access-note" } },
+    accessText, accessNote, accessActions);
+  accessBox.hidden = true;
   const audioButton = h("button", {
     class: "icon-button", attrs: { type: "button", "aria-label": "Audio call", title: "Audio call" },
     on: { click: () => call("audio") },
@@ -126,8 +148,9 @@ export function renderConversation(ctx, root, username) {
       h("div", { class: "conv-title" }, title, h("p", { class: "handle", text: `@${username}` })),
       h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton),
     ),
-    h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlert, reportResult, isMe ? null : reportForm),
+    h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlertBox, reportResult, isMe ? null : reportForm),
     requestBanner,
+    accessBox,
     scroller,
     typingNote,
     status,
@@ -162,7 +185,7 @@ export function renderConversation(ctx, root, username) {
       replace(requestBanner,
         h("p", {},
           h("strong", { text: peerName() }),
-          ` (@${username}) wants to message you. They can't call you, or see that you've read this, unless you accept.`,
+          ` (@${username}) wants to message you. ${requestCallText()}`,
         ),
         h("div", { class: "actions" },
           h("button", { class: "primary small", text: "Accept", on: { click: () => void ctx.acceptRequest(username) } }),
@@ -170,6 +193,13 @@ export function renderConversation(ctx, root, username) {
           h("button", { class: "danger small", text: "Block", attrs: { "aria-label": `Block ${peerName()}` }, on: { click: () => void ctx.blockUser(username) } }),
         ),
       );
+    }
+
+    showAccess(conversation?.is_request === false);
+    if (!callAlertBox.hidden) {
+      // Something changed on their side (they wrote): the refusal may no longer hold.
+      if (alertSince === null) alertSince = latestFromPeer();
+      else if ((latestFromPeer() ?? 0) > alertSince) setCallAlert(null);
     }
 
     const thread = store.thread(username);
@@ -232,6 +262,156 @@ export function renderConversation(ctx, root, username) {
     showTyping();
     if (grew && (stickToBottom || mineLast)) scroller.scrollTop = scroller.scrollHeight;
     scheduleRead();
+  }
+
+  /**
+   * What a request says about calls, from my own settings: accepting lets them call
+   * only if those settings admit them too.
+   */
+  function requestCallText() {
+    const settings = store.settings;
+    const access = callAccess(settings, store.following, peer);
+    switch (access.kind) {
+      case "allowed":
+        return "They can't call you, or see that you've read this, unless you accept.";
+      case "unknown":
+        return "They can't call you, or see that you've read this, while this is a request.";
+      case "off":
+        return "They can't see that you've read this unless you accept. Your calls are off, so they can't call you either way.";
+      case "follow":
+      case "audience":
+        return `They can't see that you've read this unless you accept. Accepting alone doesn't let them call you. ${settings ? takesCallsFrom(settings) : ""}`.trim();
+    }
+  }
+
+  /** @type {string | null} */
+  let accessKey = null;
+  /** @type {string | null} Why "Let … call you" didn't work. */
+  let accessError = null;
+  let accessBusy = false;
+  let focusAccess = false;
+
+  /**
+   * After I accept their request: say whether they can call me now (by my settings
+   * and follows), and offer what would let them, in one tap where one tap does it.
+   * @param {boolean} accepted
+   */
+  function showAccess(accepted) {
+    const settings = store.settings;
+    const access = accepted && !isMe && store.justAccepted.has(username) && settings
+      ? callAccess(settings, store.following, peer)
+      : null;
+    if (!settings || !access || access.kind === "unknown") {
+      accessBox.hidden = true;
+      accessKey = null;
+      return;
+    }
+    const name = peerName();
+    const key = [access.kind, access.silenced, settings.direct_connections, settings.call_audience.join(), name, accessError, accessBusy].join("|");
+    accessBox.hidden = false;
+    if (key === accessKey) return; // unchanged: don't rebuild a button under the user's finger
+    accessKey = key;
+    accessBox.setAttribute("aria-label", `Calls from ${name}`);
+    const missed = access.silenced ? ` Calls from ${name} show up as missed calls instead of ringing.` : "";
+    /** @type {HTMLElement[]} */
+    const actions = [];
+    let note = "";
+    let text = "";
+    const settingsLink = h("a", { class: "small-link", text: "Change this in Privacy and safety", attrs: { href: "#/settings" } });
+    switch (access.kind) {
+      case "allowed":
+        text = `${name} can call you now.`;
+        actions.push(h("button", { class: "small", text: "OK", attrs: { type: "button", "aria-label": "OK, close this" }, on: { click: dismissAccess } }));
+        break;
+      case "off":
+        text = `Your calls are off, so ${name} can't call you.`;
+        actions.push(settingsLink, h("button", { class: "small", text: "OK", attrs: { type: "button", "aria-label": "OK, close this" }, on: { click: dismissAccess } }));
+        break;
+      case "audience":
+        text = `${name} can't call you. ${takesCallsFrom(settings)}${missed}`;
+        actions.push(settingsLink, h("button", { class: "small", text: "OK", attrs: { type: "button", "aria-label": "OK, close this" }, on: { click: dismissAccess } }));
+        break;
+      case "follow": {
+        text = `${name} can't call you yet. ${takesCallsFrom(settings)}${missed}`;
+        note = `This follows ${name}.`;
+        if (settings.direct_connections === "following") {
+          note += ` Following also allows a direct connection with ${name} when they allow it with you too; then you can see each other's IP address.`;
+        }
+        const letCall = h("button", {
+          class: "primary small", text: `Let ${name} call you`,
+          attrs: { type: "button", "aria-describedby": "call-access-note" },
+          on: { click: () => void followToLetCall() },
+        });
+        letCall.disabled = accessBusy;
+        actions.push(letCall, h("button", { class: "small", text: "Not now", attrs: { type: "button" }, on: { click: dismissAccess } }));
+        break;
+      }
+    }
+    if (accessError) text = `${text} ${accessError}`;
+    if (accessText.textContent !== text) accessText.textContent = text;
+    accessNote.textContent = note;
+    accessNote.hidden = !note;
+    replace(accessActions, actions);
+    if (focusAccess) {
+      focusAccess = false;
+      actions[actions.length - 1]?.focus();
+    }
+  }
+
+  /** Follow them: with "people you follow" in my audience, that lets them call me. */
+  async function followToLetCall() {
+    accessBusy = true;
+    accessError = null;
+    render();
+    try {
+      await ctx.api.follow(username);
+      store.following?.add(username);
+      focusAccess = true; // the button goes: keep the keyboard in the box
+    } catch (err) {
+      const why = err instanceof ApiError ? (limitText(err) ?? err.detail) : "unknown error";
+      accessError = `Couldn't follow ${peerName()}: ${why}`;
+    } finally {
+      accessBusy = false;
+      store.changed();
+    }
+  }
+
+  function dismissAccess() {
+    store.justAccepted.delete(username);
+    accessBox.hidden = true;
+    accessKey = null;
+    input.focus();
+  }
+
+  /** @type {number | null} Their latest message when the call notice appeared (null: not loaded yet). */
+  let alertSince = null;
+  /** @type {number | undefined} */
+  let alertTimer;
+
+  /** The id of their latest message here, or null while the thread is loading. */
+  function latestFromPeer() {
+    const thread = store.thread(username);
+    if (!thread.loaded) return null;
+    let latest = 0;
+    for (const m of thread.messages) if (m.sender === username) latest = Math.max(latest, m.id);
+    return latest;
+  }
+
+  /**
+   * Show (or clear) why a call wasn't started. It goes when dismissed, when a new
+   * call is tried, when their next message arrives (things may have changed on their
+   * side; the client can't know their settings, and mustn't), and for a rate limit,
+   * once the wait is over.
+   * @param {CallRefusal | null} refusal
+   */
+  function setCallAlert(refusal) {
+    clearTimeout(alertTimer);
+    callAlert.textContent = refusal?.text ?? "";
+    callAlertBox.hidden = !refusal;
+    alertSince = refusal ? latestFromPeer() : null;
+    if (refusal?.retryAfterS) {
+      alertTimer = window.setTimeout(() => setCallAlert(null), refusal.retryAfterS * 1000);
+    }
   }
 
   /**
@@ -467,11 +647,11 @@ export function renderConversation(ctx, root, username) {
 
   /** @param {Media} media */
   async function call(media) {
-    callAlert.textContent = "";
+    setCallAlert(null);
     audioButton.disabled = videoButton.disabled = true;
     try {
       const refusal = await ctx.placeCall(peer, media);
-      if (refusal) callAlert.textContent = refusal;
+      if (refusal && alive) setCallAlert(refusal);
     } finally {
       audioButton.disabled = videoButton.disabled = false;
     }
@@ -544,7 +724,9 @@ export function renderConversation(ctx, root, username) {
     clearTimeout(readTimer);
     clearTimeout(typingTimer);
     clearTimeout(typingLater);
+    clearTimeout(alertTimer);
     document.removeEventListener("visibilitychange", onVisibility);
+    store.justAccepted.delete(username);
     if (store.viewing === username) store.viewing = null;
   };
 }

@@ -3,6 +3,7 @@
 // conversation with unread messages stands out, with their number.
 
 import { ApiError } from "../api.js";
+import { requestsCallText } from "../callaccess.js";
 import { avatar, h, replace, toast } from "../dom.js";
 import { setPageTitle } from "../title.js";
 import { limitText, preview, time } from "../format.js";
@@ -52,7 +53,7 @@ export function renderInbox(ctx, root) {
     const { conversations, requests } = ctx.store.inbox();
     replace(requestsSection,
       h("h2", { attrs: { id: "requests-title" } }, "Message requests ", h("span", { class: "count", text: String(requests.length) })),
-      h("p", { class: "help", text: "Messages from people you don't follow wait here. Until you accept, they can't call you." }),
+      h("p", { class: "help", attrs: { id: "requests-help" }, text: `Messages from people you don't follow wait here. ${requestsCallText(ctx.store.settings)}` }),
       requests.length ? requestsList : h("p", { class: "empty", text: "No message requests." }),
     );
     requestsSection.hidden = requests.length === 0;

@@ -3,20 +3,19 @@
 // or reported as failed with the server's reason. The controls always show what
 // the server holds: after a failed save they are reset to the server's value (read
 // back from it), never left showing what the user wished for.
+//
+// Choices can't contradict each other: who can call is one radio group (the server
+// takes lists, but "people you follow, everyone" is just everyone), it is really
+// disabled while calls are off, and "Silence unknown callers" is offered only where
+// someone can be outside the audience.
 
 import { ApiError } from "../api.js";
+import { AUDIENCE_OPTIONS, audienceChoice, directWords } from "../callaccess.js";
 import { avatar, h, replace } from "../dom.js";
 import { setPageTitle } from "../title.js";
 
 /** @import { AppContext } from "../context.js" */
-/** @import { Settings, Audience, DirectConnections, User } from "../types.js" */
-
-/** @type {{value: Audience, label: string}[]} */
-const AUDIENCES = [
-  { value: "following", label: "People you follow" },
-  { value: "verified", label: "Verified accounts" },
-  { value: "everyone", label: "Everyone" },
-];
+/** @import { Settings, DirectConnections, User } from "../types.js" */
 
 /** @type {{value: DirectConnections, label: string}[]} */
 const DIRECT = [
@@ -38,21 +37,33 @@ export function renderSettings(ctx, root) {
     attrs: { type: "checkbox", role: "switch", id: "calls-enabled", "aria-describedby": "calls-enabled-help" },
   });
   const callsStatus = statusLine("calls-enabled-status");
-  const audienceBoxes = AUDIENCES.map(({ value }) =>
-    h("input", { attrs: { type: "checkbox", id: `audience-${value}`, name: "call_audience", value } }),
+  const directSummary = h("p", { class: "direct-summary", attrs: { id: "direct-summary" } });
+  const directChange = h("button", {
+    class: "link", text: "Change", attrs: { type: "button", "aria-label": "Change direct connections" },
+    on: { click: () => (directRadios.find((r) => r.checked) ?? directRadios[0])?.focus() },
+  });
+  const audienceRadios = AUDIENCE_OPTIONS.map(({ choice }) =>
+    h("input", { attrs: { type: "radio", id: `audience-${choice}`, name: "call_audience", value: choice } }),
   );
-  const audienceSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "audience-help" } },
+  const audienceNone = h("p", { class: "help", attrs: { id: "audience-none" }, text: "Right now nobody can call you: choose who can." });
+  const audienceSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "audience-help audience-none" } },
     h("legend", { text: "Who can call you" }),
-    h("p", { class: "help", attrs: { id: "audience-help" }, text: "Only these people can ring you, and only in a conversation you have accepted; tick none and nobody can call you." }),
-    AUDIENCES.map(({ value, label }, i) =>
-      h("div", { class: "check" }, audienceBoxes[i], h("label", { text: label, attrs: { for: `audience-${value}` } })),
+    h("p", { class: "help", attrs: { id: "audience-help" }, text: "Only these people can ring you, and only in a conversation you have accepted." }),
+    AUDIENCE_OPTIONS.map(({ choice, label }, i) =>
+      h("div", { class: "check" }, audienceRadios[i], h("label", { text: label, attrs: { for: `audience-${choice}` } })),
     ),
+    audienceNone,
   );
   const audienceStatus = statusLine("audience-status");
   const silenceSwitch = h("input", {
     attrs: { type: "checkbox", role: "switch", id: "silence-unknown", "aria-describedby": "silence-unknown-help" },
   });
   const silenceStatus = statusLine("silence-unknown-status");
+  const silenceRow = h("div", { class: "switch-row" },
+    h("label", { text: "Silence unknown callers", attrs: { for: "silence-unknown" } }),
+    silenceSwitch,
+  );
+  const silenceHelp = h("p", { class: "help", attrs: { id: "silence-unknown-help" }, text: "Calls from people you have talked with but who are not allowed above won't ring: they show up as missed calls instead of being refused." });
   const receiptsSwitch = h("input", {
     attrs: { type: "checkbox", role: "switch", id: "read-receipts", "aria-describedby": "read-receipts-help" },
   });
@@ -93,13 +104,11 @@ export function renderSettings(ctx, root) {
       ),
       h("p", { class: "help", attrs: { id: "calls-enabled-help" }, text: "When this is off nobody can call you, and callers are only told that you can't be called right now." }),
       callsStatus,
+      h("p", { class: "direct-line" }, directSummary, " ", directChange),
       audienceSet,
       audienceStatus,
-      h("div", { class: "switch-row" },
-        h("label", { text: "Silence unknown callers", attrs: { for: "silence-unknown" } }),
-        silenceSwitch,
-      ),
-      h("p", { class: "help", attrs: { id: "silence-unknown-help" }, text: "Calls from people you have talked with but who are not allowed above won't ring: they show up as missed calls instead of being refused." }),
+      silenceRow,
+      silenceHelp,
       silenceStatus,
     ),
     h("section", { class: "panel", attrs: { "aria-labelledby": "messages-title" } },
@@ -133,26 +142,38 @@ export function renderSettings(ctx, root) {
 
   /** @type {Settings | null} The server's value, as last read or saved. */
   let server = ctx.store.settings;
-  const controls = [callsSwitch, silenceSwitch, receiptsSwitch, typingSwitch, ...audienceBoxes, ...directRadios];
+  const controls = [callsSwitch, silenceSwitch, receiptsSwitch, typingSwitch, ...audienceRadios, ...directRadios];
 
   /** Show exactly what the server holds. */
   function show() {
     for (const control of controls) control.disabled = server === null;
+    directSummary.textContent = server ? directWords(server) : "";
+    directChange.hidden = server === null;
     if (!server) return;
     callsSwitch.checked = server.calls_enabled;
     silenceSwitch.checked = server.silence_unknown_callers;
     receiptsSwitch.checked = server.read_receipts;
     typingSwitch.checked = server.typing_indicators;
-    AUDIENCES.forEach(({ value }, i) => {
-      const box = audienceBoxes[i];
-      if (box) box.checked = server?.call_audience.includes(value) ?? false;
+    const choice = audienceChoice(server.call_audience);
+    AUDIENCE_OPTIONS.forEach((option, i) => {
+      const radio = audienceRadios[i];
+      if (radio) radio.checked = option.choice === choice;
     });
+    audienceNone.hidden = choice !== "nobody";
     DIRECT.forEach(({ value }, i) => {
       const radio = directRadios[i];
       if (radio) radio.checked = server?.direct_connections === value;
     });
     directWarning.hidden = server.direct_connections === "nobody";
+    // While calls are off, who can call doesn't apply: the group is really disabled
+    // (not just greyed), and so is silencing.
+    audienceSet.disabled = !server.calls_enabled;
     audienceSet.classList.toggle("dimmed", !server.calls_enabled);
+    silenceSwitch.disabled = !server.calls_enabled;
+    // With everyone in the audience nobody is "unknown": there is nothing to silence.
+    const silenceApplies = choice !== "everyone";
+    silenceRow.hidden = silenceHelp.hidden = !silenceApplies;
+    silenceStatus.hidden = !silenceApplies;
   }
 
   async function load() {
@@ -219,16 +240,16 @@ export function renderSettings(ctx, root) {
       on ? "People you talk with can see when you're typing, as you can see theirs." : "Typing indicators are off, yours and other people's.",
     );
   });
-  for (const box of audienceBoxes) {
-    box.addEventListener("change", () => {
-      /** @type {Audience[]} */
-      const audience = AUDIENCES.filter((_, i) => audienceBoxes[i]?.checked).map((a) => a.value);
-      const summary = audience.length
-        ? `${AUDIENCES.filter((a) => audience.includes(a.value)).map((a) => a.label).join(", ")} can call you.`
-        : "Nobody can call you.";
-      void save({ call_audience: audience }, audienceStatus, summary);
+  audienceRadios.forEach((radio, i) => {
+    radio.addEventListener("change", () => {
+      const option = AUDIENCE_OPTIONS[i];
+      if (!radio.checked || !option) return;
+      const summary = option.choice === "everyone"
+        ? "Everyone you've accepted a conversation with can call you."
+        : `Only ${option.who} can call you.`;
+      void save({ call_audience: option.audience }, audienceStatus, summary);
     });
-  }
+  });
   directRadios.forEach((radio, i) => {
     radio.addEventListener("change", () => {
       const value = DIRECT[i]?.value;
