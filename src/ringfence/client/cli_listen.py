@@ -82,8 +82,6 @@ def describe_event(event: Event, me: str, callers: dict[str, str]) -> Text | Non
         return Text(f"conversation with {user_label(conversation['user'])}: {plain(state)}")
     if kind == "message.read":
         return Text(f"@{plain(event.get('user', '?'))} read your messages", style="dim")
-    if kind == "typing":
-        return Text(f"@{plain(event.get('user', '?'))} is typing…", style="dim")
     if kind == "call.incoming":
         caller = event.get("from") or event.get("caller") or {}
         callers[str(event.get("call_id"))] = f"@{plain(caller.get('username', '?'))}"

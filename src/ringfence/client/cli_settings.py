@@ -34,7 +34,10 @@ from ringfence.client.session import DEFAULT_PROFILE
 __all__ = ["coerce", "parse_assignments", "register", "settings_app"]
 
 settings_app = typer.Typer(
-    help="Your privacy settings: who may call you, and whether anyone may connect to you directly.",
+    help=(
+        "Your privacy settings: who may call you, whether anyone may connect to you "
+        "directly, and read receipts and typing indicators."
+    ),
     no_args_is_help=True,
 )
 
@@ -47,6 +50,8 @@ _MEANING = {
     "call_audience": "who may call you (following, verified, everyone; empty: nobody)",
     "direct_connections": "who may connect to you directly and see your IP address",
     "silence_unknown_callers": "callers outside your audience don't ring: recorded as missed",
+    "read_receipts": "people see when you've read their messages (and you see theirs)",
+    "typing_indicators": "people see when you're typing to them (and you see theirs)",
 }
 
 

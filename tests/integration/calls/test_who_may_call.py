@@ -155,6 +155,8 @@ async def test_settings_validation_names_the_field_and_keeps_the_stored_value(
         "call_audience": ["following"],
         "direct_connections": "nobody",
         "silence_unknown_callers": False,
+        "read_receipts": True,
+        "typing_indicators": True,
     }
 
 
