@@ -31,6 +31,7 @@ from ringfence.redact import scrub_relay_logs
 from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime
 from ringfence.services.calls import Calls
 from ringfence.services.container import Services
+from ringfence.services.export import AccountExport
 from ringfence.services.limits import ActionLimits
 from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
@@ -269,6 +270,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         ),
         social=Social(db, clock, limits),
         messaging=messaging,
+        export=AccountExport(db, clock, limits),
         user_settings=SettingsService(db, clock, calls.direct_connections_changed),
         moderation=Moderation(db, backend.limiter, clock, stream),
         calls=calls,

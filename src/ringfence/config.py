@@ -285,6 +285,12 @@ class Settings(BaseSettings):
             "it has a conversation with)."
         ),
     )
+    exports_per_day: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="Data exports (GET /api/v1/me/export) one account may make a day.",
+    )
     typing_notices_per_minute: int = Field(
         30,
         ge=1,

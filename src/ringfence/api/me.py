@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ringfence.api.accounts import client_address
 from ringfence.api.deps import AuthDep, ServicesDep
@@ -47,6 +48,25 @@ async def change_password(
         auth, body.current_password, body.new_password, client=client_address(request)
     )
     return Response(status_code=204)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "Your data"}},
+)
+async def export(auth: AuthDep, services: ServicesDep) -> StreamingResponse:
+    """Your account, settings, follows, blocks and every message you can see, as one
+    JSON document (streamed). A few a day."""
+    chunks = await services.export.start(auth)
+    return StreamingResponse(
+        chunks,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="ringfence-{auth.user.username}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/sessions", response_model=SessionsResponse)

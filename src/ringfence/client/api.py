@@ -310,6 +310,11 @@ class RingfenceClient:
         body = {"current_password": current, "new_password": new}
         await self._request("POST", "/api/v1/me/password", json=body)
 
+    async def export(self) -> dict[str, Any]:
+        """My account, settings, follows, blocks and messages, as the server's export
+        document (``format: ringfence-export/1``). A few a day."""
+        return cast(dict[str, Any], await self._request("GET", "/api/v1/me/export"))
+
     async def sessions(self) -> list[SessionInfo]:
         data = await self._request("GET", "/api/v1/me/sessions")
         return cast(list[SessionInfo], data["sessions"])

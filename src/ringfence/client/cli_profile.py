@@ -1,5 +1,5 @@
-"""``ringfence rename``, ``password``, ``sessions`` and ``signout``: the account page
-from a terminal.
+"""``ringfence rename``, ``password``, ``sessions``, ``signout`` and ``export``: the
+account page from a terminal.
 
 ``password`` asks for the current and the new password without echo, or reads them
 from the first two lines of standard input with ``--password-stdin``; neither is
@@ -9,7 +9,10 @@ ever an argument. Changing it signs out every other session of the account.
 from __future__ import annotations
 
 import getpass
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -170,8 +173,46 @@ def signout_command(
     with_client(out, server, token_file, profile, work)
 
 
+def export_command(
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="The file to write (it must not exist yet); - for standard output.",
+            show_default=False,
+        ),
+    ],
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+) -> None:
+    """Download your data: account, settings, follows, blocks and every message you can
+    see, as JSON. The file is readable by you alone."""
+    out = Output(json_mode=False)
+    to_stdout = str(output) == "-"
+    if not to_stdout and output.exists():
+        fail(out, CliError(f"{output} exists already; choose another file", EXIT_USAGE))
+
+    async def work(rf: RingfenceClient, _account: Account) -> int:
+        data = await rf.export()
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        if to_stdout:
+            sys.stdout.write(text)
+            return 0
+        # Created for its owner only: it holds every message of the account.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        conversations = data.get("conversations", [])
+        count = sum(len(c["messages"]) for c in conversations)
+        out.show(f"wrote {output}: {count} messages in {len(conversations)} conversations")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
 def register(app: typer.Typer) -> None:
     app.command("rename")(rename_command)
     app.command("password")(password_command)
     app.command("sessions")(sessions_command)
     app.command("signout")(signout_command)
+    app.command("export")(export_command)

@@ -11,6 +11,7 @@ from ringfence.realtime.bus import Bus
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts
 from ringfence.services.calls import Calls
+from ringfence.services.export import AccountExport
 from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
 from ringfence.services.settings import SettingsService
@@ -31,6 +32,7 @@ class Services:
     accounts: Accounts
     social: Social
     messaging: Messaging
+    export: AccountExport
     user_settings: SettingsService
     moderation: Moderation
     calls: Calls

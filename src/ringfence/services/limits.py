@@ -69,6 +69,13 @@ class ActionLimits:
             "rename_rate_limited",
             "you have changed your display name many times today",
         )
+        self.exports = Limit(
+            "export",
+            settings.exports_per_day,
+            DAY,
+            "export_rate_limited",
+            "you have exported your data several times today",
+        )
         self.lookups = Limit(
             "lookup",
             settings.profile_lookups_per_hour,

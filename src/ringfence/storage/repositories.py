@@ -699,6 +699,25 @@ class Conversations:
             existing.state = state
             await self._s.flush()
 
+    async def memberships(self, user_id: int) -> list[tuple[int, int, str]]:
+        """Every conversation ``user_id`` is in, declined ones too, oldest first:
+        ``(conversation id, the other member's id, my state)``."""
+        rows = await self._s.execute(
+            select(
+                Conversation.id,
+                Conversation.user_low_id,
+                Conversation.user_high_id,
+                ConversationMember.state,
+            )
+            .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+            .where(ConversationMember.user_id == user_id)
+            .order_by(Conversation.id)
+        )
+        return [
+            (int(conv_id), int(high if low == user_id else low), str(state))
+            for conv_id, low, high, state in rows
+        ]
+
     async def partners(self, user_id: int) -> list[int]:
         """Everyone ``user_id`` has a conversation with (whatever its state)."""
         mine = select(ConversationMember.conversation_id).where(
@@ -910,6 +929,23 @@ class Messages:
             query = query.where(Message.id < before)
         rows = await self._s.scalars(query.order_by(Message.id.desc()).limit(limit))
         return list(reversed(list(rows)))
+
+    async def after(
+        self, conversation_id: int, *, viewer_id: int, after: int, limit: int
+    ) -> list[Message]:
+        """Up to ``limit`` messages newer than ``after``, oldest first, as ``viewer_id``
+        sees them (for reading a whole conversation from its start)."""
+        rows = await self._s.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.id > after,
+                or_(Message.withheld.is_(False), Message.sender_id == viewer_id),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return list(rows)
 
     async def calls_of(self, user_id: int, *, before: int | None, limit: int) -> list[Message]:
         """A user's call records, newest first."""

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.client import test_cli_call as harness
@@ -64,3 +66,26 @@ async def test_rename_password_sessions_and_signout(server_url: str, terminals: 
     assert again.code == 1
     assert "no such session" in again.err
     assert (await laptop.run("signout", "zero")).code == 2
+
+
+async def test_export_writes_a_private_file_and_never_overwrites(
+    server_url: str, terminals: Terminals
+) -> None:
+    alice = terminals("alice", server_url)
+    await alice.signup("alice")
+    await terminals("bob", server_url).signup("bob")
+    await alice.ok("send", "bob", "hello bob")
+
+    target = alice.home / "mine.json"
+    ran = await alice.ok("export", str(target))
+    assert "1 messages in 1 conversations" in ran.out
+    assert target.stat().st_mode & 0o777 == 0o600
+    data = json.loads(target.read_text())
+    assert data["account"]["username"] == "alice"
+    assert [m["text"] for m in data["conversations"][0]["messages"]] == ["hello bob"]
+
+    again = await alice.run("export", str(target))
+    assert again.code == 2
+    assert "exists already" in again.err
+    piped = await alice.ok("export", "-")
+    assert json.loads(piped.out)["format"] == "ringfence-export/1"

@@ -183,3 +183,53 @@ async def test_sessions_are_listed_without_addresses_and_can_be_signed_out(
     assert resp.status_code == 204
     assert (await api.call("GET", "/api/v1/me", cli)).status_code == 401
     assert (await api.call("GET", "/api/v1/me", first)).status_code == 200
+
+
+async def test_the_export_holds_what_i_can_see_and_nothing_secret(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url, exports_per_day=2, messages_per_minute=100_000)
+    async with (
+        LiveServer(settings) as live_server,
+        httpx.AsyncClient(base_url=live_server.url) as client,
+    ):
+        api = Api(client)
+        alice, bob = await api.register("alice"), await api.register("bob")
+        await api.register("carol")
+        for token, path in ((alice, "following/bob"), (bob, "following/alice")):
+            assert (await api.call("PUT", f"/api/v1/me/{path}", token)).status_code == 204
+        assert (await api.call("PUT", "/api/v1/me/blocked/carol", alice)).status_code == 204
+        # Enough messages for several pages of the stream.
+        texts = [f"message {n}" for n in range(1203)]
+        for n, text in enumerate(texts):
+            sender, to = (alice, "bob") if n % 2 else (bob, "alice")
+            assert (await api.send(sender, to, text)).status_code == 201
+        # A message carol sent after alice blocked her is withheld from alice.
+        carol = await login(api, "carol")
+        assert (await api.send(carol, "alice", "you can't see this")).status_code == 201
+
+        resp = await api.call("GET", "/api/v1/me/export", alice)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"].startswith("application/json")
+        assert 'filename="ringfence-alice.json"' in resp.headers["content-disposition"]
+        assert resp.headers["cache-control"] == "no-store"
+        data = resp.json()
+        assert data["format"] == "ringfence-export/1"
+        assert data["account"]["username"] == "alice"
+        assert data["settings"]["read_receipts"] is True
+        assert (data["following"], data["followers"], data["blocked"]) == (
+            ["bob"],
+            ["bob"],
+            ["carol"],
+        )
+        (conversation,) = data["conversations"]
+        assert (conversation["with"], conversation["state"]) == ("bob", "accepted")
+        assert [m["text"] for m in conversation["messages"]] == texts
+        assert "you can't see this" not in resp.text
+        for secret in ("password", "token", "token_hash", "127.0.0.1"):
+            assert secret not in resp.text
+
+        assert (await api.call("GET", "/api/v1/me/export", alice)).status_code == 200
+        limited = await api.call("GET", "/api/v1/me/export", alice)
+        assert (limited.status_code, limited.json()["error"]) == (429, "export_rate_limited")
+        assert (await api.call("GET", "/api/v1/me/export")).status_code == 401
