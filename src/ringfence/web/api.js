@@ -2,7 +2,7 @@
 // header; every failure becomes an ApiError carrying the server's own error code and
 // its explanation, so no view ever has to guess what went wrong.
 
-/** @import { User, Session, Settings, Conversation, Message, Media, StartedCall } from "./types.js" */
+/** @import { User, Session, Settings, DeviceSession, Conversation, Message, Media, StartedCall } from "./types.js" */
 
 export class ApiError extends Error {
   /**
@@ -131,6 +131,40 @@ export class Api {
   /** @returns {Promise<{user: User, settings: Settings}>} */
   me() {
     return this.request("GET", "/api/v1/me");
+  }
+
+  /**
+   * Change my display name; everyone I talk with is told (user.updated).
+   * @param {string} displayName
+   * @returns {Promise<User>}
+   */
+  async rename(displayName) {
+    return (await this.request("PATCH", "/api/v1/me", { body: { display_name: displayName } })).user;
+  }
+
+  /**
+   * Change my password. Every other session of mine is signed out; this one stays.
+   * @param {string} currentPassword
+   * @param {string} newPassword
+   * @returns {Promise<null>}
+   */
+  changePassword(currentPassword, newPassword) {
+    const body = { current_password: currentPassword, new_password: newPassword };
+    return this.request("POST", "/api/v1/me/password", { body });
+  }
+
+  /** @returns {Promise<DeviceSession[]>} My signed-in devices, oldest sign-in first. */
+  async sessions() {
+    return (await this.request("GET", "/api/v1/me/sessions")).sessions;
+  }
+
+  /**
+   * Sign one of my devices out (its socket closes with 4401).
+   * @param {number} id
+   * @returns {Promise<null>}
+   */
+  endSession(id) {
+    return this.request("DELETE", `/api/v1/me/sessions/${seg(String(id))}`);
   }
 
   /**

@@ -12,6 +12,7 @@ import { Store } from "./store.js";
 import { setUnreadCount } from "./title.js";
 import { renderAuth } from "./views/auth.js";
 import { CallView } from "./views/call.js";
+import { renderAccount } from "./views/account.js";
 import { renderConversation } from "./views/conversation.js";
 import { renderInbox } from "./views/inbox.js";
 import { renderSettings } from "./views/settings.js";
@@ -27,6 +28,8 @@ const callLayer = byId("call", HTMLElement);
 const signOutButton = byId("signout", HTMLButtonElement);
 const inboxCount = byId("inbox-count", HTMLElement);
 const inboxLink = byId("nav-inbox", HTMLAnchorElement);
+/** Screens of their own (not the inbox, not a conversation), by their address. */
+const PAGES = new Set(["#/settings", "#/account"]);
 
 /** @type {string | null} */
 let token = null;
@@ -55,7 +58,7 @@ function signedIn(session) {
   saveSession({ token: session.token, user: session.user });
   authNotice = null;
   start(session.token, session.user);
-  if (!location.hash.startsWith("#/c/") && location.hash !== "#/settings") navigate("#/inbox");
+  if (!location.hash.startsWith("#/c/") && !PAGES.has(location.hash)) navigate("#/inbox");
   else route();
 }
 
@@ -86,7 +89,7 @@ function start(sessionToken, me) {
   events.start();
   void reloadConversations();
   void api.me().then((data) => {
-    store.me = data.user;
+    setMe(store, data.user);
     store.settings = data.settings;
     store.changed(); // what the screens say about calls depends on them
   }).catch(() => undefined);
@@ -106,6 +109,23 @@ async function signOut() {
     signOutButton.disabled = false;
   }
   endSession(detail);
+}
+
+/**
+ * @param {Store} store
+ * @param {User} me What the server says I am now.
+ */
+function setMe(store, me) {
+  store.me = me;
+  remember(me);
+}
+
+/**
+ * Keep the stored session's copy of me current, so a reload starts from my real name.
+ * @param {User} me
+ */
+function remember(me) {
+  if (token) saveSession({ token, user: me });
 }
 
 /** @param {string | null} notice */
@@ -132,7 +152,7 @@ function endSession(notice) {
  */
 function onReady(ready, reconnected) {
   if (!live) return;
-  live.ctx.store.me = ready.user;
+  setMe(live.ctx.store, ready.user);
   if (reconnected && ready.resync) {
     // The server's stream was reset (e.g. a restored database): start from scratch.
     live.ctx.store.threads.clear();
@@ -165,6 +185,12 @@ function onEvent(event) {
       break;
     case "message.read":
       store.applyPeerRead(event.user, event.up_to);
+      break;
+    case "user.updated":
+      // A new display name, mine (from any device) or of someone I talk with: every
+      // screen shows it from the store, and a reload starts from it too.
+      store.updateUser(event.user);
+      if (event.user.username === store.me.username) remember(store.me);
       break;
     case "typing":
       store.setTyping(event.user, Date.now());
@@ -275,6 +301,7 @@ function context(store, outbox, calls, events) {
     outbox,
     calls,
     navigate,
+    signOut,
     async acceptRequest(username) {
       try {
         const accepted = await api.accept(username);
@@ -283,7 +310,7 @@ function context(store, outbox, calls, events) {
         toast("Request accepted. You can reply now.");
         // Accepting is choosing to talk: from the inbox, open the conversation (but
         // not if the person has moved on to another screen meanwhile).
-        const onInbox = !location.hash.startsWith("#/c/") && location.hash !== "#/settings";
+        const onInbox = !location.hash.startsWith("#/c/") && !PAGES.has(location.hash);
         if (onInbox) navigate(`#/c/${encodeURIComponent(username)}`);
       } catch (err) {
         toast(`Couldn't accept the request: ${describe(err)}`, "error");
@@ -429,6 +456,8 @@ function route() {
   }
   if (hash === "#/settings") {
     cleanupView = renderSettings(ctx, main);
+  } else if (hash === "#/account") {
+    cleanupView = renderAccount(ctx, main);
   } else {
     cleanupView = renderInbox(ctx, main);
   }

@@ -13,6 +13,7 @@
  * @property {Outbox} outbox
  * @property {CallManager} calls
  * @property {(hash: string) => void} navigate
+ * @property {() => Promise<void>} signOut Sign this tab out (as the bar's Sign out does).
  * @property {(username: string) => Promise<void>} acceptRequest
  * @property {(username: string) => Promise<void>} declineRequest
  * @property {(username: string) => Promise<void>} blockUser

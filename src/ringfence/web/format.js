@@ -142,6 +142,7 @@ const LIMITS = {
   lookup_rate_limited: "You've looked up too many people.",
   report_rate_limited: "You've sent several reports recently.",
   call_rate_limited: "Too many calls or call changes.",
+  rename_rate_limited: "You've changed your display name too many times today.",
 };
 
 /**

@@ -142,6 +142,25 @@ export class Store {
     this.changed();
   }
 
+  /**
+   * Someone's profile changed (a new display name): wherever this client holds that
+   * person, me included, it now holds the new one. Views re-render from here.
+   * @param {User} user
+   */
+  updateUser(user) {
+    let touched = false;
+    if (user.username === this.me.username) {
+      this.me = { ...this.me, ...user };
+      touched = true;
+    }
+    const conversation = this.conversations.get(user.username);
+    if (conversation) {
+      this.conversations.set(user.username, { ...conversation, user: { ...conversation.user, ...user } });
+      touched = true;
+    }
+    if (touched) this.changed();
+  }
+
   /** @param {string} username */
   removeConversation(username) {
     this.conversations.delete(username);

@@ -62,6 +62,17 @@
  */
 
 /**
+ * One signed-in device of mine (GET /api/v1/me/sessions). The server keeps a short
+ * description of the device, never its address.
+ * @typedef {object} DeviceSession
+ * @property {number} id
+ * @property {string} created_at When it signed in.
+ * @property {string} last_seen_at When it was last used.
+ * @property {string} device "Chrome on Linux", "Ringfence terminal client 0.1.0"...
+ * @property {boolean} current It is the session this client is using.
+ */
+
+/**
  * @typedef {object} IceServer
  * @property {string[]} urls
  * @property {string} [username]
@@ -132,6 +143,14 @@
  * @property {number} pos
  * @property {string} user The reader.
  * @property {number} up_to
+ */
+
+/**
+ * Someone I have a conversation with (or I, on any device) changed their display name.
+ * @typedef {object} UserUpdatedEvent
+ * @property {"user.updated"} type
+ * @property {number} pos
+ * @property {User} user
  */
 
 /**
@@ -222,7 +241,7 @@
 
 /**
  * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent
- *   | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
+ *   | UserUpdatedEvent | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
  */
 
 export {};

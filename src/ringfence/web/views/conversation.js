@@ -133,8 +133,9 @@ export function renderConversation(ctx, root, username) {
   // change only when the text crosses the limit, not with every keystroke.
   const limitNote = h("p", { class: "composer-limit", attrs: { id: "composer-limit", role: "status", "aria-live": "polite" } });
   const sendButton = h("button", { class: "primary", text: "Send", attrs: { type: "submit" } });
+  const composerLabel = h("label", { class: "visually-hidden", text: `Message ${peerName()}`, attrs: { for: "composer" } });
   const composer = h("form", { class: "composer", attrs: { "aria-label": "Send a message" }, on: { submit: onSend } },
-    h("label", { class: "visually-hidden", text: `Message ${peerName()}`, attrs: { for: "composer" } }),
+    composerLabel,
     counter,
     limitNote,
     input,
@@ -169,6 +170,11 @@ export function renderConversation(ctx, root, username) {
   function render() {
     const conversation = store.conversations.get(username);
     if (conversation) peer = conversation.user;
+    if (composerLabel.textContent !== `Message ${peerName()}`) {
+      // A new display name (user.updated) shows everywhere at once.
+      composerLabel.textContent = `Message ${peerName()}`;
+      setPageTitle(`${peerName()} · Ringfence`);
+    }
     title.replaceChildren(peerName());
     if (peer.verified) title.append(h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }));
     replace(headerAvatar, avatar(peer));
@@ -221,7 +227,9 @@ export function renderConversation(ctx, root, username) {
     };
     for (const m of thread.messages) {
       dayBreak(new Date(m.created_at));
-      items.push({ key: `m${m.id}`, sig: "", build: () => messageItem(m) });
+      // Their messages name them (for screen readers): rebuilt when their name changes.
+      const sig = m.sender === store.me.username ? "" : peerName();
+      items.push({ key: `m${m.id}`, sig, build: () => messageItem(m) });
     }
     for (const p of pending) {
       dayBreak(new Date(p.createdAt));
