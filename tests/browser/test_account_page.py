@@ -14,7 +14,6 @@ signed-in devices.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from playwright.async_api import Locator, Page, Request, expect
@@ -23,6 +22,7 @@ from tests.browser.conftest import DESKTOP, Browsers, Server, machine_addresses
 from tests.browser.ui import (
     PASSWORD,
     ApiUser,
+    console_errors,
     expect_online,
     go_to,
     sign_in,
@@ -35,23 +35,6 @@ pytestmark = pytest.mark.browser
 NAME_RULE = "Use 1 to 64 visible characters, on one line."
 NEW_PASSWORD = "a brand new one"
 DEVICE = "Chrome on Linux"  # what the server makes of Playwright's Chromium on Linux
-
-
-def app_errors(page: Page, refused: tuple[str, ...] = ()) -> list[str]:
-    """The page's console errors, except the browser's own "Failed to load resource"
-    line for a request the test expects the server to refuse (under these paths)."""
-    errors: list[str] = []
-
-    def on_console(message: Any) -> None:
-        url = message.location.get("url", "")
-        if message.type != "error" or url.endswith("/favicon.ico"):
-            return
-        if "Failed to load resource" in message.text and url.endswith(refused):
-            return
-        errors.append(f"{message.text} ({url})")
-
-    page.on("console", on_console)
-    return errors
 
 
 def requests_to(page: Page, path: str) -> list[str]:
@@ -94,9 +77,9 @@ async def test_a_new_display_name_shows_at_once_and_a_bad_one_changes_nothing(
         bob_inbox = bob_context.pages[0] if bob_context.pages else await bob_context.new_page()
         bob_chat = await bob_context.new_page()  # its own tab: its own session
         errors = (
-            app_errors(alice, refused=("/api/v1/me",))
-            + app_errors(bob_inbox)
-            + app_errors(bob_chat)
+            console_errors(alice, refused=("/api/v1/me",))
+            + console_errors(bob_inbox)
+            + console_errors(bob_chat)
         )
         bob_frames = watch_frames(bob_inbox)
         await sign_in(alice, server.url, "alice")
@@ -168,7 +151,7 @@ async def test_changing_the_password_signs_out_the_other_devices(
 ) -> None:
     laptop = await browsers.page("alice-laptop", viewport=DESKTOP)
     phone = await browsers.page("alice-phone")
-    errors = app_errors(laptop, refused=("/api/v1/me/password",)) + app_errors(phone)
+    errors = console_errors(laptop, refused=("/api/v1/me/password",)) + console_errors(phone)
     password_requests = requests_to(laptop, "/api/v1/me/password")
     await sign_up(laptop, server.url, "alice", "Alice")
     await expect_online(laptop)
@@ -242,7 +225,7 @@ async def test_signed_in_devices_are_listed_without_addresses_and_can_be_signed_
 ) -> None:
     laptop = await browsers.page("alice-laptop", viewport=DESKTOP)
     phone = await browsers.page("alice-phone")
-    errors = app_errors(laptop) + app_errors(phone)
+    errors = console_errors(laptop) + console_errors(phone)
     await sign_up(laptop, server.url, "alice", "Alice")
     await sign_in(phone, server.url, "alice")
 

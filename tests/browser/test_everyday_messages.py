@@ -16,28 +16,14 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from tests.browser.conftest import DESKTOP, Browsers, Server
-from tests.browser.ui import ApiUser, messages, open_conversation, sign_in
+from tests.browser.ui import ApiUser, console_errors, messages, open_conversation, sign_in
 
 pytestmark = pytest.mark.browser
 
 LIMIT = 10_000
-
-
-def console_errors(page: Page) -> list[str]:
-    """Collect the page's console errors (every one is a bug unless a test expects it),
-    but for the browser's own request for /favicon.ico, which the app doesn't make."""
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        url = message.location.get("url", "")
-        if message.type == "error" and not url.endswith("/favicon.ico"):
-            errors.append(f"{message.text} ({url})")
-
-    page.on("console", on_console)
-    return errors
 
 
 def composer(page: Page) -> Locator:

@@ -23,6 +23,7 @@ from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import (
     ApiUser,
     call_dialog,
+    console_errors,
     go_to,
     messages,
     open_conversation,
@@ -36,24 +37,11 @@ from tests.integration.calls.sdp import sdp_pair
 
 pytestmark = pytest.mark.browser
 
+# The browser logs its own line for a call the server refuses (a 403 or 429 is the
+# answer these tests expect, not a bug).
+CALL_REFUSED = ("/api/v1/calls",)
+
 REFUSED = "Bob can't be called right now."
-
-
-def app_errors(page: Page) -> list[str]:
-    """The page's console errors, except the browser's own line for a call the server
-    refused (a 403 or 429 from /api/v1/calls is the expected answer, not a bug)."""
-    errors: list[str] = []
-
-    def on_console(message: Any) -> None:
-        url = message.location.get("url", "")
-        if message.type != "error" or url.endswith("/favicon.ico"):
-            return
-        if url.endswith("/api/v1/calls") and "Failed to load resource" in message.text:
-            return
-        errors.append(f"{message.text} ({url})")
-
-    page.on("console", on_console)
-    return errors
 
 
 async def set_settings(user: ApiUser, **changes: Any) -> dict[str, Any]:
@@ -89,7 +77,10 @@ async def test_accepting_a_request_tells_the_truth_about_calls_and_offers_one_ta
         await alice_api.close()
     alice = await browsers.page("alice", viewport=DESKTOP)
     bob = await browsers.page("bob")
-    alice_errors, bob_errors = app_errors(alice), app_errors(bob)
+    alice_errors, bob_errors = (
+        console_errors(alice, CALL_REFUSED),
+        console_errors(bob, CALL_REFUSED),
+    )
     bob_frames = watch_frames(bob)
     await sign_in(bob, server.url, "bob")
     await sign_in(alice, server.url, "alice")
@@ -173,7 +164,7 @@ async def test_what_requests_say_follows_the_callees_own_settings(
         await set_settings(bob_api, calls_enabled=False)
         await carol.send("bob", "hello from carol")
         page = await browsers.page("bob", viewport=DESKTOP)
-        errors = app_errors(page)
+        errors = console_errors(page, CALL_REFUSED)
         await sign_in(page, server.url, "bob")
         await expect(page.locator("#requests-help")).to_have_text(
             "Messages from people you don't follow wait here. "
@@ -230,7 +221,7 @@ async def test_the_ring_screen_says_before_accept_whether_answering_shows_your_a
         await set_settings(alice, direct_connections="everyone")
         await set_settings(bob_api, direct_connections="everyone")
         bob = await browsers.page("bob")
-        errors = app_errors(bob)
+        errors = console_errors(bob, CALL_REFUSED)
         frames = watch_frames(bob)
         await sign_in(bob, server.url, "bob")
         alice_ws = await open_socket(ws_url, alice.token)
@@ -295,7 +286,7 @@ async def test_who_can_call_you_offers_choices_that_cannot_contradict(
     bob_api = await ApiUser.register(server.url, "bob", "Bob")
     try:
         page = await browsers.page("bob")
-        errors = app_errors(page)
+        errors = console_errors(page, CALL_REFUSED)
         await sign_in(page, server.url, "bob")
         await go_to(page, "Privacy")
         who = page.get_by_role("group", name="Who can call you")

@@ -384,15 +384,20 @@ def assert_only_relay_candidates(frames: Frames, who: str) -> None:
 # --- unread counts, receipts and typing (issue 12) --------------------------------------
 
 
-def console_errors(page: Page) -> list[str]:
+def console_errors(page: Page, refused: tuple[str, ...] = ()) -> list[str]:
     """Collect the page's console errors (each one a bug unless a test expects it), but
-    for the browser's own request for /favicon.ico, which the app doesn't make."""
+    for the browser's own request for /favicon.ico, which the app doesn't make, and its
+    own "Failed to load resource" line for a request the test expects the server to
+    refuse (to a URL ending in one of ``refused``)."""
     errors: list[str] = []
 
     def on_console(message: Any) -> None:
         url = message.location.get("url", "")
-        if message.type == "error" and not url.endswith("/favicon.ico"):
-            errors.append(f"{message.text} ({url})")
+        if message.type != "error" or url.endswith("/favicon.ico"):
+            return
+        if "Failed to load resource" in message.text and url.endswith(refused):
+            return
+        errors.append(f"{message.text} ({url})")
 
     page.on("console", on_console)
     return errors
