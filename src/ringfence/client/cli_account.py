@@ -48,15 +48,18 @@ PasswordStdinOpt = Annotated[
 ]
 
 
-def read_password(from_stdin: bool, *, confirm: bool) -> str:
-    """The password, from stdin's first line or asked for without echo."""
+def read_passwords(from_stdin: bool, prompts: list[str], *, confirm: bool) -> list[str]:
+    """One password per prompt: from as many lines of standard input, or asked for
+    without echo (the last one twice when ``confirm``)."""
     if from_stdin:
-        line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
-        password = password.removesuffix("\r")
-        if not password:
-            raise CliError("no password on standard input", EXIT_USAGE)
-        return password
+        lines = [sys.stdin.readline() for _ in prompts]
+        passwords = [line.removesuffix("\n").removesuffix("\r") for line in lines]
+        if not all(passwords):
+            wanted = (
+                "a password" if len(prompts) == 1 else f"{len(prompts)} passwords, a line each,"
+            )
+            raise CliError(f"expected {wanted} on standard input", EXIT_USAGE)
+        return passwords
     if not sys.stdin.isatty():
         raise CliError(
             "standard input is not a terminal, so the password cannot be asked for; "
@@ -64,14 +67,19 @@ def read_password(from_stdin: bool, *, confirm: bool) -> str:
             EXIT_USAGE,
         )
     try:
-        password = getpass.getpass("Password: ")
-        if confirm and getpass.getpass("Repeat the password: ") != password:
+        passwords = [getpass.getpass(prompt) for prompt in prompts]
+        if confirm and getpass.getpass(f"Repeat the {prompts[-1].lower()}") != passwords[-1]:
             raise CliError("the two passwords differ", EXIT_USAGE)
     except EOFError as exc:
         raise CliError("no password given", EXIT_USAGE) from exc
-    if not password:
+    if not all(passwords):
         raise CliError("no password given", EXIT_USAGE)
-    return password
+    return passwords
+
+
+def read_password(from_stdin: bool, *, confirm: bool) -> str:
+    """The password, from stdin's first line or asked for without echo."""
+    return read_passwords(from_stdin, ["Password: "], confirm=confirm)[0]
 
 
 def _profile_flag(profile: str) -> str:

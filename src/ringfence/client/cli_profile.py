@@ -8,7 +8,6 @@ ever an argument. Changing it signs out every other session of the account.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ringfence.client.api import RingfenceClient, SessionInfo
-from ringfence.client.cli_account import PasswordStdinOpt
+from ringfence.client.cli_account import PasswordStdinOpt, read_passwords
 from ringfence.client.output import Output, local_time, plain, user_label
 from ringfence.client.runner import (
     EXIT_USAGE,
@@ -59,34 +58,6 @@ def rename_command(
     with_client(out, server, token_file, profile, work)
 
 
-def _read_two_passwords(from_stdin: bool) -> tuple[str, str]:
-    if from_stdin:
-        lines = [sys.stdin.readline() for _ in range(2)]
-        current, new = (line.removesuffix("\n").removesuffix("\r") for line in lines)
-        if not current or not new:
-            raise CliError(
-                "give the current password and the new one on two lines of standard input",
-                EXIT_USAGE,
-            )
-        return current, new
-    if not sys.stdin.isatty():
-        raise CliError(
-            "standard input is not a terminal, so the passwords cannot be asked for; "
-            "use --password-stdin",
-            EXIT_USAGE,
-        )
-    try:
-        current = getpass.getpass("Current password: ")
-        new = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat the new password: ") != new:
-            raise CliError("the two new passwords differ", EXIT_USAGE)
-    except EOFError as exc:
-        raise CliError("no password given", EXIT_USAGE) from exc
-    if not current or not new:
-        raise CliError("no password given", EXIT_USAGE)
-    return current, new
-
-
 def password_command(
     password_stdin: PasswordStdinOpt = False,
     server: ServerOpt = None,
@@ -97,7 +68,9 @@ def password_command(
     """Change your password. Every other session of yours is signed out."""
     out = Output(json_mode=json_)
     try:
-        current, new = _read_two_passwords(password_stdin)
+        current, new = read_passwords(
+            password_stdin, ["Current password: ", "New password: "], confirm=True
+        )
     except CliError as exc:
         fail(out, exc)
 
