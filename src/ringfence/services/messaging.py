@@ -43,7 +43,13 @@ from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
 from ringfence.services.text import is_visible_text, normalise_newlines
-from ringfence.services.views import CallRecord, ConversationView, MessageView, UserView
+from ringfence.services.views import (
+    DEFAULT_SETTINGS,
+    CallRecord,
+    ConversationView,
+    MessageView,
+    UserView,
+)
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
 
@@ -200,7 +206,8 @@ class Messaging:
         async with self._db.write() as store:
             other = await find_user(store, username)
             conv = await store.conversations.between(me.id, other.id)
-            if conv is None or await store.conversations.member_state(conv.id, me.id) is None:
+            state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
+            if conv is None or state is None:
                 raise NotFound("conversation_not_found", "no conversation with this user")
             position = await store.conversations.mark_read(conv.id, me.id, up_to)
             if position is None:
@@ -209,7 +216,7 @@ class Messaging:
                 store, me.id, "conversation.read", {"user": other.username, "up_to": position}
             )
             envelopes.append((me.id, mine))
-            if await self._shares(store, me, other, conv.id, "read_receipts"):
+            if state == ACCEPTED and await self._shares(store, me, other, "read_receipts"):
                 theirs = await self._stream.append(
                     store, other.id, "message.read", {"user": me.username, "up_to": position}
                 )
@@ -232,27 +239,21 @@ class Messaging:
             if other is None or other.id == me.id or other.suspended:
                 return
             conv = await store.conversations.between(me.id, other.id)
-            if conv is None or not await self._shares(
-                store, me, other, conv.id, "typing_indicators"
-            ):
+            states = {} if conv is None else await store.conversations.member_states(conv.id)
+            if states.get(me.id) != ACCEPTED or states.get(other.id) != ACCEPTED:
                 return
-            if await store.conversations.member_state(conv.id, other.id) != ACCEPTED:
+            if not await self._shares(store, me, other, "typing_indicators"):
                 return
         await self._stream.notify(other.id, {"type": "typing", "user": me.username})
 
-    async def _shares(
-        self, store: Store, me: User, other: User, conversation_id: int, setting: str
-    ) -> bool:
-        """Whether ``me`` may show ``other`` this reciprocal signal: both have the
-        setting on, my side of the conversation is accepted, and no block either way."""
-        if await store.conversations.member_state(conversation_id, me.id) != ACCEPTED:
-            return False
+    async def _shares(self, store: Store, me: User, other: User, setting: str) -> bool:
+        """Whether ``me`` and ``other`` exchange this reciprocal signal: both have the
+        setting on, and neither has blocked the other."""
         if await store.social.blocked_either_way(me.id, other.id):
             return False
         stored = await store.settings.get_many([me.id, other.id])
         return all(
-            getattr(stored[user_id], setting) if user_id in stored else True
-            for user_id in (me.id, other.id)
+            getattr(stored.get(user_id, DEFAULT_SETTINGS), setting) for user_id in (me.id, other.id)
         )
 
     async def history(
