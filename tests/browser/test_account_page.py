@@ -75,7 +75,7 @@ async def test_a_new_display_name_shows_at_once_and_a_bad_one_changes_nothing(
         alice = await browsers.page("alice", viewport=DESKTOP)
         bob_context = await browsers.launch("bob")
         bob_inbox = bob_context.pages[0] if bob_context.pages else await bob_context.new_page()
-        bob_chat = await bob_context.new_page()  # its own tab: its own session
+        bob_chat = await bob_context.new_page()  # its own tab: its own session (below)
         errors = (
             console_errors(alice, refused=("/api/v1/me",))
             + console_errors(bob_inbox)
@@ -83,8 +83,9 @@ async def test_a_new_display_name_shows_at_once_and_a_bad_one_changes_nothing(
         )
         bob_frames = watch_frames(bob_inbox)
         await sign_in(alice, server.url, "alice")
-        await sign_in(bob_inbox, server.url, "bob")
-        await sign_in(bob_chat, server.url, "bob")
+        # "This is a shared computer": each tab keeps a session of its own.
+        await sign_in(bob_inbox, server.url, "bob", shared_computer=True)
+        await sign_in(bob_chat, server.url, "bob", shared_computer=True)
         await chat_link(bob_chat, "Alice").click()
         await expect(bob_chat.get_by_role("heading", level=1)).to_have_text("Alice")
         await expect(chat_link(bob_inbox, "Alice")).to_be_visible()

@@ -280,9 +280,9 @@ async def test_a_call_rings_every_tab_and_stops_where_it_was_not_answered(
     first_tab = bob_browser.pages[0] if bob_browser.pages else await bob_browser.new_page()
     second_tab = await bob_browser.new_page()
     await sign_in(alice, server.url, "alice")
-    # Tabs keep their sessions apart (sessionStorage): each one signs in.
-    await sign_in(first_tab, server.url, "bob")
-    await sign_in(second_tab, server.url, "bob")
+    # "This is a shared computer": each tab keeps a session of its own and signs in.
+    await sign_in(first_tab, server.url, "bob", shared_computer=True)
+    await sign_in(second_tab, server.url, "bob", shared_computer=True)
 
     await open_conversation(alice, "bob")
     await alice.get_by_role("button", name="Audio call").click()

@@ -38,10 +38,11 @@ async def test_sign_up_dm_round_trip_request_accepted_and_reload(
     await sign_up(bob, server.url, "bob")
     for page in (alice, bob):
         await expect_online(page)
-        # The token lives in this tab's sessionStorage only, never in localStorage.
-        stored = await page.evaluate("sessionStorage.getItem('ringfence.session')")
+        # On one's own device (the default) the token is kept for every tab of the
+        # browser, in localStorage (tests/browser/test_stay_signed_in.py).
+        stored = await page.evaluate("localStorage.getItem('ringfence.session')")
         assert json.loads(stored)["token"].startswith("rf_")
-        assert await page.evaluate("localStorage.length") == 0
+        assert await page.evaluate("sessionStorage.length") == 0
 
     await open_conversation(alice, "bob")
     await send_message(alice, "Hello Bob, it's Alice")
@@ -64,7 +65,7 @@ async def test_sign_up_dm_round_trip_request_accepted_and_reload(
     await expect(messages(bob, "Hi Alice!")).to_have_count(1)
     await expect(messages(alice, "Hi Alice!")).to_have_count(1)
 
-    # A reload keeps the session (per tab) and shows what the server holds.
+    # A reload keeps the session and shows what the server holds.
     for page in (alice, bob):
         await page.reload()
         await expect_online(page)

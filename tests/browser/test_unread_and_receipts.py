@@ -299,12 +299,13 @@ async def test_reading_on_one_tab_clears_the_count_on_another(
         context = await browsers.launch("bob")
         first = context.pages[0] if context.pages else await context.new_page()
         errors = console_errors(first)
-        await sign_in(first, server.url, "bob")
-        # A second tab signs in on its own (sessions are per tab): another device.
+        await sign_in(first, server.url, "bob", shared_computer=True)
+        # A second tab signs in on its own ("This is a shared computer": a session of
+        # the tab's own): another device.
         second = await context.new_page()
         second_frames = watch_frames(second)
         errors += console_errors(second)
-        await sign_in(second, server.url, "bob")
+        await sign_in(second, server.url, "bob", shared_computer=True)
         await first.bring_to_front()
 
         for text in ("one", "two", "three"):

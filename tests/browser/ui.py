@@ -100,11 +100,15 @@ async def sign_up(page: Page, url: str, username: str, display_name: str = "") -
     await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
 
-async def sign_in(page: Page, url: str, username: str) -> None:
+async def sign_in(page: Page, url: str, username: str, *, shared_computer: bool = False) -> None:
+    """Sign in from the form. ``shared_computer`` ticks "This is a shared computer":
+    the session is then this tab's own, as another device's would be."""
     await page.goto(url)
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(PASSWORD)
+    if shared_computer:
+        await page.get_by_role("checkbox", name="This is a shared computer").check()
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     await expect_online(page)

@@ -9,6 +9,11 @@
 //   tab's ongoing call alive through a short network drop.
 // - Frames sent while the socket is down wait in a small queue and go out, in
 //   order, right after the next "ready".
+// - It ends for good when the session does: when the server refuses it (4401: signed
+//   out or revoked from another device), and when another tab of this browser signs
+//   out of the session this tab shares, or the server refused it there (session.js).
+
+import { onSessionEndedElsewhere } from "./session.js";
 
 /** @import { ServerEvent, ReadyEvent } from "./types.js" */
 
@@ -63,6 +68,10 @@ export class EventSocket {
     this.status = "connecting";
     this.onOnline = () => this.reconnectNow();
     window.addEventListener("online", this.onOnline);
+    this.unwatchSession = onSessionEndedElsewhere(token, (replaced) => {
+      // The same words as when the server ends it (4401), which often arrives first.
+      this.endFor(replaced ? "You signed in again in another tab." : "Your session has ended.");
+    });
   }
 
   start() {
@@ -73,6 +82,7 @@ export class EventSocket {
   stop() {
     this.stopped = true;
     window.removeEventListener("online", this.onOnline);
+    this.unwatchSession();
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     const ws = this.ws;
@@ -161,10 +171,7 @@ export class EventSocket {
       clearInterval(this.pingTimer);
       if (this.stopped) return;
       if (event.code === CLOSE_UNAUTHORIZED || event.code === CLOSE_POLICY) {
-        this.stopped = true;
-        const reason = event.code === CLOSE_UNAUTHORIZED ? "Your session has ended." : "The server refused the connection.";
-        this.setStatus({ status: "closed", reason });
-        this.handlers.onFatal(reason);
+        this.endFor(event.code === CLOSE_UNAUTHORIZED ? "Your session has ended." : "The server refused the connection.");
         return;
       }
       if (event.code === CLOSE_TOO_MANY) {
@@ -174,6 +181,17 @@ export class EventSocket {
       }
       this.scheduleReconnect();
     });
+  }
+
+  /**
+   * Close for good because the session is over, and say why (the app signs out).
+   * @param {string} reason
+   */
+  endFor(reason) {
+    if (this.stopped) return;
+    this.stop();
+    this.setStatus({ status: "closed", reason });
+    this.handlers.onFatal(reason);
   }
 
   /** @param {ReadyEvent} ready */

@@ -1,12 +1,22 @@
 // Sign up and sign in. One form, two modes; the server's own explanation of a
 // refusal (taken username, short password, wrong password) is shown as is.
+//
+// The session is kept for every tab of this browser, across restarts, unless
+// "This is a shared computer" is ticked: then it is kept to this tab only (session.js).
+// While the form is on screen, a sign-in in another tab of the browser signs this
+// tab in too.
 
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
+import { keepToThisTab, onSharedSessionChange, sessionToJoin } from "../session.js";
 import { setPageTitle } from "../title.js";
 
 /** @import { Api } from "../api.js" */
 /** @import { Session } from "../types.js" */
+/** @import { StoredSession } from "../session.js" */
+
+/** Stops the last form on screen from following sign-ins in other tabs. */
+let stopFollowing = () => {};
 
 /**
  * @param {HTMLElement} root
@@ -36,6 +46,9 @@ export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
       "aria-describedby": signup ? "password-help" : null,
     },
   });
+  const shared = h("input", {
+    attrs: { id: "auth-shared", name: "shared_computer", type: "checkbox", "aria-describedby": "auth-shared-help" },
+  });
   const submit = h("button", { class: "primary wide", text: signup ? "Create account" : "Sign in", attrs: { type: "submit" } });
 
   const form = h(
@@ -58,6 +71,17 @@ export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
       password,
       signup ? h("p", { class: "help", text: "At least 10 characters.", attrs: { id: "password-help" } }) : null,
     ),
+    h("div", { class: "field shared-computer" },
+      h("div", { class: "check" },
+        shared,
+        h("label", { text: "This is a shared computer", attrs: { for: "auth-shared" } }),
+      ),
+      h("p", {
+        class: "help",
+        text: "Keeps you signed in only in this tab, until you close it. Leave it unticked on your own device to stay signed in in every tab, even after a restart.",
+        attrs: { id: "auth-shared-help" },
+      }),
+    ),
     error,
     submit,
     h("p", { class: "switch" },
@@ -78,6 +102,27 @@ export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
   ));
   username.focus();
 
+  /** Set once this form has signed the tab in, by its own submit or another tab's sign-in. */
+  let done = false;
+  /** @param {StoredSession} session */
+  const adopt = (session) => {
+    if (done || !form.isConnected) return;
+    done = true;
+    unfollow();
+    keepToThisTab(false);
+    password.value = "";
+    onSignedIn({ token: session.token, user: session.user });
+  };
+  stopFollowing(); // the form this one replaces
+  const unfollow = onSharedSessionChange((session) => {
+    if (!form.isConnected) unfollow();
+    else if (session) adopt(session);
+  });
+  stopFollowing = unfollow;
+  // Another tab signed in anew just as this one's session ended: join it.
+  const existing = sessionToJoin();
+  if (existing) queueMicrotask(() => adopt(existing));
+
   /** @param {SubmitEvent} event */
   async function onSubmit(event) {
     event.preventDefault();
@@ -95,6 +140,10 @@ export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
         ? await api.register(name, password.value, displayName.value.trim() || null)
         : await api.login(name, password.value);
       password.value = "";
+      if (done) return; // another tab signed this one in meanwhile
+      done = true;
+      unfollow();
+      keepToThisTab(shared.checked);
       onSignedIn(session);
     } catch (err) {
       error.textContent = err instanceof ApiError ? sentence(err.detail) : "Something went wrong. Try again.";
