@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI
@@ -267,6 +268,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
             AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
             sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
             limits=limits,
+            username_hold=timedelta(days=settings.deleted_username_hold_days),
         ),
         social=Social(db, clock, limits),
         messaging=messaging,

@@ -229,6 +229,15 @@ class Settings(BaseSettings):
         le=3650,
         description="Days after its login that a session ends, however much it is used.",
     )
+    deleted_username_hold_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        description=(
+            "Days the username of a deleted account stays taken: until then signing up "
+            "with it is answered as for any taken name. 0: free at once."
+        ),
+    )
     ring_timeout_s: int = Field(
         45, ge=2, le=300, description="Seconds a call rings before it ends as missed."
     )

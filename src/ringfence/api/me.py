@@ -1,4 +1,5 @@
-"""The signed-in user: profile, password, sessions, settings, follows and blocks."""
+"""The signed-in user: profile, password, sessions, settings, follows and blocks, and
+deleting the account."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from ringfence.api.accounts import client_address
 from ringfence.api.deps import AuthDep, ServicesDep
@@ -17,6 +19,8 @@ from ringfence.api.schemas import (
     SessionsResponse,
     SettingsPatch,
     SettingsResponse,
+    Strict,
+    Text,
     UsernamePath,
     UserResponse,
     UsersResponse,
@@ -24,6 +28,10 @@ from ringfence.api.schemas import (
 from ringfence.services.views import UserView
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=ERRORS)
+
+
+class DeleteAccountRequest(Strict):
+    password: Text = Field(max_length=1024, description="Your password, to confirm.")
 
 
 @router.get("", response_model=MeResponse)
@@ -36,6 +44,19 @@ async def me(auth: AuthDep, services: ServicesDep) -> MeResponse:
 async def rename(body: RenameRequest, auth: AuthDep, services: ServicesDep) -> UserResponse:
     """Change your display name; everyone you have a conversation with sees it."""
     return UserResponse(user=await services.accounts.rename(auth, body.display_name))
+
+
+@router.delete("", status_code=204, response_class=Response)
+async def delete_account(
+    body: DeleteAccountRequest, request: Request, auth: AuthDep, services: ServicesDep
+) -> Response:
+    """Delete your account for good. Every session is signed out at once; settings,
+    follows and blocks are deleted. Messages you sent stay with the people who got
+    them, shown as from "Deleted account". Your username stays taken for
+    ``deleted_username_hold_days``. A wrong password is 403 (and counts as a failed
+    sign-in)."""
+    await services.accounts.delete_account(auth, body.password, client=client_address(request))
+    return Response(status_code=204)
 
 
 @router.post("/password", status_code=204, response_class=Response)

@@ -310,6 +310,14 @@ class RingfenceClient:
         body = {"current_password": current, "new_password": new}
         await self._request("POST", "/api/v1/me/password", json=body)
 
+    async def delete_account(self, password: str) -> None:
+        """Delete my account for good (the password confirms it; a wrong one is 403
+        ``wrong_password``). Every session of mine ends, this one too: the client
+        holds no token afterwards. Messages I sent stay with the people who got them,
+        shown as from "Deleted account"."""
+        await self._request("DELETE", "/api/v1/me", json={"password": password})
+        self._token = None
+
     async def export(self) -> dict[str, Any]:
         """My account, settings, follows, blocks and messages, as the server's export
         document (``format: ringfence-export/1``). A few a day."""

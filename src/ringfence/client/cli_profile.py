@@ -1,9 +1,14 @@
-"""``ringfence rename``, ``password``, ``sessions``, ``signout`` and ``export``: the
-account page from a terminal.
+"""``ringfence rename``, ``password``, ``sessions``, ``signout``, ``export`` and
+``delete-account``: the account page from a terminal.
 
 ``password`` asks for the current and the new password without echo, or reads them
 from the first two lines of standard input with ``--password-stdin``; neither is
 ever an argument. Changing it signs out every other session of the account.
+
+``delete-account`` asks for the password the same way, then for the username typed
+out as confirmation (from the next line of standard input with ``--password-stdin``);
+``--yes`` skips the confirmation, never the password. Once the server has deleted the
+account, the profile's stored session file is deleted too.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ringfence.client.api import RingfenceClient, SessionInfo
-from ringfence.client.cli_account import PasswordStdinOpt, read_passwords
+from ringfence.client.cli_account import PasswordStdinOpt, read_password, read_passwords
 from ringfence.client.output import Output, local_time, plain, user_label
 from ringfence.client.runner import (
     EXIT_USAGE,
@@ -32,7 +37,7 @@ from ringfence.client.runner import (
     fail,
     with_client,
 )
-from ringfence.client.session import DEFAULT_PROFILE
+from ringfence.client.session import DEFAULT_PROFILE, SessionStore
 
 __all__ = ["register"]
 
@@ -183,9 +188,72 @@ def export_command(
     with_client(out, server, token_file, profile, work)
 
 
+def _confirm_deletion(username: str, from_stdin: bool) -> None:
+    """Have the person type their username: from the terminal, or from the line of
+    standard input after the password's. Raises CliError (nothing deleted) unless it
+    matches."""
+    prompt = (
+        f"This deletes @{plain(username)} for good: your sessions, settings, follows and "
+        "blocks. Messages you sent stay with the people who got them, from "
+        '"Deleted account".\nType your username to confirm: '
+    )
+    if not from_stdin and not sys.stdin.isatty():
+        raise CliError("not deleted: nobody to confirm it; use --yes", EXIT_USAGE)
+    # On stderr, so that --json keeps standard output for the one JSON document.
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    typed = sys.stdin.readline()
+    if not typed.endswith("\n") and not from_stdin:
+        sys.stderr.write("\n")
+    if typed.strip().removeprefix("@") != username:
+        raise CliError(f"not deleted: that is not @{username}", EXIT_USAGE)
+
+
+def delete_account_command(
+    password_stdin: PasswordStdinOpt = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Do not ask for the username as confirmation (the password still is)."
+        ),
+    ] = False,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete your account for good. Every session of yours is signed out; your
+    settings, follows and blocks are deleted; messages you sent stay with the people
+    who got them, shown as from "Deleted account". Your username stays taken for a
+    while. The password is asked for, and the username as confirmation (--yes skips
+    only that)."""
+    out = Output(json_mode=json_)
+    try:
+        password = read_password(password_stdin, confirm=False)
+    except CliError as exc:
+        fail(out, exc)
+
+    async def work(rf: RingfenceClient, account: Account) -> int:
+        username = str((await rf.me())["user"]["username"])
+        if not yes:
+            _confirm_deletion(username, password_stdin)
+        await rf.delete_account(password)
+        forgot = account.profile is not None and SessionStore().delete(account.profile)
+        if out.json:
+            out.document({"deleted": username, "session_file_deleted": forgot})
+        else:
+            out.show(f"deleted @{username}; every session of it is signed out")
+            if forgot:
+                out.note(f"forgot the stored session of profile {account.profile}")
+        return 0
+
+    with_client(out, server, token_file, profile, work)
+
+
 def register(app: typer.Typer) -> None:
     app.command("rename")(rename_command)
     app.command("password")(password_command)
     app.command("sessions")(sessions_command)
     app.command("signout")(signout_command)
     app.command("export")(export_command)
+    app.command("delete-account")(delete_account_command)

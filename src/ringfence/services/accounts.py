@@ -46,9 +46,9 @@ from ringfence.services.passwords import Passwords
 from ringfence.services.stream import EventStream, SessionEnd
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
-from ringfence.services.views import SessionView, UserView
+from ringfence.services.views import DELETED_ACCOUNT_NAME, SessionView, UserView
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import IntegrityError, User
+from ringfence.storage.repositories import IntegrityError, Store, User
 from ringfence.tasks import raise_if_cancelled, stop
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 1024
 DISPLAY_NAME_MAX = 64
 TOKEN_PREFIX = "rf_"  # noqa: S105 - a prefix, not a secret
+# What a deleted account is renamed to: "deleted_account_" and 10 random hex digits,
+# so that even where a client shows only the username it says what it is. Nobody can
+# sign up with a name that starts with "deleted_": it never collides, and nobody can
+# pass for a deleted account.
+DELETED_PREFIX = "deleted_"
+_TOMBSTONE_PREFIX = DELETED_PREFIX + "account_"
+# How long a deleted account's username stays taken (deleted_username_hold_days).
+USERNAME_HOLD = timedelta(days=30)
 # Writing last_seen on every request would turn every read into a write.
 _TOUCH_EVERY = timedelta(minutes=5)
 
@@ -246,8 +254,10 @@ class Accounts:
         *,
         sessions: SessionLifetime | None = None,
         limits: ActionLimits | None = None,
+        username_hold: timedelta = USERNAME_HOLD,
     ) -> None:
         self._stream = stream
+        self._username_hold = username_hold
         self._limits = limits
         self._lifetime = sessions  # None: sessions last until logout (admin tools)
         self._next_sweep = 0.0  # monotonic
@@ -284,7 +294,7 @@ class Accounts:
         now = self._clock.now()
         try:
             async with self._db.write() as store:
-                if await store.users.by_username(username) is not None:
+                if await self._unavailable(store, username, now):
                     raise Conflict("username_taken", "that username is taken")
                 user = await store.users.add(
                     username=username, display_name=name, password_hash=password_hash, now=now
@@ -299,6 +309,22 @@ class Accounts:
         except IntegrityError as exc:  # lost a race for the same username
             raise Conflict("username_taken", "that username is taken") from exc
         return UserView.of(user), token
+
+    async def _unavailable(self, store: Store, username: str, now: datetime) -> bool:
+        """Someone has this name, or had it and deleted their account less than the
+        hold ago, or it is a deleted account's kind of name: all three are answered
+        "taken", alike. A hold that is over is forgotten here."""
+        if username.startswith(DELETED_PREFIX):
+            return True
+        if await store.users.by_username(username) is not None:
+            return True
+        held_at = await store.users.username_held_since(username)
+        if held_at is None:
+            return False
+        if held_at > now - self._username_hold:
+            return True
+        await store.users.release_holds(held_before=now - self._username_hold)
+        return False
 
     async def login(
         self,
@@ -315,6 +341,8 @@ class Accounts:
         if is_username(username):
             async with self._db.read() as store:
                 user = await store.users.by_username(username)
+        if user is not None and user.deleted_at is not None:
+            user = None  # a deleted account is answered as a name nobody has
         ok = await self._passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok:
             raise Unauthorized("invalid_credentials", "wrong username or password")
@@ -591,6 +619,65 @@ class Accounts:
         for session_id in ended:
             await self._announce_end(session_id, me.id)
 
+    async def delete_account(
+        self, auth: AuthContext, password: str, *, client: str | None = None
+    ) -> None:
+        """Delete my account, after checking my password (counted as a sign-in
+        attempt would be; a wrong one is 403 ``wrong_password``).
+
+        Everyone I have a conversation with hears first (``user.updated``, my old
+        username with the name "Deleted account"), in the same transaction as:
+        the account's row becomes a deleted one (a random ``deleted_...`` username,
+        no password hash, suspended, ``deleted_at``), my old username is held for
+        ``deleted_username_hold_days``, and my sessions, settings, follows, blocks,
+        event stream, read positions and undelivered messages are deleted
+        (:meth:`Users.forget`). Then every node forgets my tokens and closes my
+        sockets. The messages I sent stay with the people who received them, shown
+        as from "Deleted account"; those I received stay with their senders.
+        """
+        me = auth.user
+        if self._throttle is not None:
+            await self._throttle.login(me.username, client)
+        async with self._db.read() as store:
+            user = await store.users.by_id(me.id)
+        if user is not None and user.deleted_at is not None:
+            user = None
+        ok = await self._passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok:
+            raise Forbidden("wrong_password", "the password is not right")
+        now = self._clock.now()
+        envelopes = {}
+        async with self._db.write() as store:
+            tombstone = _TOMBSTONE_PREFIX + secrets.token_hex(5)
+            while await store.users.by_username(tombstone) is not None:  # 2^-40: rare
+                tombstone = _TOMBSTONE_PREFIX + secrets.token_hex(5)
+            partners = await store.conversations.partners(me.id)
+            if self._stream is not None and partners:
+                gone = UserView(
+                    id=me.id,
+                    username=user.username,
+                    display_name=DELETED_ACCOUNT_NAME,
+                    verified=False,
+                )
+                body = {"user": gone.model_dump(mode="json")}
+                envelopes = await self._stream.append_many(
+                    store, "user.updated", {user_id: body for user_id in partners}
+                )
+            await store.users.mark_deleted(
+                me.id, username=tombstone, display_name=DELETED_ACCOUNT_NAME, now=now
+            )
+            await store.users.forget(me.id)
+            await store.users.release_holds(held_before=now - self._username_hold)
+            if self._username_hold > timedelta(0):
+                await store.users.hold_username(user.username, now)
+        log.info("account %d deleted", me.id)
+        # This node at once; then every node forgets the tokens and closes the sockets.
+        self._session_ended(SessionEnd(me.id))
+        if self._stream is not None:
+            await self._stream.end_sessions(me.id)
+            for user_id, envelope in sorted(envelopes.items()):
+                await self._stream.publish(user_id, envelope)
+
     async def rename(self, auth: AuthContext, display_name: str) -> UserView:
         """Change my display name. Everyone I have a conversation with, and my own
         devices, hear of it (``user.updated``), so their screens change without a
@@ -624,7 +711,7 @@ class Accounts:
             raise NotFound("user_not_found", "no such user")
         async with self._db.read() as store:
             user = await store.users.by_username(username)
-        if user is None:
+        if user is None or user.deleted_at is not None:
             raise NotFound("user_not_found", "no such user")
         return UserView.of(user)
 

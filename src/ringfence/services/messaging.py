@@ -9,7 +9,9 @@ Rules (X's, which calls depend on):
   sees it, nor any change to their inbox, requests or event stream. What the sender
   can observe (the answer, their history, their conversation list, their events, the
   limits they meet) is the same as if there were no block, so a block cannot be
-  probed by messaging.
+  probed by messaging;
+- a deleted account is, to a sender, a name nobody has (404), but the conversations
+  others had with it stay readable, shown as with "Deleted account".
 
 Sending is limited per account (:mod:`ringfence.services.limits`): every send counts
 against ``messages_per_minute``, and a message that lands as a request (the recipient
@@ -98,6 +100,8 @@ class Messaging:
             if recipient.id == me.id:
                 raise InvalidInput("cannot_message_self", "you cannot message yourself")
             if recipient.suspended:
+                if recipient.deleted_at is not None:  # as if there were nobody by that name
+                    raise NotFound("user_not_found", "no such user")
                 raise Forbidden("cannot_message", "you cannot message this user")
             if ctx.sender_blocked_recipient:
                 # The sender's own block: theirs to know about.
@@ -204,7 +208,7 @@ class Messaging:
         me = auth.user
         envelopes: list[tuple[int, Envelope]] = []
         async with self._db.write() as store:
-            other = await find_user(store, username)
+            other = await find_user(store, username, deleted=True)
             conv = await store.conversations.between(me.id, other.id)
             state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
             if conv is None or state is None:
@@ -216,7 +220,11 @@ class Messaging:
                 store, me.id, "conversation.read", {"user": other.username, "up_to": position}
             )
             envelopes.append((me.id, mine))
-            if state == ACCEPTED and await self._shares(store, me, other, "read_receipts"):
+            if (
+                state == ACCEPTED
+                and other.deleted_at is None
+                and await self._shares(store, me, other, "read_receipts")
+            ):
                 theirs = await self._stream.append(
                     store, other.id, "message.read", {"user": me.username, "up_to": position}
                 )
@@ -261,7 +269,7 @@ class Messaging:
     ) -> list[MessageView]:
         me = auth.user
         async with self._db.read() as store:
-            other = await find_user(store, username)
+            other = await find_user(store, username, deleted=True)  # old messages stay
             conv = await store.conversations.between(me.id, other.id)
             if conv is None:
                 return []
@@ -272,7 +280,7 @@ class Messaging:
     async def _set_state(self, auth: AuthContext, username: str, state: str) -> ConversationView:
         me = auth.user
         async with self._db.write() as store:
-            other = await find_user(store, username)
+            other = await find_user(store, username, deleted=True)
             conv = await store.conversations.between(me.id, other.id)
             if conv is None or await store.conversations.member_state(conv.id, me.id) is None:
                 raise NotFound("conversation_not_found", "no conversation with this user")

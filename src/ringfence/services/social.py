@@ -11,6 +11,8 @@ blocked pair first, and a follow *by* them only ever widens what reaches *them*)
 the one who blocked them does not see them among their followers. The one who
 blocked is told so when they try to follow or message.
 
+A deleted account is, for all of this, a name nobody has (:func:`find_user`).
+
 Follows, unfollows and profile lookups are limited per account
 (:mod:`ringfence.services.limits`): following and unfollowing in a loop is a way to
 nag, and looking names up in bulk is a way to list who is here.
@@ -27,9 +29,12 @@ from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, User
 
 
-async def find_user(store: Store, username: str) -> User:
+async def find_user(store: Store, username: str, *, deleted: bool = False) -> User:
+    """The user of that name, or 404. A deleted account is 404 too, exactly like a
+    name nobody has, unless ``deleted``: only reading (and marking read, accepting,
+    declining) the conversation one had with it may still find it."""
     user = await store.users.by_username(username) if is_username(username) else None
-    if user is None:
+    if user is None or (user.deleted_at is not None and not deleted):
         raise NotFound("user_not_found", "no such user")
     return user
 

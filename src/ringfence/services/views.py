@@ -19,6 +19,11 @@ Audience = Literal["following", "verified", "everyone"]
 DirectConnections = Literal["nobody", "following", "everyone"]
 
 
+# How a deleted account is shown wherever its old messages are (its username then is
+# "deleted_account_" and random hex, which nobody can register: services/accounts.py).
+DELETED_ACCOUNT_NAME = "Deleted account"
+
+
 class UserView(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -29,6 +34,13 @@ class UserView(BaseModel):
 
     @classmethod
     def of(cls, user: User) -> UserView:
+        if user.deleted_at is not None:
+            return cls(
+                id=user.id,
+                username=user.username,
+                display_name=DELETED_ACCOUNT_NAME,
+                verified=False,
+            )
         return cls(
             id=user.id,
             username=user.username,

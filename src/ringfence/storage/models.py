@@ -76,6 +76,22 @@ class User(Base):
     # order even with several nodes writing.
     stream_pos: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the person deleted their account (services/accounts.py): the row stays,
+    # under a "deleted_..." username, only so that the messages they sent stay with
+    # their recipients. It is suspended too, so that every rule that refuses a
+    # suspended account (messages, calls, sign-in) refuses it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UsernameHold(Base):
+    """The username of a deleted account, which nobody may register until
+    ``deleted_username_hold_days`` after ``held_at``. Nothing else about the account
+    is kept here; the row is deleted once the hold is over."""
+
+    __tablename__ = "username_holds"
+
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Session(Base):

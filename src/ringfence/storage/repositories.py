@@ -39,6 +39,7 @@ from ringfence.storage.models import (
     Report,
     Session,
     User,
+    UsernameHold,
     UserSettings,
 )
 from ringfence.storage.models import Id as _Id
@@ -58,6 +59,7 @@ __all__ = [
     "Store",
     "User",
     "UserSettings",
+    "UsernameHold",
 ]
 
 
@@ -81,7 +83,15 @@ _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _members: Table = ConversationMember.__table__  # type: ignore[assignment]
 _messages: Table = Message.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
-_USER_COLUMNS = ("id", "username", "display_name", "verified", "suspended", "stream_pos")
+_USER_COLUMNS = (
+    "id",
+    "username",
+    "display_name",
+    "verified",
+    "suspended",
+    "stream_pos",
+    "deleted_at",
+)
 _MESSAGE_COLUMNS = (
     "id",
     "conversation_id",
@@ -233,6 +243,7 @@ class Users:
             suspended=False,
             stream_pos=0,
             created_at=now,
+            deleted_at=None,
         )
         self._s.add(user)
         await self._s.flush()
@@ -254,7 +265,12 @@ class Users:
         await self._s.execute(update(User).where(User.id == user_id).values(verified=verified))
 
     async def set_suspended(self, user_id: int, suspended: bool) -> None:
-        await self._s.execute(update(User).where(User.id == user_id).values(suspended=suspended))
+        # A deleted account stays suspended: lifting it would let it be messaged again.
+        await self._s.execute(
+            update(User)
+            .where(User.id == user_id, User.deleted_at.is_(None))
+            .values(suspended=suspended)
+        )
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         await self._s.execute(
@@ -265,6 +281,85 @@ class Users:
         await self._s.execute(
             update(User).where(User.id == user_id).values(display_name=display_name)
         )
+
+    # --- deleted accounts -------------------------------------------------------------
+
+    async def mark_deleted(
+        self, user_id: int, *, username: str, display_name: str, now: datetime
+    ) -> None:
+        """Turn the account into what is left of a deleted one: renamed (``username``,
+        which must be free), no password (an empty hash verifies nothing), not
+        verified, and suspended, so that every rule that refuses a suspended account
+        refuses it too."""
+        await self._s.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                username=username,
+                display_name=display_name,
+                password_hash="",
+                verified=False,
+                suspended=True,
+                deleted_at=now,
+            )
+        )
+
+    async def forget(self, user_id: int) -> None:
+        """Delete what a deleted account leaves behind but the messages it sent (they
+        stay with their recipients) and the messages it received (their senders'
+        own): its sessions, settings, follows and blocks both ways, event stream, its
+        side of each conversation (state, read position), and its messages that were
+        never delivered (withheld: only it ever saw them). A conversation nobody is
+        left in goes too."""
+        s = self._s
+        await s.execute(delete(Session).where(Session.user_id == user_id))
+        await s.execute(delete(UserSettings).where(UserSettings.user_id == user_id))
+        await s.execute(
+            delete(Follow).where(or_(Follow.follower_id == user_id, Follow.followee_id == user_id))
+        )
+        await s.execute(
+            delete(Block).where(or_(Block.blocker_id == user_id, Block.blocked_id == user_id))
+        )
+        await s.execute(delete(Event).where(Event.user_id == user_id))
+        await s.execute(
+            delete(Message).where(Message.sender_id == user_id, Message.withheld.is_(True))
+        )
+        conversation_ids = list(
+            await s.scalars(
+                select(ConversationMember.conversation_id).where(
+                    ConversationMember.user_id == user_id
+                )
+            )
+        )
+        await s.execute(delete(ConversationMember).where(ConversationMember.user_id == user_id))
+        if conversation_ids:
+            has_members = exists().where(ConversationMember.conversation_id == Conversation.id)
+            empty = list(
+                await s.scalars(
+                    select(Conversation.id).where(
+                        Conversation.id.in_(conversation_ids), ~has_members
+                    )
+                )
+            )
+            if empty:
+                await s.execute(delete(Message).where(Message.conversation_id.in_(empty)))
+                await s.execute(delete(Conversation).where(Conversation.id.in_(empty)))
+
+    async def hold_username(self, username: str, now: datetime) -> None:
+        """Keep ``username`` from being registered again, from ``now`` on."""
+        insert = _insert(self._s, UsernameHold).values(username=username, held_at=now)
+        await self._s.execute(
+            insert.on_conflict_do_update(index_elements=["username"], set_={"held_at": now})
+        )
+
+    async def username_held_since(self, username: str) -> datetime | None:
+        return await self._s.scalar(
+            select(UsernameHold.held_at).where(UsernameHold.username == username)
+        )
+
+    async def release_holds(self, *, held_before: datetime) -> None:
+        """Forget the usernames whose hold began before ``held_before`` (is over)."""
+        await self._s.execute(delete(UsernameHold).where(UsernameHold.held_at < held_before))
 
     async def next_stream_pos(self, user_id: int) -> int:
         """Reserve the next stream position; the row lock orders concurrent writers."""

@@ -297,4 +297,18 @@ export class Api {
   startCall(to, media) {
     return this.request("POST", "/api/v1/calls", { body: { to, media } });
   }
+
+  // --- deleting my account ----------------------------------------------------------
+
+  /**
+   * Delete my account for good; the password confirms it (a wrong one is 403
+   * wrong_password). Every session of mine ends, this one too (its socket closes
+   * with 4401). Messages I sent stay with the people who got them, shown as from
+   * "Deleted account".
+   * @param {string} password
+   * @returns {Promise<null>}
+   */
+  deleteAccount(password) {
+    return this.request("DELETE", "/api/v1/me", { body: { password } });
+  }
 }

@@ -1,8 +1,9 @@
-// The account page: my display name, my password, and the devices signed in to my
-// account. The server is the judge of every change (what a display name may be, the
-// current password); the page only says, in plain words, what it decided. The two
-// checks done here first (the new password typed twice alike, and long enough) are
-// ones the person can fix before anything is sent.
+// The account page: my display name, my password, the devices signed in to my
+// account, and deleting the account. The server is the judge of every change (what a
+// display name may be, the current password); the page only says, in plain words,
+// what it decided. The checks done here first (the new password typed twice alike,
+// and long enough; the username typed out before a deletion) are ones the person can
+// fix before anything is sent.
 
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
@@ -15,6 +16,9 @@ import { setPageTitle } from "../title.js";
 /** The server's shortest new password (services/accounts.py). */
 const MIN_PASSWORD = 10;
 const NAME_RULE = "Use 1 to 64 visible characters, on one line.";
+/** What the sign-in page says once this tab's account has been deleted. */
+export const DELETED_NOTICE =
+  "Your account has been deleted, and every device of yours is signed out. Messages you sent stay with the people who got them, from \u201cDeleted account\u201d.";
 
 /**
  * @param {AppContext} ctx
@@ -92,6 +96,38 @@ export function renderAccount(ctx, root) {
   const sessionsList = h("ul", { class: "list sessions", attrs: { "aria-labelledby": "sessions-title" } });
   const sessionsStatus = statusLine("sessions-status");
 
+  // --- deleting the account ---------------------------------------------------------
+  const me = ctx.store.me.username;
+  const deletePassword = h("input", {
+    attrs: {
+      id: "delete-password", type: "password", autocomplete: "current-password", required: true,
+      "aria-describedby": "delete-error",
+    },
+  });
+  const deleteConfirm = h("input", {
+    attrs: {
+      id: "delete-confirm", name: "confirm_username", autocomplete: "off", autocapitalize: "none",
+      spellcheck: "false", required: true, "aria-describedby": "delete-confirm-help delete-error",
+    },
+  });
+  const deleteError = h("p", { class: "form-error", attrs: { id: "delete-error", role: "alert" } });
+  const deleteStatus = statusLine("delete-status");
+  const deleteButton = h("button", { class: "danger", text: "Delete my account", attrs: { type: "submit" } });
+  const deleteForm = h("form", { attrs: { "aria-labelledby": "delete-title", novalidate: true }, on: { submit: onDelete } },
+    h("div", { class: "field" },
+      h("label", { text: "Your password", attrs: { for: "delete-password" } }),
+      deletePassword,
+    ),
+    h("div", { class: "field" },
+      h("label", { text: "Type your username to confirm", attrs: { for: "delete-confirm" } }),
+      deleteConfirm,
+      h("p", { class: "help", text: `Your username is ${me}.`, attrs: { id: "delete-confirm-help" } }),
+    ),
+    deleteError,
+    deleteButton,
+    deleteStatus,
+  );
+
   replace(root, h("div", { class: "page account" },
     h("h1", { text: "Account", attrs: { tabindex: "-1" } }),
     h("section", { class: "panel", attrs: { "aria-labelledby": "name-title" } },
@@ -108,6 +144,16 @@ export function renderAccount(ctx, root) {
       h("p", { class: "help", text: "Where you're signed in now. If you don't recognise a device, sign it out and change your password." }),
       sessionsList,
       sessionsStatus,
+    ),
+    h("section", { class: "panel danger-zone", attrs: { "aria-labelledby": "delete-title" } },
+      h("h2", { text: "Delete account", attrs: { id: "delete-title" } }),
+      h("p", { class: "warning", attrs: { id: "delete-warning" } },
+        "This can't be undone. Every device of yours is signed out at once, and your settings, ",
+        "the people you follow and block, and who follows you are deleted. Messages you sent ",
+        "stay with the people who got them, shown as from \u201cDeleted account\u201d. ",
+        "Nobody can take your username for a while.",
+      ),
+      deleteForm,
     ),
   ));
 
@@ -195,6 +241,56 @@ export function renderAccount(ctx, root) {
     input.focus();
   }
 
+  // --- deleting the account: asking, then signing out -------------------------------
+
+  /** @param {SubmitEvent} event */
+  async function onDelete(event) {
+    event.preventDefault();
+    clearDeleteErrors();
+    setLine(deleteStatus, "", "none");
+    if (!deletePassword.value) return deleteProblem(deletePassword, "Enter your password.");
+    if (deleteConfirm.value.trim().replace(/^@/, "") !== me) {
+      return deleteProblem(deleteConfirm, `Type your username, ${me}, to confirm.`);
+    }
+    deleteButton.disabled = true;
+    setLine(deleteStatus, "Deleting your account…", "pending");
+    try {
+      await ctx.api.deleteAccount(deletePassword.value);
+    } catch (err) {
+      deleteButton.disabled = false;
+      setLine(deleteStatus, "", "none");
+      if (err instanceof ApiError && err.status === 403) {
+        deleteProblem(deletePassword, "That isn't your password. Your account was not deleted.");
+      } else if (err instanceof ApiError && err.status === 429) {
+        deleteProblem(deletePassword, `Too many tries at your password. ${tryAgain(err.retryAfterS)} Your account was not deleted.`);
+      } else {
+        deleteProblem(deletePassword, `Your account was not deleted: ${problem(err)}`);
+      }
+      return undefined;
+    }
+    deletePassword.value = "";
+    // The server has ended every session already (this tab's socket may have closed
+    // first): sign this tab out, and say on the sign-in page what happened.
+    announceOnSignIn(root, DELETED_NOTICE);
+    await ctx.signOut();
+    return undefined;
+  }
+
+  function clearDeleteErrors() {
+    deleteError.textContent = "";
+    for (const input of [deletePassword, deleteConfirm]) input.removeAttribute("aria-invalid");
+  }
+
+  /**
+   * @param {HTMLInputElement} input The field to fix.
+   * @param {string} text
+   */
+  function deleteProblem(input, text) {
+    deleteError.textContent = text;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+
   // --- sessions: listing and signing out --------------------------------------------
 
   async function loadSessions() {
@@ -264,6 +360,34 @@ export function renderAccount(ctx, root) {
     alive = false;
     unsubscribe();
   };
+}
+
+/**
+ * Put `text` in the sign-in page's notice once the app shows it in `root` (at once if
+ * it does already: a closed socket may have signed this tab out first). The app
+ * renders that page itself, after the sign-out, with its own words for a session that
+ * ended; these replace them. Watches for a few seconds only.
+ * @param {HTMLElement} root
+ * @param {string} text
+ */
+function announceOnSignIn(root, text) {
+  const put = () => {
+    const form = root.querySelector("form.auth-form");
+    if (!form) return;
+    let notice = form.querySelector(".notice");
+    if (notice?.textContent === text) return;
+    if (!notice) {
+      notice = h("p", { class: "notice", attrs: { role: "status" } });
+      const title = form.querySelector("h1");
+      if (title) title.after(notice);
+      else form.prepend(notice);
+    }
+    notice.textContent = text;
+  };
+  put();
+  const watch = new MutationObserver(put);
+  watch.observe(root, { childList: true, subtree: true });
+  setTimeout(() => watch.disconnect(), 5000);
 }
 
 /**
