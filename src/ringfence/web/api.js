@@ -298,6 +298,15 @@ export class Api {
     return this.request("POST", "/api/v1/calls", { body: { to, media } });
   }
 
+  /**
+   * A page of my calls, newest first, all older than message `before`.
+   * @param {{before?: number, limit?: number}} [page]
+   * @returns {Promise<import("./types.js").CallHistoryItem[]>}
+   */
+  async calls({ before, limit = 50 } = {}) {
+    return (await this.request("GET", "/api/v1/calls", { params: { before, limit } })).calls;
+  }
+
   // --- deleting my account ----------------------------------------------------------
 
   /**

@@ -4,15 +4,17 @@
 
 import { Api, ApiError } from "./api.js";
 import { CallManager } from "./call.js";
+import { CallLog } from "./calllog.js";
 import { byId, h, replace, toast } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { Outbox } from "./outbox.js";
 import { clearSession, loadSession, saveSession } from "./session.js";
 import { Store } from "./store.js";
-import { setUnreadCount } from "./title.js";
+import { setMissedCalls, setUnreadCount } from "./title.js";
 import { renderAuth } from "./views/auth.js";
 import { CallView } from "./views/call.js";
 import { renderAccount } from "./views/account.js";
+import { renderCalls } from "./views/calls.js";
 import { renderConversation } from "./views/conversation.js";
 import { renderInbox } from "./views/inbox.js";
 import { renderSettings } from "./views/settings.js";
@@ -28,8 +30,10 @@ const callLayer = byId("call", HTMLElement);
 const signOutButton = byId("signout", HTMLButtonElement);
 const inboxCount = byId("inbox-count", HTMLElement);
 const inboxLink = byId("nav-inbox", HTMLAnchorElement);
+const callsCount = byId("calls-count", HTMLElement);
+const callsLink = byId("nav-calls", HTMLAnchorElement);
 /** Screens of their own (not the inbox, not a conversation), by their address. */
-const PAGES = new Set(["#/settings", "#/account"]);
+const PAGES = new Set(["#/calls", "#/settings", "#/account"]);
 
 /** @type {string | null} */
 let token = null;
@@ -41,6 +45,7 @@ const api = new Api(() => token, () => endSession("Your session has ended. Sign 
  * @property {AppContext} ctx
  * @property {EventSocket} events
  * @property {CallView} callView
+ * @property {CallLog} callLog My calls, for the Calls page and its missed-call count.
  */
 /** @type {Live | null} */
 let live = null;
@@ -82,12 +87,15 @@ function start(sessionToken, me) {
     main.inert = open;
     topbar.inert = open;
   });
-  live = { ctx: context(store, outbox, calls, events), events, callView };
+  const callLog = new CallLog(api, store);
+  live = { ctx: context(store, outbox, calls, events), events, callView, callLog };
   store.subscribe(() => showUnread(store.unreadTotal()));
+  callLog.subscribe(() => showMissed(callLog.missedCount()));
   topbar.hidden = false;
   byId("me-name", HTMLElement).textContent = `@${me.username}`;
   events.start();
   void reloadConversations();
+  void callLog.load();
   void api.me().then((data) => {
     setMe(store, data.user);
     store.settings = data.settings;
@@ -134,10 +142,12 @@ function endSession(notice) {
   live?.ctx.calls.stop();
   live?.events.stop();
   live?.callView.update(null);
+  live?.callLog.stop();
   live = null;
   token = null;
   clearSession();
   showUnread(0);
+  showMissed(0);
   topbar.hidden = true;
   authMode = "signin";
   authNotice = notice;
@@ -157,6 +167,7 @@ function onReady(ready, reconnected) {
     // The server's stream was reset (e.g. a restored database): start from scratch.
     live.ctx.store.threads.clear();
     void reloadConversations();
+    live.callLog.reset();
     route();
   }
 }
@@ -172,6 +183,7 @@ function onEvent(event) {
       const peer = store.peerOf(event.message);
       const seen = store.viewing === peer && document.visibilityState === "visible";
       if (!store.addMessage(event.message, event.is_request, seen)) void reloadConversations();
+      live.callLog.addMessage(event.message); // a call record is one more call on the Calls page
       break;
     }
     case "conversation.updated":
@@ -190,6 +202,7 @@ function onEvent(event) {
       // A new display name, mine (from any device) or of someone I talk with: every
       // screen shows it from the store, and a reload starts from it too.
       store.updateUser(event.user);
+      live.callLog.updateUser(event.user);
       if (event.user.username === store.me.username) remember(store.me);
       break;
     case "typing":
@@ -225,6 +238,20 @@ function showUnread(total) {
   if (total > 0) inboxLink.setAttribute("aria-label", `Inbox, ${total} unread`);
   else inboxLink.removeAttribute("aria-label");
   setUnreadCount(total);
+}
+
+/**
+ * The count on the Calls link (missed calls since Calls was last opened in this
+ * browser), also counted in the tab's title.
+ * @param {number} missed
+ */
+function showMissed(missed) {
+  const text = missed > 99 ? "99+" : String(missed);
+  callsCount.hidden = missed === 0;
+  if (callsCount.textContent !== text) callsCount.textContent = text;
+  if (missed > 0) callsLink.setAttribute("aria-label", `Calls, ${missed} missed`);
+  else callsLink.removeAttribute("aria-label");
+  setMissedCalls(missed);
 }
 
 /** @param {StatusInfo} info */
@@ -454,7 +481,9 @@ function route() {
     replace(main, h("p", { class: "page empty", text: "That conversation doesn't exist." }));
     return;
   }
-  if (hash === "#/settings") {
+  if (hash === "#/calls") {
+    cleanupView = renderCalls(ctx, main, live.callLog);
+  } else if (hash === "#/settings") {
     cleanupView = renderSettings(ctx, main);
   } else if (hash === "#/account") {
     cleanupView = renderAccount(ctx, main);

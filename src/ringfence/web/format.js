@@ -17,6 +17,33 @@ const noun = (media) => (media === "video" ? "video call" : "audio call");
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /**
+ * What became of a call, from the viewer's side: one reading of the server's outcome,
+ * shared by the thread's call records, the Calls page and its missed-call count.
+ * A call that rang here and was never answered (its caller gave up, or I was busy)
+ * is "missed"; one I declined is "declined", not missed.
+ * @typedef {"completed" | "failed" | "missed" | "no_answer" | "declined" | "cancelled" | "busy"} CallResult
+ * @param {CallRecord} call
+ * @param {boolean} outgoing The viewer placed the call.
+ * @returns {CallResult}
+ */
+export function callResult(call, outgoing) {
+  switch (call.outcome) {
+    case "completed":
+      return "completed";
+    case "not_connected":
+      return "failed"; // answered, but no conversation: no duration
+    case "missed":
+      return outgoing ? "no_answer" : "missed";
+    case "rejected":
+      return "declined";
+    case "cancelled":
+      return outgoing ? "cancelled" : "missed";
+    case "busy":
+      return outgoing ? "busy" : "missed";
+  }
+}
+
+/**
  * "Audio call · 3:12", "Missed video call", "Call didn't connect"... from the
  * viewer's side.
  * @param {CallRecord} call
@@ -24,20 +51,61 @@ const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
  */
 export function callLabel(call, outgoing) {
   const what = noun(call.media);
-  switch (call.outcome) {
+  switch (callResult(call, outgoing)) {
     case "completed":
       return `${capital(what)} · ${duration(call.duration_s)}`;
-    case "not_connected":
-      return "Call didn't connect"; // answered, but no conversation: no duration
+    case "failed":
+      return "Call didn't connect";
     case "missed":
-      return outgoing ? `${capital(what)} · No answer` : `Missed ${what}`;
-    case "rejected":
+      return `Missed ${what}`;
+    case "no_answer":
+      return `${capital(what)} · No answer`;
+    case "declined":
       return outgoing ? `${capital(what)} · Declined` : `Declined ${what}`;
     case "cancelled":
-      return outgoing ? `Cancelled ${what}` : `Missed ${what}`;
+      return `Cancelled ${what}`;
     case "busy":
-      return outgoing ? `${capital(what)} · Busy` : `Missed ${what}`;
+      return `${capital(what)} · Busy`;
   }
+}
+
+/**
+ * The outcome alone, in a word or two, for a list that says the direction and the
+ * kind of call beside it: "Missed", "No answer", "Declined", "2 min 14 s"...
+ * @param {CallRecord} call
+ * @param {boolean} outgoing The viewer placed the call.
+ */
+export function callOutcome(call, outgoing) {
+  switch (callResult(call, outgoing)) {
+    case "completed":
+      return spokenDuration(call.duration_s);
+    case "failed":
+      return "Didn't connect";
+    case "missed":
+      return "Missed";
+    case "no_answer":
+      return "No answer";
+    case "declined":
+      return "Declined";
+    case "cancelled":
+      return "Cancelled";
+    case "busy":
+      return "Busy";
+  }
+}
+
+/**
+ * A length of time in words that read well aloud too: "45 s", "2 min 14 s", "1 h 5 min".
+ * @param {number} seconds
+ */
+export function spokenDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const secs = s % 60;
+  if (hours) return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+  if (minutes) return secs ? `${minutes} min ${secs} s` : `${minutes} min`;
+  return `${secs} s`;
 }
 
 /**
@@ -70,6 +138,23 @@ export function clock(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * When something happened, for a list where the time of day matters on any day (the
+ * Calls page): "14:05" today, "Yesterday 14:05", "9 Mar 14:05", "9 Mar 2025 14:05".
+ * @param {string} iso
+ * @param {Date} [now]
+ */
+export function dayAndTime(iso, now = new Date()) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const at = clock(iso);
+  const key = dayKey(date);
+  if (key === dayKey(now)) return at;
+  if (key === dayKey(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1))) return `Yesterday ${at}`;
+  const year = date.getFullYear() === now.getFullYear() ? undefined : "numeric";
+  return `${date.toLocaleDateString([], { day: "numeric", month: "short", year })} ${at}`;
 }
 
 /**

@@ -1,10 +1,13 @@
 // The tab's title: the screen's own ("Inbox · Ringfence"), led by the number of
-// unread messages when there are any ("(3) Inbox · Ringfence"), as mail and chat
-// apps do, so a glance at the tab says whether anything is waiting. Views set their
-// title here rather than on document.title, so neither part overwrites the other.
+// things waiting when there are any ("(3) Inbox · Ringfence"), as mail and chat apps
+// do, so a glance at the tab says whether anything is waiting. That number is the
+// unread messages plus the missed calls not yet seen on the Calls page, as a phone's
+// app badge counts both. Views set their title here rather than on document.title,
+// so neither part overwrites the other.
 
 let page = "Ringfence";
 let unread = 0;
+let missed = 0;
 
 /** @param {string} title The screen's title, without the count. */
 export function setPageTitle(title) {
@@ -18,7 +21,14 @@ export function setUnreadCount(count) {
   apply();
 }
 
+/** @param {number} count Missed calls since the Calls page was last opened. */
+export function setMissedCalls(count) {
+  missed = count;
+  apply();
+}
+
 function apply() {
-  const title = unread > 0 ? `(${unread}) ${page}` : page;
+  const waiting = unread + missed;
+  const title = waiting > 0 ? `(${waiting}) ${page}` : page;
   if (document.title !== title) document.title = title;
 }

@@ -245,3 +245,16 @@
  */
 
 export {};
+
+// --- call history (GET /api/v1/calls) -----------------------------------------------
+
+/**
+ * One call of mine, as GET /api/v1/calls lists them (newest first): the call record
+ * of message `message_id`, with the other person and which way it went.
+ * @typedef {object} CallHistoryItem
+ * @property {number} message_id The call record's message id (the paging cursor).
+ * @property {CallRecord} call
+ * @property {User} peer The other person.
+ * @property {"outgoing" | "incoming"} direction
+ * @property {string} created_at
+ */
