@@ -4,9 +4,9 @@ None of this is durable: it lives in memory on a single node, and in Redis (with
 when several nodes share it. The interfaces are what services see; both backends sit
 behind them, so the code above is identical.
 
-Live-call state holds the caller's offer SDP while the call rings, because a callee
-device that connects mid-ring must still be able to ring. SDP lives only here, in
-memory or in Redis with a TTL, and never in the database or a log (privacy invariant 2).
+Live-call state (:class:`~ringfence.calls.live.LiveCall`) holds the caller's offer SDP
+while the call rings; it lives only here, in memory or in Redis with a TTL, and never in
+the database or a log (privacy invariant 2).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-from ringfence.calls.state import Call
+from ringfence.calls.live import LiveCall
 
 
 class RateLimiter(abc.ABC):
@@ -59,32 +58,6 @@ class InMemoryRateLimiter(RateLimiter):
 
 def retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
-
-
-TransportPolicy = Literal["relay", "all"]
-
-
-@dataclass(frozen=True)
-class LiveCall:
-    """A call in progress and the signaling it still needs to hand on."""
-
-    call: Call
-    offer_sdp: str | None = None
-    # Caller candidates that arrive while the call rings wait here for the device that
-    # answers: devices that merely ring learn nothing about the caller's network.
-    pending_candidates: tuple[dict[str, object], ...] = field(default=())
-    caller_policy: TransportPolicy = "relay"
-    callee_policy: TransportPolicy = "relay"
-    # The callee silences unknown callers: ring out unseen, then record a missed call.
-    silenced: bool = False
-    # A mid-call transport switch under way: the device that makes the ICE-restart
-    # offer, and when the switch began (a switch left unfinished does not block the
-    # next one for ever).
-    switching_device: str | None = None
-    switch_started: float | None = None
-    # The stored version this value was read at (0: never stored). Set by the store on
-    # every write and compared by :meth:`CallStore.replace`; not part of the call.
-    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from ringfence.calls.live import LiveCall, TransportPolicy
 from ringfence.calls.state import IN_CALL, Call
-from ringfence.realtime.ephemeral import CallStore, Deadline, LiveCall, TransportPolicy
+from ringfence.realtime.ephemeral import CallStore, Deadline
 
 
 def text(value: bytes | str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
+from ringfence.calls.live import LiveCall
 from ringfence.calls.state import Call, CallState, Media, transition
 from ringfence.realtime.bus import Envelope
 from ringfence.realtime.ephemeral import (
@@ -25,7 +26,6 @@ from ringfence.realtime.ephemeral import (
     InMemoryCallStore,
     InMemoryPresence,
     InMemoryRateLimiter,
-    LiveCall,
     PresenceRegistry,
     RateLimiter,
 )
