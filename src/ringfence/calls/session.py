@@ -546,9 +546,15 @@ class CallSession:
                 callee_policy=stricter(live.callee_policy, policies[1]),
             )
             if tightened.caller_policy == "relay" and live.caller_policy != "relay":
-                # What was queued under the old policy must not reach the callee.
+                # What was kept under the old policy must not reach the callee, nor stay
+                # in the store: the offer (for devices that connect later) and the
+                # queued candidates.
                 tightened = dataclasses.replace(
-                    tightened, pending_candidates=self._relay_only(live.pending_candidates)
+                    tightened,
+                    offer_sdp=None
+                    if live.offer_sdp is None
+                    else self._sdp(live.offer_sdp, "relay"),
+                    pending_candidates=self._relay_only(live.pending_candidates),
                 )
             if tightened != live:
                 self.live = tightened
