@@ -20,12 +20,12 @@ from ringfence import __version__
 from ringfence.api import accounts, calls, conversations, docs, errors, events, me, reports, web
 from ringfence.api.connections import ConnectionGuard, guarded_protocol
 from ringfence.api.limits import BodyLimit
+from ringfence.backends import Backend
+from ringfence.backends.memory import InMemoryRateLimiter, in_memory_backend
+from ringfence.backends.redis import open_redis_backend
 from ringfence.clock import Clock, SystemClock
 from ringfence.config import ConfigError, Settings
-from ringfence.realtime.backend import Backend, in_memory_backend
-from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
-from ringfence.realtime.redis_backend import open_redis_backend
 from ringfence.realtime.redis_bus import RedisBus
 from ringfence.redact import scrub_relay_logs
 from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime

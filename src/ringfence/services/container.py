@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ringfence.backends import Backend
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.backend import Backend
 from ringfence.realtime.bus import Bus
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from ringfence.backends.redis.calls import RedisCallStore
 from ringfence.calls.live import LiveCall
 from ringfence.calls.state import Call, CallState, Media, transition
 from ringfence.clock import FakeClock
-from ringfence.realtime.redis_calls import RedisCallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import Coturn, befriend, call_settings, start_call
 from tests.integration.calls.sdp import sdp_pair

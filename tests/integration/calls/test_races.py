@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ringfence.calls.live import LiveCall
-from ringfence.realtime.ephemeral import CallStore
+from ringfence.services.calls.store import CallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import (
     allow_direct,

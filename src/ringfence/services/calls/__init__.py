@@ -16,14 +16,16 @@ from ringfence.calls.codec import ClientCallFrame
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import CallStore, Presence, RateLimiter
+from ringfence.realtime.hub import Presence
 from ringfence.services.accounts import AuthContext
 from ringfence.services.calls.admission import CallAdmission, StartedCall
 from ringfence.services.calls.budget import CallBudget
 from ringfence.services.calls.deadlines import DeadlineSweeper
 from ringfence.services.calls.records import CallHistoryEntry, CallRecords
 from ringfence.services.calls.signaling import Device, Signaling
+from ringfence.services.calls.store import CallStore
 from ringfence.services.messaging import Messaging
+from ringfence.services.ratelimit import RateLimiter
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
 from ringfence.turn.credentials import TurnCredentialIssuer

@@ -16,10 +16,10 @@ from ringfence.calls.session import RING
 from ringfence.calls.state import IN_CALL, Call, CallState, Media
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import CallStore
 from ringfence.services.accounts import AuthContext
 from ringfence.services.call_policy import call_verdict, pair_facts, transport_policies
 from ringfence.services.calls.budget import CallBudget
+from ringfence.services.calls.store import CallStore
 from ringfence.services.errors import Conflict, Forbidden, RateLimited
 from ringfence.storage.database import Database
 

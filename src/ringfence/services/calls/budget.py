@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ringfence.calls.codec import IceServer
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.errors import RateLimited
+from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.turn.credentials import TurnCredentialIssuer
 
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ringfence.clock import Clock
-from ringfence.realtime.ephemeral import CallStore, Deadline
+from ringfence.services.calls.store import CallStore, Deadline
 from ringfence.tasks import raise_if_cancelled, stop
 
 log = logging.getLogger(__name__)

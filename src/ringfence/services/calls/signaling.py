@@ -42,10 +42,11 @@ from ringfence.calls.session import (
 from ringfence.calls.state import IN_CALL, Call, CallState
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import CallStore, Deadline, Presence
+from ringfence.realtime.hub import Presence
 from ringfence.services.call_policy import pair_facts, transport_policies
 from ringfence.services.calls.budget import CallBudget
 from ringfence.services.calls.records import CallRecords
+from ringfence.services.calls.store import CallStore, Deadline
 from ringfence.services.errors import RateLimited
 from ringfence.services.stream import EventStream
 from ringfence.services.views import UserView
