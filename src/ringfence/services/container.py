@@ -16,6 +16,7 @@ from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
+from ringfence.services.sockets import Sockets
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
 from ringfence.turn.supervisor import CoturnSupervisor
@@ -36,5 +37,6 @@ class Services:
     user_settings: SettingsService
     moderation: Moderation
     calls: Calls
+    sockets: Sockets
     turn_supervisor: CoturnSupervisor | None
     backend: Backend  # owns bus and the ephemeral state; closed last but the database
