@@ -1,7 +1,9 @@
 """Write the browser client's files that are generated from the Python code.
 
 - ``src/ringfence/web/verification/words.json``: the verification word table
-  (:mod:`ringfence.calls.words`).
+  (:mod:`ringfence.calls.words`);
+- ``src/ringfence/web/callstates.js``: the client call-state table
+  (:mod:`ringfence.wire.call_states`).
 
 Run after changing the source: `.venv/bin/python scripts/lib/render_web_files.py`.
 tests/unit/test_web_files.py fails while a generated file and its source disagree.
