@@ -67,6 +67,7 @@ from ringfence.calls.codec import (
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.verification import verification_code
+from ringfence.client.aiortc_private import nominated_pair, share_certificate
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
 from ringfence.client.media import DiscardSink, MediaSink
@@ -365,18 +366,14 @@ class Call:
         has completed or after teardown."""
         if self._pc is None:
             return None
-        for transceiver in self._pc.getTransceivers():
-            ice = transceiver.sender.transport.transport
-            # aioice keeps the nominated pair per component; RTP and RTCP share
-            # component 1 (rtcp-mux).
-            pair = ice._connection._nominated.get(1)
-            if pair is not None:
-                local, remote = pair.local_candidate, pair.remote_candidate
-                return SelectedPair(
-                    local=CandidateInfo(local.type, local.host, local.port, local.transport),
-                    remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
-                )
-        return None
+        pair = nominated_pair(self._pc)
+        if pair is None:
+            return None
+        local, remote = pair
+        return SelectedPair(
+            local=CandidateInfo(local.type, local.host, local.port, local.transport),
+            remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
+        )
 
     # --- ending -----------------------------------------------------------------------
 
@@ -636,7 +633,7 @@ class Call:
         assert self._pc is not None
         await self._drop_replacement()  # an unfinished earlier switch gives way
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
-        _share_certificate(self._pc, pc)
+        share_certificate(self._pc, pc)  # the same fingerprints, so the same words
         self._next = pc
         self._next_tracks = []
         self._next_held = []
@@ -1055,18 +1052,6 @@ class IncomingCall(Call):
         if self.state is CallState.INCOMING:
             await self._ask_server_to_end(RejectFrame(call_id=self.call_id), "rejected")
         return await self.wait_ended()
-
-
-def _share_certificate(old: RTCPeerConnection, new: RTCPeerConnection) -> None:
-    """Give ``new`` the DTLS certificate of ``old``, so that the fingerprints - and the
-    verification words derived from them - stay the same across a switch. aiortc has
-    no public way to pass a certificate; without this private attribute the switch
-    still works, with new words that both people can compare again."""
-    certificates = getattr(old, "_RTCPeerConnection__certificates", None)
-    if certificates is not None and hasattr(new, "_RTCPeerConnection__certificates"):
-        new._RTCPeerConnection__certificates = certificates
-    else:
-        log.warning("this aiortc cannot reuse the DTLS certificate: the words will change")
 
 
 def _ice_server(server: IceServerFrame) -> IceServer:
