@@ -75,14 +75,14 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 )
                 assert resp.status_code == 201, resp.text
                 # End it (in the call store only: it never rang, so nothing is recorded).
-                await services.calls._calls.remove(resp.json()["call_id"])
+                await services.calls.store.remove(resp.json()["call_id"])
 
             async def socket_auth() -> None:
                 # What the WebSocket's auth frame costs in the database: the token
                 # check, the stream position, and the live-call lookup of device_connected.
                 auth = await services.accounts.authenticate(pop.tokens[1])
                 await services.stream.position(auth.user.id)
-                await services.calls._calls.calls_of(auth.user.id)
+                await services.calls.store.calls_of(auth.user.id)
 
             async def empty_get() -> None:
                 resp = await client.get("/healthz")

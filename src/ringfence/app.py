@@ -21,12 +21,12 @@ from ringfence import __version__
 from ringfence.api import accounts, calls, conversations, docs, errors, events, me, reports, web
 from ringfence.api.connections import ConnectionGuard, guarded_protocol
 from ringfence.api.limits import BodyLimit
+from ringfence.backends import Backend
+from ringfence.backends.memory import InMemoryRateLimiter, in_memory_backend
+from ringfence.backends.redis import open_redis_backend
 from ringfence.clock import Clock, SystemClock
 from ringfence.config import ConfigError, Settings
-from ringfence.realtime.backend import Backend, in_memory_backend
-from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
-from ringfence.realtime.redis_backend import open_redis_backend
 from ringfence.realtime.redis_bus import RedisBus
 from ringfence.redact import scrub_relay_logs
 from ringfence.services.accounts import Accounts, AuthCache, SessionLifetime
@@ -39,6 +39,7 @@ from ringfence.services.moderation import Moderation
 from ringfence.services.passwords import Passwords
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
+from ringfence.services.sockets import Sockets
 from ringfence.services.stream import EventStream
 from ringfence.services.throttle import AccountLimits, AccountThrottle
 from ringfence.storage.database import Database, DatabaseUnavailable
@@ -241,6 +242,37 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         settings=settings,
     )
     calls.start_sweeper()
+    accounts = Accounts(
+        db,
+        Passwords(settings.password_hash_concurrency),
+        clock,
+        AccountThrottle(
+            backend.limiter,
+            AccountLimits(
+                login_attempts_per_account=settings.login_attempts_per_account,
+                login_attempts_per_account_from_address=(
+                    settings.login_attempts_per_account_from_address
+                ),
+                login_attempts_when_slowed=settings.login_attempts_when_slowed,
+                login_attempts_per_address=settings.login_attempts_per_address,
+                registrations_per_address=settings.registrations_per_address,
+            ),
+        ),
+        stream,
+        AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
+        sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
+        limits=limits,
+        username_hold=timedelta(days=settings.deleted_username_hold_days),
+    )
+    sockets = Sockets(
+        accounts=accounts,
+        hub=hub,
+        stream=stream,
+        calls=calls,
+        messaging=messaging,
+        settings=settings,
+        clock=clock,
+    )
     services = Services(
         settings=settings,
         clock=clock,
@@ -248,34 +280,14 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         bus=bus,
         hub=hub,
         stream=stream,
-        accounts=Accounts(
-            db,
-            Passwords(settings.password_hash_concurrency),
-            clock,
-            AccountThrottle(
-                backend.limiter,
-                AccountLimits(
-                    login_attempts_per_account=settings.login_attempts_per_account,
-                    login_attempts_per_account_from_address=(
-                        settings.login_attempts_per_account_from_address
-                    ),
-                    login_attempts_when_slowed=settings.login_attempts_when_slowed,
-                    login_attempts_per_address=settings.login_attempts_per_address,
-                    registrations_per_address=settings.registrations_per_address,
-                ),
-            ),
-            stream,
-            AuthCache(settings.auth_cache_ttl_s, settings.auth_cache_size, clock.monotonic),
-            sessions=SessionLifetime.days(settings.session_idle_days, settings.session_max_days),
-            limits=limits,
-            username_hold=timedelta(days=settings.deleted_username_hold_days),
-        ),
+        accounts=accounts,
         social=Social(db, clock, limits),
         messaging=messaging,
         export=AccountExport(db, clock, limits),
         user_settings=SettingsService(db, clock, calls.direct_connections_changed),
         moderation=Moderation(db, backend.limiter, clock, stream),
         calls=calls,
+        sockets=sockets,
         turn_supervisor=relay.supervisor,
         backend=backend,
     )

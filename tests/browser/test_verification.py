@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
-from ringfence.calls.verification import DATA_DIR, fingerprints, verification_code
+import ringfence
+from ringfence.calls.verification import fingerprints, verification_code
 from tests.browser.conftest import Browsers, Server
 from tests.browser.ui import (
     ApiUser,
@@ -50,6 +52,9 @@ DESCRIPTIONS = """
   return { local: pc.localDescription.sdp, remote: pc.remoteDescription.sdp };
 }
 """
+
+# The test vectors both clients are checked against.
+DATA_DIR = Path(ringfence.__file__).resolve().parent / "web" / "verification"
 
 
 def vectors() -> list[dict[str, Any]]:

@@ -8,26 +8,24 @@ local SDP; the peer's, in its remote SDP) and the call id. Without a man in the 
 both see the same two fingerprints and show the same code; with one, each side sees
 the attacker's fingerprint instead of the other person's, and the codes differ.
 
-The exact derivation (docs/verification.md) is shared with the browser client, and the
-word table and test vectors live in ``ringfence/web/verification/`` so both clients
-read the same files.
+The exact derivation (docs/verification.md) is shared with the browser client. The word
+table is :mod:`ringfence.calls.words`, from which the browser's copy is generated; the
+test vectors in ``ringfence/web/verification/vectors.json`` check both clients.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
+
+from ringfence.calls.words import WORDS
 
 DOMAIN = b"ringfence/call-verification/v2"
 # Hash functions of RFC 8122's registry, strongest first: an SDP's fingerprint is the
 # one of its strongest function (what a browser keeps of several, and checks).
 STRENGTH = ("sha-512", "sha-384", "sha-256", "sha-224", "sha-1", "md5", "md2")
 WORD_COUNT = 5
-DATA_DIR = Path(__file__).resolve().parent.parent / "web" / "verification"
 
 _FINGERPRINT_LINE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)\s*$")
 
@@ -36,14 +34,9 @@ class VerificationError(ValueError):
     """An SDP without a usable DTLS fingerprint: no code can be derived from it."""
 
 
-@functools.cache
 def words() -> tuple[str, ...]:
     """The fixed table of 256 words; byte ``b`` of the digest selects ``words()[b]``."""
-    data = json.loads((DATA_DIR / "words.json").read_text(encoding="utf-8"))
-    table = tuple(data["words"])
-    if len(table) != 256 or len(set(table)) != 256:
-        raise RuntimeError("the verification word table must hold 256 distinct words")
-    return table
+    return WORDS
 
 
 def canonical_fingerprint(algorithm: str, value: str) -> str:

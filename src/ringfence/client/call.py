@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
@@ -68,9 +67,12 @@ from ringfence.calls.codec import (
 )
 from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.verification import verification_code
+from ringfence.client.aiortc_private import nominated_pair, share_certificate
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
 from ringfence.client.media import DiscardSink, MediaSink
+from ringfence.wire.call_states import IN_CALL, TRANSITIONS
+from ringfence.wire.call_states import CallState as CallState  # re-exported: the API
 
 __all__ = [
     "Call",
@@ -111,28 +113,6 @@ RECOVERY_TIMEOUT_S = 20.0
 RESTART_RETRY_S = 4.0
 # How long the offer of a switch the other side asked for may take to arrive.
 REOFFER_WAIT_S = 10.0
-
-
-class CallState(enum.StrEnum):
-    NEW = "new"
-    RINGING = "ringing"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    # The connection dropped mid-call; it is being restarted through the relay.
-    RECONNECTING = "reconnecting"
-    ENDED = "ended"
-
-
-_ALLOWED: dict[CallState, frozenset[CallState]] = {
-    CallState.NEW: frozenset({CallState.RINGING, CallState.ENDED}),
-    CallState.RINGING: frozenset({CallState.CONNECTING, CallState.ENDED}),
-    CallState.CONNECTING: frozenset({CallState.CONNECTED, CallState.ENDED}),
-    CallState.CONNECTED: frozenset({CallState.RECONNECTING, CallState.ENDED}),
-    CallState.RECONNECTING: frozenset({CallState.CONNECTED, CallState.ENDED}),
-    CallState.ENDED: frozenset(),
-}
-# Media connected at least once and the call goes on: signaling for switches applies.
-_IN_CALL = frozenset({CallState.CONNECTED, CallState.RECONNECTING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +307,7 @@ class Call:
         self, new: CallState, reason: str | None = None, detail: str | None = None
     ) -> None:
         old = self.state
-        if new not in _ALLOWED[old]:
+        if new not in TRANSITIONS[old]:
             raise RuntimeError(f"call {self.call_id}: illegal transition {old} -> {new}")
         log.info("call %s: %s -> %s%s", self.call_id, old, new, f" ({reason})" if reason else "")
         self._changes.append(StateChange(new, reason, detail))
@@ -386,18 +366,14 @@ class Call:
         has completed or after teardown."""
         if self._pc is None:
             return None
-        for transceiver in self._pc.getTransceivers():
-            ice = transceiver.sender.transport.transport
-            # aioice keeps the nominated pair per component; RTP and RTCP share
-            # component 1 (rtcp-mux).
-            pair = ice._connection._nominated.get(1)
-            if pair is not None:
-                local, remote = pair.local_candidate, pair.remote_candidate
-                return SelectedPair(
-                    local=CandidateInfo(local.type, local.host, local.port, local.transport),
-                    remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
-                )
-        return None
+        pair = nominated_pair(self._pc)
+        if pair is None:
+            return None
+        local, remote = pair
+        return SelectedPair(
+            local=CandidateInfo(local.type, local.host, local.port, local.transport),
+            remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
+        )
 
     # --- ending -----------------------------------------------------------------------
 
@@ -494,7 +470,7 @@ class Call:
         elif isinstance(frame, CallCandidateFrame):
             await self._on_candidate(frame.candidate)
         elif isinstance(frame, CallAnswerFrame):
-            if self.state is CallState.RINGING:
+            if self.state is CallState.RINGING:  # outgoing: the answer to our offer
                 self.direct_allowed = frame.direct_allowed
             await self._on_answer(frame.sdp)
         elif isinstance(frame, CallIncomingFrame):
@@ -532,9 +508,7 @@ class Call:
             return
         # Before media flows, a refused offer/answer leaves nothing to continue with.
         # Once connected, a refused frame (a stray candidate) does not hurt the call.
-        if self.state in (CallState.NEW, CallState.CONNECTING) or (
-            self.state is CallState.RINGING and self.direction == "outgoing"
-        ):
+        if self.state in (CallState.NEW, CallState.RINGING, CallState.CONNECTING):
             await self._fail(f"the server refused signaling: {code}: {detail}")
         else:
             log.info("call %s: server error %s", self.call_id, code)
@@ -594,7 +568,7 @@ class Call:
     async def _on_transport(self, frame: CallTransportFrame) -> None:
         """The server switched the call: take the new policy and credentials, and (on
         the asking device) offer the connection that replaces this one."""
-        if self.state not in _IN_CALL or self._pc is None:
+        if self.state not in IN_CALL or self._pc is None:
             log.info("call %s: ignoring a transport switch in state %s", self.call_id, self.state)
             return
         self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
@@ -621,7 +595,7 @@ class Call:
         log.info("call %s: offered a %s connection", self.call_id, frame.transport)
 
     async def _on_reoffer(self, sdp: str) -> None:
-        if self.state not in _IN_CALL or self._pc is None:
+        if self.state not in IN_CALL or self._pc is None:
             log.info("call %s: ignoring a switch offer in state %s", self.call_id, self.state)
             return
         self._awaiting_reoffer = None
@@ -644,7 +618,7 @@ class Call:
 
     async def _on_reanswer(self, sdp: str) -> None:
         pc = self._next
-        if self.state not in _IN_CALL or pc is None:
+        if self.state not in IN_CALL or pc is None:
             log.info("call %s: ignoring an unexpected switch answer", self.call_id)
             return
         try:
@@ -659,7 +633,7 @@ class Call:
         assert self._pc is not None
         await self._drop_replacement()  # an unfinished earlier switch gives way
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
-        _share_certificate(self._pc, pc)
+        share_certificate(self._pc, pc)  # the same fingerprints, so the same words
         self._next = pc
         self._next_tracks = []
         self._next_held = []
@@ -694,7 +668,7 @@ class Call:
     async def _promote(self, pc: RTCPeerConnection) -> None:
         """The new connection carries media: the call moves to it, the old one closes
         (and a call that was reconnecting is connected again)."""
-        if pc is not self._next or self.state not in _IN_CALL:
+        if pc is not self._next or self.state not in IN_CALL:
             return
         old, self._pc, self._next = self._pc, pc, None
         self.local_sdp = pc.localDescription.sdp
@@ -819,7 +793,7 @@ class Call:
             # errs that way is honest; the call itself goes on.
             with contextlib.suppress(EventStreamClosed, TimeoutError):
                 await self._send(ConnectedFrame(call_id=self.call_id))
-        elif state == "failed" and self.state in _IN_CALL:
+        elif state == "failed" and self.state in IN_CALL:
             # During a switch the other side may close the old connection as soon as
             # its new one is up: the switch decides. Otherwise restart it.
             if self._next is None:
@@ -840,7 +814,7 @@ class Call:
         loop = asyncio.get_running_loop()
         seen: tuple[RTCPeerConnection | None, int] = (None, -1)
         quiet_since = loop.time()
-        while self.state in _IN_CALL:
+        while self.state in IN_CALL:
             await asyncio.sleep(MEDIA_CHECK_S)
             pc = self._pc
             if pc is None:
@@ -1017,7 +991,7 @@ class IncomingCall(Call):
             media=frame.media,
             ice_servers=[_ice_server(server) for server in frame.ice_servers],
             ice_transport_policy=frame.ice_transport_policy,
-            initial=CallState.RINGING,
+            initial=CallState.INCOMING,
             connect_timeout_s=connect_timeout_s,
         )
         self.caller = frame.caller
@@ -1026,7 +1000,7 @@ class IncomingCall(Call):
 
     def _on_ring_again(self, frame: CallIncomingFrame) -> None:
         # The server rings a device again after it reconnects, with fresh credentials.
-        if self.state is CallState.RINGING:
+        if self.state is CallState.INCOMING:
             self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
             self.ice_transport_policy = frame.ice_transport_policy
 
@@ -1035,11 +1009,12 @@ class IncomingCall(Call):
     ) -> None:
         """Answer: only now is a peer connection created and are candidates gathered.
         Raises :class:`CallEnded` if the call ended (or was answered elsewhere) first."""
-        if self.state is not CallState.RINGING:
+        if self.state is not CallState.INCOMING:
             for track in tracks:
                 track.stop()
             raise CallEnded(self.end_reason or "failed", "the call is no longer ringing")
         assert self.remote_sdp is not None
+        self._transition(CallState.ACCEPTING)
         self._tracks = list(tracks)
         pc = self._peer_connection(sink)
         try:
@@ -1054,7 +1029,7 @@ class IncomingCall(Call):
             sdp = pc.localDescription.sdp
         except Exception as exc:
             await self._abandon(exc, "could not answer")
-        if self.state is not CallState.RINGING:  # ended while we were gathering
+        if not self._still(CallState.ACCEPTING):  # ended while we were gathering
             await self.wait_ended()
             raise CallEnded(self.end_reason or "failed", "the call ended while answering")
         problem = self._gathering_problem(sdp)
@@ -1074,21 +1049,9 @@ class IncomingCall(Call):
 
     async def reject(self) -> str:
         """Decline a ringing call; returns the end reason (``rejected``)."""
-        if self.state is CallState.RINGING:
+        if self.state is CallState.INCOMING:
             await self._ask_server_to_end(RejectFrame(call_id=self.call_id), "rejected")
         return await self.wait_ended()
-
-
-def _share_certificate(old: RTCPeerConnection, new: RTCPeerConnection) -> None:
-    """Give ``new`` the DTLS certificate of ``old``, so that the fingerprints - and the
-    verification words derived from them - stay the same across a switch. aiortc has
-    no public way to pass a certificate; without this private attribute the switch
-    still works, with new words that both people can compare again."""
-    certificates = getattr(old, "_RTCPeerConnection__certificates", None)
-    if certificates is not None and hasattr(new, "_RTCPeerConnection__certificates"):
-        new._RTCPeerConnection__certificates = certificates
-    else:
-        log.warning("this aiortc cannot reuse the DTLS certificate: the words will change")
 
 
 def _ice_server(server: IceServerFrame) -> IceServer:

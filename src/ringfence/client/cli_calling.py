@@ -78,6 +78,8 @@ def safe_markup(value: object) -> str:
 
 def describe(change: StateChange, call: Call, previous: CallState | None = None) -> str:
     """One line for a state the call entered (``previous`` is the state it left)."""
+    if change.state is CallState.ACCEPTING:
+        return "answering…"
     if change.state is CallState.RECONNECTING:
         why = f" ({safe_markup(change.detail)})" if change.detail else ""
         return f"[yellow]connection lost{why}; restarting it through the relay…[/]"

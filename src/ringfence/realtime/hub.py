@@ -1,10 +1,41 @@
-"""This node's live connections, and their subscriptions on the Bus."""
+"""This node's live connections, their subscriptions on the Bus, and the presence
+registry they are recorded in (which devices are connected, on any node)."""
 
 from __future__ import annotations
 
+import abc
+
 from ringfence.realtime.bus import Bus, device_topic, user_topic
 from ringfence.realtime.connection import Connection
-from ringfence.realtime.ephemeral import InMemoryPresence, Presence, PresenceRegistry
+
+
+class Presence(abc.ABC):
+    """Which devices of a user are connected, on any node."""
+
+    @abc.abstractmethod
+    async def devices(self, user_id: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def is_connected(self, user_id: int, device_id: str) -> bool: ...
+
+
+class PresenceRegistry(Presence):
+    """Where a node records the devices connected to it (the Hub does, as they come
+    and go), and where every node reads who is connected anywhere."""
+
+    async def start(self) -> None:
+        """Begin announcing this node, if the backend needs it."""
+
+    async def close(self) -> None:
+        """Withdraw this node and its devices, if the backend needs it."""
+
+    @abc.abstractmethod
+    async def add(self, user_id: int, device_id: str) -> None:
+        """This node now holds a connection of the device."""
+
+    @abc.abstractmethod
+    async def remove(self, user_id: int, device_id: str) -> None:
+        """This node no longer holds a connection of the device."""
 
 
 class Hub(Presence):
@@ -15,9 +46,9 @@ class Hub(Presence):
     older one's late clean-up must not unregister it.
     """
 
-    def __init__(self, bus: Bus, presence: PresenceRegistry | None = None) -> None:
+    def __init__(self, bus: Bus, presence: PresenceRegistry) -> None:
         self._bus = bus
-        self._presence = presence if presence is not None else InMemoryPresence()
+        self._presence = presence
         self._by_user: dict[int, dict[str, Connection]] = {}
         self._count = 0  # connections holding subscriptions
         # After a Bus outage, live events may have been lost: each connection reads

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ringfence.realtime.ephemeral import TransportPolicy
+from ringfence.calls.live import TransportPolicy
 from ringfence.services.views import DEFAULT_SETTINGS, SettingsView
 from ringfence.storage.repositories import Store, User
 

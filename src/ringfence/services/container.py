@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ringfence.backends import Backend
 from ringfence.clock import Clock
 from ringfence.config import Settings
-from ringfence.realtime.backend import Backend
 from ringfence.realtime.bus import Bus
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts
@@ -16,6 +16,7 @@ from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
+from ringfence.services.sockets import Sockets
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
 from ringfence.turn.supervisor import CoturnSupervisor
@@ -36,5 +37,6 @@ class Services:
     user_settings: SettingsService
     moderation: Moderation
     calls: Calls
+    sockets: Sockets
     turn_supervisor: CoturnSupervisor | None
     backend: Backend  # owns bus and the ephemeral state; closed last but the database

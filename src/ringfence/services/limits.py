@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ringfence.config import Settings
-from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.errors import RateLimited
+from ringfence.services.ratelimit import RateLimiter, retry_after
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 

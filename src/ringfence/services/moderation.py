@@ -15,9 +15,9 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from ringfence.clock import Clock
-from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.accounts import AuthContext
 from ringfence.services.errors import InvalidInput, NotFound, RateLimited
+from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
 from ringfence.services.views import UserView

@@ -24,10 +24,7 @@ from ringfence.realtime.bus import (
 )
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store
-
-
-def encode(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+from ringfence.wire.json import encode
 
 
 @dataclass(frozen=True, slots=True)

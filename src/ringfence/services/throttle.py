@@ -21,8 +21,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ringfence.realtime.ephemeral import RateLimiter, retry_after
 from ringfence.services.errors import RateLimited
+from ringfence.services.ratelimit import RateLimiter, retry_after
 
 LOGIN_ACCOUNT_WINDOW_S = 15 * 60
 LOGIN_ADDRESS_WINDOW_S = 60

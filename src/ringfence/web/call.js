@@ -22,20 +22,23 @@
 //   restarted through the relay (the switch above) before the call is given up.
 
 import { ApiError } from "./api.js";
+import { TRANSITIONS } from "./callstates.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
 import { Ringtone } from "./ringtone.js";
 import { verificationCode } from "./verification.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { EventSocket } from "./events.js" */
+/** @import { CallState } from "./callstates.js" */
 /** @import { User, Media, IceServer, IcePolicy, WireCandidate, EndReason, CallEvent, ErrorEvent, CallIncomingEvent, CallTransportEvent } from "./types.js" */
 
-/**
- * starting: asking for the camera and making the offer; ringing: the offer is out;
- * incoming: ringing here; accepting: the user said yes, setting up;
- * connecting: SDP exchanged, ICE at work; connected: media flows.
- * @typedef {"starting" | "ringing" | "incoming" | "accepting" | "connecting" | "connected" | "ended"} CallState
- */
+// Call states (CallState) and the moves between them come from one table shared with the
+// Python client (ringfence/wire/call_states.py, generated into callstates.js).
+// new: asking for the camera and making the offer; ringing: the offer is out;
+// incoming: ringing here; accepting: the user said yes, setting up;
+// connecting: SDP exchanged, ICE at work; connected: media flows. (This client
+// replaces a dropped connection without leaving "connected", so it never uses
+// "reconnecting".)
 
 /** @typedef {"relay" | "direct"} Route */
 
@@ -74,17 +77,6 @@ const GONE_GRACE_MS = 3000;
 // candidates are still on their way; it recovers when they arrive.
 const EARLY_FAILURE_GRACE_MS = 5000;
 
-/** @type {Record<CallState, CallState[]>} */
-const ALLOWED = {
-  starting: ["ringing", "ended"],
-  ringing: ["connecting", "ended"],
-  incoming: ["accepting", "ended"],
-  accepting: ["incoming", "connecting", "ended"],
-  connecting: ["connected", "ended"],
-  connected: ["ended"],
-  ended: [],
-};
-
 export class CallSession {
   /**
    * @param {object} init
@@ -112,7 +104,7 @@ export class CallSession {
     this.events = init.events;
     this.onChange = init.onChange;
     /** @type {CallState} */
-    this.state = init.direction === "incoming" ? "incoming" : "starting";
+    this.state = init.direction === "incoming" ? "incoming" : "new";
     /** @type {EndReason | "local" | null} */
     this.endReason = null;
     /** @type {string | null} A problem to show (denied camera, refused setup...). */
@@ -220,7 +212,7 @@ export class CallSession {
 
   /** @param {CallState} next */
   setState(next) {
-    if (!ALLOWED[this.state].includes(next)) {
+    if (!TRANSITIONS[this.state].includes(next)) {
       throw new Error(`call ${this.callId}: illegal transition ${this.state} -> ${next}`);
     }
     console.info(`call ${this.callId}: ${this.state} -> ${next}`);

@@ -32,6 +32,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 from av import AudioFrame
 
+from ringfence.client.aiortc_private import nominated_pair
 from ringfence.config import Settings
 from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
 from tests.turn_fixture import Coturn
@@ -216,9 +217,9 @@ class Peer:
 
     def selected_pair_types(self) -> tuple[str, str]:
         """Candidate types (local, remote) of the pair ICE nominated for the audio."""
-        transport = self.pc.getTransceivers()[0].sender.transport.transport
-        pair = transport._connection._nominated[1]  # aioice keeps the nominated pair here
-        return pair.local_candidate.type, pair.remote_candidate.type
+        pair = nominated_pair(self.pc)
+        assert pair is not None, "ICE nominated no pair"
+        return pair[0].type, pair[1].type
 
     def dominant_frequency(self) -> float:
         audio = np.concatenate(self.received_audio[-150:]).astype(np.float64)

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from ringfence.backends.redis.calls import RedisCallStore
+from ringfence.calls.live import LiveCall
 from ringfence.calls.state import Call, CallState, Media, transition
 from ringfence.clock import FakeClock
-from ringfence.realtime.ephemeral import LiveCall
-from ringfence.realtime.redis_calls import RedisCallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import Coturn, befriend, call_settings, start_call
 from tests.integration.calls.sdp import sdp_pair
@@ -164,7 +164,7 @@ async def test_it_is_not_passed_on_to_the_other_side(setup: Setup) -> None:
     await a_ws.send({"type": "call.connected", "call_id": call_id})
     await b_ws.nothing_within(0.5)
     # And it moves nothing else on: the call is still in progress, signaling works.
-    live = await setup.live.services.calls._calls.get(call_id)
+    live = await setup.live.services.calls.store.get(call_id)
     assert live.call.state is CallState.CONNECTED
     await b_ws.send({"type": "call.hangup", "call_id": call_id})
     assert (await record_of(a_ws, call_id, "hangup"))["outcome"] == "completed"

@@ -88,7 +88,7 @@ async def run_call(live: LiveServer, api: Api, *, callee_devices: int = 1) -> di
     await a_ws.send({"type": "call.connected", "call_id": started["call_id"]})
 
     async def counted_as_connected() -> bool:
-        stored = await live.services.calls._calls.get(started["call_id"])
+        stored = await live.services.calls.store.get(started["call_id"])
         return stored is not None and stored.call.connected_at is not None
 
     # The duration runs from when the server took note, not from when it was sent.

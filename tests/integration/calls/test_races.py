@@ -6,7 +6,7 @@ call's policy, a switch. Each reads the call, decides, and writes. If a writer t
 read the call *before* the policy was tightened could still write, it would write the
 looser policy back, and the server would forward what it had just stopped forwarding.
 The store's compare-and-set is on a revision, and every writer reads again and decides
-again when it loses (``Calls._update``). These tests make the other writer land exactly
+again when it loses (``Signaling._step``). These tests make the other writer land exactly
 between one writer's read and its write, by wrapping the store the server really uses.
 """
 
@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ringfence.realtime.ephemeral import CallStore, LiveCall
+from ringfence.calls.live import LiveCall
+from ringfence.services.calls.store import CallStore
 from tests.conftest import Api, LiveServer, Socket, open_socket
 from tests.integration.calls.conftest import (
     allow_direct,
@@ -64,8 +65,8 @@ class Ringing:
 async def direct_call_ringing(live: LiveServer, api: Api) -> Ringing:
     """Alice calls Bob, both allowing direct connections; it rings. The server's call
     store is wrapped so a test can land a write between a read and a write of its own."""
-    store = InterleavingStore(live.services.calls._calls)
-    live.services.calls._calls = store
+    store = InterleavingStore(live.services.calls.store)
+    live.services.calls.store = store
     alice, bob = await befriend(api, "alice", "bob")
     await allow_direct(api, alice, bob)
     a_ws = await open_socket(live.ws_url, alice)

@@ -18,21 +18,17 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
+from ringfence.backends.memory import InMemoryCallStore, InMemoryPresence, InMemoryRateLimiter
+from ringfence.backends.redis.calls import RedisCallStore, live_call_from_json, live_call_to_json
+from ringfence.backends.redis.limiter import RedisRateLimiter
+from ringfence.backends.redis.presence import RedisPresence
+from ringfence.calls.live import LiveCall
 from ringfence.calls.state import Call, CallState, Media, transition
 from ringfence.realtime.bus import Envelope
-from ringfence.realtime.ephemeral import (
-    CallStore,
-    InMemoryCallStore,
-    InMemoryPresence,
-    InMemoryRateLimiter,
-    LiveCall,
-    PresenceRegistry,
-    RateLimiter,
-)
-from ringfence.realtime.redis_backend import RedisRateLimiter
+from ringfence.realtime.hub import PresenceRegistry
 from ringfence.realtime.redis_bus import RedisBus
-from ringfence.realtime.redis_calls import RedisCallStore, live_call_from_json, live_call_to_json
-from ringfence.realtime.redis_presence import RedisPresence
+from ringfence.services.calls.store import CallStore
+from ringfence.services.ratelimit import RateLimiter
 from tests.conftest import REDIS_URL
 from tests.integration.scale.conftest import RedisServer, until
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ringfence
 from ringfence.calls.verification import (
-    DATA_DIR,
     VerificationError,
     digest,
     fingerprints,
@@ -19,6 +20,8 @@ from ringfence.calls.verification import (
     words,
 )
 
+# The test vectors both clients are checked against.
+DATA_DIR = Path(ringfence.__file__).resolve().parent / "web" / "verification"
 VECTORS = json.loads((DATA_DIR / "vectors.json").read_text())["vectors"]
 
 

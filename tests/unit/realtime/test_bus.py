@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from ringfence.backends.memory import InMemoryPresence
 from ringfence.realtime.bus import Envelope, InMemoryBus, user_topic
 from ringfence.realtime.connection import CLOSE_TOO_SLOW, Connection
 from ringfence.realtime.hub import Hub
@@ -67,7 +68,7 @@ def make_connection(
 
 async def test_hub_routes_a_users_events_to_each_of_their_devices() -> None:
     bus = InMemoryBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     phone, laptop, other = FakeTransport(), FakeTransport(), FakeTransport()
     conns = [
         make_connection(1, "phone", phone),
@@ -92,7 +93,7 @@ async def test_hub_routes_a_users_events_to_each_of_their_devices() -> None:
 
 async def test_detach_unsubscribes() -> None:
     bus = InMemoryBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     transport = FakeTransport()
     conn = make_connection(1, "phone", transport)
     await hub.attach(conn)
@@ -107,7 +108,7 @@ async def test_detach_unsubscribes() -> None:
 
 async def test_hub_drops_a_connection_that_stops_reading() -> None:
     bus = InMemoryBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     transport = FakeTransport()
     conn = make_connection(1, "phone", transport, queue_size=8)
     await hub.attach(conn)

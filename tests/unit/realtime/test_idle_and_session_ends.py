@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ringfence.backends.memory import InMemoryPresence
 from ringfence.realtime.bus import SESSIONS_TOPIC, Envelope, InMemoryBus, user_topic
 from ringfence.realtime.connection import CLOSE_SESSION_ENDED, Connection
 from ringfence.realtime.hub import Hub
@@ -62,7 +63,7 @@ async def test_since_replays_even_when_nothing_is_queued() -> None:
 
 async def test_hub_closes_the_sockets_of_one_session_or_of_every_session() -> None:
     bus = InMemoryBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     phone, laptop, tablet, other = (FakeTransport() for _ in range(4))
     conns = {
         "phone": make(1, "phone", phone, session_id=10),
@@ -93,7 +94,7 @@ async def test_hub_closes_the_sockets_of_one_session_or_of_every_session() -> No
 async def test_an_end_session_envelope_of_an_earlier_version_still_closes() -> None:
     """Nodes of earlier versions publish session ends on the user's topic."""
     bus = InMemoryBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     transport = FakeTransport()
     conn = make(1, "phone", transport, session_id=10)
     await hub.attach(conn)

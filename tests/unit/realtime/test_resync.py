@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ringfence.backends.memory import InMemoryPresence
 from ringfence.realtime.bus import Envelope, InMemoryBus, user_topic
 from ringfence.realtime.connection import Connection
 from ringfence.realtime.hub import Hub
@@ -36,7 +37,7 @@ class OutageBus(InMemoryBus):
 
 async def test_a_resync_reads_back_what_the_bus_dropped_once_and_in_order() -> None:
     bus = OutageBus()
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     history = FakeHistory(upto=1)
     transport = FakeTransport()
     conn = Connection(

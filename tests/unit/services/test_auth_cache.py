@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm.exc import DetachedInstanceError
 
+from ringfence.backends.memory import InMemoryPresence, InMemoryRateLimiter
 from ringfence.clock import FakeClock
 from ringfence.realtime.bus import InMemoryBus
 from ringfence.realtime.connection import CLOSE_SESSION_ENDED, Connection
-from ringfence.realtime.ephemeral import InMemoryRateLimiter
 from ringfence.realtime.hub import Hub
 from ringfence.services.accounts import Accounts, AuthCache, hash_token
 from ringfence.services.errors import Unauthorized
@@ -71,7 +71,7 @@ class World:
         stream = EventStream(self.db, self.bus, self.clock)
         cache = AuthCache(TTL, 100, self.clock.monotonic)
         accounts = Accounts(self.db, Passwords(), self.clock, None, stream, cache)
-        hub = Hub(self.bus)
+        hub = Hub(self.bus, InMemoryPresence())
         await accounts.watch_sessions(hub, check_every_s=3600)
         limiter = InMemoryRateLimiter(self.clock.monotonic)
         node = Node(accounts, cache, hub, Moderation(self.db, limiter, self.clock, stream))

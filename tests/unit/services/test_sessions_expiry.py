@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ringfence.app import create_app
+from ringfence.backends.memory import InMemoryPresence
 from ringfence.clock import FakeClock
 from ringfence.realtime.bus import InMemoryBus
 from ringfence.realtime.connection import CLOSE_SESSION_ENDED, Connection
@@ -71,7 +72,7 @@ async def node(database_url: str) -> AsyncIterator[Node]:
     lifetime = SessionLifetime(idle=timedelta(days=30), max_age=timedelta(days=180))
     stream = EventStream(db, bus, clock)
     accounts = Accounts(db, Passwords(), clock, None, stream, cache, sessions=lifetime)
-    hub = Hub(bus)
+    hub = Hub(bus, InMemoryPresence())
     await accounts.watch_sessions(hub, check_every_s=3600)
     yield Node(db, clock, accounts, cache, hub)
     await accounts.close()

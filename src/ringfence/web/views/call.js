@@ -382,12 +382,14 @@ function statusText(s) {
     case "accepting":
     case "connecting":
       return "Connecting…";
-    case "starting":
+    case "new":
       return `Starting ${what}…`;
     case "ringing":
       return "Ringing…";
     case "connected":
       return s.media === "video" ? "Video call" : "Audio call";
+    case "reconnecting":
+      return "Reconnecting…";
     case "ended":
       // Media never flowed: not "Call ended", as if it had taken place.
       if (s.didntConnect || (s.retryable && s.connectedAt === null)) return "Call didn't connect";

@@ -1,4 +1,4 @@
-"""Live calls and their deadlines in Redis, shared by every node (see ``redis_backend``
+"""Live calls and their deadlines in Redis, shared by every node (see ``ringfence.backends.redis``
 for the keys). The offer SDP is stored here only, with a TTL, and never logged."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from ringfence.calls.live import LiveCall, TransportPolicy
 from ringfence.calls.state import IN_CALL, Call
-from ringfence.realtime.ephemeral import CallStore, Deadline, LiveCall, TransportPolicy
+from ringfence.services.calls.store import CallStore, Deadline
 
 
 def text(value: bytes | str) -> str:

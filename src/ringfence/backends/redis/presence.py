@@ -1,4 +1,4 @@
-"""Which devices are connected on which node, in Redis (see ``redis_backend`` for the
+"""Which devices are connected on which node, in Redis (see ``ringfence.backends.redis`` for the
 keys): a heartbeat per node, and each user's devices tagged with their node."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import secrets
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ringfence.realtime.ephemeral import PresenceRegistry
-from ringfence.realtime.redis_calls import text
+from ringfence.backends.redis.calls import text
+from ringfence.realtime.hub import PresenceRegistry
 from ringfence.tasks import raise_if_cancelled, stop
 
 log = logging.getLogger(__name__)

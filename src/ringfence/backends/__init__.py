@@ -1,7 +1,10 @@
 """The four pieces of state nodes share, bundled so that app.py can pick a backend.
 
-:func:`in_memory_backend` serves one node; ``redis_backend.open_redis_backend`` serves
-any number sharing one Redis. Everything above takes a :class:`Backend`'s parts through
+:func:`ringfence.backends.memory.in_memory_backend` serves one node;
+:func:`ringfence.backends.redis.open_redis_backend` serves any number sharing one Redis.
+The interfaces belong to the code that uses them (``services.ratelimit``,
+``services.calls.store``, ``realtime.hub``); their two implementations sit side by side
+here. Everything above takes a :class:`Backend`'s parts through
 their interfaces and cannot tell which one it got.
 """
 
@@ -10,16 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ringfence.clock import Clock
-from ringfence.realtime.bus import Bus, InMemoryBus
-from ringfence.realtime.ephemeral import (
-    CallStore,
-    InMemoryCallStore,
-    InMemoryPresence,
-    InMemoryRateLimiter,
-    PresenceRegistry,
-    RateLimiter,
-)
+from ringfence.realtime.bus import Bus
+from ringfence.realtime.hub import PresenceRegistry
+from ringfence.services.calls.store import CallStore
+from ringfence.services.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -46,13 +43,3 @@ class Backend:
         finally:
             for finalize in self.finalizers:
                 await finalize()
-
-
-def in_memory_backend(clock: Clock) -> Backend:
-    """Everything in this process: a single node."""
-    return Backend(
-        bus=InMemoryBus(),
-        call_store=InMemoryCallStore(),
-        limiter=InMemoryRateLimiter(clock.monotonic),
-        presence=InMemoryPresence(),
-    )

@@ -1,4 +1,5 @@
-"""Parsing of WebSocket frames from clients, and the shape of error events.
+"""The real-time socket's own frames (outside calls): parsing what clients send, and
+the shape of the server's ``ready``, ``pong`` and ``error`` events.
 
 Frames are JSON objects with a string ``type``. Anything else is answered with an
 error event, never with a crash or a silent drop.
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ringfence.services.stream import encode
+from ringfence.wire.json import encode
 
 
 class FrameError(ValueError):
@@ -74,3 +75,15 @@ def parse_auth(data: dict[str, Any]) -> AuthFrame:
 
 def error_event(code: str, detail: str, **extra: Any) -> str:
     return encode({"type": "error", "error": code, "detail": detail, **extra})
+
+
+def ready_event(user: dict[str, object], device_id: str, pos: int, *, resync: bool) -> str:
+    """The first event of a socket: who it is, its device id, and the stream position
+    it starts at. ``resync``: drop all state and reload (see ``api/events.py``)."""
+    body: dict[str, object] = {"type": "ready", "user": user, "device_id": device_id, "pos": pos}
+    if resync:
+        body["resync"] = True
+    return encode(body)
+
+
+PONG = encode({"type": "pong"})

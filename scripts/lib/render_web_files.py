@@ -1,0 +1,25 @@
+"""Write the browser client's files that are generated from the Python code.
+
+- ``src/ringfence/web/verification/words.json``: the verification word table
+  (:mod:`ringfence.calls.words`);
+- ``src/ringfence/web/callstates.js``: the client call-state table
+  (:mod:`ringfence.wire.call_states`).
+
+Run after changing the source: `.venv/bin/python scripts/lib/render_web_files.py`.
+tests/unit/test_web_files.py fails while a generated file and its source disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+from ringfence.web_files import GENERATED  # noqa: E402
+
+for relative, render in GENERATED.items():
+    path = ROOT / "src" / "ringfence" / "web" / relative
+    path.write_text(render(), encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")

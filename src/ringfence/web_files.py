@@ -1,0 +1,43 @@
+"""The browser client's files that are generated from the Python code, so that the two
+clients share one source: each entry renders one file under ``ringfence/web/``.
+
+``scripts/lib/render_web_files.py`` writes them; tests/unit/test_web_files.py checks
+that the committed files are current.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ringfence.calls.words import VERSION, WORDS
+from ringfence.wire.call_states import TRANSITIONS, CallState
+
+
+def verification_words() -> str:
+    return json.dumps({"version": VERSION, "words": list(WORDS)}, indent=2) + "\n"
+
+
+def call_states() -> str:
+    """The client call-state table (:mod:`ringfence.wire.call_states`) as an ES module."""
+    union = " | ".join(f'"{state.value}"' for state in CallState)
+    moves = {state: json.dumps(sorted(s.value for s in TRANSITIONS[state])) for state in CallState}
+    table = "\n".join(f"    {state.value}: Object.freeze({moves[state]})," for state in CallState)
+    return f"""// Generated from ringfence/wire/call_states.py (scripts/lib/render_web_files.py).
+// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+
+/** @typedef {{{union}}} CallState */
+
+/** The moves a call may make between states: the same table as the Python client's. */
+export const TRANSITIONS = /** @type {{Readonly<Record<CallState, readonly CallState[]>>}} */ (
+  Object.freeze({{
+{table}
+  }})
+);
+"""
+
+
+GENERATED: dict[str, Callable[[], str]] = {
+    "verification/words.json": verification_words,
+    "callstates.js": call_states,
+}
