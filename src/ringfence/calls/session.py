@@ -201,9 +201,11 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class End:
-    """The call ended: forget its live state and every deadline it has."""
+    """The call ended: forget its live state and every deadline it has.
+    ``callee_rang``: the callee's devices were rung (so they may still show it)."""
 
     call: Call
+    callee_rang: bool = False
 
 
 Effect: TypeAlias = Send | Ring | Schedule | Cancel | Record | End
@@ -728,9 +730,10 @@ class CallSession:
         if why is None or call.state is CallState.ENDED:
             return []
         ended = transition(call, CallState.ENDED, at=now, reason=why, by=by)
-        self.live = LiveCall(ended)
         rang = call.state is not CallState.CREATED
-        effects: list[Effect] = [End(ended)]
+        callee_rang = rang and not self.live.silenced
+        self.live = LiveCall(ended)
+        effects: list[Effect] = [End(ended, callee_rang=callee_rang)]
         if rang or why is EndReason.BUSY:
             effects.append(Record(ended))
         frame = CallEndedFrame(call_id=call.call_id, reason=why.value)

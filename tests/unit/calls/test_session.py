@@ -328,13 +328,21 @@ def test_declining_ends_the_call_for_both_and_keeps_a_record() -> None:
     ended = session.live.call
     assert ended.end_reason is EndReason.REJECTED
     assert ended.ended_by == CALLEE
-    assert effects[:2] == [End(ended), Record(ended)]
+    assert effects[:2] == [End(ended, callee_rang=True), Record(ended)]
     assert [(s.user_id, s.device_id) for s in sends(effects)] == [(CALLER, None), (CALLEE, None)]
+
+
+def test_a_silenced_call_that_rings_out_was_never_rung_on_the_callees_devices() -> None:
+    session = new_session(silenced=True)
+    session.receive(offer(), PHONE, T0 + 1)
+    effects = session.tick(RING, T0 + 46)
+    assert effects[0] == End(session.live.call, callee_rang=False)
 
 
 def test_hanging_up_before_the_offer_tells_only_the_caller_and_records_nothing() -> None:
     session = new_session()
     effects = session.receive(HangupFrame(call_id=CALL_ID), PHONE, T0 + 1)
+    assert effects[0] == End(session.live.call, callee_rang=False)
     assert session.live.call.end_reason is EndReason.CANCELLED
     assert not any(isinstance(e, Record) for e in effects)
     assert [s.user_id for s in sends(effects)] == [CALLER]

@@ -22,7 +22,7 @@ from ringfence.services.calls.admission import CallAdmission, StartedCall
 from ringfence.services.calls.budget import CallBudget
 from ringfence.services.calls.deadlines import DeadlineSweeper
 from ringfence.services.calls.records import CallHistoryEntry, CallRecords
-from ringfence.services.calls.signaling import Device, Signaling
+from ringfence.services.calls.signaling import CallNotifier, Device, Signaling
 from ringfence.services.calls.store import CallStore
 from ringfence.services.messaging import Messaging
 from ringfence.services.ratelimit import RateLimiter
@@ -30,7 +30,7 @@ from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
 from ringfence.turn.credentials import TurnCredentialIssuer
 
-__all__ = ["CallError", "CallHistoryEntry", "Calls", "Device", "StartedCall"]
+__all__ = ["CallError", "CallHistoryEntry", "CallNotifier", "Calls", "Device", "StartedCall"]
 
 
 class Calls:
@@ -51,6 +51,7 @@ class Calls:
         settings: Settings,
         sweep_interval_s: float = 0.2,
         liveness_check_s: float = 2.0,
+        notifier: CallNotifier | None = None,
     ) -> None:
         budget = CallBudget(limiter=limiter, turn=turn, settings=settings)
         self.records = CallRecords(db=db, messaging=messaging)
@@ -68,6 +69,7 @@ class Calls:
             clock=clock,
             settings=settings,
             liveness_check_s=liveness_check_s,
+            notifier=notifier,
         )
         self.sweeper = DeadlineSweeper(
             store=store, fire=self.signaling.fire, clock=clock, interval_s=sweep_interval_s

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ringfence.calls.codec import (
     ClientCallFrame,
@@ -62,6 +63,16 @@ UPDATE_ATTEMPTS = 20
 Decide = Callable[[CallSession], Awaitable[list[Effect]]]
 
 
+class CallNotifier(Protocol):
+    """Tells a user's devices about a call beyond their open sockets (Web Push), so a
+    closed tab still rings. It gets a call id and nothing else about the call; it must
+    not block signaling (queue, then send in the background)."""
+
+    async def call_incoming(self, user_id: int, call_id: str) -> None: ...
+
+    async def call_ended(self, user_id: int, call_id: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     """The connection a signaling frame came in on."""
@@ -84,8 +95,10 @@ class Signaling:
         clock: Clock,
         settings: Settings,
         liveness_check_s: float,
+        notifier: CallNotifier | None = None,
     ) -> None:
         self._db = db
+        self._notifier = notifier
         self._stream = stream
         self.store = store
         self._presence = presence
@@ -278,6 +291,9 @@ class Signaling:
             await self.store.remove(call_id)  # and its deadlines
             assert effect.call.end_reason is not None
             log.info("call %s ended: %s", call_id, effect.call.end_reason.value)
+            if effect.callee_rang and self._notifier is not None:
+                # So that a notification still ringing somewhere goes away.
+                await self._notifier.call_ended(effect.call.callee_id, call_id)
 
     async def _send(self, call_id: str, send: Send) -> None:
         frame = send.frame
@@ -319,6 +335,9 @@ class Signaling:
                 update={"ice_servers": [self._budget.ice_server(call.callee_id)]}
             )
             await self._stream.notify_device(call.callee_id, device_id, encode(frame))
+        if ring.device_id is None and self._notifier is not None:
+            # The first ring also wakes the callee's devices that have no socket open.
+            await self._notifier.call_incoming(call.callee_id, call.call_id)
 
     async def _policies(self, call: Call) -> tuple[TransportPolicy, TransportPolicy]:
         """Both sides' policies as their settings decide them now."""
