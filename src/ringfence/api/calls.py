@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
@@ -64,3 +64,16 @@ async def call_history(
     return CallHistoryResponse(
         calls=[CallHistoryItem.model_validate(e, from_attributes=True) for e in entries]
     )
+
+
+@router.post("/{call_id}/decline", status_code=204, response_class=Response)
+async def decline_call(
+    call_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")],
+    auth: AuthDep,
+    services: ServicesDep,
+) -> Response:
+    """Decline a call ringing for me, as ``call.reject`` does over the socket: for a
+    notification's Decline button, when no page of mine is open. 404 for a call that
+    is not mine (or no longer exists), 409 for one no longer ringing."""
+    await services.calls.decline(auth, call_id)
+    return Response(status_code=204)

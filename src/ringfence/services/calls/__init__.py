@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from ringfence.calls.codec import ClientCallFrame
+from ringfence.calls.codec import ClientCallFrame, RejectFrame
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
@@ -24,6 +24,7 @@ from ringfence.services.calls.deadlines import DeadlineSweeper
 from ringfence.services.calls.records import CallHistoryEntry, CallRecords
 from ringfence.services.calls.signaling import CallNotifier, Device, Signaling
 from ringfence.services.calls.store import CallStore
+from ringfence.services.errors import Conflict, NotFound
 from ringfence.services.messaging import Messaging
 from ringfence.services.ratelimit import RateLimiter
 from ringfence.services.stream import EventStream
@@ -95,6 +96,18 @@ class Calls:
 
     async def handle(self, device: Device, frame: ClientCallFrame) -> None:
         await self.signaling.handle(device, frame)
+
+    async def decline(self, auth: AuthContext, call_id: str) -> None:
+        """Decline a call ringing for ``auth``'s user without a socket: the Decline of a
+        notification a service worker shows. The same rules as call.reject (only the
+        callee, only while it rings); not a participant reads as no such call."""
+        device = Device(user=auth.user, device_id="notification")
+        try:
+            await self.signaling.handle(device, RejectFrame(call_id=call_id))
+        except CallError as exc:
+            if exc.code == "call_not_found":
+                raise NotFound("call_not_found", "no such call") from None
+            raise Conflict(exc.code, exc.detail) from None
 
     async def device_connected(self, device: Device) -> None:
         await self.signaling.device_connected(device)
