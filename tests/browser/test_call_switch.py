@@ -180,6 +180,11 @@ async def test_a_direct_call_switches_to_the_relay_and_back_without_hanging_up(
         assert not alice_frames.of_type("call.ended")
         assert not bob_frames.of_type("call.ended")
         assert len(bob_frames.of_type("call.incoming")) == 1
+        # Bob is told who moved the call, by name; Alice, who did it, is told nothing.
+        await expect(call_dialog(bob).locator("#route-note")).to_have_text(
+            "Alice moved the call behind the relay."
+        )
+        await expect(call_dialog(alice).locator("#route-note")).to_have_text("")
         # Both were told; only Alice's device restarted ICE.
         (a_switch,) = [
             f for f in alice_frames.received[alice_start:] if f["type"] == "call.transport"
@@ -220,6 +225,11 @@ async def test_a_direct_call_switches_to_the_relay_and_back_without_hanging_up(
         assert "Switching to a direct connection…|true" in await bob.evaluate(
             "window.__rfRouteActionTexts"
         )
+        await expect(call_dialog(alice).locator("#route-note")).to_have_text(
+            "Bob switched the call to a direct connection: you can now see each other's IP"
+            " addresses."
+        )
+        await expect(call_dialog(bob).locator("#route-note")).to_have_text("")
 
         # 3. Bob hides his address again, then stops allowing direct connections: Alice
         # is still offered to go direct (as far as her page knows), and the server

@@ -108,17 +108,31 @@ async def test_video_call_between_two_browsers_is_relayed_and_carries_media(
         "aria-pressed", "true"
     )
     assert await senders_enabled(alice, "audio") == [False]
+    # Bob is told, by name, instead of hearing silence (call.media, through the server).
+    bob_peer = call_dialog(bob).locator("#peer-state")
+    await expect(bob_peer).to_have_text("Alice: Muted")
+    await expect(call_dialog(bob).get_by_label("Remote video")).to_be_visible()
     await controls.get_by_role("button", name="Camera off").click()
     await expect(controls.get_by_role("button", name="Camera off")).to_have_attribute(
         "aria-pressed", "true"
     )
     assert await senders_enabled(alice, "video") == [False]
     await expect(call_dialog(alice).get_by_label("Your camera preview")).to_be_hidden()
+    # Bob sees Alice's avatar and "Camera off", not a black box.
+    await expect(bob_peer).to_have_text("Alice: Muted · Camera off")
+    await expect(call_dialog(bob).get_by_label("Remote video")).to_be_hidden()
+    await expect(call_dialog(bob).locator(".call-avatar")).to_be_visible()
     await controls.get_by_role("button", name="Mute").click()
     await expect(controls.get_by_role("button", name="Mute")).to_have_attribute(
         "aria-pressed", "false"
     )
     assert await senders_enabled(alice, "audio") == [True]
+    await expect(bob_peer).to_have_text("Alice: Camera off")
+    await controls.get_by_role("button", name="Camera off").click()
+    await expect(bob_peer).to_be_hidden()
+    await expect(call_dialog(bob).get_by_label("Remote video")).to_be_visible()
+    media_frames = [(f["audio"], f["video"]) for f in bob_frames.of_type("call.media")]
+    assert media_frames == [(False, True), (False, False), (True, False), (True, True)]
 
     await hang_up(alice)
     await expect(call_dialog(alice)).to_be_hidden()

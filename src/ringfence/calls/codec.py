@@ -39,6 +39,7 @@ __all__ = [
     "CallCandidateFrame",
     "CallEndedFrame",
     "CallIncomingFrame",
+    "CallMediaFrame",
     "CallReanswerFrame",
     "CallReofferFrame",
     "CallTransportFrame",
@@ -50,6 +51,7 @@ __all__ = [
     "HangupFrame",
     "IceCandidate",
     "IceServer",
+    "MediaFrame",
     "OfferFrame",
     "ReanswerFrame",
     "RejectFrame",
@@ -195,6 +197,17 @@ class ConnectedFrame(_Model):
     call_id: CallId
 
 
+class MediaFrame(_Model):
+    """What this in-call device sends now: its microphone (``audio``) and camera
+    (``video``) on or off. Handed to the other in-call device only, so it can show
+    "Muted" or "Camera off" instead of silence or a black picture; nothing else."""
+
+    type: Literal["call.media"] = "call.media"
+    call_id: CallId
+    audio: bool
+    video: bool
+
+
 ClientCallFrame: TypeAlias = (
     OfferFrame
     | AnswerFrame
@@ -205,6 +218,7 @@ ClientCallFrame: TypeAlias = (
     | ReofferFrame
     | ReanswerFrame
     | ConnectedFrame
+    | MediaFrame
 )
 CALL_CLIENT_TYPES: Final = frozenset(
     {
@@ -217,6 +231,7 @@ CALL_CLIENT_TYPES: Final = frozenset(
         "call.reoffer",
         "call.reanswer",
         "call.connected",
+        "call.media",
     }
 )
 
@@ -305,6 +320,15 @@ class CallReanswerFrame(_Model):
     sdp: Sdp
 
 
+class CallMediaFrame(_Model):
+    """The other person's microphone and camera are on or off (see MediaFrame)."""
+
+    type: Literal["call.media"] = "call.media"
+    call_id: CallId
+    audio: bool
+    video: bool
+
+
 ServerCallFrame: TypeAlias = (
     CallIncomingFrame
     | CallAnswerFrame
@@ -313,6 +337,7 @@ ServerCallFrame: TypeAlias = (
     | CallTransportFrame
     | CallReofferFrame
     | CallReanswerFrame
+    | CallMediaFrame
 )
 CALL_SERVER_TYPES: Final = frozenset(
     {
@@ -323,6 +348,7 @@ CALL_SERVER_TYPES: Final = frozenset(
         "call.transport",
         "call.reoffer",
         "call.reanswer",
+        "call.media",
     }
 )
 

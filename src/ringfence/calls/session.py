@@ -39,6 +39,7 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallMediaFrame,
     CallReanswerFrame,
     CallReofferFrame,
     CallTransportFrame,
@@ -46,6 +47,7 @@ from ringfence.calls.codec import (
     ClientCallFrame,
     HangupFrame,
     IceCandidate,
+    MediaFrame,
     OfferFrame,
     ReanswerFrame,
     RejectFrame,
@@ -319,6 +321,8 @@ class CallSession:
                 return self._reoffer(device, frame)
             if isinstance(frame, ReanswerFrame):
                 return self._reanswer(device, frame)
+            if isinstance(frame, MediaFrame):
+                return self._media(device, frame)
             return self._connected(device, now)
         except SignalingError as exc:
             raise CallError(exc.code, str(exc)) from None
@@ -496,6 +500,14 @@ class CallSession:
             )
             log.info("call %s: media connected", self.live.call.call_id)
         return []
+
+    def _media(self, device: Party, frame: MediaFrame) -> list[Effect]:
+        """Microphone and camera on or off: handed to the other in-call device as is.
+        Nothing is kept: each device says it again whenever its connection (re)starts."""
+        peer_device = self._peer_device(device)
+        peer_id = other_party(self.live.call, device.user_id)
+        media = CallMediaFrame(call_id=frame.call_id, audio=frame.audio, video=frame.video)
+        return [Send(peer_id, peer_device, media)]
 
     # --- switching an answered call between relayed and direct ------------------------
 

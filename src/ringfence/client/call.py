@@ -49,6 +49,7 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallMediaFrame,
     CallReanswerFrame,
     CallReofferFrame,
     CallTransportFrame,
@@ -259,6 +260,9 @@ class Call:
         # Whether both users' settings allow switching this call to direct (the server
         # says so with the answer, the ring and every switch).
         self.direct_allowed = False
+        # The other person's microphone and camera (call.media), on until they say not.
+        self.peer_audio = True
+        self.peer_video = media == "video"
         # The connection that replaces this one during a switch, until it connects.
         self._next: RTCPeerConnection | None = None
         self._next_tracks: list[MediaStreamTrack] = []
@@ -481,6 +485,9 @@ class Call:
             await self._on_reoffer(frame.sdp)
         elif isinstance(frame, CallReanswerFrame):
             await self._on_reanswer(frame.sdp)
+        elif isinstance(frame, CallMediaFrame):
+            # The other person's microphone and camera, as they last said.
+            self.peer_audio, self.peer_video = frame.audio, frame.video
 
     async def _on_error(self, code: str, detail: str) -> None:
         if (

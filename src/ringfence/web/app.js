@@ -215,6 +215,7 @@ function onEvent(event) {
     case "call.transport":
     case "call.reoffer":
     case "call.reanswer":
+    case "call.media":
       calls.handle(event);
       break;
     case "error":

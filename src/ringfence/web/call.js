@@ -64,6 +64,17 @@ const RESTART_RETRY_MS = 4000;
 const SWITCH_REPLY_MS = 10000; // the server answers a call.transport with this long
 const SWITCH_SETTLE_MS = 30000; // from its answer to the new route being in use
 
+/**
+ * What the other person's switch did to the call, by their name.
+ * @param {string} name
+ * @param {Route} route
+ */
+function movedByPeer(name, route) {
+  return route === "relay"
+    ? `${name} moved the call behind the relay.`
+    : `${name} switched the call to a direct connection: you can now see each other's IP addresses.`;
+}
+
 /** What the server's refusals of a call.transport mean, in one sentence. */
 const SWITCH_REFUSALS = /** @type {Record<string, string>} */ ({
   direct_not_allowed: "Direct connection isn't allowed by your or their settings.",
@@ -119,8 +130,13 @@ export class CallSession {
     this.switching = null;
     /** @type {SwitchPhase | null} */
     this.switchPhase = null;
-    /** @type {string | null} Why the last switch didn't happen, in one sentence. */
+    /**
+     * @type {string | null} What became of the last switch, in one sentence: why it
+     * didn't happen, or that the other person moved the call.
+     */
     this.switchNotice = null;
+    /** Whether the switch in flight was asked for by the other person (or their settings). */
+    this.switchByPeer = false;
     /** @type {number | undefined} */
     this.switchTimer = undefined;
     /**
@@ -138,6 +154,9 @@ export class CallSession {
     this.nextCandidates = [];
     this.muted = false;
     this.cameraOff = false;
+    /** The other person's microphone and camera, as their last call.media said. */
+    this.peerAudio = true;
+    this.peerVideo = init.media === "video";
     /** @type {number | null} */
     this.connectedAt = null;
     /** The connection dropped mid-call and is being restarted through the relay. */
@@ -198,7 +217,8 @@ export class CallSession {
   }
 
   get hasRemoteVideo() {
-    return this.remoteStream.getVideoTracks().some((t) => t.readyState === "live" && !t.muted);
+    // A camera turned off sends black frames: its "off" comes by call.media instead.
+    return this.peerVideo && this.remoteStream.getVideoTracks().some((t) => t.readyState === "live" && !t.muted);
   }
 
   /**
@@ -217,6 +237,7 @@ export class CallSession {
     }
     console.info(`call ${this.callId}: ${this.state} -> ${next}`);
     this.state = next;
+    if (next === "connected" && (this.muted || this.cameraOff)) this.sendMediaState();
     this.onChange();
   }
 
@@ -344,13 +365,27 @@ export class CallSession {
   toggleMute() {
     this.muted = !this.muted;
     for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = !this.muted;
+    this.sendMediaState();
     this.onChange();
   }
 
   toggleCamera() {
     this.cameraOff = !this.cameraOff;
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = !this.cameraOff;
+    this.sendMediaState();
     this.onChange();
+  }
+
+  /**
+   * Tell the other device whether this side's microphone and camera are on, so it can
+   * show "Muted" or "Camera off" rather than silence or a black picture. Sent once
+   * media connects (if anything is off) and on every change after that; the server
+   * takes it from the in-call device of an answered call only.
+   */
+  sendMediaState() {
+    if (this.state !== "connected") return;
+    const video = this.hasLocalVideo && !this.cameraOff;
+    this.events.send({ type: "call.media", call_id: this.callId, audio: !this.muted, video });
   }
 
   /** @param {CallEvent} event */
@@ -376,6 +411,11 @@ export class CallSession {
         break;
       case "call.incoming":
         break; // the same call ringing again after a reconnect
+      case "call.media":
+        this.peerAudio = event.audio;
+        this.peerVideo = event.video;
+        this.onChange();
+        break;
     }
   }
 
@@ -510,6 +550,7 @@ export class CallSession {
     this.iceServers = event.ice_servers;
     this.policy = event.ice_transport_policy;
     this.switching = event.transport;
+    this.switchByPeer = !event.restart;
     this.switchPhase = "negotiating";
     this.switchNotice = null;
     this.armSwitchTimer(SWITCH_SETTLE_MS);
@@ -1007,7 +1048,9 @@ export class CallSession {
     const route = selectedRoute(report);
     if (this.switchPhase === "settling" && !this.nextPc && route !== null && route === this.switching) {
       this.route = route;
-      this.stopSwitch(null); // the new pair carries the call: the switch is done
+      // The new pair carries the call: the switch is done. If the other person moved
+      // it, say who did what, by name.
+      this.stopSwitch(this.switchByPeer ? movedByPeer(this.peerName, route) : null);
     } else if (route !== this.route) {
       this.route = route;
       this.onChange();

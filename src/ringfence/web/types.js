@@ -235,8 +235,17 @@
  */
 
 /**
+ * The other person's microphone and camera are on or off.
+ * @typedef {object} CallMediaEvent
+ * @property {"call.media"} type
+ * @property {string} call_id
+ * @property {boolean} audio
+ * @property {boolean} video
+ */
+
+/**
  * @typedef {CallIncomingEvent | CallAnswerEvent | CallCandidateEvent | CallEndedEvent
- *   | CallTransportEvent | CallReofferEvent | CallReanswerEvent} CallEvent
+ *   | CallTransportEvent | CallReofferEvent | CallReanswerEvent | CallMediaEvent} CallEvent
  */
 
 /**

@@ -17,6 +17,7 @@ from ringfence.calls.codec import (
     CallCandidateFrame,
     CallEndedFrame,
     CallIncomingFrame,
+    CallMediaFrame,
     CallReanswerFrame,
     CallReofferFrame,
     CallTransportFrame,
@@ -28,6 +29,7 @@ from ringfence.calls.codec import (
     HangupFrame,
     IceCandidate,
     IceServer,
+    MediaFrame,
     OfferFrame,
     ReanswerFrame,
     RejectFrame,
@@ -58,6 +60,7 @@ def test_type_sets_match_the_models() -> None:
         "call.reoffer",
         "call.reanswer",
         "call.connected",
+        "call.media",
     } == CALL_CLIENT_TYPES
     assert {
         "call.incoming",
@@ -67,6 +70,7 @@ def test_type_sets_match_the_models() -> None:
         "call.transport",
         "call.reoffer",
         "call.reanswer",
+        "call.media",
     } == CALL_SERVER_TYPES
     client_models = get_args(ClientCallFrame)
     server_models = get_args(ServerCallFrame)
@@ -353,6 +357,7 @@ client_frames: st.SearchStrategy[Any] = st.one_of(
     st.builds(ReofferFrame, call_id=call_ids, sdp=sdps),
     st.builds(ReanswerFrame, call_id=call_ids, sdp=sdps),
     st.builds(ConnectedFrame, call_id=call_ids),
+    st.builds(MediaFrame, call_id=call_ids, audio=st.booleans(), video=st.booleans()),
 )
 
 users = st.builds(
@@ -394,6 +399,7 @@ server_frames: st.SearchStrategy[Any] = st.one_of(
     ),
     st.builds(CallReofferFrame, call_id=call_ids, sdp=sdps),
     st.builds(CallReanswerFrame, call_id=call_ids, sdp=sdps),
+    st.builds(CallMediaFrame, call_id=call_ids, audio=st.booleans(), video=st.booleans()),
     st.builds(CallCandidateFrame, call_id=call_ids, candidate=ice_candidates),
     st.builds(CallEndedFrame, call_id=call_ids, reason=st.sampled_from(get_args(EndedReason))),
 )

@@ -26,6 +26,7 @@ from ringfence.calls.codec import (
     ConnectedFrame,
     HangupFrame,
     IceCandidate,
+    MediaFrame,
     OfferFrame,
     ReanswerFrame,
     RejectFrame,
@@ -251,6 +252,20 @@ def test_candidates_flow_both_ways_once_answered() -> None:
     [to_caller] = session.receive(candidate(candidate_lines(CALLEE)[0]), LAPTOP, T0 + 4)
     assert (to_caller.user_id, to_caller.device_id) == (CALLER, PHONE.device_id)
     assert "192.168.2.20" in body(to_caller)["candidate"]["candidate"]  # both allow direct
+
+
+def test_mute_and_camera_state_goes_to_the_other_in_call_device_only() -> None:
+    session = answered()
+    media = MediaFrame(call_id=CALL_ID, audio=False, video=True)
+    [sent] = session.receive(media, PHONE, T0 + 4)
+    assert (sent.user_id, sent.device_id) == (CALLEE, LAPTOP.device_id)
+    assert body(sent) == {"type": "call.media", "call_id": CALL_ID, "audio": False, "video": True}
+    before = session.live
+    [back] = session.receive(media, LAPTOP, T0 + 4)
+    assert (back.user_id, back.device_id) == (CALLER, PHONE.device_id)
+    assert session.live is before  # nothing kept
+    refused(ringing(), media, PHONE, "call_state")  # not before the answer
+    refused(session, media, TABLET, "call_state")  # not from a device that only rang
 
 
 def test_connected_counts_once() -> None:

@@ -74,7 +74,9 @@ export class CallView {
       h("p", { class: "verify-help", text: "Read these words to each other. If they differ, someone may be listening in.", attrs: { id: "verify-help" } }),
     );
     this.avatar = h("div", { class: "call-avatar" });
-    this.stage = h("div", { class: "call-stage" }, this.remoteVideo, this.avatar, this.localVideo);
+    // The other person's microphone and camera when off: "Muted", "Camera off".
+    this.peerState = h("p", { class: "peer-state", attrs: { id: "peer-state", role: "status" } });
+    this.stage = h("div", { class: "call-stage" }, this.remoteVideo, this.avatar, this.peerState, this.localVideo);
     this.error = h("p", { class: "call-error", attrs: { role: "alert" } });
     this.warning = h("p", { class: "call-warning", attrs: { role: "alert" } });
     this.notice = h("p", { class: "call-notice" });
@@ -187,6 +189,7 @@ export class CallView {
     this.avatar.classList.toggle("ringing", s.state === "incoming");
     this.stage.classList.toggle("has-video", showRemoteVideo);
     this.localVideo.hidden = !(s.hasLocalVideo && !s.cameraOff && s.state !== "ended");
+    setText(this.peerState, s.state === "connected" ? peerStateText(s) : null);
     // The remote element also plays the remote audio, video call or not.
     if (inCall && this.remoteVideo.paused) void this.remoteVideo.play().catch(() => undefined);
 
@@ -371,6 +374,17 @@ function routeAction(s) {
     };
   }
   return null;
+}
+
+/**
+ * What is off on the other side, in a few words (null when nothing is).
+ * @param {CallSession} s
+ */
+function peerStateText(s) {
+  const off = [];
+  if (!s.peerAudio) off.push("Muted");
+  if (s.media === "video" && !s.peerVideo) off.push("Camera off");
+  return off.length ? `${s.peerName}: ${off.join(" · ")}` : null;
 }
 
 /** @param {CallSession} s */
