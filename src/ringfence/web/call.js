@@ -24,7 +24,7 @@
 import { ApiError } from "./api.js";
 import { TRANSITIONS } from "./callstates.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
-import { Ringtone } from "./ringtone.js";
+import { Ringer } from "./ringing.js";
 import { verificationCode } from "./verification.js";
 
 /** @import { Api } from "./api.js" */
@@ -154,6 +154,8 @@ export class CallSession {
     this.nextCandidates = [];
     this.muted = false;
     this.cameraOff = false;
+    /** Another tab of this browser rings for this call (this one shows it silently). */
+    this.ringsElsewhere = false;
     /** The other person's microphone and camera, as their last call.media said. */
     this.peerAudio = true;
     this.peerVideo = init.media === "video";
@@ -1121,7 +1123,17 @@ export class CallManager {
     this.onChange = onChange;
     /** @type {CallSession | null} */
     this.current = null;
-    this.ringtone = new Ringtone();
+    this.ringer = new Ringer(() => {
+      const session = this.current;
+      if (!session) return;
+      session.ringsElsewhere = this.ringer.place === "elsewhere";
+      this.onChange(session);
+    });
+  }
+
+  /** Where the ringing call rings: in this tab, or in another tab of this browser. */
+  get ringPlace() {
+    return this.ringer.place;
   }
 
   get busy() {
@@ -1162,8 +1174,7 @@ export class CallManager {
   /** @param {CallSession} session */
   changed(session) {
     if (session !== this.current) return;
-    if (session.state === "incoming") this.ringtone.start();
-    else this.ringtone.stop();
+    this.ringer.update(session);
     this.onChange(session);
   }
 
@@ -1238,7 +1249,7 @@ export class CallManager {
   /** Sign-out: end whatever is going on. */
   stop() {
     this.current?.hangup();
-    this.ringtone.stop();
+    this.ringer.stop();
     this.current = null;
   }
 }

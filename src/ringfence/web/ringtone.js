@@ -1,9 +1,35 @@
 // The ring of an incoming call: a soft two-tone chime made with Web Audio (nothing
-// to download), plus a vibration where the device has one. Browsers may keep audio
-// silent until the user has interacted with the page; the incoming-call screen is
-// shown either way.
+// to download), plus a vibration where the device has one. Browsers keep audio (and
+// vibration) blocked until the user has interacted with the page, and say so in the
+// console when a page tries: so the audio is made, and unlocked, by the first user
+// gesture, and nothing is tried before it. The incoming-call screen is shown either
+// way, and the service worker's notification rings where the page cannot.
 
 const PATTERN_MS = 3000;
+
+/** @type {AudioContext | null} Made (and so allowed to play) by a user gesture. */
+let unlocked = null;
+
+/** Make and resume the audio at the first user gesture, so a later ring can sound. */
+function unlockOnGesture() {
+  const unlock = () => {
+    try {
+      unlocked ??= new AudioContext();
+      void unlocked.resume().catch(() => undefined);
+    } catch {
+      unlocked = null;
+    }
+    for (const type of GESTURES) window.removeEventListener(type, unlock, true);
+  };
+  for (const type of GESTURES) window.addEventListener(type, unlock, true);
+}
+const GESTURES = ["pointerdown", "keydown", "touchend"];
+unlockOnGesture();
+
+/** Whether the user has interacted with the page (so sound and vibration may start). */
+function activated() {
+  return navigator.userActivation ? navigator.userActivation.hasBeenActive : unlocked !== null;
+}
 
 export class Ringtone {
   constructor() {
@@ -15,15 +41,11 @@ export class Ringtone {
 
   start() {
     if (this.timer !== undefined) return;
-    try {
-      this.context ??= new AudioContext();
-      void this.context.resume().catch(() => undefined);
-    } catch {
-      this.context = null;
-    }
+    this.context = unlocked;
+    if (this.context && activated()) void this.context.resume().catch(() => undefined);
     const ring = () => {
       this.chime();
-      if ("vibrate" in navigator) navigator.vibrate([300, 200, 300]);
+      if (activated() && "vibrate" in navigator) navigator.vibrate([300, 200, 300]);
     };
     ring();
     this.timer = window.setInterval(ring, PATTERN_MS);
@@ -33,7 +55,7 @@ export class Ringtone {
     if (this.timer === undefined) return;
     clearInterval(this.timer);
     this.timer = undefined;
-    if ("vibrate" in navigator) navigator.vibrate(0);
+    if (activated() && "vibrate" in navigator) navigator.vibrate(0);
     void this.context?.suspend().catch(() => undefined);
   }
 

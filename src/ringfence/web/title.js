@@ -8,6 +8,12 @@
 let page = "Ringfence";
 let unread = 0;
 let missed = 0;
+/** @type {string | null} */
+let alert = null;
+/** @type {number | undefined} */
+let blink;
+let showAlert = false;
+const BLINK_MS = 1000;
 
 /** @param {string} title The screen's title, without the count. */
 export function setPageTitle(title) {
@@ -27,8 +33,28 @@ export function setMissedCalls(count) {
   apply();
 }
 
+/**
+ * Something that must not wait ("Incoming call — Alice"): the title alternates
+ * between it and the usual title until it is cleared (null).
+ * @param {string | null} text
+ */
+export function setAlert(text) {
+  alert = text;
+  clearInterval(blink);
+  blink = undefined;
+  showAlert = text !== null;
+  if (text !== null) {
+    blink = window.setInterval(() => {
+      showAlert = !showAlert;
+      apply();
+    }, BLINK_MS);
+  }
+  apply();
+}
+
 function apply() {
   const waiting = unread + missed;
-  const title = waiting > 0 ? `(${waiting}) ${page}` : page;
+  const usual = waiting > 0 ? `(${waiting}) ${page}` : page;
+  const title = showAlert && alert !== null ? alert : usual;
   if (document.title !== title) document.title = title;
 }

@@ -59,6 +59,7 @@ export class CallView {
     /** @type {RouteAction | null} */
     this.routeActionShown = null;
     this.routeNote = h("p", { class: "route-note", attrs: { id: "route-note", role: "status" } });
+    this.ringNote = h("p", { class: "ring-note", attrs: { id: "ring-note" } });
     this.remoteVideo = h("video", { class: "remote-video", attrs: { autoplay: true, playsinline: true, "aria-label": "Remote video" } });
     this.localVideo = h("video", { class: "local-video", attrs: { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera preview" } });
     this.localVideo.muted = true;
@@ -86,7 +87,7 @@ export class CallView {
       attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "call-title", "aria-describedby": "call-status call-exposure" },
     },
       h("div", { class: "call-top" },
-        this.heading, this.status, this.exposure, this.timer,
+        this.heading, this.status, this.ringNote, this.exposure, this.timer,
         h("div", { class: "call-route" }, this.badge, this.routeAction),
         this.routeNote,
       ),
@@ -190,6 +191,9 @@ export class CallView {
     this.stage.classList.toggle("has-video", showRemoteVideo);
     this.localVideo.hidden = !(s.hasLocalVideo && !s.cameraOff && s.state !== "ended");
     setText(this.peerState, s.state === "connected" ? peerStateText(s) : null);
+    setText(this.ringNote, s.state === "incoming" && s.ringsElsewhere
+      ? "Ringing in another tab too: answer here or there."
+      : null);
     // The remote element also plays the remote audio, video call or not.
     if (inCall && this.remoteVideo.paused) void this.remoteVideo.play().catch(() => undefined);
 
