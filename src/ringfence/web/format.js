@@ -256,3 +256,46 @@ export function limitText(err) {
   const what = Object.hasOwn(LIMITS, err.code) ? LIMITS[/** @type {keyof typeof LIMITS} */ (err.code)] : "That was too much at once.";
   return `${what} ${tryAgain(err.retryAfterS)}`;
 }
+
+/**
+ * The problems of a refused request (422 "invalid_request"), as sentences a person
+ * reads. The server names each field by its JSON key ("password: use at least 10
+ * characters; username: ..."); a form knows its own fields, so the keys become its
+ * labels, or go when there is just one problem (the form marks that field). Null for
+ * any other error.
+ * @param {{status: number, code: string, detail: string}} err
+ * @param {Record<string, string>} [labels] JSON key -> the form's label for it.
+ * @returns {{fields: string[], text: string} | null}
+ */
+export function validationText(err, labels = {}) {
+  if (err.status !== 422 || err.code !== "invalid_request") return null;
+  const parts = err.detail.split("; ").map((part) => {
+    const match = /^([A-Za-z0-9_.]+): (.+)$/.exec(part);
+    return { field: (match?.[1] ?? "").split(".")[0] ?? "", words: match?.[2] ?? part };
+  });
+  const sentences = parts.map(({ field, words }) => {
+    const label = parts.length > 1 ? (labels[field] ?? "") : "";
+    return asSentence(label ? `${label}: ${words}` : words);
+  });
+  return { fields: parts.map((p) => p.field).filter(Boolean), text: sentences.join(" ") };
+}
+
+/** @param {string} text */
+function asSentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+/**
+ * True for an account that was deleted: the server renames it to a reserved
+ * "deleted_account_…" username (nobody can register "deleted_*") and the display
+ * name "Deleted account". Its messages stay readable; it can't be messaged or called.
+ * @param {{username: string} | null | undefined} user
+ */
+export function isDeletedAccount(user) {
+  return !!user && user.username.startsWith("deleted_account_");
+}
+
+/** What a deleted account is called on screen (never its reserved @handle). */
+export const DELETED_ACCOUNT_NAME = "Deleted account";

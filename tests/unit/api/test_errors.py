@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from ringfence.api.errors import plain_problem
 from tests.conftest import Api
 from tests.unit.api.test_accounts import assert_error
 from tests.unit.storage.test_contention import app_with
@@ -220,3 +221,220 @@ async def test_a_busy_database_is_a_json_503_with_retry_after_on_any_endpoint(
                 assert isinstance(resp.json()["detail"], str)
                 assert resp.headers["retry-after"] == "1"
         assert (await api.call("GET", "/api/v1/me", token)).status_code == 200
+
+
+# --- validation errors in plain words (issue 12, §4.7) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("err", "name", "words"),
+    [
+        (
+            {"type": "string_too_short", "ctx": {"min_length": 10}},
+            "password",
+            "use at least 10 characters",
+        ),
+        ({"type": "string_too_short", "ctx": {"min_length": 1}}, "text", "must not be empty"),
+        (
+            {"type": "string_too_long", "ctx": {"max_length": 10_000}},
+            "text",
+            "use at most 10,000 characters",
+        ),
+        (
+            {"type": "too_long", "ctx": {"field_type": "Value", "max_length": 64}},
+            "display_name",
+            "use at most 64 characters",
+        ),
+        (
+            {"type": "too_long", "ctx": {"field_type": "List", "max_length": 3}},
+            "call_audience",
+            "can have at most 3 items",
+        ),
+        (
+            {"type": "too_short", "ctx": {"field_type": "List", "min_length": 2}},
+            "x",
+            "needs at least 2 items",
+        ),
+        ({"type": "missing"}, "password", "required"),
+        ({"type": "missing"}, "body", "a JSON object is required"),
+        ({"type": "extra_forbidden"}, "admin", "unknown field"),
+        (
+            {"type": "string_pattern_mismatch", "ctx": {"pattern": "^[a-z0-9_]{3,32}$"}},
+            "username",
+            "use 3 to 32 lowercase letters, digits or _",
+        ),
+        (
+            {"type": "string_pattern_mismatch", "ctx": {"pattern": "^[^\\x00]*$"}},
+            "new_password",
+            "must not contain NUL characters",
+        ),
+        (
+            {"type": "string_pattern_mismatch", "ctx": {"pattern": "^[A-Za-z0-9._~-]{1,64}$"}},
+            "txn_id",
+            "use 1 to 64 letters, digits or . _ ~ -",
+        ),
+        (
+            {"type": "string_pattern_mismatch", "ctx": {"pattern": "^[a-f]+$"}},
+            "call_id",
+            "contains characters that aren't allowed here",
+        ),
+        (
+            {"type": "literal_error", "ctx": {"expected": "'nobody', 'following' or 'everyone'"}},
+            "direct_connections",
+            "must be one of 'nobody', 'following' or 'everyone'",
+        ),
+        ({"type": "greater_than_equal", "ctx": {"ge": 1}}, "limit", "must be at least 1"),
+        ({"type": "less_than_equal", "ctx": {"le": 100}}, "limit", "must be at most 100"),
+        ({"type": "less_than_equal", "ctx": {"le": 2**62}}, "before", "is too large"),
+        ({"type": "int_parsing"}, "limit", "must be a whole number"),
+        ({"type": "int_type"}, "up_to", "must be a whole number"),
+        ({"type": "bool_type"}, "calls_enabled", "must be true or false"),
+        ({"type": "string_type"}, "username", "must be text"),
+        ({"type": "model_type"}, "body", "must be a JSON object"),
+        ({"type": "json_invalid"}, "body", "request body is not valid JSON"),
+        ({"type": "value_error", "msg": "Value error, must not be null"}, "x", "must not be null"),
+        (
+            {"type": "display_name", "msg": "U+202E (right-to-left override) changes it"},
+            "display_name",
+            "U+202E (right-to-left override) changes it",
+        ),
+        ({"type": "something_new", "msg": "Input should be shiny"}, "x", "input should be shiny"),
+    ],
+)
+def test_each_kind_of_validation_error_is_said_in_plain_words(
+    err: dict[str, Any], name: str, words: str
+) -> None:
+    assert plain_problem(err, name) == words
+
+
+def test_no_programmer_wording_is_left_for_any_known_kind() -> None:
+    for kind in ("string_too_short", "string_too_long", "string_type", "missing", "int_type"):
+        text = plain_problem({"type": kind, "msg": "String should X", "ctx": {"min_length": 3}})
+        assert "should" not in text
+        assert "String" not in text
+
+
+API_CASES: list[tuple[str, str, Any, str, str]] = [
+    # (method, path, json body or query, field, plain words)
+    (
+        "POST",
+        "/api/v1/accounts",
+        {"username": "alice", "password": "short"},
+        "password",
+        "use at least 10 characters",
+    ),
+    (
+        "POST",
+        "/api/v1/accounts",
+        {"username": "Al ice", "password": "correct horse 1"},
+        "username",
+        "use 3 to 32 lowercase letters, digits or _",
+    ),
+    (
+        "POST",
+        "/api/v1/accounts",
+        {"username": "alice", "password": "correct horse 1", "display_name": "x" * 65},
+        "display_name",
+        "use at most 64 characters",
+    ),
+    ("POST", "/api/v1/accounts", {"username": "alice"}, "password", "required"),
+    (
+        "POST",
+        "/api/v1/accounts",
+        {"username": "alice", "password": "correct horse 1", "admin": 1},
+        "admin",
+        "unknown field",
+    ),
+    (
+        "POST",
+        "/api/v1/accounts",
+        {"username": 5, "password": "correct horse 1"},
+        "username",
+        "must be text",
+    ),
+    (
+        "POST",
+        "/api/v1/conversations/bob/messages",
+        {"text": "x" * 10_001},
+        "text",
+        "use at most 10,000 characters",
+    ),
+    (
+        "POST",
+        "/api/v1/conversations/bob/messages",
+        {"text": "hi", "txn_id": "a b"},
+        "txn_id",
+        "use 1 to 64 letters, digits or . _ ~ -",
+    ),
+    (
+        "PATCH",
+        "/api/v1/me/settings",
+        {"direct_connections": "all"},
+        "direct_connections",
+        "must be one of 'nobody', 'following' or 'everyone'",
+    ),
+    (
+        "PATCH",
+        "/api/v1/me/settings",
+        {"calls_enabled": "yes"},
+        "calls_enabled",
+        "must be true or false",
+    ),
+    ("PATCH", "/api/v1/me/settings", {"read_receipts": None}, "read_receipts", "must not be null"),
+    (
+        "PATCH",
+        "/api/v1/me/settings",
+        {"call_audience": ["everyone"] * 4},
+        "call_audience",
+        "can have at most 3 items",
+    ),
+    (
+        "POST",
+        "/api/v1/me/password",
+        {"current_password": "correct horse 1", "new_password": "x"},
+        "new_password",
+        "use at least 10 characters",
+    ),
+    ("POST", "/api/v1/conversations/bob/read", {"up_to": 0}, "up_to", "must be at least 1"),
+    ("POST", "/api/v1/conversations/bob/read", {"up_to": 1.5}, "up_to", "must be a whole number"),
+    ("GET", "/api/v1/conversations/bob/messages", {"limit": 101}, "limit", "must be at most 100"),
+    (
+        "GET",
+        "/api/v1/conversations/bob/messages",
+        {"limit": "ten"},
+        "limit",
+        "must be a whole number",
+    ),
+    ("GET", "/api/v1/conversations/bob/messages", {"before": 2**63}, "before", "is too large"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "payload", "field", "words"), API_CASES)
+async def test_the_api_answers_each_kind_in_plain_words(
+    api: Api, method: str, path: str, payload: Any, field: str, words: str
+) -> None:
+    token = await api.register("alice")
+    await api.register("bob")
+    if method == "GET":
+        resp = await api.call(method, path, token, params=payload)
+    else:
+        resp = await api.call(method, path, token, json=payload)
+    body = assert_error(resp, 422)
+    assert body["error"] == "invalid_request"
+    assert body["detail"] == f"{field}: {words}"
+    assert body["fields"] == [field]
+
+
+async def test_several_problems_are_each_named(api: Api) -> None:
+    resp = await api.call("POST", "/api/v1/accounts", json={"username": "A", "password": "x"})
+    body = assert_error(resp, 422)
+    assert body["detail"] == (
+        "username: use 3 to 32 lowercase letters, digits or _; password: use at least 10 characters"
+    )
+
+
+async def test_a_refused_password_is_never_echoed(api: Api) -> None:
+    resp = await api.call(
+        "POST", "/api/v1/accounts", json={"username": "alice", "password": "hunter2"}
+    )
+    assert "hunter2" not in resp.text

@@ -7,7 +7,7 @@
 
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
-import { characters, limitText, tryAgain } from "../format.js";
+import { characters, limitText, tryAgain, validationText } from "../format.js";
 import { setPageTitle } from "../title.js";
 
 /** @import { AppContext } from "../context.js" */
@@ -216,7 +216,7 @@ export function renderAccount(ctx, root) {
       } else if (err instanceof ApiError && err.status === 429) {
         passwordProblem(current.input, `Too many tries at your password. ${tryAgain(err.retryAfterS)}`);
       } else if (err instanceof ApiError && err.status === 422) {
-        passwordProblem(fresh.input, `That new password can't be used: ${sentence(err.detail)}`);
+        passwordProblem(fresh.input, `That new password can't be used. ${validationText(err)?.text ?? sentence(err.detail)}`);
       } else {
         passwordProblem(current.input, `Your password wasn't changed: ${problem(err)}`);
       }
@@ -437,11 +437,17 @@ function setFieldError(input, error, text) {
   else input.removeAttribute("aria-invalid");
 }
 
+/** This page's words for the fields the server may name in a refusal. */
+const LABELS = {
+  display_name: "Display name", password: "Password",
+  current_password: "Current password", new_password: "New password",
+};
+
 /** @param {unknown} err */
 function problem(err) {
   if (!(err instanceof ApiError)) return "something went wrong.";
   if (err.isNetwork) return "can't reach the server. Check your connection and try again.";
-  return sentence(err.detail);
+  return validationText(err, LABELS)?.text ?? sentence(err.detail);
 }
 
 /** @param {string} text */

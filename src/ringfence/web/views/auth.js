@@ -8,6 +8,7 @@
 
 import { ApiError } from "../api.js";
 import { h, replace } from "../dom.js";
+import { validationText } from "../format.js";
 import { keepToThisTab, onSharedSessionChange, sessionToJoin } from "../session.js";
 import { setPageTitle } from "../title.js";
 
@@ -146,13 +147,30 @@ export function renderAuth(root, { api, mode, notice, onSignedIn, onSwitch }) {
       keepToThisTab(shared.checked);
       onSignedIn(session);
     } catch (err) {
-      error.textContent = err instanceof ApiError ? sentence(err.detail) : "Something went wrong. Try again.";
+      const invalid = err instanceof ApiError ? validationText(err, LABELS) : null;
+      error.textContent = invalid ? invalid.text
+        : err instanceof ApiError ? sentence(err.detail) : "Something went wrong. Try again.";
       submit.disabled = false;
       submit.textContent = signup ? "Create account" : "Sign in";
-      password.focus();
+      // Mark the fields the server refused, and go to the first of them.
+      const inputs = { username, password, display_name: displayName };
+      for (const [field, input] of Object.entries(inputs)) {
+        if (invalid?.fields.includes(field)) {
+          input.setAttribute("aria-invalid", "true");
+          input.setAttribute("aria-errormessage", "auth-error");
+        } else {
+          input.removeAttribute("aria-invalid");
+          input.removeAttribute("aria-errormessage");
+        }
+      }
+      const first = invalid?.fields.map((f) => inputs[/** @type {keyof typeof inputs} */ (f)]).find(Boolean);
+      (first ?? password).focus();
     }
   }
 }
+
+/** The form's words for the fields the server may name in a refusal. */
+const LABELS = { username: "Username", password: "Password", display_name: "Display name" };
 
 /** @param {string} text */
 function sentence(text) {
