@@ -18,7 +18,18 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringfence import __version__
-from ringfence.api import accounts, calls, conversations, docs, errors, events, me, reports, web
+from ringfence.api import (
+    accounts,
+    calls,
+    conversations,
+    docs,
+    errors,
+    events,
+    me,
+    push,
+    reports,
+    web,
+)
 from ringfence.api.connections import ConnectionGuard, guarded_protocol
 from ringfence.api.limits import BodyLimit
 from ringfence.backends import Backend
@@ -37,6 +48,7 @@ from ringfence.services.limits import ActionLimits
 from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
 from ringfence.services.passwords import Passwords
+from ringfence.services.push import CallStoreLookup, Push, VapidKey
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.sockets import Sockets
@@ -179,6 +191,16 @@ def turn_pseudonym_key(settings: Settings) -> bytes:
         raise StartupError(f"turn_pseudonym_key_file: {exc}") from None
 
 
+def vapid_key(settings: Settings) -> VapidKey:
+    """The key that signs Web Push requests: kept across restarts, in the data dir
+    unless the operator names a shared file."""
+    path = settings.push_vapid_private_key_file or settings.data_dir / "vapid-private.pem"
+    try:
+        return VapidKey.load(path, settings.push_vapid_subject)
+    except ValueError as exc:
+        raise StartupError(f"push_vapid_private_key_file: {exc}") from None
+
+
 async def resolve_turn_hosts(urls: Sequence[str]) -> set[str]:
     """The addresses of the hosts named in TURN URLs (``turn:host:port?transport=udp``)."""
     loop = asyncio.get_running_loop()
@@ -205,11 +227,14 @@ async def open_backend(settings: Settings, clock: Clock) -> Backend:
     return in_memory_backend(clock)
 
 
-async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    """Open storage (applying migrations), connect the Bus and build every service."""
+async def build_services(settings: Settings, clock: Clock | None = None) -> tuple[Services, Push]:
+    """Open storage (applying migrations), connect the Bus and build every service.
+    Web Push comes apart from the container (services/container.py has no slot for it
+    yet)."""
     clock = clock or SystemClock()
     # Ringfence's own: the database, TLS keys, the relay's files (ringfence.storage.files).
     private_dir(settings.data_dir)
+    key = vapid_key(settings)
     db = Database(settings.effective_database_url)
     await db.start()
     try:
@@ -222,10 +247,12 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     stream = EventStream(db, bus, clock)
     hub = Hub(bus, backend.presence)
     limits = ActionLimits(backend.limiter, settings)
-    messaging = Messaging(db, stream, clock, limits)
+    push_service = Push(db, clock, settings, backend.limiter, key)
+    messaging = Messaging(db, stream, clock, limits, notifier=push_service)
     try:
         relay = await start_turn(settings, clock)
     except BaseException:
+        await push_service.close()
         await backend.close()
         await db.close()
         raise
@@ -240,7 +267,10 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         relay_addresses=relay.addresses,
         clock=clock,
         settings=settings,
+        notifier=push_service,
     )
+    push_service.calls = CallStoreLookup(calls.store)
+    push_service.start()
     calls.start_sweeper()
     accounts = Accounts(
         db,
@@ -292,12 +322,14 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         backend=backend,
     )
     await services.accounts.watch_sessions(hub, check_every_s=settings.ws_session_check_s)
-    return services
+    return services, push_service
 
 
-async def close_services(services: Services) -> None:
+async def close_services(services: Services, push_service: Push | None = None) -> None:
     await services.accounts.close()
     await services.calls.close()
+    if push_service is not None:
+        await push_service.close()
     await services.hub.close_all()
     if services.turn_supervisor is not None:
         await services.turn_supervisor.stop()
@@ -362,16 +394,17 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            services = await build_services(settings, clock)
+            services, push_service = await build_services(settings, clock)
         except EXPLAINED_AT_STARTUP as exc:
             app.state.startup_failure = exc  # for StartupFailure: one line, no traceback
             raise
         app.state.services = services
+        app.state.push = push_service
         log.info("ringfence %s ready", __version__)
         try:
             yield
         finally:
-            await close_services(services)
+            await close_services(services, push_service)
 
     app = FastAPI(
         title="Ringfence",
@@ -388,7 +421,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (accounts, me, conversations, calls, reports, events):
+    for module in (accounts, me, push, conversations, calls, reports, events):
         app.include_router(module.router)
     app.include_router(docs.docs_router("/api/openapi.json"))
     # Last: the browser client answers whatever path the API did not claim.

@@ -419,6 +419,36 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of every Redis key and channel, so deployments can share a Redis.",
     )
+    push_vapid_private_key_file: Path | None = Field(
+        None,
+        description=(
+            "PEM file of the VAPID key that signs Web Push requests. Empty: "
+            "data_dir/vapid-private.pem, made on first start. Nodes must share it."
+        ),
+    )
+    push_vapid_subject: str = Field(
+        "mailto:push@ringfence.invalid",
+        pattern=r"^(mailto:[^\s]+|https://[^\s]+)$",
+        max_length=200,
+        description="VAPID contact (mailto: or https:) that push services may use to reach you.",
+    )
+    push_allow_insecure_endpoints: bool = Field(
+        False,
+        description=(
+            "Also accept http:// and loopback/private push endpoints. For tests only: "
+            "it lets users make this server send requests inside its own network."
+        ),
+    )
+    push_queue_size: int = Field(
+        1000, ge=1, le=100_000, description="Pushes waiting to be sent; beyond it new ones drop."
+    )
+    push_workers: int = Field(4, ge=1, le=64, description="Pushes sent at once.")
+    push_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds one push request may take, connect included."
+    )
+    push_subscriptions_per_account: int = Field(
+        10, ge=1, le=100, description="Push subscriptions (browsers) one account may register."
+    )
     password_hash_concurrency: int = Field(
         2,
         ge=1,

@@ -31,6 +31,7 @@ from ringfence.services.views import (
     Audience,
     ConversationView,
     DirectConnections,
+    MessageNotifications,
     MessageView,
     SessionView,
     SettingsView,
@@ -207,6 +208,14 @@ class SettingsPatch(Strict):
         None,
         description=("Show people when you are typing to them. Reciprocal, like read_receipts."),
     )
+    message_notifications: MessageNotifications | None = Field(
+        None,
+        description=(
+            "What a notification of a new message shows while Ringfence is in the "
+            "background or closed: nothing (off), the sender's name (name_only), or the "
+            "name and the text (name_and_text)."
+        ),
+    )
 
     @field_validator(
         "calls_enabled",
@@ -215,6 +224,7 @@ class SettingsPatch(Strict):
         "silence_unknown_callers",
         "read_receipts",
         "typing_indicators",
+        "message_notifications",
         mode="before",
     )
     @classmethod

@@ -28,7 +28,7 @@ retried send return the original message instead of a duplicate.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
@@ -59,14 +59,29 @@ TEXT_MAX = 10_000
 ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"
 
 
+class MessageNotifier(Protocol):
+    """Tells the recipient's devices of a new message beyond their open sockets (Web
+    Push). Must not block the send: queue, then push in the background."""
+
+    async def message_new(
+        self, user_id: int, sender: str, message_id: int, *, request: bool
+    ) -> None: ...
+
+
 class Messaging:
     def __init__(
-        self, db: Database, stream: EventStream, clock: Clock, limits: ActionLimits
+        self,
+        db: Database,
+        stream: EventStream,
+        clock: Clock,
+        limits: ActionLimits,
+        notifier: MessageNotifier | None = None,
     ) -> None:
         self._db = db
         self._stream = stream
         self._clock = clock
         self._limits = limits
+        self._notifier = notifier
 
     async def send(self, auth: AuthContext, to: str, text: str, txn_id: str | None) -> MessageView:
         me = auth.user
@@ -147,6 +162,12 @@ class Messaging:
                 states.update(changes)
                 view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
         await self._publish(envelopes)
+        # A withheld message reaches nobody, and a declined request stays quiet.
+        state = states.get(recipient.id)
+        if self._notifier is not None and not withheld and state != DECLINED:
+            await self._notifier.message_new(
+                recipient.id, me.username, msg.id, request=state == REQUEST
+            )
         return view
 
     async def record_call(self, caller: User, callee: User, record: CallRecord) -> MessageView:

@@ -17,6 +17,7 @@ from ringfence.storage.repositories import Message, User, UserSettings
 
 Audience = Literal["following", "verified", "everyone"]
 DirectConnections = Literal["nobody", "following", "everyone"]
+MessageNotifications = Literal["off", "name_only", "name_and_text"]
 
 
 # How a deleted account is shown wherever its old messages are (its username then is
@@ -125,6 +126,8 @@ class SettingsView(BaseModel):
     silence_unknown_callers: bool
     read_receipts: bool
     typing_indicators: bool
+    # What a pushed new message shows while no page of mine is in front.
+    message_notifications: MessageNotifications = "name_only"
 
     @classmethod
     def of(cls, row: UserSettings) -> SettingsView:
@@ -135,6 +138,7 @@ class SettingsView(BaseModel):
             silence_unknown_callers=row.silence_unknown_callers,
             read_receipts=row.read_receipts,
             typing_indicators=row.typing_indicators,
+            message_notifications=row.message_notifications,
         )
 
 
@@ -145,4 +149,5 @@ DEFAULT_SETTINGS = SettingsView(
     silence_unknown_callers=False,
     read_receipts=True,
     typing_indicators=True,
+    message_notifications="name_only",
 )

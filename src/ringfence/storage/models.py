@@ -146,6 +146,10 @@ class UserSettings(Base):
     # Reciprocal, as in Signal: with either off, neither person sees the other's.
     read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     typing_indicators: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Web Push of new messages: "off", "name_only" or "name_and_text".
+    message_notifications: Mapped[str] = mapped_column(
+        String(16), default="name_only", server_default="name_only"
+    )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -235,3 +239,26 @@ class Report(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription, owned by the session that made it: ending
+    the session (sign-out, revocation, expiry, account deletion) deletes it.
+
+    The endpoint is a capability (whoever knows it can push to that browser), and the
+    keys are the browser's: none of them leaves this table except to the owner."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    endpoint: Mapped[str] = mapped_column(Text)
+    # SHA-256 of the endpoint, so that posting it again finds the row (an index on the
+    # URL itself would be too long for some backends).
+    endpoint_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,6 +36,7 @@ from ringfence.storage.models import (
     Event,
     Follow,
     Message,
+    PushSubscription,
     Report,
     Session,
     User,
@@ -610,6 +611,7 @@ class SettingsRepo:
             silence_unknown_callers=False,
             read_receipts=True,
             typing_indicators=True,
+            message_notifications="name_only",
             updated_at=now,
         )
         self._s.add(row)
@@ -1122,6 +1124,97 @@ class Reports:
         return bool(getattr(result, "rowcount", 0))
 
 
+class PushSubscriptions:
+    """Browsers' Web Push subscriptions (see models.PushSubscription)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def by_endpoint(self, endpoint_hash: str) -> PushSubscription | None:
+        found = await self._s.scalars(
+            select(PushSubscription).where(PushSubscription.endpoint_hash == endpoint_hash)
+        )
+        return found.first()
+
+    async def count_for_user(self, user_id: int) -> int:
+        count = await self._s.scalar(
+            select(func.count())
+            .select_from(PushSubscription)
+            .where(PushSubscription.user_id == user_id)
+        )
+        return int(count or 0)
+
+    async def add(
+        self,
+        *,
+        user_id: int,
+        session_id: int,
+        endpoint: str,
+        endpoint_hash: str,
+        p256dh: str,
+        auth: str,
+        now: datetime,
+    ) -> PushSubscription:
+        row = PushSubscription(
+            user_id=user_id,
+            session_id=session_id,
+            endpoint=endpoint,
+            endpoint_hash=endpoint_hash,
+            p256dh=p256dh,
+            auth=auth,
+            created_at=now,
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def replace(
+        self,
+        sub_id: int,
+        *,
+        user_id: int,
+        session_id: int,
+        p256dh: str,
+        auth: str,
+        now: datetime,
+    ) -> None:
+        """The same browser posting its endpoint again: now this session's, with these
+        keys (a browser re-subscribing may have new ones)."""
+        await self._s.execute(
+            update(PushSubscription)
+            .where(PushSubscription.id == sub_id)
+            .values(
+                user_id=user_id, session_id=session_id, p256dh=p256dh, auth=auth, created_at=now
+            )
+        )
+
+    async def for_user(self, user_id: int) -> list[PushSubscription]:
+        rows = await self._s.scalars(
+            select(PushSubscription)
+            .where(PushSubscription.user_id == user_id)
+            .order_by(PushSubscription.id)
+        )
+        return list(rows)
+
+    async def delete_of(self, user_id: int, sub_id: int) -> bool:
+        """Delete this subscription if it is ``user_id``'s; whether it was."""
+        result = await self._s.execute(
+            delete(PushSubscription).where(
+                PushSubscription.id == sub_id, PushSubscription.user_id == user_id
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def delete(self, sub_id: int, endpoint_hash: str) -> None:
+        """Delete a subscription the push service said is gone, unless it was
+        re-registered with another endpoint since."""
+        await self._s.execute(
+            delete(PushSubscription).where(
+                PushSubscription.id == sub_id, PushSubscription.endpoint_hash == endpoint_hash
+            )
+        )
+
+
 class Store:
     """The repositories of one unit of work, sharing its session and transaction."""
 
@@ -1135,3 +1228,4 @@ class Store:
         self.messages = Messages(session)
         self.events = Events(session)
         self.reports = Reports(session)
+        self.push = PushSubscriptions(session)

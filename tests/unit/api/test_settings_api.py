@@ -16,6 +16,7 @@ DEFAULTS = {
     "silence_unknown_callers": False,
     "read_receipts": True,
     "typing_indicators": True,
+    "message_notifications": "name_only",
 }
 
 
