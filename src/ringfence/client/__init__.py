@@ -8,28 +8,76 @@ async with RingfenceClient(url, token) as rf, EventStream(url, token) as events:
 ```
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ringfence.client.api import RingfenceClient, RingfenceError
-from ringfence.client.call import (
-    Call,
-    CallEnded,
-    CallState,
-    IncomingCall,
-    OutgoingCall,
-    SelectedPair,
-    StateChange,
-    TransportSwitchFailed,
-    place_call,
-    wait_for_incoming,
-)
 from ringfence.client.events import EventStream, EventStreamClosed
-from ringfence.client.media import (
-    ColourBarsTrack,
-    DiscardSink,
-    ToneTrack,
-    WavRecorder,
-    dominant_frequency,
-    wav_player,
-)
+
+if TYPE_CHECKING:
+    from ringfence.client.call import (
+        Call,
+        CallEnded,
+        CallState,
+        IncomingCall,
+        OutgoingCall,
+        SelectedPair,
+        StateChange,
+        TransportSwitchFailed,
+        place_call,
+        wait_for_incoming,
+    )
+    from ringfence.client.media import (
+        ColourBarsTrack,
+        DiscardSink,
+        ToneTrack,
+        WavRecorder,
+        dominant_frequency,
+        wav_player,
+    )
+
+# Calls and media load aiortc, PyAV and numpy (about half a second): they are imported
+# when first used, so that the CLI's other commands start at once.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Call",
+            "CallEnded",
+            "CallState",
+            "IncomingCall",
+            "OutgoingCall",
+            "SelectedPair",
+            "StateChange",
+            "TransportSwitchFailed",
+            "place_call",
+            "wait_for_incoming",
+        ),
+        "ringfence.client.call",
+    ),
+    **dict.fromkeys(
+        (
+            "ColourBarsTrack",
+            "DiscardSink",
+            "ToneTrack",
+            "WavRecorder",
+            "dominant_frequency",
+            "wav_player",
+        ),
+        "ringfence.client.media",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Call",

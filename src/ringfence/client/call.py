@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Literal, NoReturn
 
 from aiortc import (
@@ -70,6 +69,11 @@ from ringfence.calls.codec import IceServer as IceServerFrame
 from ringfence.calls.verification import verification_code
 from ringfence.client.aiortc_private import nominated_pair, share_certificate
 from ringfence.client.api import IceServer, Media, RingfenceClient
+from ringfence.client.call_types import CallEnded as CallEnded
+from ringfence.client.call_types import CandidateInfo as CandidateInfo
+from ringfence.client.call_types import SelectedPair as SelectedPair
+from ringfence.client.call_types import StateChange as StateChange
+from ringfence.client.call_types import TransportSwitchFailed as TransportSwitchFailed
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
 from ringfence.client.media import DiscardSink, MediaSink
 from ringfence.wire.call_states import IN_CALL, TRANSITIONS
@@ -116,61 +120,7 @@ RESTART_RETRY_S = 4.0
 REOFFER_WAIT_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One step of a call. ``reason`` is set on ``ended``: the server's reason
-    (hangup, rejected, timeout, answered_elsewhere, busy, failed, cancelled), or
-    ``failed`` for a local failure, explained by ``detail``. On ``reconnecting``,
-    ``detail`` says why the connection is being restarted."""
-
-    state: CallState
-    reason: str | None = None
-    detail: str | None = None
-
-
-class CallEnded(Exception):
-    """The call ended before what was awaited happened."""
-
-    def __init__(self, reason: str, detail: str | None) -> None:
-        super().__init__(f"call ended: {reason}" + (f" ({detail})" if detail else ""))
-        self.reason = reason
-        self.detail = detail
-
-
-class TransportSwitchFailed(Exception):
-    """A mid-call switch between relayed and direct did not happen. ``code`` is the
-    server's refusal (``direct_not_allowed``, ``call_state``, ``call_rate_limited``)
-    or ``failed`` when the ICE restart itself failed (the call then ends). A call that
-    is reconnecting cannot be switched (``call_state``): it already is, to the relay."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
 _SWITCH_REFUSALS = frozenset({"direct_not_allowed", "call_state", "call_rate_limited"})
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateInfo:
-    type: str  # host, srflx, prflx or relay
-    address: str
-    port: int
-    protocol: str
-
-
-@dataclass(frozen=True, slots=True)
-class SelectedPair:
-    """The ICE candidate pair media flows over. A ``relay`` candidate on either end
-    means the media goes through a TURN relay and neither side sees the other's address."""
-
-    local: CandidateInfo
-    remote: CandidateInfo
-
-    @property
-    def relayed(self) -> bool:
-        return "relay" in (self.local.type, self.remote.type)
 
 
 def rtc_configuration(ice_servers: Sequence[IceServer], policy: Policy) -> RTCConfiguration:

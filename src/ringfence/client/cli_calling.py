@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -28,20 +28,16 @@ from rich.markup import escape
 from websockets.exceptions import InvalidHandshake
 
 from ringfence.client.api import Media, RingfenceClient, RingfenceError
-from ringfence.client.call import (
-    Call,
-    CallEnded,
-    CallState,
-    StateChange,
-    TransportSwitchFailed,
-    place_call,
-    wait_for_incoming,
-)
+from ringfence.client.call_types import CallEnded, StateChange, TransportSwitchFailed
 from ringfence.client.cli_media import MediaOptions, opened_media
 from ringfence.client.events import EventStream
-from ringfence.client.media import MediaSink, WavRecorder
 from ringfence.client.output import plain
 from ringfence.client.runner import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
+from ringfence.wire.call_states import CallState
+
+if TYPE_CHECKING:  # WebRTC (aiortc) loads only when a call is placed or answered
+    from ringfence.client.call import Call
+    from ringfence.client.media import MediaSink
 
 __all__ = [
     "EXIT_FAILED",
@@ -252,6 +248,8 @@ class _CommandReader:
 
 
 def report_recording(sink: MediaSink) -> None:
+    from ringfence.client.media import WavRecorder
+
     if isinstance(sink, WavRecorder):
         console.print(f"recorded {sink.duration_s:.1f}s to {escape(str(sink.path))}")
 
@@ -298,6 +296,8 @@ async def run_call(
     stop: asyncio.Event,
     emit: Emit | None = None,
 ) -> int:
+    from ringfence.client.call import place_call
+
     media: Media = "video" if options.video else "audio"
     async with (
         opened_media(options) as (tracks, sink),
@@ -338,6 +338,8 @@ async def run_answer(
     stop: asyncio.Event,
     emit: Emit | None = None,
 ) -> int:
+    from ringfence.client.call import wait_for_incoming
+
     async with (
         opened_media(options) as (tracks, sink),
         connected_events(server, token) as events,

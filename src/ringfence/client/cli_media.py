@@ -8,20 +8,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 
-from ringfence.client.media import (
-    ColourBarsTrack,
-    DiscardSink,
-    MediaSink,
-    ToneTrack,
-    WavRecorder,
-    wav_player,
-)
 from ringfence.client.runner import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:  # media means aiortc, PyAV and numpy: loaded when a call needs them
+    from aiortc.mediastreams import MediaStreamTrack
+
+    from ringfence.client.media import MediaSink
 
 __all__ = [
     "MediaOptions",
@@ -53,6 +49,10 @@ VideoOpt = Annotated[bool, typer.Option("--video", help="Send synthetic colour-b
 
 def audio_tracks(play: Path | None, tone: float | None, video: bool) -> list[MediaStreamTrack]:
     """What to send: a WAV file, a tone, or silence; plus colour bars with --video."""
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from ringfence.client.media import ColourBarsTrack, ToneTrack, wav_player
+
     tracks: list[MediaStreamTrack] = []
     try:
         if play is not None:
@@ -69,6 +69,8 @@ def audio_tracks(play: Path | None, tone: float | None, video: bool) -> list[Med
 
 
 def make_sink(record: Path | None) -> MediaSink:
+    from ringfence.client.media import DiscardSink, WavRecorder
+
     return DiscardSink() if record is None else WavRecorder(record)
 
 
