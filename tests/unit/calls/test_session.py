@@ -549,6 +549,8 @@ def _frame(kind: str, user: int, index: int) -> ClientCallFrame:
         return TransportFrame(call_id=CALL_ID, transport="direct")
     if kind == "connected":
         return ConnectedFrame(call_id=CALL_ID)
+    if kind == "media":
+        return MediaFrame(call_id=CALL_ID, audio=index % 2 == 0, video=index % 3 == 0)
     return HangupFrame(call_id=CALL_ID)
 
 
@@ -556,7 +558,8 @@ STEPS = st.tuples(
     st.sampled_from(
         [
             *("offer", "answer", "candidate", "candidate", "candidate", "reoffer", "reanswer"),
-            *("relay", "direct", "connected", "hangup", "settings", "connect", "disconnect"),
+            *("relay", "direct", "connected", "media", "hangup", "settings", "connect"),
+            "disconnect",
             "tick",
         ]
     ),
