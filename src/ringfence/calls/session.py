@@ -33,7 +33,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ringfence.calls.codec import (
+from ringfence.calls.live import (
+    LiveCall,
+    TransportPolicy,
+    device_of,
+    is_direct,
+    policy_of,
+    stricter,
+)
+from ringfence.calls.sanitizer import SignalingError, sanitize_candidate, sanitize_sdp
+from ringfence.calls.state import (
+    ANSWERED_ELSEWHERE,
+    IN_CALL,
+    Call,
+    CallState,
+    EndReason,
+    other_party,
+    transition,
+)
+from ringfence.wire.calls import (
     AnswerFrame,
     CallAnswerFrame,
     CallCandidateFrame,
@@ -58,24 +76,6 @@ from ringfence.calls.codec import (
     UserRef,
     encode,
     parse_server_frame,
-)
-from ringfence.calls.live import (
-    LiveCall,
-    TransportPolicy,
-    device_of,
-    is_direct,
-    policy_of,
-    stricter,
-)
-from ringfence.calls.sanitizer import SignalingError, sanitize_candidate, sanitize_sdp
-from ringfence.calls.state import (
-    ANSWERED_ELSEWHERE,
-    IN_CALL,
-    Call,
-    CallState,
-    EndReason,
-    other_party,
-    transition,
 )
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,19 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
-from ringfence.calls.codec import (
+from ringfence.calls.verification import verification_code
+from ringfence.client.aiortc_private import nominated_pair, share_certificate
+from ringfence.client.api import IceServer, Media, RingfenceClient
+from ringfence.client.call_types import CallEnded as CallEnded
+from ringfence.client.call_types import CandidateInfo as CandidateInfo
+from ringfence.client.call_types import SelectedPair as SelectedPair
+from ringfence.client.call_types import StateChange as StateChange
+from ringfence.client.call_types import TransportSwitchFailed as TransportSwitchFailed
+from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
+from ringfence.client.media import DiscardSink, MediaSink
+from ringfence.wire.call_states import IN_CALL, TRANSITIONS
+from ringfence.wire.call_states import CallState as CallState  # re-exported: the API
+from ringfence.wire.calls import (
     AnswerFrame,
     CallAnswerFrame,
     CallCandidateFrame,
@@ -65,19 +77,7 @@ from ringfence.calls.codec import (
     TransportFrame,
     parse_server_frame,
 )
-from ringfence.calls.codec import IceServer as IceServerFrame
-from ringfence.calls.verification import verification_code
-from ringfence.client.aiortc_private import nominated_pair, share_certificate
-from ringfence.client.api import IceServer, Media, RingfenceClient
-from ringfence.client.call_types import CallEnded as CallEnded
-from ringfence.client.call_types import CandidateInfo as CandidateInfo
-from ringfence.client.call_types import SelectedPair as SelectedPair
-from ringfence.client.call_types import StateChange as StateChange
-from ringfence.client.call_types import TransportSwitchFailed as TransportSwitchFailed
-from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
-from ringfence.client.media import DiscardSink, MediaSink
-from ringfence.wire.call_states import IN_CALL, TRANSITIONS
-from ringfence.wire.call_states import CallState as CallState  # re-exported: the API
+from ringfence.wire.calls import IceServer as IceServerFrame
 
 __all__ = [
     "Call",

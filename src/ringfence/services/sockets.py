@@ -16,7 +16,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ringfence.calls.codec import CALL_CLIENT_TYPES, CodecError, parse_client_frame
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
@@ -29,6 +28,7 @@ from ringfence.services.errors import DatabaseBusy, ServiceError
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
 from ringfence.services.views import UserView
+from ringfence.wire.calls import CALL_CLIENT_TYPES, CodecError, parse_client_frame
 from ringfence.wire.frames import (
     PONG,
     FrameError,

@@ -1,3 +1,3 @@
-"""The wire format, pure: how frames and events are written as JSON text (``json``),
-and the frames of the real-time socket outside calls (``frames``). Call frames are in
-``ringfence.calls.codec``. Nothing here imports the layers above it."""
+"""The wire format, pure: every call frame in both directions (``calls``), the real-time
+socket's own frames (``frames``), the one JSON encoder (``json``) and the client
+call-state table (``call_states``). Nothing here imports the layers above it."""

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ringfence.calls.codec import (
+from ringfence.calls.sanitizer import MAX_CANDIDATE_BYTES, MAX_SDP_BYTES
+from ringfence.calls.state import ANSWERED_ELSEWHERE, EndReason
+from ringfence.wire.calls import (
     CALL_CLIENT_TYPES,
     CALL_SERVER_TYPES,
     AnswerFrame,
@@ -41,8 +43,6 @@ from ringfence.calls.codec import (
     parse_client_frame,
     parse_server_frame,
 )
-from ringfence.calls.sanitizer import MAX_CANDIDATE_BYTES, MAX_SDP_BYTES
-from ringfence.calls.state import ANSWERED_ELSEWHERE, EndReason
 
 CALL_ID = "c4ll_ID-0001"
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"

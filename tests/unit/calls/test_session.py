@@ -16,25 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ringfence.calls.codec import (
-    AnswerFrame,
-    CallAnswerFrame,
-    CallEndedFrame,
-    CallTransportFrame,
-    CandidateFrame,
-    ClientCallFrame,
-    ConnectedFrame,
-    HangupFrame,
-    IceCandidate,
-    MediaFrame,
-    OfferFrame,
-    ReanswerFrame,
-    RejectFrame,
-    ReofferFrame,
-    TransportFrame,
-    UserRef,
-    encode,
-)
 from ringfence.calls.live import LiveCall, TransportPolicy
 from ringfence.calls.sanitizer import normalise_relay_addresses
 from ringfence.calls.session import (
@@ -58,6 +39,25 @@ from ringfence.calls.session import (
     grace,
 )
 from ringfence.calls.state import Call, CallState, EndReason, Media
+from ringfence.wire.calls import (
+    AnswerFrame,
+    CallAnswerFrame,
+    CallEndedFrame,
+    CallTransportFrame,
+    CandidateFrame,
+    ClientCallFrame,
+    ConnectedFrame,
+    HangupFrame,
+    IceCandidate,
+    MediaFrame,
+    OfferFrame,
+    ReanswerFrame,
+    RejectFrame,
+    ReofferFrame,
+    TransportFrame,
+    UserRef,
+    encode,
+)
 from tests.unit.calls.test_sanitizer import CHROME_OFFER, FIREFOX_ANSWER, MDNS
 
 CALLER, CALLEE = 1, 2

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from ringfence.calls.codec import ClientCallFrame, RejectFrame
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
@@ -30,6 +29,7 @@ from ringfence.services.ratelimit import RateLimiter
 from ringfence.services.stream import EventStream
 from ringfence.storage.database import Database
 from ringfence.turn.credentials import TurnCredentialIssuer
+from ringfence.wire.calls import ClientCallFrame, RejectFrame
 
 __all__ = ["CallError", "CallHistoryEntry", "CallNotifier", "Calls", "Device", "StartedCall"]
 

@@ -7,11 +7,11 @@ device that reconnects), never against someone else's whom others could then dra
 
 from __future__ import annotations
 
-from ringfence.calls.codec import IceServer
 from ringfence.config import Settings
 from ringfence.services.errors import RateLimited
 from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.turn.credentials import TurnCredentialIssuer
+from ringfence.wire.calls import IceServer
 
 
 class CallBudget:

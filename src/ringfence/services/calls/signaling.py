@@ -16,13 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ringfence.calls.codec import (
-    ClientCallFrame,
-    OfferFrame,
-    TransportFrame,
-    UserRef,
-    encode,
-)
 from ringfence.calls.live import LiveCall, TransportPolicy
 from ringfence.calls.sanitizer import normalise_relay_addresses
 from ringfence.calls.session import (
@@ -53,6 +46,13 @@ from ringfence.services.stream import EventStream
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import User
+from ringfence.wire.calls import (
+    ClientCallFrame,
+    OfferFrame,
+    TransportFrame,
+    UserRef,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
