@@ -3,7 +3,9 @@
 - ``src/ringfence/web/verification/words.json``: the verification word table
   (:mod:`ringfence.calls.words`);
 - ``src/ringfence/web/callstates.js``: the client call-state table
-  (:mod:`ringfence.wire.call_states`).
+  (:mod:`ringfence.wire.call_states`);
+- ``src/ringfence/web/callframes.js``: JSDoc types of every call frame
+  (:mod:`ringfence.wire.calls`).
 
 Run after changing the source: `.venv/bin/python scripts/lib/render_web_files.py`.
 tests/unit/test_web_files.py fails while a generated file and its source disagree.

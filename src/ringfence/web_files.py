@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import get_args
+
+from pydantic import BaseModel
 
 from ringfence.calls.words import VERSION, WORDS
+from ringfence.jsdoc import typedefs
 from ringfence.wire.call_states import TRANSITIONS, CallState
+from ringfence.wire.calls import ClientCallFrame, ServerCallFrame
 
 
 def verification_words() -> str:
@@ -37,7 +42,33 @@ export const TRANSITIONS = /** @type {{Readonly<Record<CallState, readonly CallS
 """
 
 
+def call_frames() -> str:
+    """Every call frame of the wire format (:mod:`ringfence.wire.calls`) as JSDoc types:
+    what the server sends as ``Call...Event`` (CallEvent is any of them), what a device
+    sends under its model's name (ClientCallFrame is any of them)."""
+    server: list[tuple[str, type[BaseModel]]] = [
+        (model.__name__.removesuffix("Frame") + "Event", model)
+        for model in get_args(ServerCallFrame)
+    ]
+    client: list[tuple[str, type[BaseModel]]] = [
+        (model.__name__, model) for model in get_args(ClientCallFrame)
+    ]
+    server_union = " | ".join(name for name, _ in server)
+    client_union = " | ".join(name for name, _ in client)
+    return f"""// Generated from ringfence/wire/calls.py (scripts/lib/render_web_files.py).
+// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+
+{typedefs([*server, *client])}
+/** @typedef {{{server_union}}} CallEvent */
+
+/** @typedef {{{client_union}}} ClientCallFrame */
+
+export {{}};
+"""
+
+
 GENERATED: dict[str, Callable[[], str]] = {
     "verification/words.json": verification_words,
     "callstates.js": call_states,
+    "callframes.js": call_frames,
 }

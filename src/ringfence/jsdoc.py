@@ -1,0 +1,75 @@
+"""JSDoc type definitions from pydantic models, for the browser client's type checker
+(``tsc --checkJs``): the wire format is declared once, in Python, and the browser's
+types are generated from its JSON Schema (see ``ringfence.web_files``).
+
+Only what the wire models use is supported: objects, strings, numbers, booleans,
+arrays, string constants and enums, optional and nullable fields, and references to
+other models. Anything else raises, so a new kind of field cannot slip through as
+``any``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+Schema = Mapping[str, Any]
+
+
+def typedefs(models: Sequence[tuple[str, type[BaseModel]]]) -> str:
+    """A typedef per model (named as given) and per model it refers to (by class name),
+    each once, in the order met."""
+    out: dict[str, str] = {}
+    for name, model in models:
+        schema = model.model_json_schema(by_alias=True, mode="validation")
+        for def_name, definition in schema.get("$defs", {}).items():
+            out.setdefault(def_name, _typedef(def_name, definition))
+        out[name] = _typedef(name, schema)
+    return "\n".join(out.values())
+
+
+def _typedef(name: str, schema: Schema) -> str:
+    if schema.get("type") != "object" or "properties" not in schema:
+        raise ValueError(f"{name}: only object models become typedefs")
+    lines = [*_description(schema), f"@typedef {{object}} {name}"]
+    required = set(schema.get("required", ()))
+    for prop, sub in schema["properties"].items():
+        default_none = "default" in sub and sub["default"] is None
+        optional = prop not in required and default_none
+        # A field with a default is always written by the server: required to a reader.
+        label = f"[{prop}]" if optional else prop
+        lines.append(f"@property {{{_type(sub)}}} {label}")
+    return "/**\n" + "".join(f" * {line}".rstrip() + "\n" for line in lines) + " */\n"
+
+
+def _description(schema: Schema) -> list[str]:
+    text = " ".join(str(schema.get("description", "")).replace("``", "`").split())
+    return textwrap.wrap(text, 84, break_on_hyphens=False) if text else []
+
+
+def _type(schema: Schema) -> str:
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(value) for value in schema["enum"])
+    if "anyOf" in schema:
+        return " | ".join(_type(option) for option in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "string":
+        return "string"
+    if kind in ("integer", "number"):
+        return "number"
+    if kind == "boolean":
+        return "boolean"
+    if kind == "null":
+        return "null"
+    if kind == "array":
+        item = _type(schema["items"])
+        return f"({item})[]" if " | " in item else f"{item}[]"
+    raise ValueError(f"no JSDoc type for {schema}")
