@@ -37,6 +37,18 @@ __all__ = ["message_lines", "register"]
 TXN_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 PAGE = 100  # the server's largest page of history
 
+# A deleted account's messages stay with the people it wrote to, from a reserved
+# username "deleted_account_" + hex (nobody can register "deleted_*", so nobody can
+# pass for one) and the display name "Deleted account" (services/accounts.py and
+# views.py on the server). Its handle means nothing to a reader: the name is shown.
+DELETED_ACCOUNT_PREFIX = "deleted_account_"
+DELETED_ACCOUNT_NAME = "Deleted account"
+
+
+def is_deleted_account(username: str) -> bool:
+    return username.startswith(DELETED_ACCOUNT_PREFIX)
+
+
 UserArg = Annotated[str, typer.Argument(help="Their username.", show_default=False)]
 
 
@@ -54,7 +66,13 @@ def message_lines(messages: list[Message], peer: str) -> list[Text]:
     lines = []
     for message in messages:
         mine = message["sender"] != peer
-        who = "you" if mine else f"@{plain(message['sender'])}"
+        sender = message["sender"]
+        if mine:
+            who = "you"
+        elif is_deleted_account(sender):
+            who = DELETED_ACCOUNT_NAME
+        else:
+            who = f"@{plain(sender)}"
         head = Text(f"{local_time(message['created_at'])}  ", style="dim")
         head.append(who, style="cyan" if mine else "bold")
         record = message.get("call")
@@ -203,7 +221,8 @@ def read_command(
         if out.json:
             out.document({"messages": messages})
         elif not messages:
-            out.note(f"no messages with @{plain(user)} yet")
+            name = DELETED_ACCOUNT_NAME if is_deleted_account(user) else f"@{plain(user)}"
+            out.note(f"no messages with {name} yet")
         else:
             out.lines(message_lines(messages, user))
         if messages and not keep_unread:

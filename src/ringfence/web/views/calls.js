@@ -9,7 +9,7 @@
 
 import { ApiError } from "../api.js";
 import { avatar, h, replace, toast } from "../dom.js";
-import { callOutcome, dayAndTime } from "../format.js";
+import { DELETED_ACCOUNT_NAME, callOutcome, dayAndTime, isDeletedAccount } from "../format.js";
 import { icon } from "../icons.js";
 import { setPageTitle } from "../title.js";
 
@@ -150,10 +150,12 @@ export function renderCalls(ctx, root, log) {
    */
   function row(item, peer, when) {
     const outgoing = item.direction === "outgoing";
-    const name = peer.display_name || peer.username;
+    // A deleted account can't be called: its calls stay listed, without "Call back".
+    const deleted = isDeletedAccount(peer);
+    const name = deleted ? DELETED_ACCOUNT_NAME : peer.display_name || peer.username;
     const missed = log.isMissed(item);
     const what = `${outgoing ? "Outgoing" : "Incoming"} ${item.call.media} call`;
-    const callBack = h("button", {
+    const callBack = deleted ? null : h("button", {
       class: "small call-back",
       attrs: { type: "button", "aria-label": `Call back ${name} (${item.call.media} call)`, title: item.call.media === "video" ? "Video call" : "Audio call" },
       on: { click: (/** @type {MouseEvent} */ event) => void callBackTo(peer, item, /** @type {HTMLElement} */ (event.currentTarget)) },
@@ -165,7 +167,7 @@ export function renderCalls(ctx, root, log) {
           h("span", { class: "item-title" },
             h("span", { class: "name", text: name }),
             peer.verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
-            h("span", { class: "handle", text: `@${peer.username}` }),
+            deleted ? null : h("span", { class: "handle", text: `@${peer.username}` }),
           ),
           h("span", { class: "item-preview call-detail" },
             h("span", { class: "call-direction", text: outgoing ? "↗" : "↙", attrs: { "aria-hidden": "true" } }),

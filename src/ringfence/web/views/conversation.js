@@ -16,7 +16,7 @@
 import { ApiError } from "../api.js";
 import { callAccess, takesCallsFrom } from "../callaccess.js";
 import { avatar, h, replace, toast } from "../dom.js";
-import { callLabel, characters, clock, dayKey, dayLabel, limitText } from "../format.js";
+import { DELETED_ACCOUNT_NAME, callLabel, characters, clock, dayKey, dayLabel, isDeletedAccount, limitText } from "../format.js";
 import { icon } from "../icons.js";
 import { setPageTitle } from "../title.js";
 
@@ -48,7 +48,8 @@ export function renderConversation(ctx, root, username) {
   const store = ctx.store;
   /** @type {Pick<User, "username" | "display_name" | "verified">} */
   let peer = store.conversations.get(username)?.user ?? { username, display_name: username, verified: false };
-  const peerName = () => peer.display_name || peer.username;
+  // A deleted account is "Deleted account", never its reserved @deleted_account_… handle.
+  const peerName = () => (isDeletedAccount(peer) ? DELETED_ACCOUNT_NAME : peer.display_name || peer.username);
   setPageTitle(`${peerName()} · Ringfence`);
 
   const title = h("h1", { class: "conv-name", attrs: { tabindex: "-1" } });
@@ -134,6 +135,15 @@ export function renderConversation(ctx, root, username) {
   const limitNote = h("p", { class: "composer-limit", attrs: { id: "composer-limit", role: "status", "aria-live": "polite" } });
   const sendButton = h("button", { class: "primary", text: "Send", attrs: { type: "submit" } });
   const composerLabel = h("label", { class: "visually-hidden", text: `Message ${peerName()}`, attrs: { for: "composer" } });
+  // In place of the composer once their account is deleted: nothing can reach them.
+  const deletedNote = h("p", {
+    class: "deleted-note", text: "This account was deleted. You can still read your conversation.",
+    attrs: { id: "deleted-note", role: "status" },
+  });
+  deletedNote.hidden = true;
+  const handle = h("p", { class: "handle", text: `@${username}` });
+  const callGroup = h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton);
+  const tools = h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlertBox, reportResult, isMe ? null : reportForm);
   const composer = h("form", { class: "composer", attrs: { "aria-label": "Send a message" }, on: { submit: onSend } },
     composerLabel,
     counter,
@@ -146,15 +156,16 @@ export function renderConversation(ctx, root, username) {
     h("header", { class: "conv-header" },
       h("a", { class: "icon-button back", attrs: { href: "#/inbox", "aria-label": "Back to inbox", title: "Inbox" } }, icon("back")),
       headerAvatar,
-      h("div", { class: "conv-title" }, title, h("p", { class: "handle", text: `@${username}` })),
-      h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton),
+      h("div", { class: "conv-title" }, title, handle),
+      callGroup,
     ),
-    h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlertBox, reportResult, isMe ? null : reportForm),
+    tools,
     requestBanner,
     accessBox,
     scroller,
     typingNote,
     status,
+    deletedNote,
     composer,
   ));
   store.viewing = username;
@@ -178,6 +189,12 @@ export function renderConversation(ctx, root, username) {
     title.replaceChildren(peerName());
     if (peer.verified) title.append(h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }));
     replace(headerAvatar, avatar(peer));
+    // Their account is deleted: what they sent stays readable, but nothing can reach
+    // them, so nothing here offers to write, call, follow, block or report.
+    const deleted = isDeletedAccount(peer);
+    handle.hidden = deleted;
+    callGroup.hidden = tools.hidden = composer.hidden = deleted;
+    deletedNote.hidden = !deleted;
     const following = store.following?.has(username) ?? false;
     followButton.textContent = following ? "Following" : "Follow";
     followButton.setAttribute("aria-pressed", String(following));
@@ -186,8 +203,8 @@ export function renderConversation(ctx, root, username) {
       ? "You follow this person: their messages reach your inbox, and if your settings allow, they can call you."
       : "Follow to let their messages reach your inbox, and to let them call you if your settings allow it.";
 
-    requestBanner.hidden = !conversation?.is_request;
-    if (conversation?.is_request) {
+    requestBanner.hidden = !conversation?.is_request || deleted;
+    if (conversation?.is_request && !deleted) {
       replace(requestBanner,
         h("p", {},
           h("strong", { text: peerName() }),
@@ -201,7 +218,7 @@ export function renderConversation(ctx, root, username) {
       );
     }
 
-    showAccess(conversation?.is_request === false);
+    showAccess(conversation?.is_request === false && !deleted);
     if (!callAlertBox.hidden) {
       // Something changed on their side (they wrote): the refusal may no longer hold.
       if (alertSince === null) alertSince = latestFromPeer();

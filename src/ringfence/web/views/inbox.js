@@ -6,7 +6,7 @@ import { ApiError } from "../api.js";
 import { requestsCallText } from "../callaccess.js";
 import { avatar, h, replace, toast } from "../dom.js";
 import { setPageTitle } from "../title.js";
-import { limitText, preview, time } from "../format.js";
+import { DELETED_ACCOUNT_NAME, isDeletedAccount, limitText, preview, time } from "../format.js";
 
 /** @import { AppContext } from "../context.js" */
 /** @import { Conversation } from "../types.js" */
@@ -67,15 +67,18 @@ export function renderInbox(ctx, root) {
 
   /** @param {Conversation} c */
   function summary(c) {
-    const name = c.user.display_name || c.user.username;
+    // A deleted account keeps its conversation, under its name only: its reserved
+    // "@deleted_account_…" handle means nothing to anyone.
+    const deleted = isDeletedAccount(c.user);
+    const name = deleted ? DELETED_ACCOUNT_NAME : c.user.display_name || c.user.username;
     const unread = c.unread ?? 0;
-    return h("a", { class: `item-link${unread > 0 ? " unread" : ""}`, attrs: { href: `#/c/${encodeURIComponent(c.user.username)}` } },
+    return h("a", { class: `item-link${unread > 0 ? " unread" : ""}${deleted ? " deleted-account" : ""}`, attrs: { href: `#/c/${encodeURIComponent(c.user.username)}` } },
       avatar(c.user),
       h("span", { class: "item-text" },
         h("span", { class: "item-title" },
           h("span", { class: "name", text: name }),
           c.user.verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
-          h("span", { class: "handle", text: `@${c.user.username}` }),
+          deleted ? null : h("span", { class: "handle", text: `@${c.user.username}` }),
         ),
         h("span", { class: "item-preview", text: c.last_message ? preview(c.last_message, ctx.store.me.username) : "No messages yet" }),
       ),
