@@ -76,7 +76,7 @@ async def test_accepting_a_request_tells_the_truth_about_calls_and_offers_one_ta
     finally:
         await alice_api.close()
     alice = await browsers.page("alice", viewport=DESKTOP)
-    bob = await browsers.page("bob")
+    bob = await browsers.page("bob", viewport=DESKTOP)
     alice_errors, bob_errors = (
         console_errors(alice, CALL_REFUSED),
         console_errors(bob, CALL_REFUSED),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Browsers, Coturn, Server
+from tests.browser.conftest import DESKTOP, Browsers, Coturn, Server
 from tests.browser.ui import ApiUser, messages, open_conversation, send_message, sign_in
 from tests.conftest import make_settings
 
@@ -45,7 +45,7 @@ async def test_a_send_over_the_limit_says_when_to_try_again(
     await bob.follow("alice")  # a conversation bob accepts: only the per-minute limit applies
     await alice.close()
     await bob.close()
-    page = await browsers.page("alice")
+    page = await browsers.page("alice", viewport=DESKTOP)
     await sign_in(page, server.url, "alice")
     await open_conversation(page, "bob")
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from ringfence.services.moderation import REPORTS_PER_HOUR
-from tests.browser.conftest import Browsers, Server
+from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import ApiUser, open_conversation, sign_in
 
 pytestmark = pytest.mark.browser
@@ -37,7 +37,7 @@ async def test_reporting_a_user_reaches_the_admins(server: Server, browsers: Bro
     bob_api = await ApiUser.register(server.url, "bob", "Bob")
     try:
         await bob_api.send("alice", "buy cheap pills at example.invalid")
-        page = await browsers.page("alice")
+        page = await browsers.page("alice", viewport=DESKTOP)
         await sign_in(page, server.url, "alice")
         await open_conversation(page, "bob")
 
@@ -79,7 +79,7 @@ async def test_reporting_a_user_reaches_the_admins(server: Server, browsers: Bro
 async def test_reporting_yourself_is_not_offered(server: Server, browsers: Browsers) -> None:
     for name in ("alice", "bob"):
         await (await ApiUser.register(server.url, name)).close()
-    page = await browsers.page("alice")
+    page = await browsers.page("alice", viewport=DESKTOP)
     await sign_in(page, server.url, "alice")
     # Someone else's conversation offers it...
     await open_conversation(page, "bob")

@@ -143,6 +143,24 @@ export function renderConversation(ctx, root, username) {
   deletedNote.hidden = true;
   const handle = h("p", { class: "handle", text: `@${username}` });
   const callGroup = h("div", { class: "conv-calls", attrs: { role: "group", "aria-label": "Call" } }, audioButton, videoButton);
+  // On a phone the header is one row: the call buttons and "⋯", a menu holding every
+  // action of the header and the row below it (which then shows only notices and the
+  // report form). Each item does exactly what its button does: it clicks it.
+  const moreButton = h("button", {
+    class: "icon-button more",
+    text: "⋯",
+    attrs: {
+      type: "button", id: "conv-more", "aria-label": "More actions", title: "More actions",
+      "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": "conv-menu",
+    },
+    on: { click: () => (menu.hidden ? openMenu(0) : closeMenu(true)), keydown: onMoreKey },
+  });
+  const menu = h("ul", {
+    class: "conv-menu", attrs: { id: "conv-menu", role: "menu", "aria-labelledby": "conv-more" },
+    on: { keydown: onMenuKey, focusout: onMenuFocusOut },
+  });
+  menu.hidden = true;
+  const more = h("div", { class: "conv-more" }, moreButton, menu);
   const tools = h("div", { class: "conv-tools" }, followButton, blockButton, reportButton, callAlertBox, reportResult, isMe ? null : reportForm);
   const composer = h("form", { class: "composer", attrs: { "aria-label": "Send a message" }, on: { submit: onSend } },
     composerLabel,
@@ -158,6 +176,7 @@ export function renderConversation(ctx, root, username) {
       headerAvatar,
       h("div", { class: "conv-title" }, title, handle),
       callGroup,
+      more,
     ),
     tools,
     requestBanner,
@@ -193,7 +212,8 @@ export function renderConversation(ctx, root, username) {
     // them, so nothing here offers to write, call, follow, block or report.
     const deleted = isDeletedAccount(peer);
     handle.hidden = deleted;
-    callGroup.hidden = tools.hidden = composer.hidden = deleted;
+    callGroup.hidden = tools.hidden = composer.hidden = more.hidden = deleted;
+    if (deleted && !menu.hidden) closeMenu(false);
     deletedNote.hidden = !deleted;
     const following = store.following?.has(username) ?? false;
     followButton.textContent = following ? "Following" : "Follow";
@@ -682,6 +702,84 @@ export function renderConversation(ctx, root, username) {
     }
   }
 
+  /** The buttons the menu stands for, in order, as they are now. */
+  function menuActions() {
+    return [audioButton, videoButton, followButton, blockButton, reportButton].filter(
+      (button) => !button.hidden && !button.disabled && !(button.closest("[hidden]")),
+    );
+  }
+
+  /** @param {number} index Which item gets focus (-1: the last). */
+  function openMenu(index) {
+    const items = menuActions().map((button) => {
+      const item = h("button", {
+        class: "menu-item",
+        text: button.getAttribute("aria-label") ?? button.textContent ?? "",
+        attrs: { type: "button", role: "menuitem", tabindex: "-1" },
+        on: {
+          click: () => {
+            closeMenu(true);
+            button.click();
+          },
+        },
+      });
+      const pressed = button.getAttribute("aria-pressed");
+      if (pressed !== null) {
+        item.setAttribute("role", "menuitemcheckbox");
+        item.setAttribute("aria-checked", pressed);
+      }
+      return h("li", { attrs: { role: "none" } }, item);
+    });
+    replace(menu, items);
+    menu.hidden = false;
+    moreButton.setAttribute("aria-expanded", "true");
+    menuItems().at(index)?.focus();
+  }
+
+  /** @param {boolean} refocus */
+  function closeMenu(refocus) {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    moreButton.setAttribute("aria-expanded", "false");
+    if (refocus) moreButton.focus();
+  }
+
+  function menuItems() {
+    return /** @type {HTMLButtonElement[]} */ ([...menu.querySelectorAll("button")]);
+  }
+
+  /** @param {KeyboardEvent} event Arrow keys on "⋯" open the menu at the first or last item. */
+  function onMoreKey(event) {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    openMenu(event.key === "ArrowDown" ? 0 : -1);
+  }
+
+  /** @param {KeyboardEvent} event The keys of a menu (WAI-ARIA menu button pattern). */
+  function onMenuKey(event) {
+    const items = menuItems();
+    const at = items.indexOf(/** @type {HTMLButtonElement} */ (document.activeElement));
+    /** @type {Record<string, number>} */
+    const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 };
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      closeMenu(true);
+    } else if (event.key === "Tab") {
+      closeMenu(false);
+    } else if (event.key in moves && items.length) {
+      event.preventDefault();
+      const next = ((moves[event.key] ?? 0) + items.length) % items.length;
+      items[next]?.focus();
+    }
+  }
+
+  /** @param {FocusEvent} event Focus left the menu (a click elsewhere): it closes. */
+  function onMenuFocusOut(event) {
+    const to = /** @type {Node | null} */ (event.relatedTarget);
+    if (!to || (!menu.contains(to) && to !== moreButton)) closeMenu(false);
+  }
+
   function openReport() {
     reportResult.textContent = "";
     reportResult.removeAttribute("data-tone");
@@ -694,7 +792,8 @@ export function renderConversation(ctx, root, username) {
   function closeReport(refocus) {
     reportForm.hidden = true;
     reportButton.setAttribute("aria-expanded", "false");
-    if (refocus) reportButton.focus();
+    // On a phone the Report button is in the "⋯" menu: focus goes back to that.
+    if (refocus) (reportButton.offsetParent !== null ? reportButton : moreButton).focus();
   }
 
   /** @param {SubmitEvent} event */
