@@ -1,4 +1,4 @@
-"""A compact conversation header on a phone (issue 12, §4.7): at 390×844 the header is
+"""A compact conversation header on a phone (issue 12, §4.7): at 390x844 the header is
 one row, and the actions of the row under it (Follow, Block, Report) sit in a "⋯"
 menu with every action, usable from the keyboard alone (the WAI-ARIA menu button
 pattern). Its "Audio call" places a call just as the button does. The desktop
@@ -56,7 +56,8 @@ async def test_the_phone_menu_works_by_keyboard_and_places_a_call(
     await expect(alice.get_by_role("button", name="Report", exact=True)).to_be_hidden()
     header = alice.locator(".conv-header")
     box = await header.bounding_box()
-    assert box is not None and box["width"] <= PHONE["width"]
+    assert box is not None
+    assert box["width"] <= PHONE["width"]
 
     # Enter opens it on its first item; arrows move, and wrap; Escape closes it and
     # gives focus back to "⋯".
