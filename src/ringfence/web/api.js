@@ -320,4 +320,42 @@ export class Api {
   deleteAccount(password) {
     return this.request("DELETE", "/api/v1/me", { body: { password } });
   }
+
+  // --- Web Push ---------------------------------------------------------------------
+
+  /**
+   * The key browsers subscribe with (an uncompressed P-256 point, base64url).
+   * @returns {Promise<string>}
+   */
+  async pushKey() {
+    return (await this.request("GET", "/api/v1/push/config", { auth: false })).vapid_public_key;
+  }
+
+  /**
+   * Register this browser's push subscription for this session (the same endpoint
+   * again updates it). 422 for an endpoint the server won't send to.
+   * @param {import("./types.js").PushSubscriptionJSON} subscription
+   * @returns {Promise<number>} Its id.
+   */
+  async subscribePush(subscription) {
+    const body = {
+      endpoint: subscription.endpoint,
+      expirationTime: subscription.expirationTime ?? null,
+      keys: { p256dh: subscription.keys.p256dh, auth: subscription.keys.auth },
+    };
+    return (await this.request("POST", "/api/v1/me/push-subscriptions", { body })).id;
+  }
+
+  /** @returns {Promise<import("./types.js").PushSubscriptionInfo[]>} */
+  async pushSubscriptions() {
+    return (await this.request("GET", "/api/v1/me/push-subscriptions")).subscriptions;
+  }
+
+  /**
+   * @param {number} id
+   * @returns {Promise<null>}
+   */
+  unsubscribePush(id) {
+    return this.request("DELETE", `/api/v1/me/push-subscriptions/${seg(String(id))}`);
+  }
 }

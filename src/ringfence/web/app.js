@@ -8,7 +8,8 @@ import { CallLog } from "./calllog.js";
 import { byId, h, replace, toast } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { Outbox } from "./outbox.js";
-import { clearSession, loadSession, saveSession } from "./session.js";
+import { notificationBanner, onWorkerAnswer, signedIn as notifySignedIn, signedOut as notifySignedOut } from "./notify.js";
+import { clearSession, loadSession, saveSession, sessionKept } from "./session.js";
 import { Store } from "./store.js";
 import { setMissedCalls, setUnreadCount } from "./title.js";
 import { renderAuth } from "./views/auth.js";
@@ -55,6 +56,14 @@ let cleanupView = null;
 let authMode = "signin";
 /** @type {string | null} */
 let authNotice = null;
+/**
+ * A call to answer as soon as it rings here: a notification's Accept opened or
+ * focused this page (#/answer/<call id>, or a message from the service worker).
+ * @type {string | null}
+ */
+let answerCall = null;
+/** @type {HTMLElement | null} The offer to turn on notifications. */
+let banner = null;
 
 // --- signing in and out ----------------------------------------------------------
 
@@ -82,7 +91,10 @@ function start(sessionToken, me) {
     onStatus: (info) => showConnection(info),
     onFatal: (reason) => endSession(reason),
   });
-  const calls = new CallManager(api, events, (session) => live?.callView.update(session));
+  const calls = new CallManager(api, events, (session) => {
+    live?.callView.update(session);
+    answerIfAsked();
+  });
   const callView = new CallView(callLayer, calls, (open) => {
     main.inert = open;
     topbar.inert = open;
@@ -94,6 +106,10 @@ function start(sessionToken, me) {
   topbar.hidden = false;
   byId("me-name", HTMLElement).textContent = `@${me.username}`;
   events.start();
+  const kept = sessionKept();
+  void notifySignedIn(api, sessionToken, kept);
+  banner = notificationBanner(api, () => token, kept);
+  if (banner) main.before(banner);
   void reloadConversations();
   void callLog.load();
   void api.me().then((data) => {
@@ -145,6 +161,9 @@ function endSession(notice) {
   live?.callLog.stop();
   live = null;
   token = null;
+  banner?.remove();
+  banner = null;
+  void notifySignedOut();
   clearSession();
   showUnread(0);
   showMissed(0);
@@ -443,7 +462,32 @@ function navigate(hash) {
   else location.hash = hash;
 }
 
+/** Answer the call a notification's Accept asked for, once it rings in this tab. */
+function answerIfAsked() {
+  const session = live?.ctx.calls.current;
+  if (!answerCall || !session || session.callId !== answerCall) return;
+  if (session.state !== "incoming") {
+    if (!session.active) answerCall = null; // over before it could be answered
+    return;
+  }
+  answerCall = null;
+  void session.accept();
+}
+
+/** @param {string} callId */
+function answerWhenRinging(callId) {
+  if (!/^[A-Za-z0-9_-]{8,64}$/.test(callId)) return;
+  answerCall = callId;
+  answerIfAsked();
+}
+
 function route() {
+  const answer = location.hash.match(/^#\/answer\/(.+)$/);
+  if (answer) {
+    // Not a screen: remember the call, and show the inbox while it rings in.
+    answerWhenRinging(answer[1] ?? "");
+    history.replaceState(null, "", "#/inbox");
+  }
   cleanupView?.();
   cleanupView = null;
   const hash = location.hash;
@@ -501,6 +545,7 @@ callLayer.addEventListener("keydown", (event) => {
   if (event.key === "Escape") live?.ctx.calls.dismiss();
 });
 signOutButton.addEventListener("click", () => void signOut());
+onWorkerAnswer(answerWhenRinging);
 
 const saved = loadSession();
 if (saved) start(saved.token, saved.user);

@@ -129,6 +129,15 @@ export function keepToThisTab(tabOnly) {
   scope = tabOnly ? "tab" : "device";
 }
 
+/**
+ * Whether this tab's session is kept on this device (every tab, across restarts), as
+ * opposed to a shared computer's, kept to the tab. Only a kept session hands its token
+ * to the service worker for notifications (notify.js).
+ */
+export function sessionKept() {
+  return scope === "device";
+}
+
 /** @param {StoredSession} session */
 export function saveSession(session) {
   if (scope === "device" && session.token === mine) {

@@ -86,8 +86,247 @@ worker.addEventListener("message", (/** @type {MessageFromPage} */ event) => {
 });
 
 // --- push and notifications -------------------------------------------------------
-// The `push` and `notificationclick` handlers (issue 11, Web Push: incoming calls and
-// messages while no tab is open) go here.
+// A push (Web Push, encrypted for this browser) says only what happened: a call's id,
+// or a new message's sender. The worker asks the server for the rest (the caller's
+// name, a message's text when the person chose to see it) with the session token the
+// page left in IndexedDB (notify.js); without one it shows a notification without
+// names. The token is only ever sent in an Authorization header, never in a URL.
+//
+// A visible, focused Ringfence tab rings and shows messages itself: then nothing is
+// shown here. An incoming call's notification has Accept and Decline; its tag is the
+// call's id, so a repeated push replaces it and `call.ended` closes it.
+
+/**
+ * @typedef {ExtendableEvent & { data: { json(): unknown } | null }} PushEvent
+ * @typedef {ExtendableEvent & {
+ *   action: string,
+ *   notification: { data: unknown, tag: string, close(): void },
+ * }} NotificationClickEvent
+ * @typedef {{ id: string, url: string, focused: boolean, visibilityState: string,
+ *   focus(): Promise<unknown>, postMessage(message: unknown): void }} PageClient
+ * @typedef {{
+ *   showNotification(title: string, options: object): Promise<void>,
+ *   getNotifications(filter?: { tag?: string }): Promise<{ close(): void }[]>,
+ * }} Registration
+ */
+const pushScope = /** @type {{
+ *   registration: Registration,
+ *   clients: {
+ *     matchAll(options: object): Promise<PageClient[]>,
+ *     openWindow(url: string): Promise<unknown>,
+ *   },
+ * }} */ (/** @type {unknown} */ (self));
+
+const CALL_ID = /^[A-Za-z0-9_-]{8,64}$/;
+const USERNAME = /^[a-z0-9_]{3,32}$/;
+
+worker.addEventListener("push", (/** @type {PushEvent} */ event) => {
+  /** @type {unknown} */
+  let data = null;
+  try {
+    data = event.data?.json() ?? null;
+  } catch {
+    data = null;
+  }
+  if (typeof data !== "object" || data === null || !("type" in data)) return;
+  keepAlive(event, onPush(/** @type {Record<string, unknown>} */ (data)));
+});
+
+worker.addEventListener("notificationclick", (/** @type {NotificationClickEvent} */ event) => {
+  const notification = event.notification;
+  notification.close();
+  const data = /** @type {Record<string, unknown> | null} */ (notification.data);
+  if (!data || typeof data !== "object") return;
+  keepAlive(event, onClick(data, event.action));
+});
+
+/**
+ * Keep the worker alive until `work` is done. The work runs either way: waitUntil
+ * throws for an event the browser did not dispatch (a test's synthetic click).
+ * @param {ExtendableEvent} event
+ * @param {Promise<unknown>} work
+ */
+function keepAlive(event, work) {
+  const done = work.catch(() => undefined);
+  try {
+    event.waitUntil(done);
+  } catch {
+    // not dispatched by the browser: nothing to keep alive
+  }
+}
+
+/** @param {Record<string, unknown>} data */
+async function onPush(data) {
+  if (data.type === "call.ended") {
+    if (typeof data.call_id !== "string") return;
+    for (const shown of await pushScope.registration.getNotifications({ tag: data.call_id })) shown.close();
+    return;
+  }
+  if (await pageInFront()) return;
+  const token = await storedToken();
+  if (data.type === "call.incoming" && typeof data.call_id === "string" && CALL_ID.test(data.call_id)) {
+    await showCall(data.call_id, token);
+  } else if (data.type === "message.new" && typeof data.from === "string" && USERNAME.test(data.from)) {
+    await showMessage(data, data.from, token);
+  }
+}
+
+/**
+ * @param {string} callId
+ * @param {string | null} token
+ */
+async function showCall(callId, token) {
+  let title = "Incoming call";
+  let body = "Someone is calling you on Ringfence.";
+  if (token) {
+    const answer = await api("GET", `/api/v1/push/calls/${encodeURIComponent(callId)}`, token);
+    if (answer?.status === 404) return; // answered elsewhere or over already
+    const caller = answer?.ok ? /** @type {{ caller?: { username: string, display_name: string } }} */ (await answer.json()).caller : undefined;
+    if (caller) {
+      title = `Incoming call — ${caller.display_name || caller.username}`;
+      body = `@${caller.username} is calling you.`;
+    }
+  }
+  await pushScope.registration.showNotification(title, {
+    body,
+    tag: callId,
+    renotify: true,
+    requireInteraction: true,
+    icon: "/icons/icon-192.png",
+    data: { type: "call", call_id: callId },
+    actions: [
+      { action: "accept", title: "Accept" },
+      { action: "decline", title: "Decline" },
+    ],
+  });
+}
+
+/**
+ * @param {Record<string, unknown>} data
+ * @param {string} from
+ * @param {string | null} token
+ */
+async function showMessage(data, from, token) {
+  let name = `@${from}`;
+  let body = "";
+  if (token) {
+    const list = await api("GET", "/api/v1/conversations", token);
+    if (list?.ok) {
+      /** @type {{ conversations?: { user: { username: string, display_name: string } }[] }} */
+      const found = await list.json();
+      const user = found.conversations?.find((c) => c.user.username === from)?.user;
+      if (user?.display_name) name = user.display_name;
+    }
+    if (data.show === "name_and_text" && typeof data.message_id === "number") {
+      const history = await api("GET", `/api/v1/conversations/${encodeURIComponent(from)}/messages?limit=20`, token);
+      if (history?.ok) {
+        /** @type {{ messages?: { id: number, text: string | null }[] }} */
+        const page = await history.json();
+        const text = page.messages?.find((m) => m.id === data.message_id)?.text ?? "";
+        body = text.length > 200 ? `${text.slice(0, 199)}…` : text;
+      }
+    }
+  }
+  const title = data.request === true ? `Message request from ${name}` : `New message from ${name}`;
+  await pushScope.registration.showNotification(title, {
+    body,
+    tag: `message:${from}`,
+    icon: "/icons/icon-192.png",
+    data: { type: "message", from },
+  });
+}
+
+/**
+ * @param {Record<string, unknown>} data
+ * @param {string} action
+ */
+async function onClick(data, action) {
+  if (data.type === "call" && typeof data.call_id === "string" && CALL_ID.test(data.call_id)) {
+    const callId = data.call_id;
+    if (action === "decline") {
+      const token = await storedToken();
+      if (token) await api("POST", `/api/v1/calls/${encodeURIComponent(callId)}/decline`, token);
+      return;
+    }
+    // Accept, or a click on the notification itself: to the call screen, answering.
+    const page = await anyPage();
+    if (page) {
+      await page.focus().catch(() => undefined);
+      page.postMessage({ type: "ringfence:answer", call_id: callId });
+    } else {
+      await pushScope.clients.openWindow(`/#/answer/${callId}`);
+    }
+    return;
+  }
+  if (data.type === "message" && typeof data.from === "string" && USERNAME.test(data.from)) {
+    const page = await anyPage();
+    if (page) await page.focus().catch(() => undefined);
+    else await pushScope.clients.openWindow(`/#/c/${data.from}`);
+  }
+}
+
+/** Whether a Ringfence tab is visible and focused (it rings and notifies by itself). */
+async function pageInFront() {
+  const pages = await pushScope.clients.matchAll({ type: "window", includeUncontrolled: true });
+  return pages.some((page) => page.visibilityState === "visible" && page.focused);
+}
+
+/** @returns {Promise<PageClient | undefined>} */
+async function anyPage() {
+  const pages = await pushScope.clients.matchAll({ type: "window", includeUncontrolled: true });
+  return pages.find((page) => new URL(page.url).origin === location.origin);
+}
+
+/**
+ * A request to the API with the stored session; null when the network failed.
+ * @param {string} method
+ * @param {string} path
+ * @param {string} token
+ * @returns {Promise<Response | null>}
+ */
+async function api(method, path, token) {
+  try {
+    return await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The session token the page left for the worker (notify.js), or null.
+ * @returns {Promise<string | null>}
+ */
+function storedToken() {
+  return new Promise((resolve) => {
+    const request = indexedDB.open("ringfence-worker", 1);
+    request.onupgradeneeded = () => request.result.createObjectStore("kv");
+    request.onerror = () => resolve(null);
+    request.onsuccess = () => {
+      const db = request.result;
+      try {
+        const get = db.transaction("kv", "readonly").objectStore("kv").get("session");
+        get.onsuccess = () => {
+          db.close();
+          const value = /** @type {unknown} */ (get.result);
+          const token = typeof value === "object" && value !== null && "token" in value ? value.token : null;
+          resolve(typeof token === "string" ? token : null);
+        };
+        get.onerror = () => {
+          db.close();
+          resolve(null);
+        };
+      } catch {
+        db.close();
+        resolve(null);
+      }
+    };
+  });
+}
 
 // --- the shell cache --------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 // Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`.
-// They mirror src/ringfence/services/views.py, api/calls.py and calls/codec.py.
+// They mirror src/ringfence/services/views.py, api/calls.py and wire/calls.py.
 
 /**
  * @typedef {object} User
@@ -53,6 +53,7 @@
  * @property {boolean} silence_unknown_callers
  * @property {boolean} read_receipts Reciprocal: off, I don't see other people's either.
  * @property {boolean} typing_indicators Reciprocal, like read_receipts.
+ * @property {MessageNotifications} message_notifications What a pushed new message shows.
  */
 
 /**
@@ -266,4 +267,24 @@ export {};
  * @property {User} peer The other person.
  * @property {"outgoing" | "incoming"} direction
  * @property {string} created_at
+ */
+
+// --- Web Push ---------------------------------------------------------------------
+
+/** @typedef {"off" | "name_only" | "name_and_text"} MessageNotifications */
+
+/**
+ * A browser's push subscription, as PushSubscription.toJSON() gives it.
+ * @typedef {object} PushSubscriptionJSON
+ * @property {string} endpoint
+ * @property {number | null} [expirationTime]
+ * @property {{p256dh: string, auth: string}} keys
+ */
+
+/**
+ * @typedef {object} PushSubscriptionInfo One of my subscriptions, without its endpoint.
+ * @property {number} id
+ * @property {string} created_at
+ * @property {string} push_service The push service's host.
+ * @property {boolean} current Made by this session.
  */

@@ -12,16 +12,25 @@
 import { ApiError } from "../api.js";
 import { AUDIENCE_OPTIONS, audienceChoice, directWords } from "../callaccess.js";
 import { avatar, h, replace } from "../dom.js";
+import { notifyState, turnOff, turnOn } from "../notify.js";
+import { sessionKept } from "../session.js";
 import { setPageTitle } from "../title.js";
 
 /** @import { AppContext } from "../context.js" */
-/** @import { Settings, DirectConnections, User } from "../types.js" */
+/** @import { Settings, DirectConnections, MessageNotifications, User } from "../types.js" */
 
 /** @type {{value: DirectConnections, label: string}[]} */
 const DIRECT = [
   { value: "nobody", label: "Nobody: always use the relay" },
   { value: "following", label: "People you follow" },
   { value: "everyone", label: "Everyone" },
+];
+
+/** @type {{value: MessageNotifications, label: string}[]} */
+const MESSAGE_NOTIFICATIONS = [
+  { value: "name_only", label: "Who wrote: \u201cNew message from Alex\u201d" },
+  { value: "name_and_text", label: "Who wrote, and what they wrote" },
+  { value: "off", label: "Nothing: don't notify me of messages" },
 ];
 
 /**
@@ -88,6 +97,20 @@ export function renderSettings(ctx, root) {
     directWarning,
   );
   const directStatus = statusLine("direct-status");
+  const notifyLine = h("p", { class: "help", attrs: { id: "notify-help" } });
+  const notifyButton = h("button", { attrs: { type: "button", id: "notify-toggle", "aria-describedby": "notify-help" } });
+  const notifyStatus = statusLine("notify-status");
+  const messageRadios = MESSAGE_NOTIFICATIONS.map(({ value }) =>
+    h("input", { attrs: { type: "radio", id: `message-notifications-${value}`, name: "message_notifications", value } }),
+  );
+  const messageSet = h("fieldset", { class: "options", attrs: { "aria-describedby": "message-notifications-help" } },
+    h("legend", { text: "What a message notification shows" }),
+    h("p", { class: "help", attrs: { id: "message-notifications-help" }, text: "When Ringfence is in the background or closed. The notification's words are fetched by this browser from Ringfence; the push service that wakes it learns only that something happened." }),
+    MESSAGE_NOTIFICATIONS.map(({ value, label }, i) =>
+      h("div", { class: "check" }, messageRadios[i], h("label", { text: label, attrs: { for: `message-notifications-${value}` } })),
+    ),
+  );
+  const messageStatus = statusLine("message-notifications-status");
   const blockedList = h("ul", { class: "list blocked", attrs: { "aria-labelledby": "blocked-title" } });
   const blockedEmpty = h("p", { class: "empty", text: "You haven't blocked anyone.", attrs: { hidden: true } });
   const blockedStatus = statusLine("blocked-status");
@@ -126,6 +149,14 @@ export function renderSettings(ctx, root) {
       h("p", { class: "help", attrs: { id: "typing-indicators-help" }, text: "Let people see when you're typing to them. If you turn this off, you won't see other people's either." }),
       typingStatus,
     ),
+    h("section", { class: "panel", attrs: { "aria-labelledby": "notify-title" } },
+      h("h2", { text: "Notifications", attrs: { id: "notify-title" } }),
+      notifyLine,
+      notifyButton,
+      notifyStatus,
+      messageSet,
+      messageStatus,
+    ),
     h("section", { class: "panel", attrs: { "aria-labelledby": "direct-title" } },
       h("h2", { text: "Your address", attrs: { id: "direct-title" } }),
       directSet,
@@ -142,7 +173,42 @@ export function renderSettings(ctx, root) {
 
   /** @type {Settings | null} The server's value, as last read or saved. */
   let server = ctx.store.settings;
-  const controls = [callsSwitch, silenceSwitch, receiptsSwitch, typingSwitch, ...audienceRadios, ...directRadios];
+  const controls = [callsSwitch, silenceSwitch, receiptsSwitch, typingSwitch, ...audienceRadios, ...directRadios, ...messageRadios];
+
+  /** This browser's notifications: on, off, blocked or not possible here. */
+  function showNotify() {
+    const state = sessionKept() ? notifyState() : "unsupported";
+    const words = {
+      on: "Notifications are on in this browser: calls ring and messages notify even when Ringfence is closed.",
+      off: "Notifications are off in this browser.",
+      blocked: "Notifications are blocked for Ringfence in this browser's site settings.",
+      unsupported: sessionKept()
+        ? "This browser can't show Ringfence's notifications."
+        : "Not on a shared computer: notifications need you to stay signed in on this device.",
+    };
+    notifyLine.textContent = words[state];
+    notifyButton.textContent = state === "on" ? "Turn off notifications" : "Turn on notifications";
+    notifyButton.hidden = state === "blocked" || state === "unsupported";
+  }
+
+  notifyButton.addEventListener("click", async () => {
+    const token = ctx.api.getToken();
+    notifyButton.disabled = true;
+    try {
+      if (notifyState() === "on") {
+        await turnOff(ctx.api);
+        setLine(notifyStatus, "Notifications are off in this browser.", "ok");
+      } else if (token) {
+        const state = await turnOn(ctx.api, token);
+        setLine(notifyStatus, state === "on" ? "Notifications are on." : "Notifications were not allowed.", state === "on" ? "ok" : "error");
+      }
+    } catch (err) {
+      setLine(notifyStatus, `Notifications couldn't be changed: ${reason(err)}`, "error");
+    } finally {
+      notifyButton.disabled = false;
+      if (alive) showNotify();
+    }
+  });
 
   /** Show exactly what the server holds. */
   function show() {
@@ -165,6 +231,10 @@ export function renderSettings(ctx, root) {
       if (radio) radio.checked = server?.direct_connections === value;
     });
     directWarning.hidden = server.direct_connections === "nobody";
+    MESSAGE_NOTIFICATIONS.forEach(({ value }, i) => {
+      const radio = messageRadios[i];
+      if (radio) radio.checked = server?.message_notifications === value;
+    });
     // While calls are off, who can call doesn't apply: the group is really disabled
     // (not just greyed), and so is silencing.
     audienceSet.disabled = !server.calls_enabled;
@@ -259,6 +329,17 @@ export function renderSettings(ctx, root) {
     });
   });
 
+  messageRadios.forEach((radio, i) => {
+    radio.addEventListener("change", () => {
+      const value = MESSAGE_NOTIFICATIONS[i]?.value;
+      if (!radio.checked || !value) return;
+      const summary = value === "off"
+        ? "Messages won't notify you while Ringfence is in the background."
+        : value === "name_only" ? "Message notifications say who wrote." : "Message notifications show who wrote and what.";
+      void save({ message_notifications: value }, messageStatus, summary);
+    });
+  });
+
   async function loadBlocked() {
     try {
       const users = await ctx.api.blocked();
@@ -292,6 +373,7 @@ export function renderSettings(ctx, root) {
   }
 
   show();
+  showNotify();
   void load();
   void loadBlocked();
   return () => {
