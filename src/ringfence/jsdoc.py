@@ -42,8 +42,20 @@ def _typedef(name: str, schema: Schema) -> str:
         optional = prop not in required and default_none
         # A field with a default is always written by the server: required to a reader.
         label = f"[{prop}]" if optional else prop
-        lines.append(f"@property {{{_type(sub)}}} {label}")
+        kind = _type(sub)
+        if sub.get("x-omitted-when-none"):
+            # Left out rather than null: absent to a reader, never null.
+            kind = _type({k: v for k, v in sub.items() if k != "anyOf"} | _not_null(sub))
+        lines.append(f"@property {{{kind}}} {label}")
     return "/**\n" + "".join(f" * {line}".rstrip() + "\n" for line in lines) + " */\n"
+
+
+def _not_null(schema: Schema) -> dict[str, Any]:
+    """The schema of a nullable field without its null."""
+    options = [option for option in schema.get("anyOf", ()) if option.get("type") != "null"]
+    if len(options) != 1:
+        raise ValueError(f"cannot tell the non-null type of {schema}")
+    return dict(options[0])
 
 
 def _description(schema: Schema) -> list[str]:

@@ -27,6 +27,7 @@ class Sample(BaseModel):
     choice: Literal["a", "b"]
     maybe: str | None = None
     alias_me: str = Field(alias="aliasMe")
+    left_out: str | None = Field(default=None, json_schema_extra={"x-omitted-when-none": True})
     inner: Inner
     inners: list[Inner]
 

@@ -5,8 +5,8 @@
  * RTCIceServer. `username`/`credential` are left out when absent (STUN).
  * @typedef {object} IceServer
  * @property {string[]} urls
- * @property {string | null} [username]
- * @property {string | null} [credential]
+ * @property {string} [username]
+ * @property {string} [credential]
  */
 
 /**
@@ -46,7 +46,7 @@
  * @property {string} candidate
  * @property {string | null} [sdpMid]
  * @property {number | null} [sdpMLineIndex]
- * @property {string | null} [usernameFragment]
+ * @property {string} [usernameFragment]
  */
 
 /**

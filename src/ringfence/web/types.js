@@ -162,40 +162,6 @@
  */
 
 /**
- * @typedef {object} CallIncomingEvent
- * @property {"call.incoming"} type
- * @property {string} call_id
- * @property {User} from
- * @property {Media} media
- * @property {string} sdp
- * @property {IceServer[]} ice_servers
- * @property {IcePolicy} ice_transport_policy
- * @property {boolean} [direct_allowed] Both users' settings allow switching this call to direct.
- */
-
-/**
- * @typedef {object} CallAnswerEvent
- * @property {"call.answer"} type
- * @property {string} call_id
- * @property {string} sdp
- * @property {boolean} [direct_allowed] Both users' settings allow switching this call to direct.
- */
-
-/**
- * @typedef {object} CallCandidateEvent
- * @property {"call.candidate"} type
- * @property {string} call_id
- * @property {WireCandidate} candidate
- */
-
-/**
- * @typedef {object} CallEndedEvent
- * @property {"call.ended"} type
- * @property {string} call_id
- * @property {EndReason} reason
- */
-
-/**
  * @typedef {object} ErrorEvent
  * @property {"error"} type
  * @property {string} error
@@ -205,49 +171,16 @@
 
 /** @typedef {"relay" | "direct"} Transport */
 
-/**
- * The call's transport changed (a participant asked, the server agreed): sent to both
- * devices in the call, each with its own fresh relay credentials and policy. The one
- * that asked (`restart`) makes an ICE-restart offer; the other waits for it.
- * @typedef {object} CallTransportEvent
- * @property {"call.transport"} type
- * @property {string} call_id
- * @property {Transport} transport
- * @property {IceServer[]} ice_servers
- * @property {IcePolicy} ice_transport_policy
- * @property {boolean} restart
- * @property {boolean} direct_allowed
- */
-
-/**
- * The ICE-restart offer of the device that asked for a transport switch.
- * @typedef {object} CallReofferEvent
- * @property {"call.reoffer"} type
- * @property {string} call_id
- * @property {string} sdp
- */
-
-/**
- * The other device's answer to a call.reoffer.
- * @typedef {object} CallReanswerEvent
- * @property {"call.reanswer"} type
- * @property {string} call_id
- * @property {string} sdp
- */
-
-/**
- * The other person's microphone and camera are on or off.
- * @typedef {object} CallMediaEvent
- * @property {"call.media"} type
- * @property {string} call_id
- * @property {boolean} audio
- * @property {boolean} video
- */
-
-/**
- * @typedef {CallIncomingEvent | CallAnswerEvent | CallCandidateEvent | CallEndedEvent
- *   | CallTransportEvent | CallReofferEvent | CallReanswerEvent | CallMediaEvent} CallEvent
- */
+// Call frames: generated from the server's models (callframes.js, wire/calls.py).
+/** @typedef {import("./callframes.js").CallIncomingEvent} CallIncomingEvent */
+/** @typedef {import("./callframes.js").CallAnswerEvent} CallAnswerEvent */
+/** @typedef {import("./callframes.js").CallCandidateEvent} CallCandidateEvent */
+/** @typedef {import("./callframes.js").CallEndedEvent} CallEndedEvent */
+/** @typedef {import("./callframes.js").CallTransportEvent} CallTransportEvent */
+/** @typedef {import("./callframes.js").CallReofferEvent} CallReofferEvent */
+/** @typedef {import("./callframes.js").CallReanswerEvent} CallReanswerEvent */
+/** @typedef {import("./callframes.js").CallMediaEvent} CallMediaEvent */
+/** @typedef {import("./callframes.js").CallEvent} CallEvent */
 
 /**
  * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent

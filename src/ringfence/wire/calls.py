@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -64,6 +65,10 @@ __all__ = [
     "parse_client_frame",
     "parse_server_frame",
 ]
+
+# A field the encoder leaves out rather than writing null (see the serializers below):
+# its JSON Schema says so, for the browser's generated types (ringfence.jsdoc).
+OMITTED_WHEN_NONE: Final[dict[str, JsonValue]] = {"x-omitted-when-none": True}
 
 CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_BYTES)]
@@ -115,7 +120,7 @@ class IceCandidate(_Model):
     # Browsers' RTCIceCandidate.toJSON() includes the ICE ufrag; it is also in the SDP.
     username_fragment: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{1,256}$")] | None
-    ) = Field(default=None, alias="usernameFragment")
+    ) = Field(default=None, alias="usernameFragment", json_schema_extra=OMITTED_WHEN_NONE)
 
     @model_serializer(mode="wrap")
     def _omit_absent_ufrag(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -252,8 +257,12 @@ class IceServer(_Model):
     """RTCIceServer. ``username``/``credential`` are left out when absent (STUN)."""
 
     urls: Annotated[list[_IceUrl], Field(min_length=1, max_length=8)]
-    username: Annotated[str, StringConstraints(max_length=256)] | None = None
-    credential: Annotated[str, StringConstraints(max_length=256)] | None = None
+    username: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, json_schema_extra=OMITTED_WHEN_NONE
+    )
+    credential: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, json_schema_extra=OMITTED_WHEN_NONE
+    )
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
