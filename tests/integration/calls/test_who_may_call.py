@@ -157,6 +157,7 @@ async def test_settings_validation_names_the_field_and_keeps_the_stored_value(
         "silence_unknown_callers": False,
         "read_receipts": True,
         "typing_indicators": True,
+        "message_notifications": "name_only",
     }
 
 

@@ -41,6 +41,7 @@ async def test_register_login_me_logout_round_trip(live: tuple[LiveServer, Api])
             "silence_unknown_callers": False,
             "read_receipts": True,
             "typing_indicators": True,
+            "message_notifications": "name_only",
         }
         old_token = client.token
         await client.logout()
@@ -98,6 +99,7 @@ async def test_settings_update_only_what_is_named(
         "silence_unknown_callers": False,
         "read_receipts": True,
         "typing_indicators": True,
+        "message_notifications": "name_only",
     }
     assert (await alice.me())["settings"] == settings
 

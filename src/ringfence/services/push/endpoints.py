@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +28,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Prefixes that carry an IPv4 address inside an IPv6 one (RFC 6052 NAT64, well-known
 # and local-use), so that the embedded address is what gets checked.
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# Not globally reachable (the IANA special-purpose registries) where Python's
+# is_global still says they are.
+_NOT_GLOBAL = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv4Network("198.18.0.0/15"))
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 
 
 class RefusedEndpoint(ServiceError):
@@ -70,6 +77,8 @@ def is_public(ip: IPAddress) -> bool:
             return False
         if any(ip in net for net in _NAT64):
             return is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if isinstance(ip, ipaddress.IPv4Address) and any(ip in net for net in _NOT_GLOBAL):
+        return False
     return (
         ip.is_global
         and not ip.is_private
@@ -99,6 +108,13 @@ def parse(endpoint: str, *, allow_insecure: bool) -> tuple[str, str, int, str]:
     host = parts.hostname
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         raise RefusedEndpoint("invalid_push_endpoint", "the push endpoint is not a valid URL")
+    if not _HOSTNAME.match(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise RefusedEndpoint(
+                "invalid_push_endpoint", "the push endpoint is not a valid URL"
+            ) from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
