@@ -67,8 +67,40 @@ export {{}};
 """
 
 
+def api_types() -> str:
+    """The HTTP API's response shapes (users, messages, conversations, settings,
+    sessions, calls) as JSDoc types, from the models the server answers with."""
+    from ringfence.api.calls import CallHistoryItem, StartCallResponse
+    from ringfence.services.views import (
+        CallRecord,
+        ConversationView,
+        MessageView,
+        SessionView,
+        SettingsView,
+        UserView,
+    )
+
+    models: list[tuple[str, type[BaseModel]]] = [
+        ("User", UserView),
+        ("CallRecord", CallRecord),
+        ("Message", MessageView),
+        ("Conversation", ConversationView),
+        ("Settings", SettingsView),
+        ("DeviceSession", SessionView),
+        ("StartedCall", StartCallResponse),
+        ("CallHistoryItem", CallHistoryItem),
+    ]
+    return f"""// Generated from the server's response models (scripts/lib/render_web_files.py).
+// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+
+{typedefs(models)}
+export {{}};
+"""
+
+
 GENERATED: dict[str, Callable[[], str]] = {
     "verification/words.json": verification_words,
     "callstates.js": call_states,
     "callframes.js": call_frames,
+    "apitypes.js": api_types,
 }

@@ -1,76 +1,26 @@
 // Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`.
-// They mirror src/ringfence/services/views.py, api/calls.py and wire/calls.py.
+// The HTTP shapes and call frames are generated (apitypes.js, callframes.js); the rest
+// mirror src/ringfence/services/ (events) by hand.
 
-/**
- * @typedef {object} User
- * @property {number} id
- * @property {string} username
- * @property {string} display_name
- * @property {boolean} verified
- */
+// The HTTP API's shapes: generated from the server's response models (apitypes.js).
+/** @typedef {import("./apitypes.js").User} User */
+/** @typedef {import("./apitypes.js").CallRecord} CallRecord */
+/** @typedef {import("./apitypes.js").Message} Message */
+/** @typedef {import("./apitypes.js").Conversation} Conversation */
+/** @typedef {import("./apitypes.js").Settings} Settings */
+/** @typedef {import("./apitypes.js").DeviceSession} DeviceSession */
+/** @typedef {import("./apitypes.js").StartedCall} StartedCall */
+/** @typedef {import("./apitypes.js").CallHistoryItem} CallHistoryItem */
 
 /** @typedef {"audio" | "video"} Media */
-
-/**
- * A finished call. "completed": media connected; "not_connected": answered, but media
- * never connected. duration_s runs from when media connected (0 unless completed).
- * @typedef {object} CallRecord
- * @property {string} call_id
- * @property {Media} media
- * @property {"completed" | "not_connected" | "missed" | "rejected" | "cancelled" | "busy"} outcome
- * @property {number} duration_s
- */
-
-/**
- * @typedef {object} Message
- * @property {number} id
- * @property {string} sender
- * @property {string} recipient
- * @property {"text" | "call"} kind
- * @property {string} text
- * @property {string} created_at
- * @property {CallRecord | null} call
- * @property {string | null} [txn_id] Only on the sender's own copy.
- */
-
-/**
- * @typedef {object} Conversation
- * @property {User} user
- * @property {Message | null} last_message
- * @property {boolean} is_request
- * @property {string} updated_at
- * @property {number} unread The other person's text messages past my read position.
- */
 
 /** @typedef {"following" | "verified" | "everyone"} Audience */
 /** @typedef {"nobody" | "following" | "everyone"} DirectConnections */
 
 /**
- * @typedef {object} Settings
- * @property {boolean} calls_enabled
- * @property {Audience[]} call_audience
- * @property {DirectConnections} direct_connections
- * @property {boolean} silence_unknown_callers
- * @property {boolean} read_receipts Reciprocal: off, I don't see other people's either.
- * @property {boolean} typing_indicators Reciprocal, like read_receipts.
- * @property {MessageNotifications} message_notifications What a pushed new message shows.
- */
-
-/**
  * @typedef {object} Session
  * @property {User} user
  * @property {string} token
- */
-
-/**
- * One signed-in device of mine (GET /api/v1/me/sessions). The server keeps a short
- * description of the device, never its address.
- * @typedef {object} DeviceSession
- * @property {number} id
- * @property {string} created_at When it signed in.
- * @property {string} last_seen_at When it was last used.
- * @property {string} device "Chrome on Linux", "Ringfence terminal client 0.1.0"...
- * @property {boolean} current It is the session this client is using.
  */
 
 /**
@@ -81,14 +31,6 @@
  */
 
 /** @typedef {"relay" | "all"} IcePolicy */
-
-/**
- * @typedef {object} StartedCall
- * @property {string} call_id
- * @property {IceServer[]} ice_servers
- * @property {IcePolicy} ice_transport_policy
- * @property {number} ring_timeout_s
- */
 
 /**
  * @typedef {object} WireCandidate
@@ -190,17 +132,6 @@
 export {};
 
 // --- call history (GET /api/v1/calls) -----------------------------------------------
-
-/**
- * One call of mine, as GET /api/v1/calls lists them (newest first): the call record
- * of message `message_id`, with the other person and which way it went.
- * @typedef {object} CallHistoryItem
- * @property {number} message_id The call record's message id (the paging cursor).
- * @property {CallRecord} call
- * @property {User} peer The other person.
- * @property {"outgoing" | "incoming"} direction
- * @property {string} created_at
- */
 
 // --- Web Push ---------------------------------------------------------------------
 

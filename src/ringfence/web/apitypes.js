@@ -1,0 +1,88 @@
+// Generated from the server's response models (scripts/lib/render_web_files.py).
+// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+
+/**
+ * @typedef {object} User
+ * @property {number} id
+ * @property {string} username
+ * @property {string} display_name
+ * @property {boolean} verified
+ */
+
+/**
+ * A finished call, as its thread and call history show it.
+ * @typedef {object} CallRecord
+ * @property {string} call_id
+ * @property {"audio" | "video"} media
+ * @property {"completed" | "not_connected" | "missed" | "rejected" | "cancelled" | "busy"} outcome
+ * @property {number} duration_s
+ */
+
+/**
+ * @typedef {object} Message
+ * @property {number} id
+ * @property {string} sender
+ * @property {string} recipient
+ * @property {"text" | "call"} kind
+ * @property {string} text
+ * @property {string} created_at
+ * @property {CallRecord | null} [call]
+ * @property {string | null} [txn_id]
+ */
+
+/**
+ * @typedef {object} Conversation
+ * @property {User} user
+ * @property {Message | null} last_message
+ * @property {boolean} is_request
+ * @property {"accepted" | "request" | "declined"} state
+ * @property {string} updated_at
+ * @property {number} unread
+ */
+
+/**
+ * @typedef {object} Settings
+ * @property {boolean} calls_enabled
+ * @property {("following" | "verified" | "everyone")[]} call_audience
+ * @property {"nobody" | "following" | "everyone"} direct_connections
+ * @property {boolean} silence_unknown_callers
+ * @property {boolean} read_receipts
+ * @property {boolean} typing_indicators
+ * @property {"off" | "name_only" | "name_and_text"} message_notifications
+ */
+
+/**
+ * One signed-in device, for the account page. No address is kept or shown.
+ * @typedef {object} DeviceSession
+ * @property {number} id
+ * @property {string} created_at
+ * @property {string} last_seen_at
+ * @property {string} device
+ * @property {boolean} current
+ */
+
+/**
+ * @typedef {object} IceServerView
+ * @property {string[]} urls
+ * @property {string} username
+ * @property {string} credential
+ */
+
+/**
+ * @typedef {object} StartedCall
+ * @property {string} call_id
+ * @property {IceServerView[]} ice_servers
+ * @property {"relay" | "all"} ice_transport_policy
+ * @property {number} ring_timeout_s
+ */
+
+/**
+ * @typedef {object} CallHistoryItem
+ * @property {number} message_id
+ * @property {CallRecord} call
+ * @property {User} peer
+ * @property {"outgoing" | "incoming"} direction
+ * @property {string} created_at
+ */
+
+export {};
