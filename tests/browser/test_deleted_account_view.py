@@ -1,7 +1,8 @@
 """A deleted account in the web client (issue 12, account deletion): the people it
 talked with keep the conversation, under the name "Deleted account" and never its
 reserved @deleted_account_… handle, with nothing offering to write to it, call it,
-follow, block or report it, and a line that says why."""
+follow, block or report it, and a line that says why; the Calls page lists its calls
+without "Call back"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import DESKTOP, Browsers, Server
+from tests.browser.test_calls_screen import call_list, open_calls, seed_calls
 from tests.browser.ui import PASSWORD, ApiUser, console_errors, messages, sign_in
 
 pytestmark = pytest.mark.browser
@@ -27,6 +29,7 @@ async def test_a_deleted_account_is_shown_as_such_and_cannot_be_written_to_or_ca
         await bob_api.follow("alice")
         await alice_api.send("bob", "hello bob")
         await bob_api.send("alice", "bye alice, I'm deleting my account")
+        await seed_calls(server, "alice", "bob", 1)
         gone = await bob_api.call("DELETE", "/api/v1/me", json={"password": PASSWORD})
         assert gone.status_code == 204, gone.text
 
@@ -61,6 +64,14 @@ async def test_a_deleted_account_is_shown_as_such_and_cannot_be_written_to_or_ca
             alice.get_by_role("button", name=re.compile("^Follow")),
         ):
             await expect(hidden).to_have_count(0)
+
+        # The Calls page keeps the call, under the name, with no "Call back".
+        await open_calls(alice)
+        entry = call_list(alice).get_by_role("listitem")
+        await expect(entry).to_have_count(1)
+        await expect(entry.locator(".name")).to_have_text("Deleted account")
+        await expect(entry.locator(".handle")).to_have_count(0)
+        await expect(entry.get_by_role("button", name=re.compile("^Call back"))).to_have_count(0)
         assert errors == []
     finally:
         await alice_api.close()
