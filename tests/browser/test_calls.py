@@ -27,6 +27,7 @@ from tests.browser.ui import (
     PASSWORD,
     ApiUser,
     SocketCutter,
+    alice_may_call_bob,
     assert_only_relay_candidates,
     call_dialog,
     expect_connected,
@@ -56,14 +57,7 @@ async def hang_up(page: Page) -> None:
 async def test_video_call_between_two_browsers_is_relayed_and_carries_media(
     server: Server, browsers: Browsers, coturn: Coturn
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await bob_api.follow("alice")
-        await alice_api.send("bob", "video call?")
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "video call?")
     alice = await browsers.page("alice")
     bob = await browsers.page("bob", viewport=DESKTOP)
     alice_frames, bob_frames = watch_frames(alice), watch_frames(bob)
@@ -281,14 +275,7 @@ async def test_audio_calls_between_a_browser_and_the_python_client(
 async def test_a_call_rings_every_tab_and_stops_where_it_was_not_answered(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await bob_api.follow("alice")
-        await alice_api.send("bob", "call you in a sec")
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "call you in a sec")
     alice = await browsers.page("alice", viewport=DESKTOP)
     bob_browser = await browsers.launch("bob")
     first_tab = bob_browser.pages[0] if bob_browser.pages else await bob_browser.new_page()

@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Browsers, Server
 from tests.browser.ui import (
-    ApiUser,
+    alice_may_call_bob,
     call_dialog,
     console_errors,
     expect_online,
@@ -29,14 +29,7 @@ async def ringing_place(page: Page) -> str | None:
 async def test_one_tab_rings_the_others_say_so_and_one_takes_over_when_it_closes(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await bob_api.follow("alice")
-        await alice_api.send("bob", "ringing you")
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "ringing you")
     alice = await browsers.page("alice")
     bob = await browsers.launch("bob")
     first = bob.pages[0] if bob.pages else await bob.new_page()

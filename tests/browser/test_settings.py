@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import (
-    ApiUser,
+    alice_may_call_bob,
     call_dialog,
     go_to,
     open_conversation,
@@ -27,14 +27,7 @@ async def save_status(page: Page, element_id: str, text: str) -> None:
 async def test_calls_off_and_audience_changes_take_effect_at_once(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await bob_api.follow("alice")
-        await alice_api.send("bob", "can I call?")
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "can I call?")
     alice = await browsers.page("alice", viewport=DESKTOP)
     bob = await browsers.page("bob")
     bob_frames = watch_frames(bob)

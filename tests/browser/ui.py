@@ -319,6 +319,19 @@ async def may_call(caller: ApiUser, callee: ApiUser) -> None:
     await caller.send(callee.username, f"hi {callee.username}, may I call you?")
 
 
+async def alice_may_call_bob(url: str, message: str = "may I call you?") -> None:
+    """Register Alice and Bob so that, under default settings, Alice may call Bob (he
+    follows her; she has written to him, which opens the conversation)."""
+    alice = await ApiUser.register(url, "alice", "Alice")
+    bob = await ApiUser.register(url, "bob", "Bob")
+    try:
+        await bob.follow("alice")
+        await alice.send("bob", message)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
 def candidate_lines(frames: Frames) -> list[str]:
     """Every ICE candidate the page was sent: trickled ones and those inside SDPs."""
     lines = [str(f["candidate"]["candidate"]) for f in frames.of_type("call.candidate")]
