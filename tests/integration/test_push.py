@@ -201,6 +201,9 @@ async def test_subscriptions_are_listed_updated_capped_and_end_with_the_session(
     # The same endpoint again (a browser re-subscribing): the same row, new keys.
     renewed = Subscription(first.endpoint, push_service.subscribe().private_key, first.auth)
     assert await subscribe(api, bob, renewed) == sub_id
+    # Two tabs registering one endpoint at once: one row, never an error.
+    twice = await asyncio.gather(subscribe(api, bob, renewed), subscribe(api, bob, renewed))
+    assert twice == [sub_id, sub_id]
     listed = (await api.call("GET", SUBS, bob)).json()["subscriptions"]
     assert [(s["id"], s["push_service"], s["current"]) for s in listed] == [
         (sub_id, "127.0.0.1", True)
@@ -227,6 +230,26 @@ async def test_subscriptions_are_listed_updated_capped_and_end_with_the_session(
     assert (await api.call("DELETE", "/api/v1/sessions/current", bob)).status_code == 204
     left = (await api.call("GET", SUBS, laptop)).json()["subscriptions"]
     assert [s["current"] for s in left] == [True]
+    # A password change ends the other sessions, and their subscriptions.
+    phone = await api.call(
+        "POST", "/api/v1/sessions", json={"username": "bob", "password": "correct horse 1"}
+    )
+    await subscribe(api, phone.json()["token"], push_service.subscribe())
+    changed = await api.call(
+        "POST",
+        "/api/v1/me/password",
+        laptop,
+        json={"current_password": "correct horse 1", "new_password": "correct horse 2"},
+    )
+    assert changed.status_code == 204, changed.text
+    left = (await api.call("GET", SUBS, laptop)).json()["subscriptions"]
+    assert [s["current"] for s in left] == [True]
+    # Deleting the account takes every subscription with it.
+    bob_id = (await api.call("GET", "/api/v1/me", laptop)).json()["user"]["id"]
+    deleted = await api.call("DELETE", "/api/v1/me", laptop, json={"password": "correct horse 2"})
+    assert deleted.status_code == 204, deleted.text
+    async with server.services.db.read() as store:
+        assert await store.push.for_user(bob_id) == []
     await drained(server)
 
 

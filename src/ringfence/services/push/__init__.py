@@ -50,6 +50,7 @@ from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.services.settings import load_settings
 from ringfence.services.views import UserView
 from ringfence.storage.database import Database
+from ringfence.storage.repositories import IntegrityError
 from ringfence.tasks import raise_if_cancelled, stop
 
 __all__ = ["CallStoreLookup", "Push", "PushSubscriptionView", "RefusedEndpoint", "VapidKey"]
@@ -193,6 +194,16 @@ class Push:
         check_keys(p256dh, secret)
         await resolve(endpoint, allow_insecure=self._allow_insecure)
         digest = endpoint_hash(endpoint)
+        try:
+            return await self._register(auth, endpoint, digest, p256dh, secret)
+        except IntegrityError:
+            # The same endpoint registered at the same moment (two tabs): it is there
+            # now, so this becomes an update.
+            return await self._register(auth, endpoint, digest, p256dh, secret)
+
+    async def _register(
+        self, auth: AuthContext, endpoint: str, digest: str, p256dh: str, secret: str
+    ) -> int:
         now = self._clock.now()
         async with self._db.write() as store:
             found = await store.push.by_endpoint(digest)
