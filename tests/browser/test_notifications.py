@@ -25,7 +25,7 @@ import pytest
 from playwright.async_api import BrowserContext, CDPSession, Page, Worker, expect
 
 from tests.browser.conftest import Browsers, Server
-from tests.browser.ui import ApiUser, console_errors, may_call, sign_up, wait_until
+from tests.browser.ui import ApiUser, console_errors, go_to, may_call, sign_up, wait_until
 from tests.conftest import Socket, make_settings, open_socket
 from tests.integration.calls.sdp import sdp_pair
 from tests.push_service import LocalPushService, Subscription
@@ -243,3 +243,35 @@ async def test_a_closed_tab_rings_and_notifies(
     assert errors == []
     await alice.close()
     await bob.close()
+
+
+async def test_settings_choose_what_a_message_notification_shows(
+    server: Server, browsers: Browsers
+) -> None:
+    page = await browsers.page("carol")
+    errors = console_errors(page)
+    await sign_up(page, server.url, "carol")
+    # Before permission is asked: an offer, which "Not now" puts away for good.
+    offer = page.get_by_role("region", name="Notifications")
+    await expect(offer).to_contain_text("when Ringfence is in the background or closed")
+    await offer.get_by_role("button", name="Not now").click()
+    await expect(offer).to_have_count(0)
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    await expect(offer).to_have_count(0)
+
+    await go_to(page, "Privacy")
+    section = page.get_by_role("region", name="Notifications")
+    await expect(section).to_contain_text("Notifications are off in this browser.")
+    await expect(section.get_by_role("button", name="Turn on notifications")).to_be_visible()
+    default = section.get_by_role("radio", name="Who wrote: “New message from Alex”")
+    await expect(default).to_be_checked()
+    await section.get_by_role("radio", name="Who wrote, and what they wrote").check()
+    await expect(section.get_by_role("status").last).to_have_text(
+        "Saved. Message notifications show who wrote and what."
+    )
+    token = await page.evaluate("JSON.parse(localStorage.getItem('ringfence.session')).token")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["settings"]["message_notifications"] == "name_and_text"
+    assert errors == []
