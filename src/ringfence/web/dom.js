@@ -98,3 +98,40 @@ export function toast(text, tone = "info") {
   region.append(item);
   setTimeout(() => item.remove(), tone === "error" ? 8000 : 4000);
 }
+
+/**
+ * Render a list by key: each item's element is kept while its signature stays the same
+ * and rebuilt when it changes, and only what moved is moved, so a focused button in the
+ * list keeps its focus and nothing flickers. `rendered` carries the elements from one
+ * call to the next.
+ * @template K
+ * @param {HTMLElement} list
+ * @param {Map<K, {sig: string, el: HTMLElement}>} rendered
+ * @param {{key: K, sig: string, build: () => HTMLElement}[]} items
+ */
+export function renderKeyed(list, rendered, items) {
+  /** @type {HTMLElement[]} */
+  const elements = [];
+  const keep = new Set();
+  for (const item of items) {
+    keep.add(item.key);
+    let entry = rendered.get(item.key);
+    if (!entry || entry.sig !== item.sig) {
+      entry = { sig: item.sig, el: item.build() };
+      rendered.set(item.key, entry);
+    }
+    elements.push(entry.el);
+  }
+  for (const key of [...rendered.keys()]) if (!keep.has(key)) rendered.delete(key);
+  /** @type {ChildNode | null} */
+  let cursor = list.firstChild;
+  for (const el of elements) {
+    if (cursor === el) cursor = cursor.nextSibling;
+    else list.insertBefore(el, cursor);
+  }
+  while (cursor) {
+    const next = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+}

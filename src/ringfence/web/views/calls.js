@@ -8,7 +8,7 @@
 // in the same neutral words, saying nothing about the other person's settings.
 
 import { ApiError } from "../api.js";
-import { avatar, h, replace, toast } from "../dom.js";
+import { avatar, h, renderKeyed, replace, toast } from "../dom.js";
 import { DELETED_ACCOUNT_NAME, callOutcome, dayAndTime, isDeletedAccount } from "../format.js";
 import { icon } from "../icons.js";
 import { setPageTitle } from "../title.js";
@@ -63,34 +63,17 @@ export function renderCalls(ctx, root, log) {
   function render() {
     const now = new Date();
     const items = log.list();
-    /** @type {HTMLElement[]} */
-    const elements = [];
-    const keep = new Set();
-    for (const item of items) {
-      const peer = personOf(item);
-      const when = dayAndTime(item.created_at, now);
-      // Rebuilt only when what it shows changes, so a focused button keeps its focus.
-      const sig = `${peer.display_name}|${peer.verified}|${when}`;
-      keep.add(item.message_id);
-      let entry = rendered.get(item.message_id);
-      if (!entry || entry.sig !== sig) {
-        entry = { sig, el: row(item, peer, when) };
-        rendered.set(item.message_id, entry);
-      }
-      elements.push(entry.el);
-    }
-    for (const id of [...rendered.keys()]) if (!keep.has(id)) rendered.delete(id);
-    /** @type {ChildNode | null} */
-    let cursor = list.firstChild;
-    for (const el of elements) {
-      if (cursor === el) cursor = cursor.nextSibling;
-      else list.insertBefore(el, cursor);
-    }
-    while (cursor) {
-      const next = cursor.nextSibling;
-      cursor.remove();
-      cursor = next;
-    }
+    renderKeyed(
+      list,
+      rendered,
+      items.map((item) => {
+        const peer = personOf(item);
+        const when = dayAndTime(item.created_at, now);
+        // Rebuilt only when what it shows changes, so a focused button keeps its focus.
+        const sig = `${peer.display_name}|${peer.verified}|${when}`;
+        return { key: item.message_id, sig, build: () => row(item, peer, when) };
+      }),
+    );
     for (const button of list.querySelectorAll("button.call-back")) {
       if (button instanceof HTMLButtonElement) button.disabled = placing;
     }

@@ -15,7 +15,7 @@
 
 import { ApiError } from "../api.js";
 import { callAccess, takesCallsFrom } from "../callaccess.js";
-import { avatar, h, replace, toast } from "../dom.js";
+import { avatar, h, renderKeyed, replace, toast } from "../dom.js";
 import { DELETED_ACCOUNT_NAME, callLabel, characters, clock, dayKey, dayLabel, isDeletedAccount, limitText } from "../format.js";
 import { icon } from "../icons.js";
 import { setPageTitle } from "../title.js";
@@ -273,31 +273,8 @@ export function renderConversation(ctx, root, username) {
       items.push({ key: `p${p.txnId}`, sig: `${p.status}:${p.error ?? ""}`, build: () => pendingItem(p) });
     }
     const before = list.lastElementChild;
-    /** @type {HTMLElement[]} */
-    const elements = [];
-    const keep = new Set();
-    for (const item of items) {
-      keep.add(item.key);
-      let entry = rendered.get(item.key);
-      if (!entry || entry.sig !== item.sig) {
-        entry = { sig: item.sig, el: item.build() };
-        rendered.set(item.key, entry);
-      }
-      elements.push(entry.el);
-    }
-    for (const key of [...rendered.keys()]) if (!keep.has(key)) rendered.delete(key);
     // Move only what moved, so a focused Retry button keeps its focus.
-    /** @type {ChildNode | null} */
-    let cursor = list.firstChild;
-    for (const el of elements) {
-      if (cursor === el) cursor = cursor.nextSibling;
-      else list.insertBefore(el, cursor);
-    }
-    while (cursor) {
-      const next = cursor.nextSibling;
-      cursor.remove();
-      cursor = next;
-    }
+    renderKeyed(list, rendered, items);
     if (!thread.loaded) status.textContent = "Loading messages…";
     else if (!thread.messages.length && !pending.length) status.textContent = conversation ? "No messages yet." : `Say hello to ${peerName()}.`;
     else status.textContent = "";
