@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -152,8 +153,9 @@ async def set_notifications(api: Api, token: str, value: str) -> None:
 
 
 async def test_messages_are_pushed_as_the_setting_says(
-    live: tuple[LiveServer, Api], push_service: LocalPushService
+    live: tuple[LiveServer, Api], push_service: LocalPushService, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server, api = live
     alice, bob = await befriend(api, "alice", "bob")
     me = (await api.call("GET", "/api/v1/me", bob)).json()
@@ -188,6 +190,11 @@ async def test_messages_are_pushed_as_the_setting_says(
     assert (await api.send(mallory, "bob", "let me in")).status_code == 201
     await drained(server)
     assert len(push_service.payloads(phone)) == before
+    # The endpoint is a capability: it is in no log line, whatever the level.
+    secret_part = phone.path.rsplit("/", 1)[1]
+    # (httpx would log each request's URL at INFO: it is kept to warnings.)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    assert not [r for r in caplog.records if secret_part in r.getMessage()]
 
 
 async def test_subscriptions_are_listed_updated_capped_and_end_with_the_session(

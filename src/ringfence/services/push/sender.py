@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -37,6 +38,10 @@ class Sender:
     def __init__(self, key: VapidKey, *, timeout_s: float, allow_insecure: bool) -> None:
         self._key = key
         self._allow_insecure = allow_insecure
+        # httpx logs every request's URL at INFO ("HTTP Request: POST https://..."),
+        # and a push's URL is the endpoint: keep those lines out of the log.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(timeout_s),
