@@ -1125,9 +1125,11 @@ export class CallManager {
     this.current = null;
     this.ringer = new Ringer(() => {
       const session = this.current;
-      if (!session) return;
-      session.ringsElsewhere = this.ringer.place === "elsewhere";
-      this.onChange(session);
+      const elsewhere = this.ringer.place === "elsewhere";
+      if (!session || session.ringsElsewhere === elsewhere) return;
+      session.ringsElsewhere = elsewhere;
+      // Only a call still ringing shows it; an ended one has been drawn for good.
+      if (session.state === "incoming") this.onChange(session);
     });
   }
 
