@@ -356,3 +356,17 @@ async def test_malformed_subscriptions_are_refused(strict: Api) -> None:
     for body in ({"endpoint": "https://x"}, {**good, "extra": 1}, {**good, "endpoint": 5}):
         assert (await strict.call("POST", SUBS, bob, json=body)).status_code == 422
     assert (await strict.call("POST", SUBS, json=good)).status_code == 401
+
+
+async def test_insecure_endpoints_are_announced_at_start(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ringfence")
+    for flag in (False, True):
+        settings = make_settings(
+            tmp_path / str(flag), database_url, push_allow_insecure_endpoints=flag
+        )
+        async with LiveServer(settings):
+            pass
+        warned = [r for r in caplog.records if "push_allow_insecure_endpoints" in r.getMessage()]
+        assert len(warned) == int(flag)
