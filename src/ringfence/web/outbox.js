@@ -4,7 +4,7 @@
 // reply can never post the message twice.
 
 import { ApiError } from "./api.js";
-import { limitText } from "./format.js";
+import { limitText, validationText } from "./format.js";
 
 /** @import { Api } from "./api.js" */
 /** @import { Store } from "./store.js" */
@@ -69,7 +69,9 @@ export class Outbox {
         return;
       }
       item.status = "failed";
-      item.error = apiError.isNetwork ? "Couldn't reach the server." : (limitText(apiError) ?? apiError.detail);
+      item.error = apiError.isNetwork
+        ? "Couldn't reach the server."
+        : (limitText(apiError) ?? validationText(apiError)?.text ?? apiError.detail);
       this.store.changed();
     }
   }
