@@ -227,7 +227,7 @@ async def open_backend(settings: Settings, clock: Clock) -> Backend:
     return in_memory_backend(clock)
 
 
-async def build_services(settings: Settings, clock: Clock | None = None) -> tuple[Services, Push]:
+async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open storage (applying migrations), connect the Bus and build every service.
     Web Push comes apart from the container (services/container.py has no slot for it
     yet)."""
@@ -318,18 +318,18 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> tupl
         moderation=Moderation(db, backend.limiter, clock, stream),
         calls=calls,
         sockets=sockets,
+        push=push_service,
         turn_supervisor=relay.supervisor,
         backend=backend,
     )
     await services.accounts.watch_sessions(hub, check_every_s=settings.ws_session_check_s)
-    return services, push_service
+    return services
 
 
-async def close_services(services: Services, push_service: Push | None = None) -> None:
+async def close_services(services: Services) -> None:
     await services.accounts.close()
     await services.calls.close()
-    if push_service is not None:
-        await push_service.close()
+    await services.push.close()
     await services.hub.close_all()
     if services.turn_supervisor is not None:
         await services.turn_supervisor.stop()
@@ -394,17 +394,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            services, push_service = await build_services(settings, clock)
+            services = await build_services(settings, clock)
         except EXPLAINED_AT_STARTUP as exc:
             app.state.startup_failure = exc  # for StartupFailure: one line, no traceback
             raise
         app.state.services = services
-        app.state.push = push_service
         log.info("ringfence %s ready", __version__)
         try:
             yield
         finally:
-            await close_services(services, push_service)
+            await close_services(services)
 
     app = FastAPI(
         title="Ringfence",

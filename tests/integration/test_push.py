@@ -65,7 +65,7 @@ async def live(
 
 async def drained(live: LiveServer) -> None:
     """Every push queued so far has been answered by the push service."""
-    await asyncio.wait_for(live.app.state.push.drained(), 30)
+    await asyncio.wait_for(live.app.state.services.push.drained(), 30)
 
 
 async def subscribe(api: Api, token: str, sub: Subscription) -> int:
@@ -271,7 +271,7 @@ async def test_a_gone_subscription_is_deleted(
     await drained(server)
     assert len(push_service.payloads(gone)) == 1  # delivered once, answered 410
     assert (await api.call("GET", SUBS, bob)).json()["subscriptions"] == []
-    assert server.app.state.push.counts["gone"] == 1
+    assert server.app.state.services.push.counts["gone"] == 1
 
 
 async def test_a_hung_push_service_does_not_hold_up_the_call(
@@ -288,10 +288,10 @@ async def test_a_hung_push_service_does_not_hold_up_the_call(
     call_id, a_ws, b_ws = await ring(server, api, alice, bob)
     await a_ws.send({"type": "call.hangup", "call_id": call_id})
     assert (await b_ws.recv_type("call.ended"))["call_id"] == call_id
-    assert not server.app.state.push.counts  # nothing answered yet
+    assert not server.app.state.services.push.counts  # nothing answered yet
     push_service.release()
     await drained(server)
-    assert server.app.state.push.counts["sent"] == 3
+    assert server.app.state.services.push.counts["sent"] == 3
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from ringfence.api.deps import AuthDep
+from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import ERRORS, Strict
 from ringfence.services.push import Push, PushSubscriptionView
 from ringfence.services.push.endpoints import ENDPOINT_MAX
@@ -17,9 +17,8 @@ from ringfence.services.views import UserView
 router = APIRouter(prefix="/api/v1", tags=["push"], responses=ERRORS)
 
 
-def get_push(request: Request) -> Push:
-    push: Push = request.app.state.push
-    return push
+def get_push(services: ServicesDep) -> Push:
+    return services.push
 
 
 PushDep = Annotated[Push, Depends(get_push)]

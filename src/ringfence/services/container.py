@@ -14,6 +14,7 @@ from ringfence.services.calls import Calls
 from ringfence.services.export import AccountExport
 from ringfence.services.messaging import Messaging
 from ringfence.services.moderation import Moderation
+from ringfence.services.push import Push
 from ringfence.services.settings import SettingsService
 from ringfence.services.social import Social
 from ringfence.services.sockets import Sockets
@@ -38,5 +39,6 @@ class Services:
     moderation: Moderation
     calls: Calls
     sockets: Sockets
+    push: Push
     turn_supervisor: CoturnSupervisor | None
     backend: Backend  # owns bus and the ephemeral state; closed last but the database
