@@ -63,6 +63,7 @@ class UserSettings(TypedDict):
     silence_unknown_callers: bool
     read_receipts: bool
     typing_indicators: bool
+    message_notifications: str  # off | name_only | name_and_text (Web Push)
 
 
 class SessionInfo(TypedDict):
