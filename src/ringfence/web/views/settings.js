@@ -12,6 +12,7 @@
 import { ApiError } from "../api.js";
 import { AUDIENCE_OPTIONS, audienceChoice, directWords } from "../callaccess.js";
 import { avatar, h, replace } from "../dom.js";
+import { validationText } from "../format.js";
 import { notifyState, turnOff, turnOn } from "../notify.js";
 import { sessionKept } from "../session.js";
 import { setPageTitle } from "../title.js";
@@ -399,6 +400,8 @@ function setLine(line, text, tone) {
 /** @param {unknown} err */
 function reason(err) {
   if (!(err instanceof ApiError)) return "an unexpected error.";
+  const invalid = validationText(err);
+  if (invalid) return invalid.text;
   const text = err.detail.trim();
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
