@@ -59,6 +59,9 @@ class StatementCounter:
 
 
 async def count(svc: Services, op: Any) -> tuple[Any, list[str]]:
+    # An earlier send's push job reads the recipient's subscriptions in the background;
+    # let it finish first, so that only this operation's own statements are counted.
+    await svc.push.drained()
     counter = StatementCounter(svc)
     try:
         result = await op
