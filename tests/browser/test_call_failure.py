@@ -32,6 +32,7 @@ from tests.browser.conftest import Browsers, Server
 from tests.browser.ui import (
     PASSWORD,
     ApiUser,
+    alice_may_call_bob,
     call_dialog,
     expect_connected,
     expect_media_flowing,
@@ -76,13 +77,7 @@ async def dead_relay_server(tmp_path: Path, database_url: str) -> AsyncIterator[
 
 async def two_people(server: Server, browsers: Browsers) -> tuple[Page, Page]:
     """Alice and Bob, signed in, each in a browser of their own; Alice may call Bob."""
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await may_call(alice_api, bob_api)
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "hi bob, may I call you?")
     alice = await browsers.page("alice")
     bob = await browsers.page("bob")
     await sign_in(alice, server.url, "alice")

@@ -10,12 +10,11 @@ from playwright.async_api import Locator, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, Browsers, Server
 from tests.browser.ui import (
-    ApiUser,
+    alice_may_call_bob,
     call_dialog,
     console_errors,
     expect_connected,
     expect_media_flowing,
-    may_call,
     open_conversation,
     sign_in,
 )
@@ -32,13 +31,7 @@ async def box_of(locator: Locator) -> dict[str, float]:
 async def test_the_other_persons_video_fills_a_phone_screen(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await may_call(alice_api, bob_api)
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "hi bob, may I call you?")
     alice = await browsers.page("alice", viewport=PHONE)
     bob = await browsers.page("bob", viewport=DESKTOP)
     errors = console_errors(alice) + console_errors(bob)

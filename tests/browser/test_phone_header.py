@@ -11,10 +11,9 @@ from playwright.async_api import expect
 
 from tests.browser.conftest import DESKTOP, PHONE, Browsers, Server
 from tests.browser.ui import (
-    ApiUser,
+    alice_may_call_bob,
     call_dialog,
     console_errors,
-    may_call,
     open_conversation,
     sign_in,
 )
@@ -27,13 +26,7 @@ ITEMS = ["Audio call", "Video call", "Follow", "Block", "Report"]
 async def test_the_phone_menu_works_by_keyboard_and_places_a_call(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await may_call(alice_api, bob_api)
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "hi bob, may I call you?")
     alice = await browsers.page("alice", viewport=PHONE)
     bob = await browsers.page("bob", viewport=DESKTOP)
     errors = console_errors(alice) + console_errors(bob)

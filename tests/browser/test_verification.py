@@ -15,10 +15,9 @@ import ringfence
 from ringfence.calls.verification import fingerprints, verification_code
 from tests.browser.conftest import Browsers, Server
 from tests.browser.ui import (
-    ApiUser,
+    alice_may_call_bob,
     call_dialog,
     expect_connected,
-    may_call,
     open_conversation,
     sign_in,
     watch_frames,
@@ -113,13 +112,7 @@ async def shown_words(page: Page) -> list[str]:
 async def test_both_sides_of_a_relayed_call_show_the_same_words(
     server: Server, browsers: Browsers
 ) -> None:
-    alice_api = await ApiUser.register(server.url, "alice", "Alice")
-    bob_api = await ApiUser.register(server.url, "bob", "Bob")
-    try:
-        await may_call(alice_api, bob_api)
-    finally:
-        await alice_api.close()
-        await bob_api.close()
+    await alice_may_call_bob(server.url, "hi bob, may I call you?")
     alice = await browsers.page("alice")
     bob = await browsers.page("bob")
     bob_frames = watch_frames(bob)
