@@ -11,6 +11,7 @@ from ringfence.api.schemas import (
     ERRORS,
     ConversationResponse,
     ConversationsResponse,
+    MarkDeliveredRequest,
     MarkReadRequest,
     MessageResponse,
     MessagesResponse,
@@ -72,4 +73,15 @@ async def mark_read(
 ) -> Response:
     """Mark this person's messages up to ``up_to`` as read, on all of your devices."""
     await services.messaging.mark_read(auth, username, body.up_to)
+    return Response(status_code=204)
+
+
+@router.post("/{username}/delivered", status_code=204, response_class=Response)
+async def mark_delivered(
+    username: UsernamePath, body: MarkDeliveredRequest, auth: AuthDep, services: ServicesDep
+) -> Response:
+    """This person's messages up to ``up_to`` reached this device. They see "Delivered"
+    where you both share read receipts. A connected client can say the same with a
+    ``message.delivered`` frame on its socket instead."""
+    await services.messaging.mark_delivered(auth.user, username, body.up_to)
     return Response(status_code=204)

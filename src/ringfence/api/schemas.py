@@ -173,6 +173,17 @@ class SessionsResponse(BaseModel):
     sessions: list[SessionView]
 
 
+class MarkDeliveredRequest(Strict):
+    up_to: StrictInt = Field(
+        ge=1,
+        le=2**62,
+        description=(
+            "A message id: the other person's messages up to it reached this device. "
+            "Positions only move forward."
+        ),
+    )
+
+
 class MarkReadRequest(Strict):
     up_to: StrictInt = Field(
         ge=1,

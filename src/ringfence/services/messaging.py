@@ -204,11 +204,18 @@ class Messaging:
             others = await store.users.by_ids(
                 [c.user_high_id if c.user_low_id == me.id else c.user_low_id for c, _, _ in rows]
             )
-            unread = await store.conversations.unread_counts(me.id, [c.id for c, _, _ in rows])
+            conv_ids = [c.id for c, _, _ in rows]
+            unread = await store.conversations.unread_counts(me.id, conv_ids)
+            peers = await store.conversations.peers(me.id, conv_ids)
+            sharing = await self._sharing(store, me, list(others.values()), "read_receipts")
         result = []
         for conv, state, last in rows:
             other = others[conv.user_high_id if conv.user_low_id == me.id else conv.user_low_id]
             names = {me.id: me.username, other.id: other.username}
+            peer = peers.get(conv.id)
+            # What message.read and message.delivered would have told me: nothing from
+            # a request not yet accepted, a deleted account, or without shared receipts.
+            told = peer is not None and peer.state == ACCEPTED and other.id in sharing
             result.append(
                 ConversationView(
                     user=UserView.of(other),
@@ -217,6 +224,8 @@ class Messaging:
                     state=state,
                     updated_at=conv.last_activity_at,
                     unread=unread.get(conv.id, 0),
+                    peer_read_up_to=peer.read_up_to if told and peer else None,
+                    peer_delivered_up_to=peer.delivered_up_to if told and peer else None,
                 )
             )
         return result
@@ -241,16 +250,33 @@ class Messaging:
                 store, me.id, "conversation.read", {"user": other.username, "up_to": position}
             )
             envelopes.append((me.id, mine))
-            if (
-                state == ACCEPTED
-                and other.deleted_at is None
-                and await self._shares(store, me, other, "read_receipts")
-            ):
+            if state == ACCEPTED and await self._shares(store, me, other, "read_receipts"):
                 theirs = await self._stream.append(
                     store, other.id, "message.read", {"user": me.username, "up_to": position}
                 )
                 envelopes.append((other.id, theirs))
         await self._publish(envelopes)
+
+    async def mark_delivered(self, me: User, username: str, up_to: int) -> None:
+        """``username``'s messages up to ``up_to`` reached one of my devices. Their
+        devices hear of it (``message.delivered``) on the same terms as a read receipt:
+        both share read receipts, my side is accepted, and neither has blocked the
+        other. My own devices are not told: it changes nothing they show."""
+        async with self._db.write() as store:
+            other = await find_user(store, username, deleted=True)
+            conv = await store.conversations.between(me.id, other.id)
+            state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
+            if conv is None or state is None:
+                raise NotFound("conversation_not_found", "no conversation with this user")
+            position = await store.conversations.mark_delivered(conv.id, me.id, up_to)
+            if position is None:
+                return  # already that far (another device, or a read, said so first)
+            if state != ACCEPTED or not await self._shares(store, me, other, "read_receipts"):
+                return
+            theirs = await self._stream.append(
+                store, other.id, "message.delivered", {"user": me.username, "up_to": position}
+            )
+        await self._publish([(other.id, theirs)])
 
     async def typing(self, me: User, to: str) -> None:
         """Tell ``to``'s devices that ``me`` is typing to them: never stored, and
@@ -277,13 +303,24 @@ class Messaging:
 
     async def _shares(self, store: Store, me: User, other: User, setting: str) -> bool:
         """Whether ``me`` and ``other`` exchange this reciprocal signal: both have the
-        setting on, and neither has blocked the other."""
-        if await store.social.blocked_either_way(me.id, other.id):
-            return False
-        stored = await store.settings.get_many([me.id, other.id])
-        return all(
-            getattr(stored.get(user_id, DEFAULT_SETTINGS), setting) for user_id in (me.id, other.id)
-        )
+        setting on, neither has blocked the other, and ``other`` still has an account."""
+        return other.id in await self._sharing(store, me, [other], setting)
+
+    async def _sharing(self, store: Store, me: User, others: list[User], setting: str) -> set[int]:
+        """Those of ``others`` with whom ``me`` exchanges this reciprocal signal (see
+        :meth:`_shares`), in three statements however many there are."""
+        live = [o.id for o in others if o.deleted_at is None and o.id != me.id]
+        if not live:
+            return set()
+        blocked = await store.social.blocked_among(me.id, live)
+        stored = await store.settings.get_many([me.id, *live])
+        if not getattr(stored.get(me.id, DEFAULT_SETTINGS), setting):
+            return set()
+        return {
+            user_id
+            for user_id in live
+            if user_id not in blocked and getattr(stored.get(user_id, DEFAULT_SETTINGS), setting)
+        }
 
     async def history(
         self, auth: AuthContext, username: str, *, before: int | None, limit: int

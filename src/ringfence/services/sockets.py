@@ -35,6 +35,7 @@ from ringfence.wire.frames import (
     error_event,
     origin_allowed,
     parse_auth,
+    parse_delivered,
     parse_frame,
     ready_event,
 )
@@ -210,6 +211,13 @@ class Socket:
                 self.conn.reply(error_event("malformed", "typing needs a 'to' username"))
             else:
                 await self._typing(to)
+        elif kind == "message.delivered":
+            try:
+                receipt = parse_delivered(frame)
+            except FrameError as exc:
+                self.conn.reply(error_event(exc.code, exc.detail))
+            else:
+                await self._delivered(receipt.user, receipt.up_to)
         elif kind == "ping":
             self.conn.reply(PONG)
         elif kind == "auth":
@@ -243,6 +251,16 @@ class Socket:
                 error_event("internal", "the server could not handle this frame", **ref)
             )
         return None
+
+    async def _delivered(self, user: str, up_to: int) -> None:
+        # Answered with nothing: the sender is told, where it may be told, and a
+        # receipt that can't be recorded now is only a receipt.
+        try:
+            await self._sockets._messaging.mark_delivered(self.user.user(), user, up_to)
+        except ServiceError:
+            pass  # no conversation with them (or no such person): nothing to record
+        except Exception:
+            log.warning("a delivery receipt could not be recorded", exc_info=True)
 
     async def _typing(self, to: str) -> None:
         # Answered with nothing, whatever happens (see Messaging.typing); a notice that

@@ -117,6 +117,11 @@ class ConversationView(BaseModel):
     updated_at: datetime
     # The other person's text messages I have not read yet (see POST .../read).
     unread: int = 0
+    # How far they have read, and received on one of their devices, my messages:
+    # message ids, or None where we don't both share read receipts (as with the
+    # message.read and message.delivered events, which move them later).
+    peer_read_up_to: int | None = None
+    peer_delivered_up_to: int | None = None
 
 
 class SettingsView(BaseModel):

@@ -189,6 +189,9 @@ class ConversationMember(Base):
     # This member has read the other member's messages up to this message id (0: none).
     # It only grows, and never past the last message this member could see.
     read_up_to: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The other member's messages reached one of this member's devices up to this id
+    # (0: none). It only grows, and is never behind read_up_to.
+    delivered_up_to: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Message(Base):

@@ -580,6 +580,20 @@ class Social:
         row = (await self._s.execute(select(follows(a, b), follows(b, a), blocked))).one()
         return bool(row[0]), bool(row[1]), bool(row[2])
 
+    async def blocked_among(self, user_id: int, others: list[int]) -> set[int]:
+        """Those of ``others`` with a block either way with ``user_id``."""
+        if not others:
+            return set()
+        rows = await self._s.execute(
+            select(Block.blocker_id, Block.blocked_id).where(
+                or_(
+                    and_(Block.blocker_id == user_id, Block.blocked_id.in_(others)),
+                    and_(Block.blocked_id == user_id, Block.blocker_id.in_(others)),
+                )
+            )
+        )
+        return {int(b if a == user_id else a) for a, b in rows}
+
     async def blocked_by(self, blocker_id: int) -> list[User]:
         rows = await self._s.scalars(
             select(User)
@@ -624,6 +638,15 @@ class SettingsRepo:
             .where(UserSettings.user_id == user_id)
             .values(**values, updated_at=now)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerPosition:
+    """The other member of a conversation, as its member row has them."""
+
+    state: str
+    read_up_to: int
+    delivered_up_to: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -830,8 +853,19 @@ class Conversations:
 
     async def mark_read(self, conversation_id: int, user_id: int, up_to: int) -> int | None:
         """Move ``user_id``'s read position to the last message they can see at or
-        before ``up_to`` (never one withheld from them, never a later one). Returns
-        the new position, or None if it did not move: positions only grow."""
+        before ``up_to`` (never one withheld from them, never a later one), and their
+        delivered position with it: what was read was delivered. Returns the new read
+        position, or None if it did not move: positions only grow."""
+        return await self._advance(conversation_id, user_id, up_to, read=True)
+
+    async def mark_delivered(self, conversation_id: int, user_id: int, up_to: int) -> int | None:
+        """Move ``user_id``'s delivered position as :meth:`mark_read` moves the read
+        one. Returns the new position, or None if it did not move."""
+        return await self._advance(conversation_id, user_id, up_to, read=False)
+
+    async def _advance(
+        self, conversation_id: int, user_id: int, up_to: int, *, read: bool
+    ) -> int | None:
         last = await self._s.scalar(
             select(func.max(Message.id)).where(
                 Message.conversation_id == conversation_id,
@@ -841,16 +875,44 @@ class Conversations:
         )
         if last is None:
             return None
+        column = ConversationMember.read_up_to if read else ConversationMember.delivered_up_to
+        values: dict[str, Any] = {"read_up_to": last} if read else {"delivered_up_to": last}
+        if read:
+            values["delivered_up_to"] = case(
+                (ConversationMember.delivered_up_to < last, last),
+                else_=ConversationMember.delivered_up_to,
+            )
         moved = await self._s.execute(
             update(ConversationMember)
             .where(
                 ConversationMember.conversation_id == conversation_id,
                 ConversationMember.user_id == user_id,
-                ConversationMember.read_up_to < last,
+                column < last,
             )
-            .values(read_up_to=last)
+            .values(**values)
         )
         return int(last) if getattr(moved, "rowcount", 0) else None
+
+    async def peers(self, user_id: int, conversation_ids: list[int]) -> dict[int, PeerPosition]:
+        """The other member of each conversation: their side's state, and how far
+        they have read and received ``user_id``'s messages, by conversation id."""
+        if not conversation_ids:
+            return {}
+        rows = await self._s.execute(
+            select(
+                ConversationMember.conversation_id,
+                ConversationMember.state,
+                ConversationMember.read_up_to,
+                ConversationMember.delivered_up_to,
+            ).where(
+                ConversationMember.conversation_id.in_(conversation_ids),
+                ConversationMember.user_id != user_id,
+            )
+        )
+        return {
+            int(conv_id): PeerPosition(str(state), int(read), max(int(read), int(delivered)))
+            for conv_id, state, read, delivered in rows
+        }
 
     async def unread_counts(self, user_id: int, conversation_ids: list[int]) -> dict[int, int]:
         """Text messages to ``user_id`` past their read position, by conversation

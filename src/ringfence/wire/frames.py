@@ -8,11 +8,13 @@ error event, never with a crash or a silent drop.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ringfence.wire.json import encode
+
+_F = TypeVar("_F", bound=BaseModel)
 
 
 class FrameError(ValueError):
@@ -31,6 +33,21 @@ class AuthFrame(BaseModel):
     # The device_id a previous "ready" gave this client: reusing it keeps the device's
     # calls alive across a reconnect within the grace period.
     device_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class DeliveredFrame(BaseModel):
+    """A client's delivery receipt: ``user``'s messages up to ``up_to`` reached this
+    device. The same as ``POST /api/v1/conversations/{user}/delivered``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: str = Field(pattern=r"^message\.delivered$")
+    user: str = Field(max_length=64)
+    up_to: int = Field(ge=1, le=2**62)
+
+
+def parse_delivered(data: dict[str, Any]) -> DeliveredFrame:
+    return _validate(DeliveredFrame, data)
 
 
 def origin_allowed(origin: str | None, host: str | None, public_urls: list[str]) -> bool:
@@ -65,8 +82,12 @@ def parse_frame(text: str) -> dict[str, Any]:
 def parse_auth(data: dict[str, Any]) -> AuthFrame:
     if data.get("type") != "auth":
         raise FrameError("auth_required", 'the first frame must be {"type":"auth","token":...}')
+    return _validate(AuthFrame, data)
+
+
+def _validate(model: type[_F], data: dict[str, Any]) -> _F:
     try:
-        return AuthFrame.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "frame"
