@@ -106,6 +106,10 @@ class Conversation(TypedDict):
     updated_at: str
     # Once the server counts them (not every server version does).
     unread: NotRequired[int]
+    # How far they have read, and received, my messages; None where we don't both
+    # share read receipts (absent from servers before delivery receipts).
+    peer_read_up_to: NotRequired[int | None]
+    peer_delivered_up_to: NotRequired[int | None]
 
 
 class ReportReceipt(TypedDict):
@@ -412,6 +416,13 @@ class RingfenceClient:
         (and they are told, where we both share read receipts)."""
         await self._request(
             "POST", f"/api/v1/conversations/{_seg(username)}/read", json={"up_to": up_to}
+        )
+
+    async def mark_delivered(self, username: str, up_to: int) -> None:
+        """USERNAME's messages up to message id ``up_to`` reached this device (they
+        see "Delivered", where we both share read receipts)."""
+        await self._request(
+            "POST", f"/api/v1/conversations/{_seg(username)}/delivered", json={"up_to": up_to}
         )
 
     async def accept(self, username: str) -> Conversation:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from ringfence.client.events import Event, EventStream
+from ringfence.client.events import Event, EventStream, EventStreamClosed
 from ringfence.client.output import Output, local_time, plain, user_label
 from ringfence.client.runner import (
     Account,
@@ -82,6 +82,8 @@ def describe_event(event: Event, me: str, callers: dict[str, str]) -> Text | Non
         return Text(f"conversation with {user_label(conversation['user'])}: {plain(state)}")
     if kind == "message.read":
         return Text(f"@{plain(event.get('user', '?'))} read your messages", style="dim")
+    if kind == "message.delivered":
+        return Text(f"your messages reached @{plain(event.get('user', '?'))}", style="dim")
     if kind == "call.incoming":
         caller = event.get("from") or event.get("caller") or {}
         callers[str(event.get("call_id"))] = f"@{plain(caller.get('username', '?'))}"
@@ -126,6 +128,7 @@ async def listen(out: Output, account: Account, *, since: int | None, count: int
                 else:
                     out.note("reconnected; resuming where it left off", style="dim")
                 continue
+            await acknowledge(event)
             if out.json:
                 if event.get("type") in _CALL_PLUMBING:
                     continue
@@ -138,6 +141,19 @@ async def listen(out: Output, account: Account, *, since: int | None, count: int
             shown += 1
             if count is not None and shown >= count:
                 return
+
+    async def acknowledge(event: Event) -> None:
+        # A message from someone else has reached this device: its sender may see
+        # "Delivered" (the server decides). A receipt that can't go now is dropped.
+        message = event.get("message") if event.get("type") == "message.new" else None
+        if message and message["sender"] != me:
+            receipt = {
+                "type": "message.delivered",
+                "user": message["sender"],
+                "up_to": message["id"],
+            }
+            with contextlib.suppress(TimeoutError, ConnectionError, EventStreamClosed):
+                await events.send(receipt)
 
     reader = asyncio.create_task(read())
     stopper = asyncio.create_task(stop.wait())

@@ -118,6 +118,15 @@ def inbox_table(conversations: list[Conversation]) -> Table:
     return table
 
 
+async def acknowledge_unread(rf: RingfenceClient, conversations: list[Conversation]) -> None:
+    """The unread messages a listing brought have reached this device: say so, so
+    their senders see "Delivered" (where both share read receipts)."""
+    for conv in conversations:
+        last, peer = conv["last_message"], conv["user"]["username"]
+        if conv.get("unread") and last is not None and last["sender"] == peer:
+            await rf.mark_delivered(peer, last["id"])
+
+
 # --- commands -------------------------------------------------------------------------
 
 
@@ -184,6 +193,7 @@ def inbox_command(
                     f"{requests} message request(s): ringfence read USER, then "
                     "ringfence accept USER or ringfence decline USER"
                 )
+        await acknowledge_unread(rf, conversations)
         return 0
 
     with_client(out, server, token_file, profile, work)
@@ -226,7 +236,9 @@ def read_command(
         else:
             out.lines(message_lines(messages, user))
         if messages and not keep_unread:
-            await rf.mark_read(user, messages[-1]["id"])
+            await rf.mark_read(user, messages[-1]["id"])  # read, so delivered too
+        elif theirs := [m for m in messages if m["sender"] == user]:
+            await rf.mark_delivered(user, theirs[-1]["id"])
         return 0
 
     with_client(out, server, token_file, profile, work)

@@ -188,3 +188,45 @@ async def test_inbox_counts_unread_and_read_marks_them_read_unless_told_not_to(
     assert unread((await bob.ok("inbox", "--json")).json()) == 0
     await alice.ok("send", "bob", "four")
     assert unread((await bob.ok("inbox", "--json")).json()) == 1
+
+
+async def test_what_reaches_the_terminal_is_reported_delivered(
+    server_url: str, terminals: Terminals
+) -> None:
+    """``inbox``, ``read --keep-unread`` and ``listen`` say what reached this device,
+    so the sender sees it delivered (here, through her own ``inbox --json``)."""
+    alice = terminals("alice", server_url)
+    bob = terminals("bob", server_url)
+    await alice.signup("alice")
+    await bob.signup("bob")
+    await bob.ok("follow", "alice")  # her messages reach his inbox, not his requests
+
+    async def positions() -> tuple[object, object]:
+        (conversation,) = (await alice.ok("inbox", "--json")).json()["conversations"]
+        return conversation["peer_read_up_to"], conversation["peer_delivered_up_to"]
+
+    first = (await alice.ok("send", "bob", "one", "--json")).json()["message"]["id"]
+    assert await positions() == (0, 0)
+    await bob.ok("inbox")
+    assert await positions() == (0, first)
+    second = (await alice.ok("send", "bob", "two", "--json")).json()["message"]["id"]
+    await bob.ok("read", "alice", "--keep-unread")
+    assert await positions() == (0, second)
+
+    # Listening, bob's terminal acknowledges each message as it arrives, and alice's
+    # listening terminal hears of it.
+    hers = await alice.start("listen")
+    await hers.wait_for("listening as @alice", stream="err")
+    his = await bob.start("listen")
+    await his.wait_for("listening as @bob", stream="err")
+    await alice.ok("send", "bob", "three")
+    await his.wait_for("@alice: three")
+    await hers.wait_for("your messages reached @bob")
+    _, delivered = await positions()
+    assert isinstance(delivered, int)
+    assert delivered > second
+    await bob.ok("read", "alice")
+    await hers.wait_for("@bob read your messages")
+    assert await positions() == (delivered, delivered)
+    assert await his.stop() == 0
+    assert await hers.stop() == 0
