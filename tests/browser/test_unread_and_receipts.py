@@ -3,8 +3,9 @@
 - The inbox shows how many messages are unread in each conversation (and sets it in
   bold), the Inbox link shows the total, and so does the tab's title.
 - Opening a conversation marks it read: the counts clear, on every tab of the reader.
-- Under my latest message: "Sent", then "Read" once the other person has read it,
-  unless one of us has switched read receipts off (they are reciprocal).
+- Under my latest message: "Sent", "Delivered" once one of the other person's
+  devices has it, then "Read" once they have read it, unless one of us has switched
+  read receipts off (they are reciprocal); the same after a reload.
 - "NAME is typing…" while the other person types, unless one of us has switched
   typing indicators off; the typing browser sends at most one notice every 3 s.
 """
@@ -104,11 +105,12 @@ async def test_unread_counts_show_and_clear_when_read_and_the_sender_sees_read(
         await open_conversation(alice, "bob")
         await send_message(alice, "first")
         await expect(messages(alice, "first")).to_have_count(1)
-        await expect(message_status(alice, "first")).to_have_text("Sent")
+        # Bob's browser is signed in: his device has it at once.
+        await expect(message_status(alice, "first")).to_have_text("Delivered")
         await send_message(alice, "second")
         await expect(messages(alice, "second")).to_have_count(1)
         # One status, under the latest message only.
-        await expect(message_status(alice, "second")).to_have_text("Sent")
+        await expect(message_status(alice, "second")).to_have_text("Delivered")
         await expect(message_status(alice, "second")).to_have_attribute("aria-live", "polite")
         await expect(message_status(alice, "first")).to_have_count(0)
 
@@ -202,12 +204,47 @@ async def test_with_read_receipts_off_a_newer_message_stays_sent(
         await alice.wait_for_timeout(1000)
         await expect(message_status(alice, "newer")).to_have_text("Sent")
         assert not read_frames(alice_frames.received, "message.read", newer["id"])
+        # Nor that it reached him: delivery follows read receipts.
+        assert not read_frames(alice_frames.received, "message.delivered", newer["id"])
         # Reciprocal: Alice's message read by Bob is "Sent" for her, and Bob's reply,
         # read by Alice, is "Sent" for him as well.
         await send_message(bob, "read mine?")
         await expect(messages(alice, "read mine?")).to_have_count(1)
         await alice.wait_for_timeout(1000)
         await expect(message_status(bob, "read mine?")).to_have_text("Sent")
+        assert errors == []
+    finally:
+        await alice_api.close()
+        await bob_api.close()
+
+
+async def test_delivered_once_their_device_has_it_and_the_same_after_a_reload(
+    server: Server, browsers: Browsers
+) -> None:
+    alice_api, bob_api = await alice_and_bob(server)
+    try:
+        alice = await browsers.page("alice", viewport=DESKTOP)
+        errors = console_errors(alice)
+        await sign_in(alice, server.url, "alice")
+        await open_conversation(alice, "bob")
+        await send_message(alice, "while you were out")
+        await expect(messages(alice, "while you were out")).to_have_count(1)
+        status = message_status(alice, "while you were out")
+        await expect(status).to_have_text("Sent")  # no device of Bob's is signed in
+
+        # Bob signs in: his inbox lists the message, so it has reached him, unread.
+        bob = await browsers.page("bob")
+        errors += console_errors(bob)
+        await sign_in(bob, server.url, "bob")
+        await expect(chat_link(bob, ALICE)).to_have_accessible_name(re.compile("1 unread$"))
+        await expect(status).to_have_text("Delivered")
+        await alice.reload()  # the conversation list says how far Bob got
+        await expect(status).to_have_text("Delivered")
+
+        await open_from_inbox(bob, ALICE)
+        await expect(status).to_have_text("Read")
+        await alice.reload()
+        await expect(status).to_have_text("Read")
         assert errors == []
     finally:
         await alice_api.close()

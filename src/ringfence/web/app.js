@@ -156,6 +156,7 @@ function remember(me) {
 function endSession(notice) {
   if (!live && !token) return;
   live?.ctx.calls.stop();
+  deliveries.clear();
   live?.events.stop();
   live?.callView.update(null);
   live?.callLog.stop();
@@ -202,6 +203,7 @@ function onEvent(event) {
       const peer = store.peerOf(event.message);
       const seen = store.viewing === peer && document.visibilityState === "visible";
       if (!store.addMessage(event.message, event.is_request, seen)) void reloadConversations();
+      if (event.message.sender === peer) acknowledge(peer, event.message.id);
       live.callLog.addMessage(event.message); // a call record is one more call on the Calls page
       break;
     }
@@ -216,6 +218,9 @@ function onEvent(event) {
       break;
     case "message.read":
       store.applyPeerRead(event.user, event.up_to);
+      break;
+    case "message.delivered":
+      store.applyPeerDelivered(event.user, event.up_to);
       break;
     case "user.updated":
       // A new display name, mine (from any device) or of someone I talk with: every
@@ -302,6 +307,29 @@ function showConnection(info) {
 let reloading = false;
 let reloadAgain = false;
 
+/** @type {Map<string, number>} Delivery receipts waiting to go, by sender. */
+const deliveries = new Map();
+/** @type {number | undefined} */
+let deliveryTimer;
+
+/**
+ * Tell the server that `peer`'s messages up to `id` reached this device, so that
+ * they see "Delivered" (where we both share read receipts; the server decides).
+ * Receipts wait a moment and go one per sender, so that a burst of messages, or a
+ * reconnect that replays many, costs a frame per person rather than one each.
+ * @param {string} peer
+ * @param {number} id
+ */
+function acknowledge(peer, id) {
+  if (!live || !live.ctx.store.noteDelivered(peer, id)) return;
+  deliveries.set(peer, id);
+  deliveryTimer ??= window.setTimeout(() => {
+    deliveryTimer = undefined;
+    for (const [user, upTo] of deliveries) live?.events.send({ type: "message.delivered", user, up_to: upTo });
+    deliveries.clear();
+  }, 250);
+}
+
 /** Reload the conversation list; calls made while one is in flight coalesce into one more. */
 async function reloadConversations() {
   if (reloading) {
@@ -321,6 +349,12 @@ async function reloadConversations() {
         // A message that arrived live while the list was loading may be newer than it,
         // and a read may have happened meanwhile: the store merges what it knows.
         store.setConversations(store.reconcile(list));
+        // What the list brought that I haven't read may not have reached any device
+        // of mine before: this one has it now.
+        for (const c of list) {
+          const last = c.last_message;
+          if (c.unread && last && last.sender === c.user.username) acknowledge(last.sender, last.id);
+        }
       } catch (err) {
         if (err instanceof ApiError && err.isNetwork) toast("Couldn't load your conversations: can't reach the server.", "error");
         else if (err instanceof ApiError && err.status !== 401) toast(`Couldn't load your conversations: ${err.detail}`, "error");

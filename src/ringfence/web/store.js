@@ -59,12 +59,23 @@ export class Store {
      */
     this.readUpTo = new Map();
     /**
-     * How far each person has read my messages, from message.read events. The
-     * server gives no way to ask for it, so after a reload this is empty until the
-     * next receipt: my messages then show "Sent" even if they were read before.
+     * How far each person has read my messages, from the list (peer_read_up_to) and
+     * message.read events. Absent where we don't both share read receipts.
      * @type {Map<string, number>}
      */
     this.peerReadUpTo = new Map();
+    /**
+     * How far my messages have reached one of each person's devices, from the list
+     * (peer_delivered_up_to) and message.delivered events; on the same terms.
+     * @type {Map<string, number>}
+     */
+    this.peerDeliveredUpTo = new Map();
+    /**
+     * The newest message of each person's this client has acknowledged as delivered
+     * (see noteDelivered).
+     * @type {Map<string, number>}
+     */
+    this.acknowledged = new Map();
     /** @type {Map<string, number>} When each person last said they were typing to me (ms). */
     this.typing = new Map();
     /** @type {string | null} The conversation on screen (set by its view). */
@@ -124,6 +135,7 @@ export class Store {
   reconcile(list) {
     return list.map((c) => {
       const name = c.user.username;
+      this.takePeerPositions(name, c);
       const listed = c.last_message?.id ?? 0;
       // Nothing unread: everything up to the listed last message has been read.
       if (c.unread === 0 && listed) this.raiseReadUpTo(name, listed);
@@ -246,6 +258,47 @@ export class Store {
     if ((this.peerReadUpTo.get(peer) ?? 0) >= upTo) return;
     this.peerReadUpTo.set(peer, upTo);
     this.changed();
+  }
+
+  /**
+   * One of `peer`'s devices has my messages up to `upTo`.
+   * @param {string} peer
+   * @param {number} upTo
+   */
+  applyPeerDelivered(peer, upTo) {
+    if ((this.peerDeliveredUpTo.get(peer) ?? 0) >= upTo) return;
+    this.peerDeliveredUpTo.set(peer, upTo);
+    this.changed();
+  }
+
+  /**
+   * What a listed conversation says of how far `peer` has read and received my
+   * messages. Null means we don't (or no longer) share read receipts: whatever this
+   * client learned before no longer shows. Positions known to be newer are kept.
+   * @param {string} peer
+   * @param {Conversation} conversation
+   */
+  takePeerPositions(peer, conversation) {
+    const positions = /** @type {const} */ ([
+      [this.peerReadUpTo, conversation.peer_read_up_to],
+      [this.peerDeliveredUpTo, conversation.peer_delivered_up_to],
+    ]);
+    for (const [known, listed] of positions) {
+      if (listed === null || listed === undefined) known.delete(peer);
+      else if ((known.get(peer) ?? 0) < listed) known.set(peer, listed);
+    }
+  }
+
+  /**
+   * Whether `peer`'s message `id` is news to the server's idea of what reached this
+   * device, as far as this client knows: true once per newer id (it records it).
+   * @param {string} peer
+   * @param {number} id
+   */
+  noteDelivered(peer, id) {
+    if ((this.acknowledged.get(peer) ?? 0) >= id) return false;
+    this.acknowledged.set(peer, id);
+    return true;
   }
 
   /**

@@ -89,6 +89,16 @@
  */
 
 /**
+ * One of `user`'s devices has my messages up to `up_to` (only where we both share
+ * read receipts).
+ * @typedef {object} MessageDeliveredEvent
+ * @property {"message.delivered"} type
+ * @property {number} pos
+ * @property {string} user The recipient.
+ * @property {number} up_to
+ */
+
+/**
  * Someone I have a conversation with (or I, on any device) changed their display name.
  * @typedef {object} UserUpdatedEvent
  * @property {"user.updated"} type
@@ -126,7 +136,7 @@
 
 /**
  * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent
- *   | UserUpdatedEvent | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
+ *   | MessageDeliveredEvent | UserUpdatedEvent | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
  */
 
 export {};

@@ -4,9 +4,10 @@
 // and the audio and video call buttons.
 //
 // While it is on screen and the page can be seen, the other person's messages are
-// marked read as they arrive. Under my latest message it says "Sent", or "Read" once
-// they have read it (when we both share read receipts); below the thread, that they
-// are typing (when we both share typing indicators).
+// marked read as they arrive. Under my latest message it says "Sent", "Delivered"
+// once one of their devices has it, or "Read" once they have read it (when we both
+// share read receipts); below the thread, that they are typing (when we both share
+// typing indicators).
 //
 // What it says about calls is true: a request says whether accepting would let them
 // call (by my own settings), a request I just accepted says whether they now can and
@@ -437,10 +438,9 @@ export function renderConversation(ctx, root, username) {
   }
 
   /**
-   * "Sent" or "Read" under my latest message (none while a send is on its way: that
-   * one says "Sending…"). Whether it was read is known only from receipts that came
-   * while this page was open: the server doesn't say how far the other person has
-   * read, so after a reload my messages show "Sent" until their next read.
+   * "Sent", "Delivered" or "Read" under my latest message (none while a send is on
+   * its way: that one says "Sending…"), from the positions the conversation list
+   * gave and the receipts that came since.
    * @param {Message[]} messages
    * @param {boolean} sending
    */
@@ -457,9 +457,11 @@ export function renderConversation(ctx, root, username) {
       return;
     }
     const read = latest.id <= (store.peerReadUpTo.get(username) ?? 0);
-    const text = read ? "Read" : "Sent";
+    const delivered = read || latest.id <= (store.peerDeliveredUpTo.get(username) ?? 0);
+    const text = read ? "Read" : delivered ? "Delivered" : "Sent";
     if (receipt.textContent !== text) receipt.textContent = text;
     receipt.classList.toggle("read", read);
+    receipt.classList.toggle("delivered", delivered && !read);
     if (receipt.parentElement !== item) item.append(receipt);
   }
 

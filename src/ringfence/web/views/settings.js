@@ -141,7 +141,7 @@ export function renderSettings(ctx, root) {
         h("label", { text: "Read receipts", attrs: { for: "read-receipts" } }),
         receiptsSwitch,
       ),
-      h("p", { class: "help", attrs: { id: "read-receipts-help" }, text: "Let people see when you've read their messages. If you turn this off, you won't see other people's either." }),
+      h("p", { class: "help", attrs: { id: "read-receipts-help" }, text: "Let people see when their messages have reached you and when you've read them. If you turn this off, you won't see other people's either." }),
       receiptsStatus,
       h("div", { class: "switch-row" },
         h("label", { text: "Typing indicators", attrs: { for: "typing-indicators" } }),
