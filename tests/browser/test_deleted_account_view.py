@@ -76,3 +76,40 @@ async def test_a_deleted_account_is_shown_as_such_and_cannot_be_written_to_or_ca
     finally:
         await alice_api.close()
         await bob_api.close()
+
+
+async def test_an_open_conversation_changes_the_moment_the_other_account_is_deleted(
+    server: Server, browsers: Browsers
+) -> None:
+    """No reload: the deletion's event (under the name alice knows bob by) says so."""
+    alice_api = await ApiUser.register(server.url, "alice", "Alice")
+    bob_api = await ApiUser.register(server.url, "bob", "Bob")
+    try:
+        await bob_api.follow("alice")
+        await alice_api.send("bob", "hello bob")
+        alice = await browsers.page("alice", viewport=DESKTOP)
+        errors = console_errors(alice)
+        await sign_in(alice, server.url, "alice")
+        chats = alice.get_by_role("region", name="Conversations")
+        await chats.get_by_role("link", name=re.compile("Bob")).click()
+        composer = alice.get_by_role("textbox", name=re.compile("^Message "))
+        await expect(composer).to_be_visible()
+        await expect(alice.get_by_role("button", name="Audio call")).to_be_visible()
+
+        gone = await bob_api.call("DELETE", "/api/v1/me", json={"password": PASSWORD})
+        assert gone.status_code == 204, gone.text
+
+        await expect(alice.get_by_role("heading", level=1)).to_have_text("Deleted account")
+        await expect(alice.get_by_role("status").filter(has_text=NOTE)).to_be_visible()
+        await expect(messages(alice, "hello bob")).to_be_visible()
+        for hidden in (
+            composer,
+            alice.get_by_role("button", name="Audio call"),
+            alice.get_by_role("button", name="Video call"),
+            alice.get_by_role("button", name="Block"),
+        ):
+            await expect(hidden).to_have_count(0)
+        assert errors == []
+    finally:
+        await alice_api.close()
+        await bob_api.close()

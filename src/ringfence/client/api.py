@@ -49,6 +49,8 @@ class User(TypedDict):
     username: str
     display_name: str
     verified: bool
+    # The account was deleted (servers before this field leave it out).
+    deleted: NotRequired[bool]
 
 
 class Session(TypedDict):

@@ -653,13 +653,7 @@ class Accounts:
                 tombstone = _TOMBSTONE_PREFIX + secrets.token_hex(5)
             partners = await store.conversations.partners(me.id)
             if self._stream is not None and partners:
-                gone = UserView(
-                    id=me.id,
-                    username=user.username,
-                    display_name=DELETED_ACCOUNT_NAME,
-                    verified=False,
-                )
-                body = {"user": gone.model_dump(mode="json")}
+                body = {"user": UserView.gone(me.id, user.username).model_dump(mode="json")}
                 envelopes = await self._stream.append_many(
                     store, "user.updated", {user_id: body for user_id in partners}
                 )

@@ -32,16 +32,15 @@ class UserView(BaseModel):
     username: str
     display_name: str
     verified: bool
+    # The account was deleted: its messages stay readable, but nothing reaches it.
+    # The event that says so still names it by its old username, which a client
+    # knows it by; afterwards it has a reserved "deleted_account_..." one.
+    deleted: bool = False
 
     @classmethod
     def of(cls, user: User) -> UserView:
         if user.deleted_at is not None:
-            return cls(
-                id=user.id,
-                username=user.username,
-                display_name=DELETED_ACCOUNT_NAME,
-                verified=False,
-            )
+            return cls.gone(user.id, user.username)
         return cls(
             id=user.id,
             username=user.username,
@@ -50,6 +49,17 @@ class UserView(BaseModel):
             # ringing screen): a name that was nothing else shows as the username.
             display_name=without_hidden(user.display_name) or user.username,
             verified=user.verified,
+        )
+
+    @classmethod
+    def gone(cls, user_id: int, username: str) -> UserView:
+        """A deleted account, as everyone else sees it."""
+        return cls(
+            id=user_id,
+            username=username,
+            display_name=DELETED_ACCOUNT_NAME,
+            verified=False,
+            deleted=True,
         )
 
 

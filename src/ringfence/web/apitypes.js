@@ -7,6 +7,7 @@
  * @property {string} username
  * @property {string} display_name
  * @property {boolean} verified
+ * @property {boolean} deleted
  */
 
 /**

@@ -173,7 +173,7 @@ export class CallLog {
     const fromConversation = this.store.conversations.get(username)?.user;
     if (fromConversation) return fromConversation;
     for (const item of this.entries.values()) if (item.peer.username === username) return item.peer;
-    return { id: 0, username, display_name: username, verified: false };
+    return { id: 0, username, display_name: username, verified: false, deleted: false };
   }
 
   /**

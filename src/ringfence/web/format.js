@@ -291,10 +291,12 @@ function asSentence(text) {
  * True for an account that was deleted: the server renames it to a reserved
  * "deleted_account_…" username (nobody can register "deleted_*") and the display
  * name "Deleted account". Its messages stay readable; it can't be messaged or called.
- * @param {{username: string} | null | undefined} user
+ * The event that tells of a deletion as it happens still uses the old username, and
+ * says `deleted`.
+ * @param {{username: string, deleted?: boolean} | null | undefined} user
  */
 export function isDeletedAccount(user) {
-  return !!user && user.username.startsWith("deleted_account_");
+  return !!user && (user.deleted === true || user.username.startsWith("deleted_account_"));
 }
 
 /** What a deleted account is called on screen (never its reserved @handle). */

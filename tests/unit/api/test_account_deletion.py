@@ -149,6 +149,7 @@ async def test_deleting_signs_out_everywhere_and_removes_what_the_account_had(
         "username": "alice",
         "display_name": "Deleted account",
         "verified": False,
+        "deleted": True,  # under the name bob knows her by, so his screens can change
     }
     await carol_ws.nothing_within(0.3)
 

@@ -12,7 +12,7 @@ from argon2 import Type, extract_parameters
 from tests.conftest import Api, DbPeek
 
 PASSWORD = "correct horse 1"
-USER_KEYS = {"id", "username", "display_name", "verified"}
+USER_KEYS = {"id", "username", "display_name", "verified", "deleted"}
 
 
 def assert_error(resp: httpx.Response, status: int | None = None) -> dict[str, Any]:
@@ -212,7 +212,13 @@ async def test_user_profile(api: Api) -> None:
     resp = await api.call("GET", "/api/v1/users/bob", alice)
     assert resp.status_code == 200
     assert resp.json() == {
-        "user": {"id": bob_id, "username": "bob", "display_name": "Bob", "verified": False}
+        "user": {
+            "id": bob_id,
+            "username": "bob",
+            "display_name": "Bob",
+            "verified": False,
+            "deleted": False,
+        }
     }
     assert_error(await api.call("GET", "/api/v1/users/nobody", alice), 404)
     assert_error(await api.call("GET", "/api/v1/users/Bob", alice), 404)

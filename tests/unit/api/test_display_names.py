@@ -60,6 +60,7 @@ async def test_names_in_every_script_and_emoji_are_welcome(api: Api) -> None:
             "username": username,
             "display_name": name,
             "verified": False,
+            "deleted": False,
         }
 
 

@@ -85,7 +85,7 @@ async def test_auth_frame_gets_a_ready_answer(live: tuple[LiveServer, Api]) -> N
     sock = await open_socket(server.ws_url, token)
     assert sock.ready["type"] == "ready"
     assert sock.ready["user"]["username"] == "alice"
-    assert set(sock.ready["user"]) == {"id", "username", "display_name", "verified"}
+    assert set(sock.ready["user"]) == {"id", "username", "display_name", "verified", "deleted"}
     assert sock.ready["pos"] == 0
     assert isinstance(sock.ready["device_id"], str)
     await sock.close()

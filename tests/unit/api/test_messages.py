@@ -150,7 +150,13 @@ async def test_conversation_list(api: Api) -> None:
     listed = await conversations(api, alice)
     assert [c["user"]["username"] for c in listed] == ["carol", "bob"]  # most recent first
     by_name = {c["user"]["username"]: c for c in listed}
-    assert set(by_name["carol"]["user"]) == {"id", "username", "display_name", "verified"}
+    assert set(by_name["carol"]["user"]) == {
+        "id",
+        "username",
+        "display_name",
+        "verified",
+        "deleted",
+    }
     assert by_name["carol"]["last_message"]["text"] == "to alice"
     assert by_name["carol"]["is_request"] is True
     assert by_name["bob"]["last_message"]["text"] == "to bob"

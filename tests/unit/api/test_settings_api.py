@@ -36,7 +36,7 @@ async def test_me_returns_the_user_and_default_settings(api: Api) -> None:
     body = await me(api, token)
     assert set(body) == {"user", "settings"}
     assert body["user"]["username"] == "alice"
-    assert set(body["user"]) == {"id", "username", "display_name", "verified"}
+    assert set(body["user"]) == {"id", "username", "display_name", "verified", "deleted"}
     assert body["settings"] == DEFAULTS
 
 

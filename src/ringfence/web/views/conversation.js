@@ -47,8 +47,8 @@ const TYPING_SHOWN_MS = 5_000;
  */
 export function renderConversation(ctx, root, username) {
   const store = ctx.store;
-  /** @type {Pick<User, "username" | "display_name" | "verified">} */
-  let peer = store.conversations.get(username)?.user ?? { username, display_name: username, verified: false };
+  /** @type {Pick<User, "username" | "display_name" | "verified" | "deleted">} */
+  let peer = store.conversations.get(username)?.user ?? { username, display_name: username, verified: false, deleted: false };
   // A deleted account is "Deleted account", never its reserved @deleted_account_… handle.
   const peerName = () => (isDeletedAccount(peer) ? DELETED_ACCOUNT_NAME : peer.display_name || peer.username);
   setPageTitle(`${peerName()} · Ringfence`);
