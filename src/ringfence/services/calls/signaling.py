@@ -321,7 +321,13 @@ class Signaling:
                 caller = await store.users.by_id(call.caller_id)
             if caller is None:
                 return
-        caller_ref = UserRef(**UserView.of(caller).model_dump())
+        shown = UserView.of(caller)
+        caller_ref = UserRef(
+            id=shown.id,
+            username=shown.username,
+            display_name=shown.display_name,
+            verified=shown.verified,
+        )
         devices = (
             [ring.device_id]
             if ring.device_id is not None
