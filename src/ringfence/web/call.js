@@ -23,6 +23,7 @@
 
 import { ApiError } from "./api.js";
 import { TRANSITIONS } from "./callstates.js";
+import * as text from "./calltext.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
 import { Ringer } from "./ringing.js";
 import { verificationCode } from "./verification.js";
@@ -64,23 +65,6 @@ const RESTART_RETRY_MS = 4000;
 const SWITCH_REPLY_MS = 10000; // the server answers a call.transport with this long
 const SWITCH_SETTLE_MS = 30000; // from its answer to the new route being in use
 
-/**
- * What the other person's switch did to the call, by their name.
- * @param {string} name
- * @param {Route} route
- */
-function movedByPeer(name, route) {
-  return route === "relay"
-    ? `${name} moved the call behind the relay.`
-    : `${name} switched the call to a direct connection: you can now see each other's IP addresses.`;
-}
-
-/** What the server's refusals of a call.transport mean, in one sentence. */
-const SWITCH_REFUSALS = /** @type {Record<string, string>} */ ({
-  direct_not_allowed: "Direct connection isn't allowed by your or their settings.",
-  call_rate_limited: "The connection was switched too often. Wait a minute, then try again.",
-  call_state: "The connection can't be switched right now. Try again in a moment.",
-});
 const STATS_EVERY_MS = 1000;
 const GONE_GRACE_MS = 3000;
 // While connecting, ICE may report "failed" because every pair tried so far failed
@@ -251,7 +235,7 @@ export class CallSession {
     try {
       media = await getCallMedia(this.media);
     } catch (error) {
-      this.abort(error instanceof MediaAccessError ? error.message : "Your camera or microphone couldn't be used.");
+      this.abort(error instanceof MediaAccessError ? error.message : text.MEDIA_UNUSABLE);
       return;
     }
     if (!this.active) {
@@ -279,7 +263,7 @@ export class CallSession {
       this.releaseLocalCandidates();
       this.setState("ringing");
     } catch (error) {
-      this.abort(`The call couldn't be set up (${errorName(error)}).`);
+      this.abort(text.setupFailed(error));
     }
   }
 
@@ -296,7 +280,7 @@ export class CallSession {
       await this.pc.setRemoteDescription({ type: "answer", sdp });
       await this.releaseRemoteCandidates();
     } catch (error) {
-      this.abort(`The answer couldn't be used (${errorName(error)}).`);
+      this.abort(text.answerUnusable(error));
     }
   }
 
@@ -312,7 +296,7 @@ export class CallSession {
       media = await getCallMedia(this.media);
     } catch (error) {
       // Still ringing: the user can fix the permission and accept again, or decline.
-      this.error = error instanceof MediaAccessError ? error.message : "Your camera or microphone couldn't be used.";
+      this.error = error instanceof MediaAccessError ? error.message : text.MEDIA_UNUSABLE;
       if (this.is("accepting")) this.setState("incoming");
       return;
     }
@@ -335,7 +319,7 @@ export class CallSession {
       this.startConnectTimer();
       await this.releaseRemoteCandidates();
     } catch (error) {
-      this.abort(`The call couldn't be answered (${errorName(error)}).`);
+      this.abort(text.answerFailed(error));
       return;
     }
     // Answered (so the call is recorded as answered), but without the relay it cannot
@@ -423,13 +407,13 @@ export class CallSession {
 
   /** @param {ErrorEvent} event */
   onServerError(event) {
-    if (this.switchPhase === "asked" && this.active && this.recovering && Object.hasOwn(SWITCH_REFUSALS, event.error)) {
+    if (this.switchPhase === "asked" && this.active && this.recovering && Object.hasOwn(text.SWITCH_REFUSED, event.error)) {
       const ours = this.switching === "relay";
       clearTimeout(this.switchTimer);
       this.switching = null;
       this.switchPhase = null;
       if (event.error === "call_rate_limited") {
-        this.recoveryFailed("The call was lost: the connection dropped too often to restore it again so soon.");
+        this.recoveryFailed(text.DROPPED_TOO_OFTEN);
       } else if (event.error === "call_state") {
         // A switch is already under way: usually the other side restarting the
         // connection too, whose offer comes next. If nothing comes of it (a switch left
@@ -448,8 +432,8 @@ export class CallSession {
       return;
     }
     // A refused call.transport: the call goes on as it was; say why in one sentence.
-    if (this.switchPhase === "asked" && this.active && Object.hasOwn(SWITCH_REFUSALS, event.error)) {
-      this.stopSwitch(SWITCH_REFUSALS[event.error] ?? null);
+    if (this.switchPhase === "asked" && this.active && Object.hasOwn(text.SWITCH_REFUSED, event.error)) {
+      this.stopSwitch(text.SWITCH_REFUSED[event.error] ?? null);
       return;
     }
     // Before media flows, a refused offer or answer leaves nothing to go on with;
@@ -459,11 +443,11 @@ export class CallSession {
       // Usually the call has just ended and a late frame of ours (a trickled
       // candidate) crossed the server's call.ended, which says why: wait for it.
       if (this.goneTimer === undefined) {
-        this.goneTimer = window.setTimeout(() => this.abort("This call is no longer available."), GONE_GRACE_MS);
+        this.goneTimer = window.setTimeout(() => this.abort(text.CALL_GONE), GONE_GRACE_MS);
       }
       return;
     }
-    this.abort(`The server refused the call setup: ${event.detail}`);
+    this.abort(text.setupRefused(event.detail));
   }
 
   /**
@@ -580,7 +564,7 @@ export class CallSession {
       this.events.send({ type: "call.reoffer", call_id: this.callId, sdp: next.localDescription?.sdp ?? "" });
       this.releaseLocalCandidates();
     } catch (error) {
-      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+      this.switchFailed(text.switchBroke(error));
     }
   }
 
@@ -608,7 +592,7 @@ export class CallSession {
       await this.releaseNextCandidates(next);
       this.negotiated();
     } catch (error) {
-      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+      this.switchFailed(text.switchBroke(error));
     }
   }
 
@@ -626,7 +610,7 @@ export class CallSession {
       await this.releaseNextCandidates(next);
       this.negotiated();
     } catch (error) {
-      this.switchFailed(`The connection couldn't be switched (${errorName(error)}).`);
+      this.switchFailed(text.switchBroke(error));
     }
   }
 
@@ -697,12 +681,10 @@ export class CallSession {
     if (this.switchPhase === "settling" && !this.nextPc) {
       // On the new connection, but the route never became what was asked: the badge
       // shows the truth; say it in words too.
-      this.stopSwitch(this.switching === "direct"
-        ? "A direct connection couldn't be made, so the call stays relayed."
-        : "The call couldn't be moved to the relay.");
+      this.stopSwitch(text.routeNotReached(this.switching));
       return;
     }
-    this.switchFailed("The switch didn't go through, so the call goes on as before. Try again.");
+    this.switchFailed(text.SWITCH_TIMED_OUT);
   }
 
   /**
@@ -715,14 +697,14 @@ export class CallSession {
     if (this.recovering) {
       // The restart of a dropped connection was the last try.
       this.dropNext();
-      this.recoveryFailed("The call was lost: the connection dropped and restarting it through the relay failed.");
+      this.recoveryFailed(text.RESTART_FAILED);
       return;
     }
     this.dropNext();
     const pc = this.pc;
     if (pc?.connectionState === "failed") {
       // The old path went away meanwhile (the other side moved on): nothing is left.
-      this.abort("The call was lost while its connection was being switched. Try calling again.");
+      this.abort(text.LOST_WHILE_SWITCHING);
       return;
     }
     if (pc?.signalingState === "have-remote-offer") {
@@ -766,7 +748,7 @@ export class CallSession {
         const algorithm = { name: "ECDSA", namedCurve: "P-256" };
         this.certificate = await RTCPeerConnection.generateCertificate(algorithm);
       } catch (error) {
-        console.warn(`call ${this.callId}: no certificate of our own (${errorName(error)})`);
+        console.warn(`call ${this.callId}: no certificate of our own (${text.errorName(error)})`);
       }
       if (!this.active) throw new Error("the call ended meanwhile");
     }
@@ -818,7 +800,7 @@ export class CallSession {
         this.onConnectionState(pc.connectionState);
       } else if (pc === this.nextPc) {
         if (pc.connectionState === "connected") this.promoteNext(pc);
-        else if (pc.connectionState === "failed") this.switchFailed("The new connection failed, so the call goes on as before.");
+        else if (pc.connectionState === "failed") this.switchFailed(text.SWITCH_NEXT_FAILED);
       }
     });
     return pc;
@@ -851,7 +833,7 @@ export class CallSession {
         this.onChange();
       }
     } else if (state === "disconnected" && this.state === "connected") {
-      this.warning = "Connection interrupted. Trying to get it back…";
+      this.warning = text.INTERRUPTED;
       if (!this.recovering && this.dropTimer === undefined) {
         const wait = DROP_RESTART_MS + (this.direction === "incoming" ? CALLEE_RESTART_DELAY_MS : 0);
         this.dropTimer = window.setTimeout(() => {
@@ -866,7 +848,7 @@ export class CallSession {
           this.failTimer = undefined;
           if (this.is("connecting") && this.pc?.connectionState === "failed") {
             this.retryable = true;
-            this.abort("The call couldn't connect: the connection to the relay failed. Check your network and try again.");
+            this.abort(text.RELAY_FAILED);
           }
         }, EARLY_FAILURE_GRACE_MS);
       }
@@ -880,7 +862,7 @@ export class CallSession {
     this.connectTimer = window.setTimeout(() => {
       if (this.state === "connecting") {
         this.retryable = true;
-        this.abort("The call couldn't connect. Your network may be blocking the relay server.");
+        this.abort(text.CONNECT_TIMEOUT);
       }
     }, CONNECT_TIMEOUT_MS);
   }
@@ -917,7 +899,7 @@ export class CallSession {
     if (!this.active) return; // hung up while waiting
     console.warn(`call ${this.callId}: no relay candidate within ${RELAY_GATHER_MS} ms`);
     this.retryable = true;
-    this.abort("Couldn't reach the relay server, so the call can't connect. Check your network and try again.");
+    this.abort(text.RELAY_UNREACHABLE);
   }
 
   /**
@@ -929,10 +911,10 @@ export class CallSession {
     if (!this.is("connected") || this.recovering) return;
     console.warn(`call ${this.callId}: the connection dropped; restarting it through the relay`);
     this.recovering = true;
-    this.warning = "Connection lost. Reconnecting through the relay…";
+    this.warning = text.RECONNECTING;
     clearTimeout(this.recoveryTimer);
     this.recoveryTimer = window.setTimeout(
-      () => this.recoveryFailed("The call was lost: the connection dropped and couldn't be restored."),
+      () => this.recoveryFailed(text.NOT_RESTORED),
       RECOVERY_MS,
     );
     // Unless a switch is under way already (the other side may be restarting it).
@@ -1027,7 +1009,7 @@ export class CallSession {
     try {
       code = await verificationCode(this.callId, local, remote);
     } catch (error) {
-      console.warn(`call ${this.callId}: no verification code (${errorName(error)})`);
+      console.warn(`call ${this.callId}: no verification code (${text.errorName(error)})`);
       return;
     }
     if (pc !== this.pc || !this.is("connected")) return;
@@ -1052,7 +1034,7 @@ export class CallSession {
       this.route = route;
       // The new pair carries the call: the switch is done. If the other person moved
       // it, say who did what, by name.
-      this.stopSwitch(this.switchByPeer ? movedByPeer(this.peerName, route) : null);
+      this.stopSwitch(this.switchByPeer ? text.movedByPeer(this.peerName, route) : null);
     } else if (route !== this.route) {
       this.route = route;
       this.onChange();
@@ -1094,18 +1076,13 @@ async function addCandidate(pc, init, callId) {
     await pc.addIceCandidate(init);
   } catch (error) {
     // One bad candidate must not end the call; ICE goes on with the others.
-    console.warn(`call ${callId}: a remote candidate was not usable (${errorName(error)})`);
+    console.warn(`call ${callId}: a remote candidate was not usable (${text.errorName(error)})`);
   }
 }
 
 /** @param {MediaStream | null} stream */
 function stopTracks(stream) {
   for (const track of stream?.getTracks() ?? []) track.stop();
-}
-
-/** @param {unknown} error */
-function errorName(error) {
-  return error instanceof Error ? error.name : "unknown error";
 }
 
 /**
@@ -1149,7 +1126,7 @@ export class CallManager {
    * @param {Media} media
    */
   async start(peer, media) {
-    if (this.busy) throw new ApiError(409, "already_in_call", "Hang up your current call first.");
+    if (this.busy) throw new ApiError(409, "already_in_call", text.ALREADY_IN_CALL);
     const started = await this.api.startCall(peer.username, media);
     const session = new CallSession({
       direction: "outgoing",
