@@ -43,7 +43,7 @@ from ringfence.services.devices import describe_user_agent
 from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ringfence.services.limits import ActionLimits
 from ringfence.services.passwords import Passwords
-from ringfence.services.stream import EventStream, SessionEnd
+from ringfence.services.stream import EventStream, SessionEnd, UserChanged
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import DELETED_ACCOUNT_NAME, SessionView, UserView
@@ -547,7 +547,11 @@ class Accounts:
                     log.exception("ending expired sessions failed")
                     raise_if_cancelled()
 
-    def _session_ended(self, notice: SessionEnd) -> None:
+    def _session_ended(self, notice: SessionEnd | UserChanged) -> None:
+        if isinstance(notice, UserChanged):
+            if self._cache is not None:
+                self._cache.drop_user(notice.user_id)
+            return
         if self._cache is not None:
             if notice.session_id is None:
                 self._cache.drop_user(notice.user_id)
@@ -693,12 +697,22 @@ class Accounts:
                 envelopes = await self._stream.append_many(
                     store, "user.updated", {user_id: body for user_id in told}
                 )
-        if self._cache is not None:
-            self._cache.drop_user(me.id)
+        await self._changed(me.id)
         if self._stream is not None:
             for user_id, envelope in sorted(envelopes.items()):
                 await self._stream.publish(user_id, envelope)
         return view
+
+    async def _changed(self, user_id: int) -> None:
+        """A user's row changed: this node forgets them at once, and so does every
+        other (a node that can't be told forgets within ``auth_cache_ttl_s``)."""
+        if self._cache is not None:
+            self._cache.drop_user(user_id)
+        if self._stream is not None:
+            try:
+                await self._stream.user_changed(user_id)
+            except Exception:
+                log.warning("other nodes could not be told of a changed user", exc_info=True)
 
     async def profile(self, username: str) -> UserView:
         if not is_username(username):
@@ -718,6 +732,7 @@ class Accounts:
             if user is None:
                 raise NotFound("user_not_found", f"no user named {username!r}")
             await store.users.set_verified(user.id, verified)
+        await self._changed(user.id)
         return UserView.of(user)
 
 

@@ -54,6 +54,28 @@ class SessionEnd:
         return cls(user, session)
 
 
+@dataclass(frozen=True, slots=True)
+class UserChanged:
+    """A notice on :data:`SESSIONS_TOPIC`: a user's row changed (a new display name,
+    the verified badge). Every node drops the user from its token cache, so that what
+    it answers next is read afresh rather than up to ``auth_cache_ttl_s`` late. Its
+    shape is one a node that only knows :class:`SessionEnd` ignores."""
+
+    user_id: int
+
+    def envelope(self) -> Envelope:
+        return Envelope(encode({"changed_user": self.user_id}))
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> UserChanged | None:
+        try:
+            body = json.loads(envelope.payload)
+        except ValueError:
+            return None
+        user = body.get("changed_user") if isinstance(body, dict) else None
+        return cls(user) if type(user) is int else None
+
+
 class EventStream:
     def __init__(self, db: Database, bus: Bus, clock: Clock) -> None:
         self._db = db
@@ -103,14 +125,19 @@ class EventStream:
         """The same for every session of a user (a suspension)."""
         await self._bus.publish(SESSIONS_TOPIC, SessionEnd(user_id).envelope())
 
+    async def user_changed(self, user_id: int) -> None:
+        """Tell every node that this user's row changed (see :class:`UserChanged`).
+        Publish after the commit."""
+        await self._bus.publish(SESSIONS_TOPIC, UserChanged(user_id).envelope())
+
     async def watch_session_ends(
-        self, handler: Callable[[SessionEnd], None], missed: Callable[[], None]
+        self, handler: Callable[[SessionEnd | UserChanged], None], missed: Callable[[], None]
     ) -> Subscription:
-        """Call ``handler`` for every session end any node announces, and ``missed``
-        whenever the Bus may have lost some (a Redis outage)."""
+        """Call ``handler`` for every session end and user change any node announces,
+        and ``missed`` whenever the Bus may have lost some (a Redis outage)."""
 
         def on_envelope(envelope: Envelope) -> None:
-            notice = SessionEnd.of(envelope)
+            notice = SessionEnd.of(envelope) or UserChanged.of(envelope)
             if notice is not None:
                 handler(notice)
 

@@ -228,3 +228,28 @@ async def test_candidates_still_in_flight_after_the_end_are_dropped_quietly(
     # Other frames for a call that is gone are still refused.
     await a_ws.send({"type": "call.hangup", "call_id": call_id})
     assert (await a_ws.recv_type("error"))["error"] == "call_not_found"
+
+
+async def test_a_caller_renamed_since_their_socket_opened_rings_under_the_new_name(
+    server: tuple[LiveServer, Api],
+) -> None:
+    """The ringing screen shows the name as it is now: the socket the offer comes on
+    was authenticated before the change, and its copy of the caller is older."""
+    live, api = server
+    alice, bob = await befriend(api, "alice", "bob")
+    a_ws = await open_socket(live.ws_url, alice)
+    b_ws = await open_socket(live.ws_url, bob)
+    resp = await api.call("PATCH", "/api/v1/me", alice, json={"display_name": "Alice Liddell"})
+    assert resp.status_code == 200, resp.text
+    resp = await start_call(api, alice, "bob")
+    assert resp.status_code == 201, resp.text
+    call_id = resp.json()["call_id"]
+    offer, _ = await sdp_pair()
+    await a_ws.send({"type": "call.offer", "call_id": call_id, "sdp": offer})
+    incoming = await b_ws.recv_type("call.incoming")
+    caller = incoming["from"]
+    assert (caller["username"], caller["display_name"]) == ("alice", "Alice Liddell")
+    await a_ws.send({"type": "call.hangup", "call_id": call_id})
+    await ended_and_recorded(b_ws, call_id, "cancelled", "cancelled")
+    for sock in (a_ws, b_ws):
+        await sock.close()

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import PG_URL, Socket, open_socket
 from tests.integration.calls.conftest import Peer, befriend, start_call
 from tests.integration.calls.sdp import sdp_pair
-from tests.integration.scale.conftest import Cluster, until
+from tests.integration.scale.conftest import Cluster, Node, until
 
 pytestmark = [
     pytest.mark.integration,
@@ -248,3 +248,30 @@ async def test_a_call_while_redis_is_down_is_refused_with_503_then_works_again(
         return resp.status_code == 201
 
     await until(call_starts, DEAD_NODE_NOTICED_S, "a call to start once Redis is back")
+
+
+async def test_a_new_name_is_what_every_node_answers_at_once(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """Each node caches who a token belongs to for a few seconds; a rename on one
+    node tells the others to forget it, so none of them answers with the old name."""
+    cluster = cluster_factory(auth_cache_ttl_s=60)  # long enough to show it isn't the TTL
+    node1, node2 = await cluster.start_node(), await cluster.start_node()
+    alice = await node1.api.register("alice")
+
+    async def name_on(node: Node) -> str:
+        resp = await node.api.call("GET", "/api/v1/me", alice)
+        assert resp.status_code == 200, resp.text
+        name: str = resp.json()["user"]["display_name"]
+        return name
+
+    assert await name_on(node2) == "alice"  # node 2 now has alice's token cached
+    resp = await node1.api.call("PATCH", "/api/v1/me", alice, json={"display_name": "Alice L."})
+    assert resp.status_code == 200, resp.text
+
+    async def renamed_on_node2() -> bool:
+        return await name_on(node2) == "Alice L."
+
+    # Within seconds (a Bus notice), not the minute its cache would keep it.
+    await until(renamed_on_node2, 10, "node 2 to forget the old name")
+    assert await name_on(node1) == "Alice L."

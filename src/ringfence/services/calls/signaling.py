@@ -145,7 +145,7 @@ class Signaling:
             if error is not None:
                 raise error
             return
-        await self._apply(*done, caller=device.user)
+        await self._apply(*done)
 
     async def _admit_switch(self, session: CallSession, party: Party) -> None:
         """A switch hands out fresh TURN credentials to both devices, so it is rate
@@ -257,28 +257,26 @@ class Signaling:
             live = None
         raise CallError("call_busy", "the call changed too often at once; try again")
 
-    async def _apply(
-        self, session: CallSession, effects: list[Effect], *, caller: User | None = None
-    ) -> None:
+    async def _apply(self, session: CallSession, effects: list[Effect]) -> None:
         """Carry out the effects in order. One that fails does not stop the rest (the
         ended call is still announced when its record could not be kept); the first
         failure is raised at the end."""
         error: Exception | None = None
         for effect in effects:
             try:
-                await self._apply_one(session, effect, caller)
+                await self._apply_one(session, effect)
             except Exception as exc:
                 if error is None:
                     error = exc
         if error is not None:
             raise error
 
-    async def _apply_one(self, session: CallSession, effect: Effect, caller: User | None) -> None:
+    async def _apply_one(self, session: CallSession, effect: Effect) -> None:
         call_id = session.live.call.call_id
         if isinstance(effect, Send):
             await self._send(call_id, effect)
         elif isinstance(effect, Ring):
-            await self._ring(session, effect, caller)
+            await self._ring(session, effect)
         elif isinstance(effect, Schedule):
             await self.store.set_deadline(
                 call_id, effect.deadline.encode(), effect.at, replace=effect.replace
@@ -311,16 +309,17 @@ class Signaling:
         else:
             await self._stream.notify_device(send.user_id, send.device_id, frame)
 
-    async def _ring(self, session: CallSession, ring: Ring, caller: User | None) -> None:
+    async def _ring(self, session: CallSession, ring: Ring) -> None:
         """Send call.incoming to the callee's device(s), each with a credential of the
         callee's charged to the payer. Out of budget, the other devices do not ring;
         the caller cannot tell."""
         call = session.live.call
-        if caller is None or caller.id != call.caller_id:
-            async with self._db.read() as store:
-                caller = await store.users.by_id(call.caller_id)
-            if caller is None:
-                return
+        # Read afresh, not taken from the socket the offer came on: its copy of the
+        # caller is as old as the socket, and a name changed since must ring as it is.
+        async with self._db.read() as store:
+            caller = await store.users.by_id(call.caller_id)
+        if caller is None:
+            return
         shown = UserView.of(caller)
         caller_ref = UserRef(
             id=shown.id,
