@@ -65,6 +65,7 @@ from ringfence.turn.credentials import (
     load_secret,
 )
 from ringfence.turn.supervisor import CoturnStartError, CoturnSupervisor, TurnUnavailable
+from ringfence.wire.events_doc import events_markdown
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +410,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         title="Ringfence",
         version=__version__,
         summary="Direct messages and 1:1 calls that never reveal where you are.",
+        description=events_markdown(),
         lifespan=lifespan,
         docs_url=None,  # served by api/docs.py, from this origin (the CSP)
         redoc_url=None,
