@@ -11,8 +11,12 @@ Two rules shape this module:
   :meth:`IncomingCall.accept`.
 
 Call state is an explicit machine (:class:`CallState`) with one transition method that
-refuses illegal moves. SDP and candidates are kept for introspection
-(``local_sdp``, ``remote_sdp``, ``remote_candidates``) but never logged.
+refuses illegal moves. The peer connection itself is built and checked in
+:mod:`ringfence.client.peer`, and a mid-call switch between relayed and direct (which
+also restarts a dropped connection) is run by :mod:`ringfence.client.switch`; this
+module keeps the call: its states, its signaling, recovery and teardown. SDP and
+candidates are kept for introspection (``local_sdp``, ``remote_sdp``,
+``remote_candidates``) but never logged.
 
 Failing fast and honestly: a call whose relay cannot be reached fails within
 ``RELAY_GATHER_TIMEOUT_S`` with an error that says so, rather than waiting for a media
@@ -30,20 +34,10 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Literal, NoReturn
 
-from aiortc import (
-    RTCConfiguration,
-    RTCIceCandidate,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.contrib.media import MediaRelay
+from aiortc import RTCIceCandidate
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
-from aiortc.sdp import candidate_from_sdp
 
 from ringfence.calls.verification import verification_code
-from ringfence.client.aiortc_private import nominated_pair, share_certificate
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.call_types import CallEnded as CallEnded
 from ringfence.client.call_types import CandidateInfo as CandidateInfo
@@ -52,6 +46,12 @@ from ringfence.client.call_types import StateChange as StateChange
 from ringfence.client.call_types import TransportSwitchFailed as TransportSwitchFailed
 from ringfence.client.events import Event, EventStream, EventStreamClosed, Subscription
 from ringfence.client.media import DiscardSink, MediaSink
+from ringfence.client.peer import RELAY_GATHER_TIMEOUT_S as RELAY_GATHER_TIMEOUT_S
+from ringfence.client.peer import LocalMedia, PeerConnection, gathering_problem, parse_candidate
+from ringfence.client.peer import Policy as Policy
+from ringfence.client.peer import rtc_configuration as rtc_configuration
+from ringfence.client.switch import REOFFER_WAIT_S as REOFFER_WAIT_S
+from ringfence.client.switch import SWITCH_REFUSALS, SwitchController
 from ringfence.wire.call_states import IN_CALL, TRANSITIONS
 from ringfence.wire.call_states import CallState as CallState  # re-exported: the API
 from ringfence.wire.calls import (
@@ -70,9 +70,7 @@ from ringfence.wire.calls import (
     HangupFrame,
     IceCandidate,
     OfferFrame,
-    ReanswerFrame,
     RejectFrame,
-    ReofferFrame,
     Transport,
     TransportFrame,
     parse_server_frame,
@@ -95,13 +93,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Policy = Literal["relay", "all"]
 CONFIRM_TIMEOUT_S = 5.0
 # How long the end of a call waits for its connections to close (see Call._finish).
 CLOSE_WAIT_S = 2.0
-# aioice gives up on a TURN server that has not answered within this long and gathers
-# nothing from it; no relay candidate by then means the relay is unreachable or refused.
-RELAY_GATHER_TIMEOUT_S = 5.0
 # Mid-call, how often the connection's received packets are read, and how long nothing
 # may arrive before the connection counts as dropped. Both clients send RTP (or at
 # least RTCP receiver reports) every second or so, so 4 s of silence is not a pause.
@@ -116,54 +110,6 @@ RECOVERY_TIMEOUT_S = 20.0
 # A restart refused because a switch was under way is asked for again after this long
 # if nothing came of that switch.
 RESTART_RETRY_S = 4.0
-# How long the offer of a switch the other side asked for may take to arrive.
-REOFFER_WAIT_S = 10.0
-
-
-_SWITCH_REFUSALS = frozenset({"direct_not_allowed", "call_state", "call_rate_limited"})
-
-
-def rtc_configuration(ice_servers: Sequence[IceServer], policy: Policy) -> RTCConfiguration:
-    """The server's ICE configuration, and nothing else: an empty list stays empty so
-    aiortc never falls back to its default public STUN server."""
-    servers = [
-        RTCIceServer(
-            urls=list(server["urls"]),
-            username=server.get("username"),
-            credential=server.get("credential"),
-        )
-        for server in ice_servers
-    ]
-    return RTCConfiguration(
-        iceServers=servers,
-        iceTransportPolicy=(
-            RTCIceTransportPolicy.RELAY if policy == "relay" else RTCIceTransportPolicy.ALL
-        ),
-        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,  # one ICE transport: one TURN allocation
-    )
-
-
-def _candidate_lines(sdp: str) -> int:
-    return sum(1 for line in sdp.splitlines() if line.startswith("a=candidate:"))
-
-
-def _relay_candidates(sdp: str) -> int:
-    return sum(
-        1 for line in sdp.splitlines() if line.startswith("a=candidate:") and " typ relay" in line
-    )
-
-
-async def _packets_received(pc: RTCPeerConnection) -> int:
-    """Packets the connection's transport(s) received so far (RTP, RTCP and DTLS)."""
-    try:
-        report = await pc.getStats()
-    except Exception:  # closed meanwhile: count it as nothing new
-        return -1
-    return sum(
-        int(getattr(stats, "packetsReceived", 0))
-        for stats in report.values()
-        if getattr(stats, "type", None) == "transport"
-    )
 
 
 class Call:
@@ -200,10 +146,12 @@ class Call:
         self._changes = [StateChange(initial)]
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
-        self._pc: RTCPeerConnection | None = None
-        self._tracks: list[MediaStreamTrack] = []
+        # The connection carrying the call (replaced by a switch), and the other
+        # side's candidates that came before it existed.
+        self._connection: PeerConnection | None = None
+        self._early: list[RTCIceCandidate] = []
+        self._local = LocalMedia()
         self._sink: MediaSink = DiscardSink()
-        self._held: list[RTCIceCandidate] = []
         self._timer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._sub: Subscription = events.subscribe_call(call_id)
@@ -214,19 +162,10 @@ class Call:
         self.peer_audio = True
         self.peer_video = media == "video"
         # The connection that replaces this one during a switch, until it connects.
-        self._next: RTCPeerConnection | None = None
-        self._next_tracks: list[MediaStreamTrack] = []
-        self._next_held: list[RTCIceCandidate] = []
-        # Each peer connection sends its own copy of the local tracks: aiortc stops a
-        # sender's track when its connection closes, and a switch closes the old one
-        # while the call goes on.
-        self._media = MediaRelay()
-        self._switch_waiter: asyncio.Future[None] | None = None
-        self._switch_transport: Transport | None = None
+        self._switch = SwitchController(_SwitchSide(self))
         # Restarting a dropped connection (see _recover): this side asked the server
-        # and has no answer yet; the other side asked and its offer is still to come.
+        # and has no answer yet.
         self._asked_restart = False
-        self._awaiting_reoffer: float | None = None  # since when (loop time)
         self._watcher: asyncio.Task[None] | None = None
         self._recovery_timer: asyncio.Task[None] | None = None
         # How many times the connection dropped mid-call and was restarted.
@@ -318,16 +257,9 @@ class Call:
     def selected_candidate_pair(self) -> SelectedPair | None:
         """The nominated ICE pair of the (bundled) transport, or None before ICE
         has completed or after teardown."""
-        if self._pc is None:
+        if self._connection is None:
             return None
-        pair = nominated_pair(self._pc)
-        if pair is None:
-            return None
-        local, remote = pair
-        return SelectedPair(
-            local=CandidateInfo(local.type, local.host, local.port, local.transport),
-            remote=CandidateInfo(remote.type, remote.host, remote.port, remote.transport),
-        )
+        return self._connection.selected_pair()
 
     # --- ending -----------------------------------------------------------------------
 
@@ -367,17 +299,20 @@ class Call:
         for task in (self._timer, self._pump, self._watcher, self._recovery_timer):
             if task is not None and task is not current and not task.done():
                 task.cancel()
-        self._settle_switch(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
+        self._switch.settle(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
         try:
-            closing = [self._close_later(pc) for pc in (self._next, self._pc) if pc is not None]
-            self._next = None
+            # The replacement of an unfinished switch first, then the call's own.
+            closing: list[asyncio.Future[None]] = []
+            if (replacement := self._switch.drop()) is not None:
+                closing.append(replacement)
+            if self._connection is not None:
+                closing.append(self._close_later(self._connection))
             # Closing deletes the relay allocation, and aioice retries that for about a
             # minute when the relay is gone: a call that failed because of its relay
             # must not take that long to end. The rest finishes in the background (and
             # the relay frees the allocation when it expires).
             await asyncio.wait(closing, timeout=CLOSE_WAIT_S)
-            for track in self._tracks:
-                track.stop()
+            self._local.stop()
             await self._sink.stop()
         finally:
             self._done.set()
@@ -432,19 +367,15 @@ class Call:
         elif isinstance(frame, CallTransportFrame):
             await self._on_transport(frame)
         elif isinstance(frame, CallReofferFrame):
-            await self._on_reoffer(frame.sdp)
+            await self._switch.on_reoffer(frame.sdp)
         elif isinstance(frame, CallReanswerFrame):
-            await self._on_reanswer(frame.sdp)
+            await self._switch.on_reanswer(frame.sdp)
         elif isinstance(frame, CallMediaFrame):
             # The other person's microphone and camera, as they last said.
             self.peer_audio, self.peer_video = frame.audio, frame.video
 
     async def _on_error(self, code: str, detail: str) -> None:
-        if (
-            self._asked_restart
-            and code in _SWITCH_REFUSALS
-            and self.state is CallState.RECONNECTING
-        ):
+        if self._asked_restart and code in SWITCH_REFUSALS and self.state is CallState.RECONNECTING:
             self._asked_restart = False
             if code == "call_rate_limited":
                 await self._fail("the connection dropped too often to restart it again so soon")
@@ -454,15 +385,8 @@ class Call:
                 log.info("call %s: restart refused (%s); waiting", self.call_id, code)
                 self._spawn(self._ask_restart_again())
             return
-        if (
-            self._switch_waiter is not None
-            and self._next is None
-            and code in _SWITCH_REFUSALS
-            and self.state is CallState.CONNECTED
-        ):
-            # The server refused the switch this side asked for; the call goes on as is.
-            self._settle_switch(TransportSwitchFailed(code, detail))
-            return
+        if self._switch.refused(code, detail):
+            return  # the switch this side asked for; the call goes on as is
         # Before media flows, a refused offer/answer leaves nothing to continue with.
         # Once connected, a refused frame (a stray candidate) does not hurt the call.
         if self.state in (CallState.NEW, CallState.RINGING, CallState.CONNECTING):
@@ -473,7 +397,7 @@ class Call:
     async def _on_answer(self, sdp: str) -> None:
         log.info("call %s: ignoring an unexpected answer", self.call_id)
 
-    # --- switching between relayed and direct mid-call --------------------------------
+    # --- switching between relayed and direct mid-call (see client/switch.py) --------
 
     async def switch_transport(self, transport: Transport, *, timeout_s: float = 30.0) -> None:
         """Move the connected call to the relay (``"relay"``), hiding both addresses
@@ -487,255 +411,88 @@ class Call:
         unchanged) or the restart fails (the call ends, rather than carrying on over a
         path the user asked to leave).
         """
-        if self.state is CallState.RECONNECTING:
-            raise TransportSwitchFailed("call_state", "the call is reconnecting through the relay")
-        if self.state is not CallState.CONNECTED or self._pc is None:
-            raise TransportSwitchFailed("call_state", "the call is not connected")
-        if self._switch_waiter is not None or self._next is not None:
-            raise TransportSwitchFailed("call_state", "a switch is already under way")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._switch_waiter = waiter
-        try:
-            await self._send(TransportFrame(call_id=self.call_id, transport=transport))
-            async with asyncio.timeout(timeout_s):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            await self._fail(f"switching the call to {transport} did not complete in time")
-            raise TransportSwitchFailed("failed", "the switch did not complete in time") from None
-        finally:
-            if self._switch_waiter is waiter:
-                self._switch_waiter = None
-
-    def _settle_switch(self, error: TransportSwitchFailed | None = None) -> None:
-        waiter, self._switch_waiter = self._switch_waiter, None
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
-
-    # A switch replaces the peer connection. An ICE restart of the running one is not
-    # enough: Chromium keeps a working direct pair and never checks the new relay pairs
-    # that rank below it, so the call would stay direct (docs/security.md). The device
-    # that asked builds a second connection under the new policy, with the same DTLS
-    # certificate (so the same fingerprints and verification words), and offers it as
-    # call.reoffer; the other device answers with a second connection of its own. Media
-    # moves over once it connects, and the old connection - and its path - is closed.
+        await self._switch.request(transport, timeout_s)
 
     async def _on_transport(self, frame: CallTransportFrame) -> None:
-        """The server switched the call: take the new policy and credentials, and (on
-        the asking device) offer the connection that replaces this one."""
-        if self.state not in IN_CALL or self._pc is None:
+        """The server switched the call: take the new policy and credentials, and let
+        the switch offer the connection that replaces this one (on the asking device)."""
+        if self.state not in IN_CALL or self._connection is None:
             log.info("call %s: ignoring a transport switch in state %s", self.call_id, self.state)
             return
         self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
         self.ice_transport_policy = frame.ice_transport_policy
         self.direct_allowed = frame.direct_allowed
-        self._switch_transport = frame.transport
         self._asked_restart = False
-        if not frame.restart:
-            self._awaiting_reoffer = asyncio.get_running_loop().time()
-            return  # the other device makes the offer
-        try:
-            pc = await self._start_replacement()
-            # Receive what the call receives now, whatever this side sends.
-            self._add_media(pc, receive=[t.kind for t in self._pc.getTransceivers()])
-            await pc.setLocalDescription(await pc.createOffer())
-            sdp = pc.localDescription.sdp
-            self._check_gathered(sdp)
-            if pc is not self._next:
-                return  # replaced or ended meanwhile
-            await self._send(ReofferFrame(call_id=self.call_id, sdp=sdp))
-        except Exception as exc:
-            await self._switch_failed(exc)
-            return
-        log.info("call %s: offered a %s connection", self.call_id, frame.transport)
+        await self._switch.on_transport(frame.transport, restart=frame.restart)
 
-    async def _on_reoffer(self, sdp: str) -> None:
-        if self.state not in IN_CALL or self._pc is None:
-            log.info("call %s: ignoring a switch offer in state %s", self.call_id, self.state)
-            return
-        self._awaiting_reoffer = None
-        try:
-            pc = await self._start_replacement()
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            offered = {transceiver.kind for transceiver in pc.getTransceivers()}
-            for track in self._tracks:
-                if track.kind in offered:
-                    pc.addTrack(self._media.subscribe(track))
-            await pc.setLocalDescription(await pc.createAnswer())
-            answer = pc.localDescription.sdp
-            self._check_gathered(answer)
-            if pc is not self._next:
-                return
-            await self._send(ReanswerFrame(call_id=self.call_id, sdp=answer))
-            await self._release_next_candidates(pc)
-        except Exception as exc:
-            await self._switch_failed(exc)
-
-    async def _on_reanswer(self, sdp: str) -> None:
-        pc = self._next
-        if self.state not in IN_CALL or pc is None:
-            log.info("call %s: ignoring an unexpected switch answer", self.call_id)
-            return
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-            await self._release_next_candidates(pc)
-        except Exception as exc:
-            await self._switch_failed(exc)
-
-    async def _start_replacement(self) -> RTCPeerConnection:
-        """A second peer connection under the new policy, sharing this one's DTLS
-        certificate, that takes over the call once it connects."""
-        assert self._pc is not None
-        await self._drop_replacement()  # an unfinished earlier switch gives way
-        pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
-        share_certificate(self._pc, pc)  # the same fingerprints, so the same words
-        self._next = pc
-        self._next_tracks = []
-        self._next_held = []
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if pc is self._next:
-                self._next_tracks.append(track)
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            if pc is not self._next:
-                return
-            if pc.connectionState == "connected":
-                self._spawn(self._promote(pc))
-            elif pc.connectionState == "failed":
-                self._spawn(self._switch_failed(ConnectionError("the new connection failed")))
-
-        async def expire() -> None:
-            await asyncio.sleep(self._connect_timeout_s)
-            if pc is self._next:
-                await self._switch_failed(TimeoutError("the new connection did not connect"))
-
-        self._spawn(expire())
-        return pc
-
-    async def _release_next_candidates(self, pc: RTCPeerConnection) -> None:
-        held, self._next_held = self._next_held, []
-        for candidate in held:
-            await pc.addIceCandidate(candidate)
-
-    async def _promote(self, pc: RTCPeerConnection) -> None:
-        """The new connection carries media: the call moves to it, the old one closes
-        (and a call that was reconnecting is connected again)."""
-        if pc is not self._next or self.state not in IN_CALL:
-            return
-        old, self._pc, self._next = self._pc, pc, None
-        self.local_sdp = pc.localDescription.sdp
-        self.remote_sdp = pc.remoteDescription.sdp
-        for track in self._next_tracks:
+    def _adopt(self, connection: PeerConnection, tracks: list[MediaStreamTrack]) -> None:
+        """A switch's new connection carries media: the call moves to it, the old one
+        closes (and a call that was reconnecting is connected again)."""
+        old, self._connection = self._connection, connection
+        self.local_sdp = connection.local_sdp
+        self.remote_sdp = connection.remote_sdp
+        for track in tracks:
             self._sink.add_track(track)  # the sink moves over to the new tracks
-        self._next_tracks = []
         if old is not None:
             # Not awaited: after a network change the old relay allocation may be out
             # of reach, and deleting it would hold the call up for a minute.
             self._close_later(old)
-        log.info("call %s: now %s", self.call_id, self._switch_transport)
         if self.state is CallState.RECONNECTING:
             self._reconnected()
-        self._settle_switch()
 
-    async def _drop_replacement(self) -> None:
-        pc, self._next = self._next, None
-        self._next_tracks, self._next_held = [], []
-        if pc is not None:
-            self._close_later(pc)
+    def _close_later(self, connection: PeerConnection) -> asyncio.Future[None]:
+        """Close ``connection`` without waiting for it (see :meth:`_finish`)."""
+        return self._spawn(connection.close())
 
-    def _close_later(self, pc: RTCPeerConnection) -> asyncio.Future[None]:
-        """Close ``pc`` without waiting for it (see :meth:`_finish`)."""
-        task = asyncio.ensure_future(pc.close())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    async def _switch_failed(self, exc: BaseException) -> None:
-        """A switch that cannot complete ends the call rather than leaving it on a path
-        the user asked to leave; so does a restart of a dropped connection that fails
-        (it was the last try)."""
-        if self.state is CallState.ENDED:
-            return
-        why = (exc.detail if isinstance(exc, CallEnded) else str(exc)) or type(exc).__name__
-        if self.state is CallState.RECONNECTING:
-            detail = f"the connection dropped and restarting it through the relay failed: {why}"
-        else:
-            detail = f"the switch of the connection failed: {why}"
-        self._settle_switch(TransportSwitchFailed("failed", detail))
-        await self._fail(detail)
-
-    def _add_media(self, pc: RTCPeerConnection, *, receive: Sequence[str]) -> None:
-        """Send this side's tracks on ``pc``, and receive every kind in ``receive``
-        (receive-only where this side sends nothing of that kind)."""
-        kinds = {track.kind for track in self._tracks}
-        for track in self._tracks:
-            pc.addTrack(self._media.subscribe(track))
-        for kind in dict.fromkeys(receive):
-            if kind not in kinds:
-                pc.addTransceiver(kind, direction="recvonly")
-
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _on_ring_again(self, frame: CallIncomingFrame) -> None:
         pass
 
     async def _on_candidate(self, candidate: IceCandidate) -> None:
         self.remote_candidates.append(candidate.candidate)
-        text = candidate.candidate.strip()
-        if not text:
-            return  # end-of-candidates: aiortc learns that from the SDP already
-        text = text.removeprefix("a=").removeprefix("candidate:")
         try:
-            parsed = candidate_from_sdp(text)
-        except (AssertionError, ValueError, IndexError):
+            parsed = parse_candidate(
+                candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
+            )
+        except ValueError:
             log.info("call %s: ignoring an unparseable remote candidate", self.call_id)
             return
-        parsed.sdpMid = candidate.sdp_mid
-        parsed.sdpMLineIndex = candidate.sdp_mline_index
-        if self._next is not None:
-            # During a switch, the other side's candidates are its new connection's.
-            if self._next.remoteDescription is None:
-                self._next_held.append(parsed)
-            else:
-                await self._next.addIceCandidate(parsed)
-            return
-        if self._pc is None or self.remote_sdp is None or self._pc.remoteDescription is None:
-            self._held.append(parsed)  # applied once the remote description is set
+        if parsed is None:
+            return  # end-of-candidates: aiortc learns that from the SDP already
+        if await self._switch.add_candidate(parsed):
+            return  # the switch's new connection takes it
+        if self._connection is None:
+            self._early.append(parsed)  # applied once there is a connection
         else:
-            await self._pc.addIceCandidate(parsed)
-
-    async def _release_held_candidates(self) -> None:
-        assert self._pc is not None
-        held, self._held = self._held, []
-        for candidate in held:
-            await self._pc.addIceCandidate(candidate)
+            await self._connection.add_candidate(parsed)
 
     # --- media ------------------------------------------------------------------------
 
-    def _peer_connection(self, sink: MediaSink | None) -> RTCPeerConnection:
+    def _peer_connection(self, sink: MediaSink | None) -> PeerConnection:
         if sink is not None:
             self._sink = sink
-        pc = RTCPeerConnection(rtc_configuration(self.ice_servers, self.ice_transport_policy))
-        self._pc = pc
+        connection = PeerConnection(
+            self.ice_servers,
+            self.ice_transport_policy,
+            on_track=self._on_track,
+            on_state=self._on_state,
+        )
+        connection.hold(self._early)
+        self._early = []
+        self._connection = connection
+        return connection
 
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._sink.add_track(track)
+    def _on_track(self, connection: PeerConnection, track: MediaStreamTrack) -> None:
+        self._sink.add_track(track)
 
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            if pc is self._pc:  # not a connection a switch has replaced
-                self._spawn(self._on_connection_state(pc.connectionState))
-
-        return pc
+    def _on_state(self, connection: PeerConnection, state: str) -> None:
+        if connection is self._connection:  # not a connection a switch has replaced
+            self._spawn(self._on_connection_state(state))
 
     async def _on_connection_state(self, state: str) -> None:
         if state == "connected" and self.state is CallState.CONNECTING:
@@ -753,7 +510,7 @@ class Call:
         elif state == "failed" and self.state in IN_CALL:
             # During a switch the other side may close the old connection as soon as
             # its new one is up: the switch decides. Otherwise restart it.
-            if self._next is None:
+            if not self._switch.replacing:
                 await self._recover("the media connection failed")
         elif state == "failed":
             await self._fail("the media connection failed")
@@ -769,14 +526,14 @@ class Call:
 
     async def _watch_media(self) -> None:
         loop = asyncio.get_running_loop()
-        seen: tuple[RTCPeerConnection | None, int] = (None, -1)
+        seen: tuple[PeerConnection | None, int] = (None, -1)
         quiet_since = loop.time()
         while self.state in IN_CALL:
             await asyncio.sleep(MEDIA_CHECK_S)
-            pc = self._pc
-            if pc is None:
+            connection = self._connection
+            if connection is None:
                 return
-            now = (pc, await _packets_received(pc))
+            now = (connection, await connection.packets_received())
             if now != seen:
                 seen, quiet_since = now, loop.time()
                 if self.state is CallState.RECONNECTING and not self._restart_in_flight():
@@ -798,17 +555,7 @@ class Call:
 
     def _restart_in_flight(self) -> bool:
         """A switch or restart of the connection is under way, from either side."""
-        return (
-            self._next is not None
-            or self._asked_restart
-            or (
-                # The other side's offer may never come (its new connection failed
-                # first): after a while this side may restart the call itself.
-                self._awaiting_reoffer is not None
-                and asyncio.get_running_loop().time() - self._awaiting_reoffer < REOFFER_WAIT_S
-            )
-            or self._switch_waiter is not None
-        )
+        return self._asked_restart or self._switch.in_flight()
 
     async def _recover(self, why: str) -> None:
         """Restart a dropped connection through the relay; end the call only if that
@@ -873,26 +620,53 @@ class Call:
         await self.wait_ended()
         raise CallEnded(self.end_reason or "failed", self.end_detail) from exc
 
-    def _check_gathered(self, sdp: str) -> None:
-        problem = self._gathering_problem(sdp)
-        if problem is not None:
-            raise CallEnded("failed", problem)
 
-    def _gathering_problem(self, sdp: str) -> str | None:
-        """Why the candidates gathered for ``sdp`` cannot carry a call, or None.
+class _SwitchSide:
+    """The call as its switch controller sees it (:class:`SwitchHost`): what a switch
+    may read and do, and nothing else."""
 
-        A relayed side needs a relay candidate, and aiortc gives up on a TURN server
-        that has not answered within RELAY_GATHER_TIMEOUT_S: so this is known within
-        seconds, not after a media timeout."""
-        if self.ice_transport_policy == "relay" and _relay_candidates(sdp) == 0:
-            return (
-                "could not reach the relay server: no relay candidate within "
-                f"{RELAY_GATHER_TIMEOUT_S:g}s (the TURN server is unreachable or refused "
-                "the credentials)"
-            )
-        if _candidate_lines(sdp) == 0:
-            return "no ICE candidates could be gathered (is the TURN relay reachable?)"
-        return None
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @property
+    def call_id(self) -> str:
+        return self._call.call_id
+
+    @property
+    def state(self) -> CallState:
+        return self._call.state
+
+    @property
+    def ice_servers(self) -> Sequence[IceServer]:
+        return self._call.ice_servers
+
+    @property
+    def ice_transport_policy(self) -> Policy:
+        return self._call.ice_transport_policy
+
+    @property
+    def connection(self) -> PeerConnection | None:
+        return self._call._connection
+
+    @property
+    def local_media(self) -> LocalMedia:
+        return self._call._local
+
+    @property
+    def connect_timeout_s(self) -> float:
+        return self._call._connect_timeout_s
+
+    async def send(self, frame: ClientCallFrame) -> None:
+        await self._call._send(frame)
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
+        return self._call._spawn(coro)
+
+    def adopt(self, connection: PeerConnection, tracks: list[MediaStreamTrack]) -> None:
+        self._call._adopt(connection, tracks)
+
+    async def fail(self, detail: str) -> None:
+        await self._call._fail(detail)
 
 
 class OutgoingCall(Call):
@@ -901,14 +675,15 @@ class OutgoingCall(Call):
     direction: Literal["outgoing", "incoming"] = "outgoing"
 
     async def _offer(self, tracks: Sequence[MediaStreamTrack], sink: MediaSink | None) -> None:
-        self._tracks = list(tracks)
-        pc = self._peer_connection(sink)
-        self._add_media(pc, receive=["audio", "video"] if self.media == "video" else ["audio"])
+        self._local.tracks = list(tracks)
+        connection = self._peer_connection(sink)
+        connection.add_media(
+            self._local, receive=["audio", "video"] if self.media == "video" else ["audio"]
+        )
         try:
             # aiortc gathers every candidate before returning: the SDP is complete.
-            await pc.setLocalDescription(await pc.createOffer())
-            sdp = pc.localDescription.sdp
-            self._check_gathered(sdp)
+            sdp = await connection.make_offer()
+            connection.check_gathered(sdp)
         except Exception as exc:
             await self._abandon(exc, "could not make an offer")
         if self.state is CallState.ENDED:  # e.g. the server gave up waiting for the offer
@@ -922,14 +697,15 @@ class OutgoingCall(Call):
             await self._abandon(exc, "could not send the offer")
 
     async def _on_answer(self, sdp: str) -> None:
-        if self.state is not CallState.RINGING or self._pc is None:
+        connection = self._connection
+        if self.state is not CallState.RINGING or connection is None:
             log.info("call %s: ignoring an answer in state %s", self.call_id, self.state)
             return
         self.remote_sdp = sdp
         self._transition(CallState.CONNECTING)
         self._start_connect_timer()
-        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        await self._release_held_candidates()
+        await connection.take_answer(sdp)
+        await connection.release_candidates()
 
 
 class IncomingCall(Call):
@@ -972,24 +748,18 @@ class IncomingCall(Call):
             raise CallEnded(self.end_reason or "failed", "the call is no longer ringing")
         assert self.remote_sdp is not None
         self._transition(CallState.ACCEPTING)
-        self._tracks = list(tracks)
-        pc = self._peer_connection(sink)
+        self._local.tracks = list(tracks)
+        connection = self._peer_connection(sink)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=self.remote_sdp, type="offer"))
-            offered = {transceiver.kind for transceiver in pc.getTransceivers()}
-            for track in tracks:
-                if track.kind in offered:
-                    pc.addTrack(self._media.subscribe(track))
-                else:
-                    track.stop()
-            await pc.setLocalDescription(await pc.createAnswer())
-            sdp = pc.localDescription.sdp
+            for unsent in await connection.take_offer(self.remote_sdp, self._local):
+                unsent.stop()
+            sdp = await connection.make_answer()
         except Exception as exc:
             await self._abandon(exc, "could not answer")
         if not self._still(CallState.ACCEPTING):  # ended while we were gathering
             await self.wait_ended()
             raise CallEnded(self.end_reason or "failed", "the call ended while answering")
-        problem = self._gathering_problem(sdp)
+        problem = gathering_problem(sdp, connection.policy)
         self.local_sdp = sdp
         self._transition(CallState.CONNECTING)
         self._start_connect_timer()
@@ -1000,7 +770,7 @@ class IncomingCall(Call):
             await self._send(AnswerFrame(call_id=self.call_id, sdp=sdp))
             if problem is not None:
                 raise CallEnded("failed", problem)
-            await self._release_held_candidates()
+            await connection.release_candidates()
         except Exception as exc:
             await self._abandon(exc, "could not send the answer")
 
