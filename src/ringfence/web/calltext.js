@@ -1,10 +1,11 @@
 // What a call says to the user, in one place: why it failed or ended, what the
 // connection is doing, and what became of a transport switch. The call engine
-// (call.js) picks a sentence; it never composes one.
+// (call.js, callswitch.js) picks a sentence; it never composes one.
 // Every sentence says what happened in plain words and, where the user can do
 // something about it, what.
 
-/** @typedef {"relay" | "direct"} Route */
+/** @import { Route } from "./peer.js" */
+/** @import { SwitchRefusal } from "./callswitch.js" */
 
 /**
  * The name of an error, for a message or the log (never its text, which may carry
@@ -56,7 +57,7 @@ export const DROPPED_TOO_OFTEN = "The call was lost: the connection dropped too 
 // --- switching the transport ---------------------------------------------------------------
 
 /** What the server's refusals of a call.transport mean, in one sentence. */
-export const SWITCH_REFUSED = Object.freeze(/** @type {Record<string, string>} */ ({
+export const SWITCH_REFUSED = Object.freeze(/** @type {Record<SwitchRefusal, string>} */ ({
   direct_not_allowed: "Direct connection isn't allowed by your or their settings.",
   call_rate_limited: "The connection was switched too often. Wait a minute, then try again.",
   call_state: "The connection can't be switched right now. Try again in a moment.",
