@@ -14,9 +14,10 @@ Call state is an explicit machine (:class:`CallState`) with one transition metho
 refuses illegal moves. The peer connection itself is built and checked in
 :mod:`ringfence.client.peer`, and a mid-call switch between relayed and direct (which
 also restarts a dropped connection) is run by :mod:`ringfence.client.switch`; this
-module keeps the call: its states, its signaling, recovery and teardown. SDP and
-candidates are kept for introspection (``local_sdp``, ``remote_sdp``,
-``remote_candidates``) but never logged.
+module keeps the call: its states, its signaling, recovery and teardown. Every
+sentence a call reports (an end's detail, say) comes from
+:mod:`ringfence.client.call_text`. SDP and candidates are kept for introspection
+(``local_sdp``, ``remote_sdp``, ``remote_candidates``) but never logged.
 
 Failing fast and honestly: a call whose relay cannot be reached fails within
 ``RELAY_GATHER_TIMEOUT_S`` with an error that says so, rather than waiting for a media
@@ -38,6 +39,7 @@ from aiortc import RTCIceCandidate
 from aiortc.mediastreams import MediaStreamTrack
 
 from ringfence.calls.verification import verification_code
+from ringfence.client import call_text as text
 from ringfence.client.api import IceServer, Media, RingfenceClient
 from ringfence.client.call_types import CallEnded as CallEnded
 from ringfence.client.call_types import CandidateInfo as CandidateInfo
@@ -278,7 +280,7 @@ class Call:
             async with asyncio.timeout(CONFIRM_TIMEOUT_S):
                 await self._done.wait()
         except (EventStreamClosed, TimeoutError):
-            await self._finish(fallback, "the server did not confirm the end of the call")
+            await self._finish(fallback, text.SERVER_SILENT_AT_END)
 
     async def _fail(self, detail: str) -> None:
         """A local failure: tell the server (best effort), then tear down."""
@@ -299,7 +301,7 @@ class Call:
         for task in (self._timer, self._pump, self._watcher, self._recovery_timer):
             if task is not None and task is not current and not task.done():
                 task.cancel()
-        self._switch.settle(TransportSwitchFailed("call_state", f"the call ended: {reason}"))
+        self._switch.settle(TransportSwitchFailed("call_state", text.call_ended(reason)))
         try:
             # The replacement of an unfinished switch first, then the call's own.
             closing: list[asyncio.Future[None]] = []
@@ -319,7 +321,7 @@ class Call:
 
     async def close(self) -> None:
         """Release everything without telling the server (e.g. an ignored call)."""
-        await self._finish("failed", "closed locally")
+        await self._finish("failed", text.CLOSED_LOCALLY)
 
     # --- signaling --------------------------------------------------------------------
 
@@ -331,14 +333,14 @@ class Call:
             async for event in self._sub:
                 await self._on_event(event)
             if self.state is not CallState.ENDED:  # the stream was closed by its owner
-                await self._finish("failed", "the event stream was closed")
+                await self._finish("failed", text.EVENT_STREAM_CLOSED)
         except EventStreamClosed as exc:
-            await self._finish("failed", f"lost the server connection: {exc.reason}")
+            await self._finish("failed", text.lost_server(exc.reason))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("call %s: signaling failed", self.call_id)
-            await self._fail(f"signaling error: {type(exc).__name__}")
+            await self._fail(text.signaling_error(exc))
 
     async def _on_event(self, event: Event) -> None:
         if event.get("type") == "error":
@@ -378,7 +380,7 @@ class Call:
         if self._asked_restart and code in SWITCH_REFUSALS and self.state is CallState.RECONNECTING:
             self._asked_restart = False
             if code == "call_rate_limited":
-                await self._fail("the connection dropped too often to restart it again so soon")
+                await self._fail(text.DROPPED_TOO_OFTEN)
             else:
                 # A switch is already under way: usually the other side restarting too,
                 # whose offer comes next.
@@ -390,7 +392,7 @@ class Call:
         # Before media flows, a refused offer/answer leaves nothing to continue with.
         # Once connected, a refused frame (a stray candidate) does not hurt the call.
         if self.state in (CallState.NEW, CallState.RINGING, CallState.CONNECTING):
-            await self._fail(f"the server refused signaling: {code}: {detail}")
+            await self._fail(text.server_refused(code, detail))
         else:
             log.info("call %s: server error %s", self.call_id, code)
 
@@ -511,9 +513,9 @@ class Call:
             # During a switch the other side may close the old connection as soon as
             # its new one is up: the switch decides. Otherwise restart it.
             if not self._switch.replacing:
-                await self._recover("the media connection failed")
+                await self._recover(text.MEDIA_FAILED)
         elif state == "failed":
-            await self._fail("the media connection failed")
+            await self._fail(text.MEDIA_FAILED)
 
     # --- a connection that drops mid-call ----------------------------------------------
     #
@@ -546,7 +548,7 @@ class Call:
                 and self.state is CallState.CONNECTED
                 and not self._restart_in_flight()
             ):
-                self._spawn(self._recover(f"nothing received for {quiet:.0f}s"))
+                self._spawn(self._recover(text.nothing_received(quiet)))
 
     def _still(self, state: CallState) -> bool:
         """Whether the call is in ``state`` now: a method, so that the type checker does
@@ -592,10 +594,7 @@ class Call:
     async def _recovery_deadline(self) -> None:
         await asyncio.sleep(RECOVERY_TIMEOUT_S)
         if self.state is CallState.RECONNECTING:
-            await self._fail(
-                f"the connection dropped and a restart through the relay did not restore it "
-                f"within {RECOVERY_TIMEOUT_S:g}s"
-            )
+            await self._fail(text.restart_did_not_restore(RECOVERY_TIMEOUT_S))
 
     def _reconnected(self) -> None:
         timer, self._recovery_timer = self._recovery_timer, None
@@ -607,7 +606,7 @@ class Call:
         async def expire() -> None:
             await asyncio.sleep(self._connect_timeout_s)
             if self.state is CallState.CONNECTING:
-                await self._fail(f"media did not connect within {self._connect_timeout_s:g}s")
+                await self._fail(text.not_connected_within(self._connect_timeout_s))
 
         self._timer = asyncio.get_running_loop().create_task(expire())
 
@@ -616,7 +615,7 @@ class Call:
         why) and raise :class:`CallEnded`."""
         if self.state is not CallState.ENDED:
             detail = exc.detail if isinstance(exc, CallEnded) else None
-            await self._fail(detail or f"{what}: {type(exc).__name__}")
+            await self._fail(detail or text.setup_failed(what, exc))
         await self.wait_ended()
         raise CallEnded(self.end_reason or "failed", self.end_detail) from exc
 
@@ -685,7 +684,7 @@ class OutgoingCall(Call):
             sdp = await connection.make_offer()
             connection.check_gathered(sdp)
         except Exception as exc:
-            await self._abandon(exc, "could not make an offer")
+            await self._abandon(exc, text.MAKING_OFFER)
         if self.state is CallState.ENDED:  # e.g. the server gave up waiting for the offer
             raise CallEnded(self.end_reason or "failed", self.end_detail)
         self.local_sdp = sdp
@@ -694,7 +693,7 @@ class OutgoingCall(Call):
         try:
             await self._send(OfferFrame(call_id=self.call_id, sdp=sdp))
         except Exception as exc:
-            await self._abandon(exc, "could not send the offer")
+            await self._abandon(exc, text.SENDING_OFFER)
 
     async def _on_answer(self, sdp: str) -> None:
         connection = self._connection
@@ -745,7 +744,7 @@ class IncomingCall(Call):
         if self.state is not CallState.INCOMING:
             for track in tracks:
                 track.stop()
-            raise CallEnded(self.end_reason or "failed", "the call is no longer ringing")
+            raise CallEnded(self.end_reason or "failed", text.NO_LONGER_RINGING)
         assert self.remote_sdp is not None
         self._transition(CallState.ACCEPTING)
         self._local.tracks = list(tracks)
@@ -755,10 +754,10 @@ class IncomingCall(Call):
                 unsent.stop()
             sdp = await connection.make_answer()
         except Exception as exc:
-            await self._abandon(exc, "could not answer")
+            await self._abandon(exc, text.ANSWERING)
         if not self._still(CallState.ACCEPTING):  # ended while we were gathering
             await self.wait_ended()
-            raise CallEnded(self.end_reason or "failed", "the call ended while answering")
+            raise CallEnded(self.end_reason or "failed", text.ENDED_WHILE_ANSWERING)
         problem = gathering_problem(sdp, connection.policy)
         self.local_sdp = sdp
         self._transition(CallState.CONNECTING)
@@ -772,7 +771,7 @@ class IncomingCall(Call):
                 raise CallEnded("failed", problem)
             await connection.release_candidates()
         except Exception as exc:
-            await self._abandon(exc, "could not send the answer")
+            await self._abandon(exc, text.SENDING_ANSWER)
 
     async def reject(self) -> str:
         """Decline a ringing call; returns the end reason (``rejected``)."""
@@ -821,7 +820,7 @@ async def place_call(
         await call._offer(tracks, sink)
     except asyncio.CancelledError:
         # Never leave a call ringing behind a cancelled caller.
-        await asyncio.shield(call._fail("cancelled while calling"))
+        await asyncio.shield(call._fail(text.CANCELLED_WHILE_CALLING))
         raise
     return call
 

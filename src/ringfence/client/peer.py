@@ -36,6 +36,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
+from ringfence.client import call_text as text
 from ringfence.client.aiortc_private import nominated_pair, share_certificate
 from ringfence.client.api import IceServer
 from ringfence.client.call_types import CallEnded, CandidateInfo, SelectedPair
@@ -93,28 +94,24 @@ def gathering_problem(sdp: str, policy: Policy) -> str | None:
     has not answered within RELAY_GATHER_TIMEOUT_S: so this is known within seconds,
     not after a media timeout."""
     if policy == "relay" and _relay_candidates(sdp) == 0:
-        return (
-            "could not reach the relay server: no relay candidate within "
-            f"{RELAY_GATHER_TIMEOUT_S:g}s (the TURN server is unreachable or refused "
-            "the credentials)"
-        )
+        return text.no_relay_candidate(RELAY_GATHER_TIMEOUT_S)
     if _candidate_lines(sdp) == 0:
-        return "no ICE candidates could be gathered (is the TURN relay reachable?)"
+        return text.NO_CANDIDATES
     return None
 
 
 def parse_candidate(
-    text: str, sdp_mid: str | None, sdp_mline_index: int | None
+    line: str, sdp_mid: str | None, sdp_mline_index: int | None
 ) -> RTCIceCandidate | None:
     """The other side's trickled candidate as aiortc takes it, or None for the empty
     end-of-candidates one (aiortc learns that from the SDP already). Raises ValueError
-    when the text is not a candidate."""
-    text = text.strip()
-    if not text:
+    when the line is not a candidate."""
+    line = line.strip()
+    if not line:
         return None
-    text = text.removeprefix("a=").removeprefix("candidate:")
+    line = line.removeprefix("a=").removeprefix("candidate:")
     try:
-        parsed = candidate_from_sdp(text)
+        parsed = candidate_from_sdp(line)
     except (AssertionError, ValueError, IndexError) as exc:
         raise ValueError("not an ICE candidate") from exc
     parsed.sdpMid = sdp_mid

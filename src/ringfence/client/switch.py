@@ -24,6 +24,7 @@ from typing import Protocol
 from aiortc import RTCIceCandidate
 from aiortc.mediastreams import MediaStreamTrack
 
+from ringfence.client import call_text as text
 from ringfence.client.api import IceServer
 from ringfence.client.call_types import CallEnded, TransportSwitchFailed
 from ringfence.client.peer import LocalMedia, PeerConnection, Policy
@@ -123,11 +124,11 @@ class SwitchController:
         (see :meth:`Call.switch_transport`)."""
         host = self._host
         if host.state is CallState.RECONNECTING:
-            raise TransportSwitchFailed("call_state", "the call is reconnecting through the relay")
+            raise TransportSwitchFailed("call_state", text.SWITCH_WHILE_RECONNECTING)
         if host.state is not CallState.CONNECTED or host.connection is None:
-            raise TransportSwitchFailed("call_state", "the call is not connected")
+            raise TransportSwitchFailed("call_state", text.SWITCH_NOT_CONNECTED)
         if self._waiter is not None or self._next is not None:
-            raise TransportSwitchFailed("call_state", "a switch is already under way")
+            raise TransportSwitchFailed("call_state", text.SWITCH_UNDER_WAY)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         try:
@@ -135,8 +136,8 @@ class SwitchController:
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(waiter)
         except TimeoutError:
-            await host.fail(f"switching the call to {transport} did not complete in time")
-            raise TransportSwitchFailed("failed", "the switch did not complete in time") from None
+            await host.fail(text.switch_not_completed(transport))
+            raise TransportSwitchFailed("failed", text.SWITCH_TIMED_OUT) from None
         finally:
             if self._waiter is waiter:
                 self._waiter = None
@@ -255,12 +256,12 @@ class SwitchController:
         if state == "connected":
             self._host.spawn(self._promote(connection))
         elif state == "failed":
-            self._host.spawn(self._failed(ConnectionError("the new connection failed")))
+            self._host.spawn(self._failed(ConnectionError(text.NEW_CONNECTION_FAILED)))
 
     async def _expire(self, connection: PeerConnection) -> None:
         await asyncio.sleep(self._host.connect_timeout_s)
         if connection is self._next:
-            await self._failed(TimeoutError("the new connection did not connect"))
+            await self._failed(TimeoutError(text.NEW_CONNECTION_DID_NOT_CONNECT))
 
     async def _promote(self, connection: PeerConnection) -> None:
         """The replacement carries media: the call moves to it."""
@@ -290,8 +291,8 @@ class SwitchController:
             return
         why = (exc.detail if isinstance(exc, CallEnded) else str(exc)) or type(exc).__name__
         if host.state is CallState.RECONNECTING:
-            detail = f"the connection dropped and restarting it through the relay failed: {why}"
+            detail = text.restart_failed(why)
         else:
-            detail = f"the switch of the connection failed: {why}"
+            detail = text.switch_failed(why)
         self.settle(TransportSwitchFailed("failed", detail))
         await host.fail(detail)
