@@ -313,7 +313,8 @@ class Call:
             # minute when the relay is gone: a call that failed because of its relay
             # must not take that long to end. The rest finishes in the background (and
             # the relay frees the allocation when it expires).
-            await asyncio.wait(closing, timeout=CLOSE_WAIT_S)
+            if closing:  # a ringing call that was never answered has none
+                await asyncio.wait(closing, timeout=CLOSE_WAIT_S)
             self._local.stop()
             await self._sink.stop()
         finally:
