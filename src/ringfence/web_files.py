@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import get_args
+from typing import Any, Literal, cast, get_args
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from ringfence.calls.words import VERSION, WORDS
 from ringfence.jsdoc import typedefs
 from ringfence.wire.call_states import TRANSITIONS, CallState
 from ringfence.wire.calls import ClientCallFrame, ServerCallFrame
+from ringfence.wire.events import EVENTS, StreamEvent
 
 
 def verification_words() -> str:
@@ -71,7 +72,7 @@ def api_types() -> str:
     """The HTTP API's response shapes (users, messages, conversations, settings,
     sessions, calls) as JSDoc types, from the models the server answers with."""
     from ringfence.api.calls import CallHistoryItem, StartCallResponse
-    from ringfence.services.views import (
+    from ringfence.wire.models import (
         CallRecord,
         ConversationView,
         MessageView,
@@ -90,12 +91,27 @@ def api_types() -> str:
         ("StartedCall", StartCallResponse),
         ("CallHistoryItem", CallHistoryItem),
     ]
-    return f"""// Generated from the server's response models (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+    events = [_as_received(event) for event in EVENTS]
+    union = " | ".join(name for name, _ in events)
+    return f"""// Generated from the server's response models and socket events
+// (scripts/lib/render_web_files.py). Do not edit: tests/unit/test_web_files.py fails
+// while this file and its source differ.
 
-{typedefs(models)}
+{typedefs([*models, *events])}
+/** @typedef {{{union}}} StreamEvent */
+
 export {{}};
 """
+
+
+def _as_received(event: type[StreamEvent]) -> tuple[str, type[BaseModel]]:
+    """An event model as a device receives it: with its ``type``, and the ``pos`` a
+    stored event has in the user's stream."""
+    fields: dict[str, Any] = {"type": (cast(Any, Literal)[event.TYPE], ...)}
+    if event.STORED:
+        fields["pos"] = (int, ...)
+    name = event.__name__ + "Event"
+    return name, create_model(name, __base__=event, __doc__=event.__doc__, **fields)
 
 
 GENERATED: dict[str, Callable[[], str]] = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from ringfence.services.views import CallRecord
+from ringfence.wire.models import CallRecord
 from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import (
     ApiUser,

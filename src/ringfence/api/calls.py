@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import ERRORS, Strict, Text
-from ringfence.services.views import CallRecord, UserView
+from ringfence.wire.models import CallRecord, UserView
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"], responses=ERRORS)
 

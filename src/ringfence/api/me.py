@@ -25,7 +25,7 @@ from ringfence.api.schemas import (
     UserResponse,
     UsersResponse,
 )
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=ERRORS)
 
@@ -37,7 +37,7 @@ class DeleteAccountRequest(Strict):
 @router.get("", response_model=MeResponse)
 async def me(auth: AuthDep, services: ServicesDep) -> MeResponse:
     settings = await services.user_settings.get(auth)
-    return MeResponse(user=UserView.of(auth.user), settings=settings)
+    return MeResponse(user=user_view(auth.user), settings=settings)
 
 
 @router.patch("", response_model=UserResponse)

@@ -12,7 +12,7 @@ from ringfence.api.deps import AuthDep, ServicesDep
 from ringfence.api.schemas import ERRORS, Strict
 from ringfence.services.push import Push, PushSubscriptionView
 from ringfence.services.push.endpoints import ENDPOINT_MAX
-from ringfence.services.views import UserView
+from ringfence.wire.models import UserView
 
 router = APIRouter(prefix="/api/v1", tags=["push"], responses=ERRORS)
 

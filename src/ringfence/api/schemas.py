@@ -27,7 +27,7 @@ from ringfence.services.text import (
     is_visible_text,
     normalise_newlines,
 )
-from ringfence.services.views import (
+from ringfence.wire.models import (
     Audience,
     ConversationView,
     DirectConnections,

@@ -46,10 +46,12 @@ from ringfence.services.passwords import Passwords
 from ringfence.services.stream import EventStream, SessionEnd, UserChanged
 from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
-from ringfence.services.views import DELETED_ACCOUNT_NAME, SessionView, UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError, Store, User
 from ringfence.tasks import raise_if_cancelled, stop
+from ringfence.wire.events import UserUpdated
+from ringfence.wire.models import DELETED_ACCOUNT_NAME, SessionView, UserView
 
 if TYPE_CHECKING:
     from ringfence.realtime.hub import Hub
@@ -308,7 +310,7 @@ class Accounts:
                 )
         except IntegrityError as exc:  # lost a race for the same username
             raise Conflict("username_taken", "that username is taken") from exc
-        return UserView.of(user), token
+        return user_view(user), token
 
     async def _unavailable(self, store: Store, username: str, now: datetime) -> bool:
         """Someone has this name, or had it and deleted their account less than the
@@ -361,7 +363,7 @@ class Accounts:
             )
             if new_hash is not None:
                 await store.users.set_password_hash(user.id, new_hash)
-        return UserView.of(user), token
+        return user_view(user), token
 
     async def authenticate(self, token: str | None) -> AuthContext:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
@@ -657,9 +659,9 @@ class Accounts:
                 tombstone = _TOMBSTONE_PREFIX + secrets.token_hex(5)
             partners = await store.conversations.partners(me.id)
             if self._stream is not None and partners:
-                body = {"user": UserView.gone(me.id, user.username).model_dump(mode="json")}
+                gone = UserUpdated(user=UserView.gone(me.id, user.username))
                 envelopes = await self._stream.append_many(
-                    store, "user.updated", {user_id: body for user_id in partners}
+                    store, {user_id: gone for user_id in partners}
                 )
             await store.users.mark_deleted(
                 me.id, username=tombstone, display_name=DELETED_ACCOUNT_NAME, now=now
@@ -690,12 +692,12 @@ class Accounts:
             user = await store.users.by_id(me.id)
             if user is None:
                 raise Unauthorized("unauthorized", "a valid bearer token is required")
-            view = UserView.of(user)
+            view = user_view(user)
             if self._stream is not None:
-                body = {"user": view.model_dump(mode="json")}
+                updated = UserUpdated(user=view)
                 told = [me.id, *await store.conversations.partners(me.id)]
                 envelopes = await self._stream.append_many(
-                    store, "user.updated", {user_id: body for user_id in told}
+                    store, {user_id: updated for user_id in told}
                 )
         await self._changed(me.id)
         if self._stream is not None:
@@ -721,7 +723,7 @@ class Accounts:
             user = await store.users.by_username(username)
         if user is None or user.deleted_at is not None:
             raise NotFound("user_not_found", "no such user")
-        return UserView.of(user)
+        return user_view(user)
 
     async def set_verified(self, username: str, verified: bool) -> UserView:
         """Admin action: grant or remove the verified badge."""
@@ -733,7 +735,7 @@ class Accounts:
                 raise NotFound("user_not_found", f"no user named {username!r}")
             await store.users.set_verified(user.id, verified)
         await self._changed(user.id)
-        return UserView.of(user)
+        return user_view(user)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

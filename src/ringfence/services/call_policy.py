@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ringfence.calls.live import TransportPolicy
-from ringfence.services.views import DEFAULT_SETTINGS, SettingsView
+from ringfence.services.views import DEFAULT_SETTINGS, settings_view
 from ringfence.storage.repositories import Store, User
+from ringfence.wire.models import SettingsView
 
 Verdict = Literal["ring", "silence", "refuse"]
 
@@ -39,7 +40,7 @@ async def pair_facts(store: Store, caller: User, callee: User) -> PairFacts:
 
     def settings_of(user: User) -> SettingsView:
         row = stored.get(user.id)
-        return DEFAULT_SETTINGS if row is None else SettingsView.of(row)
+        return DEFAULT_SETTINGS if row is None else settings_view(row)
 
     return PairFacts(
         caller=caller,

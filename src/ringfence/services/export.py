@@ -21,7 +21,7 @@ from ringfence.clock import Clock
 from ringfence.services.accounts import AuthContext
 from ringfence.services.limits import ActionLimits
 from ringfence.services.settings import load_settings
-from ringfence.services.views import MessageView
+from ringfence.services.views import message_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import User
 
@@ -83,7 +83,7 @@ class AccountExport:
                     )
                 if page:
                     views = [
-                        MessageView.of(m, names, viewer_id=user.id).model_dump_json() for m in page
+                        message_view(m, names, viewer_id=user.id).model_dump_json() for m in page
                     ]
                     yield ("" if first else ",").encode() + ",".join(views).encode()
                     first = False

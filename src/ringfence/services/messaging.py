@@ -28,7 +28,7 @@ retried send return the original message instead of a duplicate.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
@@ -45,15 +45,18 @@ from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
 from ringfence.services.text import is_visible_text, normalise_newlines
-from ringfence.services.views import (
-    DEFAULT_SETTINGS,
-    CallRecord,
-    ConversationView,
-    MessageView,
-    UserView,
-)
+from ringfence.services.views import DEFAULT_SETTINGS, message_view, user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
+from ringfence.wire.events import (
+    ConversationRead,
+    ConversationUpdated,
+    MessageDelivered,
+    MessageNew,
+    MessageRead,
+    Typing,
+)
+from ringfence.wire.models import CallRecord, ConversationView, MessageView
 
 TEXT_MAX = 10_000
 ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"
@@ -218,8 +221,8 @@ class Messaging:
             told = peer is not None and peer.state == ACCEPTED and other.id in sharing
             result.append(
                 ConversationView(
-                    user=UserView.of(other),
-                    last_message=MessageView.of(last, names, viewer_id=me.id) if last else None,
+                    user=user_view(other),
+                    last_message=message_view(last, names, viewer_id=me.id) if last else None,
                     is_request=state == REQUEST,
                     state=state,
                     updated_at=conv.last_activity_at,
@@ -247,12 +250,12 @@ class Messaging:
             if position is None:
                 return  # already read that far (another device said so first)
             mine = await self._stream.append(
-                store, me.id, "conversation.read", {"user": other.username, "up_to": position}
+                store, me.id, ConversationRead(user=other.username, up_to=position)
             )
             envelopes.append((me.id, mine))
             if state == ACCEPTED and await self._shares(store, me, other, "read_receipts"):
                 theirs = await self._stream.append(
-                    store, other.id, "message.read", {"user": me.username, "up_to": position}
+                    store, other.id, MessageRead(user=me.username, up_to=position)
                 )
                 envelopes.append((other.id, theirs))
         await self._publish(envelopes)
@@ -274,7 +277,7 @@ class Messaging:
             if state != ACCEPTED or not await self._shares(store, me, other, "read_receipts"):
                 return
             theirs = await self._stream.append(
-                store, other.id, "message.delivered", {"user": me.username, "up_to": position}
+                store, other.id, MessageDelivered(user=me.username, up_to=position)
             )
         await self._publish([(other.id, theirs)])
 
@@ -299,7 +302,7 @@ class Messaging:
                 return
             if not await self._shares(store, me, other, "typing_indicators"):
                 return
-        await self._stream.notify(other.id, {"type": "typing", "user": me.username})
+        await self._stream.notify(other.id, Typing(user=me.username))
 
     async def _shares(self, store: Store, me: User, other: User, setting: str) -> bool:
         """Whether ``me`` and ``other`` exchange this reciprocal signal: both have the
@@ -333,7 +336,7 @@ class Messaging:
                 return []
             page = await store.messages.page(conv.id, viewer_id=me.id, before=before, limit=limit)
         names = {me.id: me.username, other.id: other.username}
-        return [MessageView.of(m, names, viewer_id=me.id) for m in page]
+        return [message_view(m, names, viewer_id=me.id) for m in page]
 
     async def _set_state(self, auth: AuthContext, username: str, state: str) -> ConversationView:
         me = auth.user
@@ -346,9 +349,7 @@ class Messaging:
             view = await self._conversation_view(store, conv, me, other, state)
             # Only my own devices hear about it: the sender is not told that I accepted
             # or declined their request.
-            env = await self._stream.append(
-                store, me.id, "conversation.updated", {"conversation": _dump(view)}
-            )
+            env = await self._stream.append(store, me.id, ConversationUpdated(conversation=view))
         await self._stream.publish(me.id, env)
         return view
 
@@ -362,9 +363,9 @@ class Messaging:
             conv, _, last_row = viewed
             if last_row is not None:
                 names = {me.id: me.username, other.id: other.username}
-                last = MessageView.of(last_row, names, viewer_id=me.id)
+                last = message_view(last_row, names, viewer_id=me.id)
         return ConversationView(
-            user=UserView.of(other),
+            user=user_view(other),
             last_message=last,
             is_request=state == REQUEST,
             state=state,
@@ -399,15 +400,15 @@ class Messaging:
         participants' streams (in this transaction; published after the commit)."""
         await store.conversations.touch(conv_id, msg.id, msg.created_at)
         names = {sender.id: sender.username, recipient.id: recipient.username}
-        bodies = {
-            user_id: {
-                "message": _dump(MessageView.of(msg, names, viewer_id=user_id)),
-                "is_request": states.get(user_id) == REQUEST,
-            }
+        events = {
+            user_id: MessageNew(
+                message=message_view(msg, names, viewer_id=user_id),
+                is_request=states.get(user_id) == REQUEST,
+            )
             for user_id in (sender.id, recipient.id)
         }
-        envelopes = await self._stream.append_many(store, "message.new", bodies)
-        return MessageView.of(msg, names, viewer_id=sender.id), sorted(envelopes.items())
+        envelopes = await self._stream.append_many(store, events)
+        return message_view(msg, names, viewer_id=sender.id), sorted(envelopes.items())
 
     async def _record_withheld(
         self,
@@ -420,16 +421,16 @@ class Messaging:
         """The sender's ``message.new`` event of a withheld message, exactly as
         :meth:`_record` makes it; the recipient gets none."""
         names = {sender.id: sender.username, recipient.id: recipient.username}
-        view = MessageView.of(msg, names, viewer_id=sender.id)
-        body = {"message": _dump(view), "is_request": states.get(sender.id) == REQUEST}
-        envelopes = await self._stream.append_many(store, "message.new", {sender.id: body})
+        view = message_view(msg, names, viewer_id=sender.id)
+        event = MessageNew(message=view, is_request=states.get(sender.id) == REQUEST)
+        envelopes = await self._stream.append_many(store, {sender.id: event})
         return view, sorted(envelopes.items())
 
     def _replayed(self, earlier: Message, me: User, recipient: User) -> MessageView:
         if earlier.recipient_id != recipient.id:
             raise Conflict("txn_conflict", "txn_id was already used for another conversation")
         names = {me.id: me.username, recipient.id: recipient.username}
-        return MessageView.of(earlier, names, viewer_id=me.id)
+        return message_view(earlier, names, viewer_id=me.id)
 
     async def _publish(self, envelopes: list[tuple[int, Envelope]]) -> None:
         for user_id, env in envelopes:
@@ -448,8 +449,3 @@ def _request_rules(
     if states.get(recipient_id) in (None, DECLINED):
         changes[recipient_id] = ACCEPTED if follows else REQUEST
     return changes
-
-
-def _dump(model: Any) -> dict[str, Any]:
-    result: dict[str, Any] = model.model_dump(mode="json", exclude_none=False)
-    return result

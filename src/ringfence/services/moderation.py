@@ -20,8 +20,9 @@ from ringfence.services.errors import InvalidInput, NotFound, RateLimited
 from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
+from ringfence.wire.models import UserView
 
 REASON_MAX = 1000
 REPORTS_PER_HOUR = 20
@@ -71,8 +72,8 @@ class Moderation:
             )
         return ReportView(
             id=row.id,
-            reporter=UserView.of(auth.user),
-            reported=UserView.of(reported),
+            reporter=user_view(auth.user),
+            reported=user_view(reported),
             reason=row.reason,
             created_at=row.created_at,
             resolved_at=None,
@@ -88,8 +89,8 @@ class Moderation:
         return [
             ReportView(
                 id=r.id,
-                reporter=UserView.of(users[r.reporter_id]),
-                reported=UserView.of(users[r.reported_id]),
+                reporter=user_view(users[r.reporter_id]),
+                reported=user_view(users[r.reported_id]),
                 reason=r.reason,
                 created_at=r.created_at,
                 resolved_at=r.resolved_at,
@@ -112,4 +113,4 @@ class Moderation:
         if suspended and self._stream is not None:
             # After the commit: a node that re-reads the session must find it gone.
             await self._stream.end_sessions(user.id)
-        return UserView.of(user)
+        return user_view(user)

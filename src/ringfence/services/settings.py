@@ -12,14 +12,15 @@ from collections.abc import Awaitable, Callable
 
 from ringfence.clock import Clock
 from ringfence.services.accounts import AuthContext
-from ringfence.services.views import DEFAULT_SETTINGS, SettingsView
+from ringfence.services.views import DEFAULT_SETTINGS, settings_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store
+from ringfence.wire.models import SettingsView
 
 
 async def load_settings(store: Store, user_id: int) -> SettingsView:
     row = await store.settings.get(user_id)
-    return DEFAULT_SETTINGS if row is None else SettingsView.of(row)
+    return DEFAULT_SETTINGS if row is None else settings_view(row)
 
 
 class SettingsService:

@@ -24,9 +24,10 @@ from ringfence.clock import Clock
 from ringfence.services.accounts import AuthContext, is_username
 from ringfence.services.errors import Forbidden, InvalidInput, NotFound
 from ringfence.services.limits import ActionLimits
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, User
+from ringfence.wire.models import UserView
 
 
 async def find_user(store: Store, username: str, *, deleted: bool = False) -> User:
@@ -71,7 +72,7 @@ class Social:
         """Look someone up by username (404 when there is no one by that name)."""
         await self._limits.count(self._limits.lookups, auth.user.id)
         async with self._db.read() as store:
-            return UserView.of(await find_user(store, username))
+            return user_view(await find_user(store, username))
 
     async def block(self, auth: AuthContext, username: str) -> None:
         async with self._db.write() as store:
@@ -88,12 +89,12 @@ class Social:
 
     async def following(self, auth: AuthContext) -> list[UserView]:
         async with self._db.read() as store:
-            return [UserView.of(u) for u in await store.social.following(auth.user.id)]
+            return [user_view(u) for u in await store.social.following(auth.user.id)]
 
     async def followers(self, auth: AuthContext) -> list[UserView]:
         async with self._db.read() as store:
-            return [UserView.of(u) for u in await store.social.followers(auth.user.id)]
+            return [user_view(u) for u in await store.social.followers(auth.user.id)]
 
     async def blocked(self, auth: AuthContext) -> list[UserView]:
         async with self._db.read() as store:
-            return [UserView.of(u) for u in await store.social.blocked_by(auth.user.id)]
+            return [user_view(u) for u in await store.social.blocked_by(auth.user.id)]

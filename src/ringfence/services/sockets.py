@@ -27,7 +27,7 @@ from ringfence.services.calls import Calls, Device
 from ringfence.services.errors import DatabaseBusy, ServiceError
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 from ringfence.wire.calls import CALL_CLIENT_TYPES, CodecError, parse_client_frame
 from ringfence.wire.frames import (
     PONG,
@@ -143,7 +143,7 @@ class Sockets:
             resync = since is not None and since > current
             if resync:
                 since = None
-            user = UserView.of(auth.user).model_dump(mode="json")
+            user = user_view(auth.user).model_dump(mode="json")
             await transport.send_text(ready_event(user, conn.device_id, current, resync=resync))
         except BaseException:
             # The client left (or the database failed) before it was ready: it must not

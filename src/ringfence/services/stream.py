@@ -9,7 +9,7 @@ after position N and :meth:`history` reads it back.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from ringfence.realtime.bus import (
 )
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store
+from ringfence.wire.events import StreamEvent
 from ringfence.wire.json import encode
 
 
@@ -82,21 +83,26 @@ class EventStream:
         self._bus = bus
         self._clock = clock
 
-    async def append(self, store: Store, user_id: int, type: str, body: dict[str, Any]) -> Envelope:
+    async def append(self, store: Store, user_id: int, event: StreamEvent) -> Envelope:
         """Record a durable event in the current transaction; publish it after commit."""
-        return (await self.append_many(store, type, {user_id: body}))[user_id]
+        return (await self.append_many(store, {user_id: event}))[user_id]
 
     async def append_many(
-        self, store: Store, type: str, bodies: dict[int, dict[str, Any]]
+        self, store: Store, events: Mapping[int, StreamEvent]
     ) -> dict[int, Envelope]:
-        """The same for several users at once (each with its own body): all positions
+        """The same for several users at once (each with its own event): all positions
         in one UPDATE, which locks the users in id order so that two transactions that
         share users cannot deadlock, and all events in one INSERT."""
-        positions = await store.users.next_stream_positions(list(bodies))
+        positions = await store.users.next_stream_positions(list(events))
         rows, envelopes = [], {}
+        bodies: dict[int, dict[str, Any]] = {}  # an event told to many is encoded once
         for user_id, pos in sorted(positions.items()):
-            payload = encode({"type": type, "pos": pos, **bodies[user_id]})
-            rows.append((user_id, pos, type, payload))
+            event = events[user_id]
+            if not event.STORED:
+                raise ValueError(f"{event.TYPE} is never stored")
+            body = bodies.setdefault(id(event), event.body())
+            payload = encode({"type": event.TYPE, "pos": pos, **body})
+            rows.append((user_id, pos, event.TYPE, payload))
             envelopes[user_id] = Envelope(payload, pos=pos)
         await store.events.append_many(rows, self._clock.now())
         return envelopes
@@ -105,11 +111,16 @@ class EventStream:
         await self._bus.publish(user_topic(user_id), envelope)
 
     async def notify(
-        self, user_id: int, body: dict[str, Any], *, exclude_device: str | None = None
+        self,
+        user_id: int,
+        body: dict[str, Any] | StreamEvent,
+        *,
+        exclude_device: str | None = None,
     ) -> None:
         """Send an ephemeral event (never stored, no position) to a user's devices."""
+        frame = body.frame() if isinstance(body, StreamEvent) else body
         await self._bus.publish(
-            user_topic(user_id), Envelope(encode(body), exclude_device=exclude_device)
+            user_topic(user_id), Envelope(encode(frame), exclude_device=exclude_device)
         )
 
     async def notify_device(self, user_id: int, device_id: str, body: dict[str, Any]) -> None:

@@ -1,162 +1,59 @@
-"""The public shapes of users, messages, conversations and settings.
+"""Building the public shapes (``wire/models.py``) from database rows.
 
-One definition serves the HTTP responses (and so the OpenAPI schema) and the
-WebSocket events, so a client sees the same object whichever way it arrives.
+Every user, message and setting a client sees goes through one of these, so what
+is hidden (a deleted account's name, invisible characters in old display names,
+another person's transaction ids) is hidden everywhere alike.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from ringfence.services.text import without_hidden
 from ringfence.storage.repositories import Message, User, UserSettings
-
-Audience = Literal["following", "verified", "everyone"]
-DirectConnections = Literal["nobody", "following", "everyone"]
-MessageNotifications = Literal["off", "name_only", "name_and_text"]
+from ringfence.wire.models import CallRecord, MessageView, SettingsView, UserView
 
 
-# How a deleted account is shown wherever its old messages are (its username then is
-# "deleted_account_" and random hex, which nobody can register: services/accounts.py).
-DELETED_ACCOUNT_NAME = "Deleted account"
-
-
-class UserView(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    username: str
-    display_name: str
-    verified: bool
-    # The account was deleted: its messages stay readable, but nothing reaches it.
-    # The event that says so still names it by its old username, which a client
-    # knows it by; afterwards it has a reserved "deleted_account_..." one.
-    deleted: bool = False
-
-    @classmethod
-    def of(cls, user: User) -> UserView:
-        if user.deleted_at is not None:
-            return cls.gone(user.id, user.username)
-        return cls(
-            id=user.id,
-            username=user.username,
-            # Names registered before invisible and direction-changing characters were
-            # refused lose them here, wherever a user is shown (the API, events, the
-            # ringing screen): a name that was nothing else shows as the username.
-            display_name=without_hidden(user.display_name) or user.username,
-            verified=user.verified,
-        )
-
-    @classmethod
-    def gone(cls, user_id: int, username: str) -> UserView:
-        """A deleted account, as everyone else sees it."""
-        return cls(
-            id=user_id,
-            username=username,
-            display_name=DELETED_ACCOUNT_NAME,
-            verified=False,
-            deleted=True,
-        )
-
-
-class CallRecord(BaseModel):
-    """A finished call, as its thread and call history show it."""
-
-    call_id: str
-    media: Literal["audio", "video"]
-    outcome: Literal["completed", "not_connected", "missed", "rejected", "cancelled", "busy"] = (
-        Field(
-            description=(
-                "completed: media connected (a conversation took place); not_connected: "
-                "answered, but media never connected; missed, rejected, cancelled, busy: "
-                "never answered."
-            )
-        )
-    )
-    duration_s: int = Field(
-        ge=0,
-        description="Whole seconds from when media connected to the end; 0 unless completed.",
+def user_view(user: User) -> UserView:
+    if user.deleted_at is not None:
+        return UserView.gone(user.id, user.username)
+    return UserView(
+        id=user.id,
+        username=user.username,
+        # Names registered before invisible and direction-changing characters were
+        # refused lose them here, wherever a user is shown (the API, events, the
+        # ringing screen): a name that was nothing else shows as the username.
+        display_name=without_hidden(user.display_name) or user.username,
+        verified=user.verified,
     )
 
 
-class MessageView(BaseModel):
-    id: int
-    sender: str
-    recipient: str
-    kind: Literal["text", "call"]
-    text: str
-    created_at: datetime
-    call: CallRecord | None = None
-    # Only on the sender's own copy, so its client can match a local echo.
-    txn_id: str | None = None
-
-    @classmethod
-    def of(cls, msg: Message, names: dict[int, str], *, viewer_id: int) -> MessageView:
-        return cls(
-            id=msg.id,
-            sender=names[msg.sender_id],
-            recipient=names[msg.recipient_id],
-            kind=msg.kind,
-            text=msg.text,
-            created_at=msg.created_at,
-            call=CallRecord.model_validate_json(msg.call) if msg.call else None,
-            txn_id=msg.txn_id if viewer_id == msg.sender_id else None,
-        )
+def message_view(msg: Message, names: dict[int, str], *, viewer_id: int) -> MessageView:
+    return MessageView(
+        id=msg.id,
+        sender=names[msg.sender_id],
+        recipient=names[msg.recipient_id],
+        kind=msg.kind,
+        text=msg.text,
+        created_at=msg.created_at,
+        call=CallRecord.model_validate_json(msg.call) if msg.call else None,
+        txn_id=msg.txn_id if viewer_id == msg.sender_id else None,
+    )
 
 
-class SessionView(BaseModel):
-    """One signed-in device, for the account page. No address is kept or shown."""
-
-    id: int
-    created_at: datetime
-    last_seen_at: datetime
-    device: str
-    current: bool
-
-
-class ConversationView(BaseModel):
-    user: UserView
-    last_message: MessageView | None
-    is_request: bool
-    # My side of it: "accepted", a pending "request", or "declined" (hidden from my inbox).
-    state: Literal["accepted", "request", "declined"]
-    updated_at: datetime
-    # The other person's text messages I have not read yet (see POST .../read).
-    unread: int = 0
-    # How far they have read, and received on one of their devices, my messages:
-    # message ids, or None where we don't both share read receipts (as with the
-    # message.read and message.delivered events, which move them later).
-    peer_read_up_to: int | None = None
-    peer_delivered_up_to: int | None = None
+def settings_view(row: UserSettings) -> SettingsView:
+    return SettingsView(
+        calls_enabled=row.calls_enabled,
+        call_audience=json.loads(row.call_audience),
+        direct_connections=row.direct_connections,
+        silence_unknown_callers=row.silence_unknown_callers,
+        read_receipts=row.read_receipts,
+        typing_indicators=row.typing_indicators,
+        message_notifications=row.message_notifications,
+    )
 
 
-class SettingsView(BaseModel):
-    calls_enabled: bool
-    call_audience: list[Audience]
-    direct_connections: DirectConnections
-    silence_unknown_callers: bool
-    read_receipts: bool
-    typing_indicators: bool
-    # What a pushed new message shows while no page of mine is in front.
-    message_notifications: MessageNotifications = "name_only"
-
-    @classmethod
-    def of(cls, row: UserSettings) -> SettingsView:
-        return cls(
-            calls_enabled=row.calls_enabled,
-            call_audience=json.loads(row.call_audience),
-            direct_connections=row.direct_connections,
-            silence_unknown_callers=row.silence_unknown_callers,
-            read_receipts=row.read_receipts,
-            typing_indicators=row.typing_indicators,
-            message_notifications=row.message_notifications,
-        )
-
-
+# What a user who never changed a setting has.
 DEFAULT_SETTINGS = SettingsView(
     calls_enabled=True,
     call_audience=["following"],

@@ -1,5 +1,6 @@
-// Generated from the server's response models (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+// Generated from the server's response models and socket events
+// (scripts/lib/render_web_files.py). Do not edit: tests/unit/test_web_files.py fails
+// while this file and its source differ.
 
 /**
  * @typedef {object} User
@@ -87,5 +88,69 @@
  * @property {"outgoing" | "incoming"} direction
  * @property {string} created_at
  */
+
+/**
+ * A message to or from me, on every device of mine; `is_request`: it is in a message
+ * request (not yet accepted by its recipient).
+ * @typedef {object} MessageNewEvent
+ * @property {Message} message
+ * @property {boolean} is_request
+ * @property {"message.new"} type
+ * @property {number} pos
+ */
+
+/**
+ * I accepted or declined a conversation, on some device.
+ * @typedef {object} ConversationUpdatedEvent
+ * @property {Conversation} conversation
+ * @property {"conversation.updated"} type
+ * @property {number} pos
+ */
+
+/**
+ * My read position with `user` (the other person) moved to `up_to`, on some device.
+ * @typedef {object} ConversationReadEvent
+ * @property {string} user
+ * @property {number} up_to
+ * @property {"conversation.read"} type
+ * @property {number} pos
+ */
+
+/**
+ * `user` read my messages up to `up_to` (only where we both share read receipts).
+ * @typedef {object} MessageReadEvent
+ * @property {string} user
+ * @property {number} up_to
+ * @property {"message.read"} type
+ * @property {number} pos
+ */
+
+/**
+ * One of `user`'s devices has my messages up to `up_to` (on the same terms as
+ * message.read).
+ * @typedef {object} MessageDeliveredEvent
+ * @property {string} user
+ * @property {number} up_to
+ * @property {"message.delivered"} type
+ * @property {number} pos
+ */
+
+/**
+ * Someone I have a conversation with (or I, on any device) changed their display name,
+ * or deleted their account (`user.deleted`, under the username I knew).
+ * @typedef {object} UserUpdatedEvent
+ * @property {User} user
+ * @property {"user.updated"} type
+ * @property {number} pos
+ */
+
+/**
+ * `user` is typing to me. Never stored, so it has no position.
+ * @typedef {object} TypingEvent
+ * @property {string} user
+ * @property {"typing"} type
+ */
+
+/** @typedef {MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent | MessageDeliveredEvent | UserUpdatedEvent | TypingEvent} StreamEvent */
 
 export {};

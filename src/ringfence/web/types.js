@@ -1,6 +1,6 @@
 // Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`.
-// The HTTP shapes and call frames are generated (apitypes.js, callframes.js); the rest
-// mirror src/ringfence/services/ (events) by hand.
+// The HTTP shapes, the socket's events and the call frames are generated (apitypes.js,
+// callframes.js); the socket's own frames (ready, error) are written here.
 
 // The HTTP API's shapes: generated from the server's response models (apitypes.js).
 /** @typedef {import("./apitypes.js").User} User */
@@ -55,63 +55,15 @@
  * @property {boolean} [resync]
  */
 
-/**
- * @typedef {object} MessageNewEvent
- * @property {"message.new"} type
- * @property {number} pos
- * @property {Message} message
- * @property {boolean} is_request
- */
-
-/**
- * @typedef {object} ConversationUpdatedEvent
- * @property {"conversation.updated"} type
- * @property {number} pos
- * @property {Conversation} conversation
- */
-
-/**
- * My read position in the conversation with `user` moved (on any of my devices).
- * @typedef {object} ConversationReadEvent
- * @property {"conversation.read"} type
- * @property {number} pos
- * @property {string} user The other person.
- * @property {number} up_to
- */
-
-/**
- * `user` read my messages up to `up_to` (only where we both share read receipts).
- * @typedef {object} MessageReadEvent
- * @property {"message.read"} type
- * @property {number} pos
- * @property {string} user The reader.
- * @property {number} up_to
- */
-
-/**
- * One of `user`'s devices has my messages up to `up_to` (only where we both share
- * read receipts).
- * @typedef {object} MessageDeliveredEvent
- * @property {"message.delivered"} type
- * @property {number} pos
- * @property {string} user The recipient.
- * @property {number} up_to
- */
-
-/**
- * Someone I have a conversation with (or I, on any device) changed their display name.
- * @typedef {object} UserUpdatedEvent
- * @property {"user.updated"} type
- * @property {number} pos
- * @property {User} user
- */
-
-/**
- * `user` is typing to me. Ephemeral: never stored, so it has no position.
- * @typedef {object} TypingEvent
- * @property {"typing"} type
- * @property {string} user
- */
+// The events of the server's event models (wire/events.py), generated into apitypes.js.
+/** @typedef {import("./apitypes.js").MessageNewEvent} MessageNewEvent */
+/** @typedef {import("./apitypes.js").ConversationUpdatedEvent} ConversationUpdatedEvent */
+/** @typedef {import("./apitypes.js").ConversationReadEvent} ConversationReadEvent */
+/** @typedef {import("./apitypes.js").MessageReadEvent} MessageReadEvent */
+/** @typedef {import("./apitypes.js").MessageDeliveredEvent} MessageDeliveredEvent */
+/** @typedef {import("./apitypes.js").UserUpdatedEvent} UserUpdatedEvent */
+/** @typedef {import("./apitypes.js").TypingEvent} TypingEvent */
+/** @typedef {import("./apitypes.js").StreamEvent} StreamEvent */
 
 /**
  * @typedef {object} ErrorEvent
@@ -135,8 +87,7 @@
 /** @typedef {import("./callframes.js").CallEvent} CallEvent */
 
 /**
- * @typedef {ReadyEvent | MessageNewEvent | ConversationUpdatedEvent | ConversationReadEvent | MessageReadEvent
- *   | MessageDeliveredEvent | UserUpdatedEvent | TypingEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
+ * @typedef {ReadyEvent | StreamEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
  */
 
 export {};

@@ -2,9 +2,9 @@
 
 OpenAPI has no way to describe a WebSocket, so the API's description says what
 travels on ``GET /api/v1/events`` in each direction. The call frames are listed from
-:mod:`ringfence.wire.calls` itself, so a new one cannot be left out; the others are
-listed here, and ``tests/unit/api/test_openapi_events.py`` checks that every event
-type the services send is among them.
+:mod:`ringfence.wire.calls` and the events from :mod:`ringfence.wire.events`, with
+their docstrings, so a new one cannot be left out; ``tests/unit/api/test_openapi_events.py``
+checks that every frame the socket handles is among the client frames here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from ringfence.wire.calls import CALL_CLIENT_TYPES, CALL_SERVER_TYPES
+from ringfence.wire.events import EVENTS
 
 # Frames a client sends, after the first (``auth``), with what each does.
 CLIENT_FRAMES: Final = {
@@ -26,21 +27,24 @@ CLIENT_FRAMES: Final = {
     "ping": '`{"type":"ping"}`: answered with `{"type":"pong"}`.',
 }
 
-# Events the server sends. Stored ones carry `pos`, the stream position to resume from.
-SERVER_EVENTS: Final = {
+# What the server sends besides the events of wire/events.py and the call frames.
+SOCKET_EVENTS: Final = {
     "ready": "The answer to `auth`: `user`, `device_id`, `pos`, and `resync: true` when "
     "the client must drop what it holds and reload.",
-    "message.new": "A message to or from me (`message`, `is_request`), on every device.",
-    "conversation.updated": "A conversation was accepted or declined (`conversation`).",
-    "conversation.read": "My read position with `user` moved to `up_to`, on some device.",
-    "message.read": "`user` read my messages up to `up_to` (where we both share read receipts).",
-    "message.delivered": "One of `user`'s devices has my messages up to `up_to` (on the "
-    "same terms as `message.read`).",
-    "user.updated": "Someone I talk with (or I) changed their display name, or deleted "
-    "their account (`user.deleted`).",
-    "typing": "`user` is typing to me. Never stored.",
     "error": "A frame was refused: `error` (a code), `detail`, and `call_id` for a call frame.",
     "pong": "The answer to `ping`.",
+}
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+# Every event the server sends outside calls: the socket's own, then each event model
+# with its docstring (stored ones carry `pos`, the stream position to resume after).
+SERVER_EVENTS: Final = {
+    **SOCKET_EVENTS,
+    **{event.TYPE: _one_line(event.__doc__) for event in EVENTS},
 }
 
 

@@ -12,8 +12,9 @@ from typing import Any, Literal
 from ringfence.calls.state import Call, duration_s, outcome
 from ringfence.services.accounts import AuthContext
 from ringfence.services.messaging import Messaging
-from ringfence.services.views import CallRecord, UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
+from ringfence.wire.models import CallRecord, UserView
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class CallRecords:
                 CallHistoryEntry(
                     message_id=msg.id,
                     call=CallRecord.model_validate_json(msg.call),
-                    peer=UserView.of(peer),
+                    peer=user_view(peer),
                     direction="outgoing" if outgoing else "incoming",
                     created_at=msg.created_at,
                 )

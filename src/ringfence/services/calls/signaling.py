@@ -43,7 +43,7 @@ from ringfence.services.calls.records import CallRecords
 from ringfence.services.calls.store import CallStore, Deadline
 from ringfence.services.errors import RateLimited
 from ringfence.services.stream import EventStream
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import User
 from ringfence.wire.calls import (
@@ -320,7 +320,7 @@ class Signaling:
             caller = await store.users.by_id(call.caller_id)
         if caller is None:
             return
-        shown = UserView.of(caller)
+        shown = user_view(caller)
         caller_ref = UserRef(
             id=shown.id,
             username=shown.username,

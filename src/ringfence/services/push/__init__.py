@@ -48,10 +48,11 @@ from ringfence.services.push.sender import Outcome, Sender
 from ringfence.services.push.vapid import VapidKey
 from ringfence.services.ratelimit import RateLimiter, retry_after
 from ringfence.services.settings import load_settings
-from ringfence.services.views import UserView
+from ringfence.services.views import user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError
 from ringfence.tasks import raise_if_cancelled, stop
+from ringfence.wire.models import UserView
 
 __all__ = ["CallStoreLookup", "Push", "PushSubscriptionView", "RefusedEndpoint", "VapidKey"]
 
@@ -264,7 +265,7 @@ class Push:
             async with self._db.read() as store:
                 caller = (await store.users.by_ids([caller_id])).get(caller_id)
             if caller is not None:
-                return UserView.of(caller)
+                return user_view(caller)
         raise NotFound("call_not_found", "no such call")
 
     # --- what gets pushed (CallNotifier, and messaging) ----------------------------
