@@ -3,7 +3,7 @@
 // call.js (WebRTC), and one module per screen in views/.
 
 import { Api, ApiError } from "./api.js";
-import { CallManager } from "./call.js";
+import { CallManager } from "./callmanager.js";
 import { CallLog } from "./calllog.js";
 import { byId, h, replace, toast } from "./dom.js";
 import { EventSocket } from "./events.js";
@@ -227,6 +227,7 @@ function onEvent(event) {
       // screen shows it from the store, and a reload starts from it too.
       store.updateUser(event.user);
       live.callLog.updateUser(event.user);
+      calls.updateUser(event.user);
       if (event.user.username === store.me.username) remember(store.me);
       break;
     case "typing":

@@ -3,7 +3,7 @@
 /** @import { Api } from "./api.js" */
 /** @import { Store } from "./store.js" */
 /** @import { Outbox } from "./outbox.js" */
-/** @import { CallManager } from "./call.js" */
+/** @import { CallManager } from "./callmanager.js" */
 /** @import { User, Media } from "./types.js" */
 
 /**

@@ -15,7 +15,8 @@ import { avatar, h, replace, toast } from "../dom.js";
 import { duration, endedText } from "../format.js";
 import { icon } from "../icons.js";
 
-/** @import { CallSession, CallManager } from "../call.js" */
+/** @import { CallSession } from "../call.js" */
+/** @import { CallManager } from "../callmanager.js" */
 /** @import { IconName } from "../icons.js" */
 
 const AUTO_CLOSE_MS = 2500;
@@ -34,6 +35,8 @@ export class CallView {
     this.session = null;
     /** @type {string | null} */
     this.controlsKey = null;
+    /** @type {string | null} Who the heading shows (see update). */
+    this.peerKey = null;
     /** @type {number | undefined} */
     this.tick = undefined;
     /** @type {number | undefined} */
@@ -105,22 +108,26 @@ export class CallView {
       this.controlsKey = null;
       this.remoteVideo.srcObject = null;
       this.localVideo.srcObject = null;
-      if (session) {
-        replace(this.avatar, avatar({ username: session.peer.username, display_name: session.peerName }, "large"));
-        // Who is calling is decided by the @username, never the display name alone
-        // (anyone can call themselves "Ringfence Support ✓"): both, always.
-        const verified = /** @type {{verified?: boolean}} */ (session.peer).verified === true;
-        replace(this.heading,
-          h("span", { class: "call-name", text: session.peerName }),
-          verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
-          " ",
-          h("span", { class: "call-handle", text: `@${session.peer.username}` }),
-        );
-      }
+      this.peerKey = null;
     }
     if (!session) {
       this.close();
       return;
+    }
+    // Who it is, drawn again when they change their name mid-call (user.updated).
+    const verified = /** @type {{verified?: boolean}} */ (session.peer).verified === true;
+    const peerKey = JSON.stringify([session.peer.username, session.peerName, verified]);
+    if (peerKey !== this.peerKey) {
+      this.peerKey = peerKey;
+      replace(this.avatar, avatar({ username: session.peer.username, display_name: session.peerName }, "large"));
+      // Who is calling is decided by the @username, never the display name alone
+      // (anyone can call themselves "Ringfence Support ✓"): both, always.
+      replace(this.heading,
+        h("span", { class: "call-name", text: session.peerName }),
+        verified ? h("span", { class: "badge-verified", text: "✓", attrs: { title: "Verified", "aria-label": "verified" } }) : null,
+        " ",
+        h("span", { class: "call-handle", text: `@${session.peer.username}` }),
+      );
     }
     if (session.state === "ended" && session.endReason === "answered_elsewhere") {
       // Another of the user's devices took it: just stop ringing here.
