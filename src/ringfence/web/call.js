@@ -1,6 +1,7 @@
 // 1:1 WebRTC calls over Ringfence's signaling: the call's states and what moves it
 // between them. The peer connections are peer.js's, a mid-call transport switch is
-// callswitch.js's, and every sentence the call shows is calltext.js's.
+// callswitch.js's, timing the connection and restarting a dropped one is
+// callhealth.js's, and every sentence the call shows is calltext.js's.
 //
 // Rules this module keeps:
 // - The peer connection is built from exactly the ice_servers and
@@ -22,6 +23,7 @@
 //   restarted through the relay (a switch) before the call is given up.
 
 import { TRANSITIONS } from "./callstates.js";
+import { CallHealth } from "./callhealth.js";
 import { TransportSwitch, isSwitchRefusal } from "./callswitch.js";
 import * as text from "./calltext.js";
 import { getCallMedia, MediaAccessError } from "./media.js";
@@ -30,7 +32,6 @@ import { PeerLink, RELAY_GATHER_MS } from "./peer.js";
 /** @import { EventSocket } from "./events.js" */
 /** @import { CallState } from "./callstates.js" */
 /** @import { ClientCallFrame } from "./callframes.js" */
-/** @import { SwitchRefusal } from "./callswitch.js" */
 /** @import { Route } from "./peer.js" */
 /** @import { User, Media, IceServer, IcePolicy, EndReason, CallEvent, ErrorEvent } from "./types.js" */
 
@@ -42,21 +43,8 @@ import { PeerLink, RELAY_GATHER_MS } from "./peer.js";
 // replaces a dropped connection without leaving "connected", so it never uses
 // "reconnecting".)
 
-const CONNECT_TIMEOUT_MS = 30000;
-// Mid-call, "disconnected" for this long (the callee waits longer, so that usually
-// only one side asks) means the path is gone: restart it through the relay.
-const DROP_RESTART_MS = 2000;
-const CALLEE_RESTART_DELAY_MS = 2000;
-// A restart that has not carried the call by then has failed: the call ends.
-const RECOVERY_MS = 20000;
-// A restart refused because a switch was under way is asked for again after this long.
-const RESTART_RETRY_MS = 4000;
 const STATS_EVERY_MS = 1000;
 const GONE_GRACE_MS = 3000;
-// While connecting, ICE may report "failed" because every pair tried so far failed
-// (the relay refuses to reach a peer's host candidate) although the peer's relay
-// candidates are still on their way; it recovers when they arrive.
-const EARLY_FAILURE_GRACE_MS = 5000;
 
 export class CallSession {
   /**
@@ -84,7 +72,7 @@ export class CallSession {
     this.link = new PeerLink(init.callId, init.iceServers, init.policy, {
       sendCandidate: (candidate) => this.send({ type: "call.candidate", call_id: this.callId, candidate }),
       changed: () => this.onChange(),
-      connectionState: (state) => this.onConnectionState(state),
+      connectionState: (state) => this.health.onConnectionState(state),
       nextConnected: (next) => this.transport.promote(next),
       nextFailed: () => this.transport.nextFailed(),
     });
@@ -92,14 +80,32 @@ export class CallSession {
     this.transport = new TransportSwitch(init.callId, this.link, init.directAllowed, {
       active: () => this.active,
       inCall: () => this.is("connected") || this.is("connecting"),
-      recovering: () => this.recovering,
+      recovering: () => this.health.recovering,
       peerName: () => this.peerName,
       localStream: () => this.localStream,
       send: (frame) => this.send(frame),
       changed: () => this.onChange(),
       moved: () => this.onMoved(),
-      recoveryFailed: (message) => this.recoveryFailed(message),
+      recoveryFailed: (message) => this.health.recoveryFailed(message),
       abort: (message) => this.abort(message),
+    });
+    /** The connection over time: connecting in time, and restarting after a drop. */
+    this.health = new CallHealth({
+      callId: init.callId,
+      direction: init.direction,
+      is: (state) => this.is(state),
+      active: () => this.active,
+      linkState: () => this.link.pc?.connectionState,
+      transport: this.transport,
+      warn: (warning) => {
+        this.warning = warning;
+      },
+      connected: () => this.connected(),
+      fail: (message) => {
+        this.retryable = true;
+        this.abort(message);
+      },
+      changed: () => this.onChange(),
     });
     /** @type {CallState} */
     this.state = init.direction === "incoming" ? "incoming" : "new";
@@ -122,14 +128,6 @@ export class CallSession {
     this.peerVideo = init.media === "video";
     /** @type {number | null} */
     this.connectedAt = null;
-    /** The connection dropped mid-call and is being restarted through the relay. */
-    this.recovering = false;
-    /** @type {number | undefined} */
-    this.dropTimer = undefined;
-    /** @type {number | undefined} */
-    this.recoveryTimer = undefined;
-    /** @type {number | undefined} */
-    this.reaskTimer = undefined;
     /** The call ended after the answer but before media ever connected. */
     this.didntConnect = false;
     /** The call ended because the connection failed: offer to place it again. */
@@ -146,13 +144,14 @@ export class CallSession {
     /** @type {MediaStream | null} */
     this.localStream = null;
     /** @type {number | undefined} */
-    this.connectTimer = undefined;
-    /** @type {number | undefined} */
     this.statsTimer = undefined;
     /** @type {number | undefined} */
     this.goneTimer = undefined;
-    /** @type {number | undefined} */
-    this.failTimer = undefined;
+  }
+
+  /** The connection dropped mid-call and is being restarted through the relay. */
+  get recovering() {
+    return this.health.recovering;
   }
 
   get peerName() {
@@ -271,7 +270,7 @@ export class CallSession {
     if (this.direction !== "outgoing" || this.state !== "ringing" || !pc) return;
     this.transport.directAllowed = directAllowed;
     this.setState("connecting");
-    this.startConnectTimer();
+    this.health.startConnectTimer();
     try {
       await pc.setRemoteDescription({ type: "answer", sdp });
       await this.link.releaseRemoteCandidates();
@@ -312,7 +311,7 @@ export class CallSession {
       this.send({ type: "call.answer", call_id: this.callId, sdp: pc.localDescription?.sdp ?? "" });
       this.link.releaseLocalCandidates();
       this.setState("connecting");
-      this.startConnectTimer();
+      this.health.startConnectTimer();
       await this.link.releaseRemoteCandidates();
     } catch (error) {
       this.abort(text.answerFailed(error));
@@ -422,7 +421,7 @@ export class CallSession {
     const code = event.error;
     if (this.transport.asked && this.active && isSwitchRefusal(code)) {
       // A refused call.transport: the call goes on as it was.
-      if (this.recovering) this.restartRefused(code);
+      if (this.recovering) this.health.restartRefused(code);
       else this.transport.refused(code);
       return;
     }
@@ -461,15 +460,9 @@ export class CallSession {
       this.didntConnect = true;
       if (!this.endedByUser) this.retryable = true;
     }
-    clearTimeout(this.connectTimer);
     clearTimeout(this.goneTimer);
-    clearTimeout(this.failTimer);
-    clearTimeout(this.dropTimer);
-    clearTimeout(this.recoveryTimer);
-    clearTimeout(this.reaskTimer);
+    this.health.stop();
     this.transport.cancel();
-    // Whatever was being tried is over: the error (if any) says how it ended.
-    this.recovering = false;
     this.warning = null;
     clearInterval(this.statsTimer);
     stopTracks(this.localStream);
@@ -479,75 +472,25 @@ export class CallSession {
 
   // --- the connection --------------------------------------------------------------
 
-  /** @param {RTCPeerConnectionState} state */
-  onConnectionState(state) {
-    if (state !== "failed") {
-      clearTimeout(this.failTimer);
-      this.failTimer = undefined;
-    }
-    if (state !== "disconnected") {
-      clearTimeout(this.dropTimer);
-      this.dropTimer = undefined;
-    }
-    if (state === "connected") {
-      if (!this.recovering) this.warning = null;
-      if (this.state === "connecting") {
-        clearTimeout(this.connectTimer);
-        this.connectedAt = Date.now();
-        this.statsTimer = window.setInterval(() => void this.readRoute(), STATS_EVERY_MS);
-        void this.readRoute();
-        this.setState("connected");
-        // Only now does the call count as a conversation, in both people's history.
-        this.send({ type: "call.connected", call_id: this.callId });
-        void this.readVerification();
-      } else if (this.recovering && this.transport.idle) {
-        this.recovered(); // the old path came back before any restart got going
-      } else {
-        this.onChange();
-      }
-    } else if (state === "disconnected" && this.state === "connected") {
-      this.warning = text.INTERRUPTED;
-      if (!this.recovering && this.dropTimer === undefined) {
-        const wait = DROP_RESTART_MS + (this.direction === "incoming" ? CALLEE_RESTART_DELAY_MS : 0);
-        this.dropTimer = window.setTimeout(() => {
-          this.dropTimer = undefined;
-          if (this.link.pc?.connectionState !== "connected") this.recover();
-        }, wait);
-      }
-      this.onChange();
-    } else if (state === "failed" && this.state === "connecting") {
-      if (this.failTimer === undefined) {
-        this.failTimer = window.setTimeout(() => {
-          this.failTimer = undefined;
-          if (this.is("connecting") && this.link.pc?.connectionState === "failed") {
-            this.retryable = true;
-            this.abort(text.RELAY_FAILED);
-          }
-        }, EARLY_FAILURE_GRACE_MS);
-      }
-    } else if (state === "failed" && this.state === "connected") {
-      this.recover();
-    }
+  /** Media connected for the first time: the call is on. */
+  connected() {
+    this.connectedAt = Date.now();
+    this.statsTimer = window.setInterval(() => void this.readRoute(), STATS_EVERY_MS);
+    void this.readRoute();
+    this.setState("connected");
+    // Only now does the call count as a conversation, in both people's history.
+    this.send({ type: "call.connected", call_id: this.callId });
+    void this.readVerification();
   }
 
   /** A switch moved the call to its new connection. */
   onMoved() {
     this.warning = null;
-    if (this.recovering) this.recovered();
+    this.health.moved();
     this.onChange();
     // Same certificates, so the same words; derived again from what is set now.
     void this.readVerification();
     void this.readRoute();
-  }
-
-  startConnectTimer() {
-    clearTimeout(this.connectTimer);
-    this.connectTimer = window.setTimeout(() => {
-      if (this.state === "connecting") {
-        this.retryable = true;
-        this.abort(text.CONNECT_TIMEOUT);
-      }
-    }, CONNECT_TIMEOUT_MS);
   }
 
   /** Derive the verification code from the local and remote descriptions as set here. */
@@ -571,71 +514,13 @@ export class CallSession {
     }
   }
 
-  // --- failing fast, and recovering from a drop --------------------------------------
+  // --- failing fast ----------------------------------------------------------------
 
   relayUnreachable() {
     if (!this.active) return; // hung up while waiting
     console.warn(`call ${this.callId}: no relay candidate within ${RELAY_GATHER_MS} ms`);
     this.retryable = true;
     this.abort(text.RELAY_UNREACHABLE);
-  }
-
-  /**
-   * The connection dropped mid-call (a network change, a relay hiccup): restart it
-   * through the relay, as a switch to the relay does (a new connection with fresh
-   * relay credentials and the same certificate). The call ends only if that fails.
-   */
-  recover() {
-    if (!this.is("connected") || this.recovering) return;
-    console.warn(`call ${this.callId}: the connection dropped; restarting it through the relay`);
-    this.recovering = true;
-    this.warning = text.RECONNECTING;
-    clearTimeout(this.recoveryTimer);
-    this.recoveryTimer = window.setTimeout(() => this.recoveryFailed(text.NOT_RESTORED), RECOVERY_MS);
-    // Unless a switch is under way already (the other side may be restarting it).
-    if (this.transport.idle) this.transport.ask("relay");
-    this.onChange();
-  }
-
-  /**
-   * The server refused the restart's call.transport.
-   * @param {SwitchRefusal} code
-   */
-  restartRefused(code) {
-    const ours = this.transport.target === "relay";
-    this.transport.cancel();
-    if (code === "call_rate_limited") {
-      this.recoveryFailed(text.DROPPED_TOO_OFTEN);
-    } else if (code === "call_state") {
-      // A switch is already under way: usually the other side restarting the
-      // connection too, whose offer comes next. If nothing comes of it (a switch left
-      // unfinished blocks the next one on the server for a while), ask again.
-      clearTimeout(this.reaskTimer);
-      this.reaskTimer = window.setTimeout(() => {
-        if (this.recovering && this.active && this.transport.idle) this.transport.ask("relay");
-      }, RESTART_RETRY_MS);
-      this.onChange();
-    } else if (!ours) {
-      this.transport.ask("relay"); // it was the user's own switch to direct that was refused
-      this.onChange();
-    }
-  }
-
-  recovered() {
-    console.info(`call ${this.callId}: reconnected`);
-    this.recovering = false;
-    clearTimeout(this.recoveryTimer);
-    clearTimeout(this.reaskTimer);
-    this.recoveryTimer = undefined;
-    this.warning = null;
-    this.onChange();
-  }
-
-  /** @param {string} message */
-  recoveryFailed(message) {
-    if (!this.recovering || !this.active) return;
-    this.retryable = true;
-    this.abort(message);
   }
 }
 
