@@ -260,7 +260,7 @@ def _plain(text: str, label: str = "", style: str = "bold red") -> Text:
     report's reason cannot crash the command or send escape sequences to the
     terminal. Everything the admin commands print that came from a user goes
     through here; ``label`` is ours, in ``style``."""
-    from ringfence.services.text import printable
+    from ringfence.wire.text import printable
 
     shown = Text(printable(text, keep="\n"))
     return Text.assemble((label, style), shown) if label else shown

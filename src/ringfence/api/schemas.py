@@ -17,16 +17,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ringfence.services.text import (
-    DISPLAY_NAME_PATTERN,
-    PLAIN_TEXT_PATTERN,
-    VISIBLE_TEXT_PATTERN,
-    hidden_character,
-    is_plain_text,
-    is_visible_line,
-    is_visible_text,
-    normalise_newlines,
-)
 from ringfence.wire.models import (
     Audience,
     ConversationView,
@@ -36,6 +26,16 @@ from ringfence.wire.models import (
     SessionView,
     SettingsView,
     UserView,
+)
+from ringfence.wire.text import (
+    DISPLAY_NAME_PATTERN,
+    PLAIN_TEXT_PATTERN,
+    VISIBLE_TEXT_PATTERN,
+    hidden_character,
+    is_plain_text,
+    is_visible_line,
+    is_visible_text,
+    normalise_newlines,
 )
 
 TXN_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
@@ -95,7 +95,7 @@ def _documented(pattern: str) -> Any:
 
 
 # Every string a person writes for others to read goes through one of these: text
-# rules live in ringfence.services.text. _storable also catches lone surrogates.
+# rules live in ringfence.wire.text. _storable also catches lone surrogates.
 Text = Annotated[str, Field(pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
 VisibleText = Annotated[
     str,

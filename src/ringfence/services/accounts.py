@@ -44,7 +44,6 @@ from ringfence.services.errors import Conflict, Forbidden, InvalidInput, NotFoun
 from ringfence.services.limits import ActionLimits
 from ringfence.services.passwords import Passwords
 from ringfence.services.stream import EventStream, SessionEnd, UserChanged
-from ringfence.services.text import is_visible_line
 from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import user_view
 from ringfence.storage.database import Database
@@ -52,6 +51,7 @@ from ringfence.storage.repositories import IntegrityError, Store, User
 from ringfence.tasks import raise_if_cancelled, stop
 from ringfence.wire.events import UserUpdated
 from ringfence.wire.models import DELETED_ACCOUNT_NAME, SessionView, UserView
+from ringfence.wire.text import is_visible_line
 
 if TYPE_CHECKING:
     from ringfence.realtime.hub import Hub

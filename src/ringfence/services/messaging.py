@@ -44,7 +44,6 @@ from ringfence.services.errors import (
 from ringfence.services.limits import ActionLimits
 from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
-from ringfence.services.text import is_visible_text, normalise_newlines
 from ringfence.services.views import DEFAULT_SETTINGS, message_view, user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
@@ -57,6 +56,7 @@ from ringfence.wire.events import (
     Typing,
 )
 from ringfence.wire.models import CallRecord, ConversationView, MessageView
+from ringfence.wire.text import is_visible_text, normalise_newlines
 
 TEXT_MAX = 10_000
 ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from ringfence.services.text import without_hidden
 from ringfence.storage.repositories import Message, User, UserSettings
 from ringfence.wire.models import CallRecord, MessageView, SettingsView, UserView
+from ringfence.wire.text import without_hidden
 
 
 def user_view(user: User) -> UserView:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ringfence.services.text import (
+from ringfence.wire.text import (
     DISPLAY_NAME_PATTERN,
     HIDDEN_RANGES,
     SPACES,
