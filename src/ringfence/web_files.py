@@ -71,7 +71,6 @@ export {{}};
 def api_types() -> str:
     """The HTTP API's response shapes (users, messages, conversations, settings,
     sessions, calls) as JSDoc types, from the models the server answers with."""
-    from ringfence.api.calls import CallHistoryItem, StartCallResponse
     from ringfence.wire.models import (
         CallRecord,
         ConversationView,
@@ -80,6 +79,7 @@ def api_types() -> str:
         SettingsView,
         UserView,
     )
+    from ringfence.wire.responses import CallHistoryItem, StartCallResponse
 
     models: list[tuple[str, type[BaseModel]]] = [
         ("User", UserView),

@@ -5,14 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import (
-    ERRORS,
-    LoginRequest,
-    RegisterRequest,
-    SessionResponse,
-    UsernamePath,
-    UserResponse,
-)
+from ringfence.api.params import ERRORS, UsernamePath
+from ringfence.wire.requests import LoginRequest, RegisterRequest
+from ringfence.wire.responses import SessionResponse, UserResponse
 
 
 def client_address(request: Request) -> str | None:

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import ERRORS, Strict, Text
-from ringfence.wire.models import CallRecord, UserView
+from ringfence.api.params import ERRORS
+from ringfence.wire.requests import StartCallRequest
+from ringfence.wire.responses import CallHistoryItem, CallHistoryResponse, StartCallResponse
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"], responses=ERRORS)
-
-
-class StartCallRequest(Strict):
-    to: Text = Field(max_length=64, description="Username of the callee.")
-    media: Literal["audio", "video"]
-
-
-class IceServerView(BaseModel):
-    urls: list[str]
-    username: str
-    credential: str
-
-
-class StartCallResponse(BaseModel):
-    call_id: str
-    ice_servers: list[IceServerView]
-    ice_transport_policy: Literal["relay", "all"]
-    ring_timeout_s: int
-
-
-class CallHistoryItem(BaseModel):
-    message_id: int
-    call: CallRecord
-    peer: UserView
-    direction: Literal["outgoing", "incoming"]
-    created_at: datetime
-
-
-class CallHistoryResponse(BaseModel):
-    calls: list[CallHistoryItem]
 
 
 @router.post("", status_code=201, response_model=StartCallResponse)

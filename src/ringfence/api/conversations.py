@@ -7,16 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import (
-    ERRORS,
+from ringfence.api.params import ERRORS, UsernamePath
+from ringfence.wire.requests import MarkDeliveredRequest, MarkReadRequest, SendMessageRequest
+from ringfence.wire.responses import (
     ConversationResponse,
     ConversationsResponse,
-    MarkDeliveredRequest,
-    MarkReadRequest,
     MessageResponse,
     MessagesResponse,
-    SendMessageRequest,
-    UsernamePath,
 )
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["messages"], responses=ERRORS)

@@ -22,8 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ringfence.api.schemas import TXN_ID_PATTERN, USERNAME_PATTERN
 from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
+from ringfence.wire.requests import TXN_ID_PATTERN, USERNAME_PATTERN
 
 log = logging.getLogger(__name__)
 

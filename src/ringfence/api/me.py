@@ -7,31 +7,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import Field
 
 from ringfence.api.accounts import client_address
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import (
-    ERRORS,
+from ringfence.api.params import ERRORS, UsernamePath
+from ringfence.services.views import user_view
+from ringfence.wire.requests import (
     ChangePasswordRequest,
-    MeResponse,
+    DeleteAccountRequest,
     RenameRequest,
-    SessionsResponse,
     SettingsPatch,
+)
+from ringfence.wire.responses import (
+    MeResponse,
+    SessionsResponse,
     SettingsResponse,
-    Strict,
-    Text,
-    UsernamePath,
     UserResponse,
     UsersResponse,
 )
-from ringfence.services.views import user_view
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"], responses=ERRORS)
-
-
-class DeleteAccountRequest(Strict):
-    password: Text = Field(max_length=1024, description="Your password, to confirm.")
 
 
 @router.get("", response_model=MeResponse)

@@ -6,13 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import ERRORS, Strict
-from ringfence.services.push import Push, PushSubscriptionView
-from ringfence.services.push.endpoints import ENDPOINT_MAX
-from ringfence.wire.models import UserView
+from ringfence.api.params import ERRORS
+from ringfence.services.push import Push
+from ringfence.wire.requests import SubscribeRequest
+from ringfence.wire.responses import (
+    PushConfigResponse,
+    RingingCallResponse,
+    SubscribeResponse,
+    SubscriptionsResponse,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["push"], responses=ERRORS)
 
@@ -22,38 +26,6 @@ def get_push(services: ServicesDep) -> Push:
 
 
 PushDep = Annotated[Push, Depends(get_push)]
-
-
-class PushConfigResponse(BaseModel):
-    vapid_public_key: str = Field(
-        description="The applicationServerKey to subscribe with: an uncompressed P-256 "
-        "point, base64url without padding."
-    )
-
-
-class SubscriptionKeys(Strict):
-    p256dh: StrictStr = Field(min_length=1, max_length=128)
-    auth: StrictStr = Field(min_length=1, max_length=64)
-
-
-class SubscribeRequest(Strict):
-    """A browser's ``PushSubscription.toJSON()``."""
-
-    endpoint: StrictStr = Field(min_length=1, max_length=ENDPOINT_MAX)
-    expirationTime: StrictInt | None = Field(None, ge=0, le=2**62)
-    keys: SubscriptionKeys
-
-
-class SubscribeResponse(BaseModel):
-    id: int
-
-
-class SubscriptionsResponse(BaseModel):
-    subscriptions: list[PushSubscriptionView]
-
-
-class RingingCallResponse(BaseModel):
-    caller: UserView
 
 
 @router.get("/push/config", response_model=PushConfigResponse)

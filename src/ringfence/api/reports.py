@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from ringfence.api.deps import AuthDep, ServicesDep
-from ringfence.api.schemas import ERRORS, PlainText, Strict, Text
+from ringfence.api.params import ERRORS
+from ringfence.wire.requests import ReportRequest
+from ringfence.wire.responses import ReportReceipt, ReportResponse
 
 router = APIRouter(prefix="/api/v1/reports", tags=["safety"], responses=ERRORS)
-
-
-class ReportRequest(Strict):
-    username: Text = Field(max_length=64, description="The user being reported.")
-    reason: PlainText = Field("", max_length=1000, description="What happened, for the admins.")
-
-
-class ReportReceipt(BaseModel):
-    id: int
-    created_at: datetime
-
-
-class ReportResponse(BaseModel):
-    report: ReportReceipt
 
 
 @router.post("", status_code=201, response_model=ReportResponse)

@@ -30,12 +30,10 @@ import collections
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel
 
 from ringfence.calls.state import CallState
 from ringfence.clock import Clock
@@ -53,23 +51,14 @@ from ringfence.storage.database import Database
 from ringfence.storage.repositories import IntegrityError
 from ringfence.tasks import raise_if_cancelled, stop
 from ringfence.wire.models import UserView
+from ringfence.wire.responses import PushSubscriptionView
 
-__all__ = ["CallStoreLookup", "Push", "PushSubscriptionView", "RefusedEndpoint", "VapidKey"]
+__all__ = ["CallStoreLookup", "Push", "RefusedEndpoint", "VapidKey"]
 
 log = logging.getLogger(__name__)
 
 # Subscriptions one account may register (or re-register) per hour.
 SUBSCRIBES_PER_HOUR = 30
-
-
-class PushSubscriptionView(BaseModel):
-    id: int
-    created_at: datetime
-    # The push service's host ("fcm.googleapis.com"): enough to tell browsers apart,
-    # and no capability, unlike the endpoint URL itself.
-    push_service: str
-    # Made by the session asking.
-    current: bool
 
 
 @dataclass(frozen=True, slots=True)

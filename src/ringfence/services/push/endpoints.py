@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ringfence.services.errors import ServiceError
+from ringfence.wire.requests import ENDPOINT_MAX
 
-ENDPOINT_MAX = 2048
 RESOLVE_TIMEOUT_S = 3.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -1,10 +1,15 @@
-"""Request bodies and response envelopes of the HTTP API (and so its OpenAPI schema)."""
+"""The HTTP API's request bodies (and so their part of the OpenAPI schema), and the
+text types they are made of.
+
+Pure (no FastAPI): the routes in ``ringfence.api`` parse bodies with these. The text
+rules they apply live in :mod:`ringfence.wire.text`, which the services apply too, so
+a body accepted here is never refused by a service for its text.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -13,20 +18,12 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    StrictStr,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from ringfence.wire.models import (
-    Audience,
-    ConversationView,
-    DirectConnections,
-    MessageNotifications,
-    MessageView,
-    SessionView,
-    SettingsView,
-    UserView,
-)
+from ringfence.wire.models import Audience, DirectConnections, MessageNotifications
 from ringfence.wire.text import (
     DISPLAY_NAME_PATTERN,
     PLAIN_TEXT_PATTERN,
@@ -40,6 +37,9 @@ from ringfence.wire.text import (
 
 TXN_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
 USERNAME_PATTERN = r"^[a-z0-9_]{3,32}$"
+# The longest push endpoint URL a subscription may have (services/push/endpoints.py
+# checks it again before sending).
+ENDPOINT_MAX = 2048
 
 
 def _storable(value: str) -> str:
@@ -118,8 +118,6 @@ DisplayName = Annotated[
     AfterValidator(_display_name),
 ]
 Username = Annotated[str, Field(pattern=USERNAME_PATTERN, examples=["alice"])]
-# Not constrained: a name that cannot exist is simply not found (404), like any other.
-UsernamePath = Annotated[str, Path(description="A username.")]
 
 
 class Strict(BaseModel):
@@ -167,10 +165,6 @@ class RenameRequest(Strict):
 class ChangePasswordRequest(Strict):
     current_password: Text = Field(max_length=1024)
     new_password: Text = Field(min_length=10, max_length=1024)
-
-
-class SessionsResponse(BaseModel):
-    sessions: list[SessionView]
 
 
 class MarkDeliveredRequest(Strict):
@@ -246,50 +240,28 @@ class SettingsPatch(Strict):
         return value
 
 
-class SessionResponse(BaseModel):
-    user: UserView
-    token: str
+class DeleteAccountRequest(Strict):
+    password: Text = Field(max_length=1024, description="Your password, to confirm.")
 
 
-class UserResponse(BaseModel):
-    user: UserView
+class StartCallRequest(Strict):
+    to: Text = Field(max_length=64, description="Username of the callee.")
+    media: Literal["audio", "video"]
 
 
-class UsersResponse(BaseModel):
-    users: list[UserView]
+class SubscriptionKeys(Strict):
+    p256dh: StrictStr = Field(min_length=1, max_length=128)
+    auth: StrictStr = Field(min_length=1, max_length=64)
 
 
-class MeResponse(BaseModel):
-    user: UserView
-    settings: SettingsView
+class SubscribeRequest(Strict):
+    """A browser's ``PushSubscription.toJSON()``."""
+
+    endpoint: StrictStr = Field(min_length=1, max_length=ENDPOINT_MAX)
+    expirationTime: StrictInt | None = Field(None, ge=0, le=2**62)
+    keys: SubscriptionKeys
 
 
-class SettingsResponse(BaseModel):
-    settings: SettingsView
-
-
-class MessageResponse(BaseModel):
-    message: MessageView
-
-
-class MessagesResponse(BaseModel):
-    messages: list[MessageView]
-
-
-class ConversationResponse(BaseModel):
-    conversation: ConversationView
-
-
-class ConversationsResponse(BaseModel):
-    conversations: list[ConversationView]
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    detail: str
-
-
-# 408 and 413: any request's body may be too slow or too large (api/limits.py).
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 408, 409, 413, 422, 429)
-}
+class ReportRequest(Strict):
+    username: Text = Field(max_length=64, description="The user being reported.")
+    reason: PlainText = Field("", max_length=1000, description="What happened, for the admins.")
