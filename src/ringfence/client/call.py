@@ -14,7 +14,8 @@ Call state is an explicit machine (:class:`CallState`) with one transition metho
 refuses illegal moves. The peer connection itself is built and checked in
 :mod:`ringfence.client.peer`, and a mid-call switch between relayed and direct (which
 also restarts a dropped connection) is run by :mod:`ringfence.client.switch`; this
-module keeps the call: its states, its signaling, recovery and teardown. Every
+module keeps the call: its states, its signaling and teardown; timing the connection
+and restarting a dropped one is :mod:`ringfence.client.call_health`'s. Every
 sentence a call reports (an end's detail, say) comes from
 :mod:`ringfence.client.call_text`. SDP and candidates are kept for introspection
 (``local_sdp``, ``remote_sdp``, ``remote_candidates``) but never logged.
@@ -23,8 +24,8 @@ Failing fast and honestly: a call whose relay cannot be reached fails within
 ``RELAY_GATHER_TIMEOUT_S`` with an error that says so, rather than waiting for a media
 timeout; once media connects, the server is told (``call.connected``) so that only a
 call that really connected is recorded as a conversation; and a connection that drops
-mid-call is restarted through the relay (see :meth:`Call._recover`) before the call is
-given up.
+mid-call is restarted through the relay (see :mod:`ringfence.client.call_health`)
+before the call is given up.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ringfence.calls.verification import verification_code
 from ringfence.client import call_text as text
 from ringfence.client.api import IceServer, Media, RingfenceClient
+from ringfence.client.call_health import CallHealth
 from ringfence.client.call_types import CallEnded as CallEnded
 from ringfence.client.call_types import CandidateInfo as CandidateInfo
 from ringfence.client.call_types import SelectedPair as SelectedPair
@@ -53,7 +55,7 @@ from ringfence.client.peer import LocalMedia, PeerConnection, gathering_problem,
 from ringfence.client.peer import Policy as Policy
 from ringfence.client.peer import rtc_configuration as rtc_configuration
 from ringfence.client.switch import REOFFER_WAIT_S as REOFFER_WAIT_S
-from ringfence.client.switch import SWITCH_REFUSALS, SwitchController
+from ringfence.client.switch import SwitchController
 from ringfence.wire.call_states import IN_CALL, TRANSITIONS
 from ringfence.wire.call_states import CallState as CallState  # re-exported: the API
 from ringfence.wire.calls import (
@@ -68,13 +70,11 @@ from ringfence.wire.calls import (
     CallTransportFrame,
     ClientCallFrame,
     CodecError,
-    ConnectedFrame,
     HangupFrame,
     IceCandidate,
     OfferFrame,
     RejectFrame,
     Transport,
-    TransportFrame,
     parse_server_frame,
 )
 from ringfence.wire.calls import IceServer as IceServerFrame
@@ -98,20 +98,6 @@ log = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_S = 5.0
 # How long the end of a call waits for its connections to close (see Call._finish).
 CLOSE_WAIT_S = 2.0
-# Mid-call, how often the connection's received packets are read, and how long nothing
-# may arrive before the connection counts as dropped. Both clients send RTP (or at
-# least RTCP receiver reports) every second or so, so 4 s of silence is not a pause.
-MEDIA_CHECK_S = 1.0
-DROP_AFTER_S = 4.0
-# The callee waits this much longer than the caller before restarting a dropped
-# connection itself, so that usually only one side asks the server for the restart.
-CALLEE_RESTART_DELAY_S = 2.0
-# A restart through the relay that has not carried the call within this long has
-# failed, and the call ends.
-RECOVERY_TIMEOUT_S = 20.0
-# A restart refused because a switch was under way is asked for again after this long
-# if nothing came of that switch.
-RESTART_RETRY_S = 4.0
 
 
 class Call:
@@ -154,7 +140,6 @@ class Call:
         self._early: list[RTCIceCandidate] = []
         self._local = LocalMedia()
         self._sink: MediaSink = DiscardSink()
-        self._timer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._sub: Subscription = events.subscribe_call(call_id)
         # Whether both users' settings allow switching this call to direct (the server
@@ -164,17 +149,18 @@ class Call:
         self.peer_audio = True
         self.peer_video = media == "video"
         # The connection that replaces this one during a switch, until it connects.
-        self._switch = SwitchController(_SwitchSide(self))
-        # Restarting a dropped connection (see _recover): this side asked the server
-        # and has no answer yet.
-        self._asked_restart = False
-        self._watcher: asyncio.Task[None] | None = None
-        self._recovery_timer: asyncio.Task[None] | None = None
-        # How many times the connection dropped mid-call and was restarted.
-        self.restarts = 0
+        side = _CallSide(self)
+        self._switch = SwitchController(side)
+        # Connecting in time, and restarting a dropped connection.
+        self._health = CallHealth(side)
         self._pump = asyncio.get_running_loop().create_task(
             self._read_signaling(), name=f"call-{call_id[:8]}"
         )
+
+    @property
+    def restarts(self) -> int:
+        """How many times the connection dropped mid-call and was restarted."""
+        return self._health.restarts
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.peer} {self.state}>"
@@ -298,9 +284,9 @@ class Call:
         self._transition(CallState.ENDED, reason, detail)
         self._sub.close()
         current = asyncio.current_task()
-        for task in (self._timer, self._pump, self._watcher, self._recovery_timer):
-            if task is not None and task is not current and not task.done():
-                task.cancel()
+        if self._pump is not current and not self._pump.done():
+            self._pump.cancel()
+        self._health.stop()
         self._switch.settle(TransportSwitchFailed("call_state", text.call_ended(reason)))
         try:
             # The replacement of an unfinished switch first, then the call's own.
@@ -378,16 +364,8 @@ class Call:
             self.peer_audio, self.peer_video = frame.audio, frame.video
 
     async def _on_error(self, code: str, detail: str) -> None:
-        if self._asked_restart and code in SWITCH_REFUSALS and self.state is CallState.RECONNECTING:
-            self._asked_restart = False
-            if code == "call_rate_limited":
-                await self._fail(text.DROPPED_TOO_OFTEN)
-            else:
-                # A switch is already under way: usually the other side restarting too,
-                # whose offer comes next.
-                log.info("call %s: restart refused (%s); waiting", self.call_id, code)
-                self._spawn(self._ask_restart_again())
-            return
+        if await self._health.on_refused(code):
+            return  # this side's restart of a dropped connection
         if self._switch.refused(code, detail):
             return  # the switch this side asked for; the call goes on as is
         # Before media flows, a refused offer/answer leaves nothing to continue with.
@@ -425,7 +403,7 @@ class Call:
         self.ice_servers = [_ice_server(server) for server in frame.ice_servers]
         self.ice_transport_policy = frame.ice_transport_policy
         self.direct_allowed = frame.direct_allowed
-        self._asked_restart = False
+        self._health.transport_arrived()
         await self._switch.on_transport(frame.transport, restart=frame.restart)
 
     def _adopt(self, connection: PeerConnection, tracks: list[MediaStreamTrack]) -> None:
@@ -440,8 +418,7 @@ class Call:
             # Not awaited: after a network change the old relay allocation may be out
             # of reach, and deleting it would hold the call up for a minute.
             self._close_later(old)
-        if self.state is CallState.RECONNECTING:
-            self._reconnected()
+        self._health.adopted()
 
     def _close_later(self, connection: PeerConnection) -> asyncio.Future[None]:
         """Close ``connection`` without waiting for it (see :meth:`_finish`)."""
@@ -495,121 +472,12 @@ class Call:
 
     def _on_state(self, connection: PeerConnection, state: str) -> None:
         if connection is self._connection:  # not a connection a switch has replaced
-            self._spawn(self._on_connection_state(state))
-
-    async def _on_connection_state(self, state: str) -> None:
-        if state == "connected" and self.state is CallState.CONNECTING:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._transition(CallState.CONNECTED)
-            self._watcher = asyncio.get_running_loop().create_task(
-                self._watch_media(), name=f"call-{self.call_id[:8]}-media"
-            )
-            # Only now does the call count as a conversation, in both people's history.
-            # Lost with the socket, the call is recorded as not connected: a record that
-            # errs that way is honest; the call itself goes on.
-            with contextlib.suppress(EventStreamClosed, TimeoutError):
-                await self._send(ConnectedFrame(call_id=self.call_id))
-        elif state == "failed" and self.state in IN_CALL:
-            # During a switch the other side may close the old connection as soon as
-            # its new one is up: the switch decides. Otherwise restart it.
-            if not self._switch.replacing:
-                await self._recover(text.MEDIA_FAILED)
-        elif state == "failed":
-            await self._fail(text.MEDIA_FAILED)
-
-    # --- a connection that drops mid-call ----------------------------------------------
-    #
-    # aiortc reports a dead path only when ICE consent expires (about 30 s), so the call
-    # watches what it receives instead: nothing for DROP_AFTER_S means the path is gone
-    # (a network change, a relay hiccup). The call is then restarted through the relay
-    # with the mechanism of a transport switch: the server hands both devices fresh relay
-    # credentials, and a new connection with the same DTLS certificate replaces the dead
-    # one. Only if that fails too does the call end.
-
-    async def _watch_media(self) -> None:
-        loop = asyncio.get_running_loop()
-        seen: tuple[PeerConnection | None, int] = (None, -1)
-        quiet_since = loop.time()
-        while self.state in IN_CALL:
-            await asyncio.sleep(MEDIA_CHECK_S)
-            connection = self._connection
-            if connection is None:
-                return
-            now = (connection, await connection.packets_received())
-            if now != seen:
-                seen, quiet_since = now, loop.time()
-                if self.state is CallState.RECONNECTING and not self._restart_in_flight():
-                    # The old path came back by itself before any restart got going.
-                    self._reconnected()
-                continue
-            quiet = loop.time() - quiet_since
-            if (
-                quiet >= DROP_AFTER_S
-                and self.state is CallState.CONNECTED
-                and not self._restart_in_flight()
-            ):
-                self._spawn(self._recover(text.nothing_received(quiet)))
+            self._spawn(self._health.on_connection_state(state))
 
     def _still(self, state: CallState) -> bool:
         """Whether the call is in ``state`` now: a method, so that the type checker does
         not assume the state unchanged across an await."""
         return self.state is state
-
-    def _restart_in_flight(self) -> bool:
-        """A switch or restart of the connection is under way, from either side."""
-        return self._asked_restart or self._switch.in_flight()
-
-    async def _recover(self, why: str) -> None:
-        """Restart a dropped connection through the relay; end the call only if that
-        fails (the replacement fails or does not connect in RECOVERY_TIMEOUT_S)."""
-        if self.state is not CallState.CONNECTED:
-            return
-        self.restarts += 1
-        self._transition(CallState.RECONNECTING, detail=why)
-        self._recovery_timer = asyncio.get_running_loop().create_task(self._recovery_deadline())
-        if self.direction == "incoming":
-            # The caller usually notices at the same moment and restarts first; then its
-            # call.transport arrives meanwhile and this side just answers.
-            await asyncio.sleep(CALLEE_RESTART_DELAY_S)
-        await self._ask_restart()
-
-    async def _ask_restart(self) -> None:
-        if not self._still(CallState.RECONNECTING) or self._restart_in_flight():
-            return
-        self._asked_restart = True
-        try:
-            # "relay" for a relayed call is an ICE restart through the relay; for a
-            # direct one it also hides both addresses, which is allowed without asking.
-            await self._send(TransportFrame(call_id=self.call_id, transport="relay"))
-        except (EventStreamClosed, TimeoutError):
-            self._asked_restart = False  # the recovery deadline (or the stream) ends it
-
-    async def _ask_restart_again(self) -> None:
-        """The restart was refused because a switch was under way. If no offer came of
-        it after RESTART_RETRY_S (a switch left unfinished blocks the next one on the
-        server for a while), ask again, until the recovery deadline."""
-        await asyncio.sleep(RESTART_RETRY_S)
-        await self._ask_restart()
-
-    async def _recovery_deadline(self) -> None:
-        await asyncio.sleep(RECOVERY_TIMEOUT_S)
-        if self.state is CallState.RECONNECTING:
-            await self._fail(text.restart_did_not_restore(RECOVERY_TIMEOUT_S))
-
-    def _reconnected(self) -> None:
-        timer, self._recovery_timer = self._recovery_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-        self._transition(CallState.CONNECTED)
-
-    def _start_connect_timer(self) -> None:
-        async def expire() -> None:
-            await asyncio.sleep(self._connect_timeout_s)
-            if self.state is CallState.CONNECTING:
-                await self._fail(text.not_connected_within(self._connect_timeout_s))
-
-        self._timer = asyncio.get_running_loop().create_task(expire())
 
     async def _abandon(self, exc: Exception, what: str) -> NoReturn:
         """Setting up failed: end the call (unless it already ended, which is usually
@@ -621,9 +489,9 @@ class Call:
         raise CallEnded(self.end_reason or "failed", self.end_detail) from exc
 
 
-class _SwitchSide:
-    """The call as its switch controller sees it (:class:`SwitchHost`): what a switch
-    may read and do, and nothing else."""
+class _CallSide:
+    """The call as its switch controller and its health see it (:class:`SwitchHost`,
+    :class:`HealthHost`): what they may read and do, and nothing else."""
 
     def __init__(self, call: Call) -> None:
         self._call = call
@@ -633,8 +501,21 @@ class _SwitchSide:
         return self._call.call_id
 
     @property
+    def direction(self) -> Literal["outgoing", "incoming"]:
+        return self._call.direction
+
+    @property
     def state(self) -> CallState:
         return self._call.state
+
+    def transition(self, state: CallState, detail: str | None = None) -> None:
+        self._call._transition(state, detail=detail)
+
+    def switch_in_flight(self) -> bool:
+        return self._call._switch.in_flight()
+
+    def switch_replacing(self) -> bool:
+        return self._call._switch.replacing
 
     @property
     def ice_servers(self) -> Sequence[IceServer]:
@@ -703,7 +584,7 @@ class OutgoingCall(Call):
             return
         self.remote_sdp = sdp
         self._transition(CallState.CONNECTING)
-        self._start_connect_timer()
+        self._health.start_connect_timer()
         await connection.take_answer(sdp)
         await connection.release_candidates()
 
@@ -762,7 +643,7 @@ class IncomingCall(Call):
         problem = gathering_problem(sdp, connection.policy)
         self.local_sdp = sdp
         self._transition(CallState.CONNECTING)
-        self._start_connect_timer()
+        self._health.start_connect_timer()
         try:
             # The user accepted, so the answer goes out even when no usable candidate
             # was gathered (then it carries no network information at all): the call is
