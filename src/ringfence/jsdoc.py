@@ -1,6 +1,6 @@
 """JSDoc type definitions from pydantic models, for the browser client's type checker
 (``tsc --checkJs``): the wire format is declared once, in Python, and the browser's
-types are generated from its JSON Schema (see ``ringfence.web_files``).
+types are generated from its JSON Schema (see ``ringfence.generated``).
 
 Only what the wire models use is supported: objects, strings, numbers, booleans,
 arrays, string constants and enums, optional and nullable fields, and references to

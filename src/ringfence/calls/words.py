@@ -3,7 +3,7 @@ the digest selects ``WORDS[b]``.
 
 The table belongs to the protocol, so it lives here in code. The browser client reads
 the same table from ``web/verification/words.json``, which is generated from this one
-(``scripts/lib/render_web_files.py``); tests/unit/test_web_files.py fails while they
+(``scripts/lib/render_generated.py``); tests/unit/test_generated.py fails while they
 differ. Changing a word changes codes, so it needs a new version of the derivation.
 """
 

@@ -1,7 +1,8 @@
 """An async client for Ringfence's HTTP API.
 
-One method per route, returning the server's JSON (typed with ``TypedDict`` so callers
-get checked field names without a second model layer to keep in sync). Every non-2xx
+One method per route, returning the server's JSON, typed with ``TypedDict``s generated
+from the server's own models (``client/apitypes.py``, from ``ringfence.wire``), so
+callers get checked field names with nothing to keep in sync by hand. Every non-2xx
 answer becomes a :class:`RingfenceError` carrying the server's own error code.
 
 The session token travels only in the ``Authorization`` header: never in a URL (where
@@ -19,6 +20,19 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from ringfence import __version__
+
+# The server's response shapes, generated from its models (ringfence/wire).
+from ringfence.client.apitypes import (
+    CallHistoryItem,
+    CallRecord,
+    Conversation,
+    Message,
+    ReportReceipt,
+    Session,
+    SessionInfo,
+    User,
+    UserSettings,
+)
 
 USER_AGENT = f"ringfence-client/{__version__}"
 
@@ -44,81 +58,8 @@ __all__ = [
 Media = Literal["audio", "video"]
 
 
-class User(TypedDict):
-    id: int
-    username: str
-    display_name: str
-    verified: bool
-    # The account was deleted (servers before this field leave it out).
-    deleted: NotRequired[bool]
-
-
-class Session(TypedDict):
-    user: User
-    token: str
-
-
-class UserSettings(TypedDict):
-    calls_enabled: bool
-    call_audience: list[str]
-    direct_connections: str
-    silence_unknown_callers: bool
-    read_receipts: bool
-    typing_indicators: bool
-    message_notifications: str  # off | name_only | name_and_text (Web Push)
-
-
-class SessionInfo(TypedDict):
-    """One of my signed-in devices (no address is kept or shown)."""
-
-    id: int
-    created_at: str
-    last_seen_at: str
-    device: str
-    current: bool
-
-
-class CallRecord(TypedDict):
-    """A finished call. ``completed`` means media connected; ``not_connected`` that it
-    was answered but media never connected. ``duration_s`` runs from when media
-    connected, so it is 0 for every other outcome."""
-
-    call_id: str
-    media: Media
-    outcome: Literal["completed", "not_connected", "missed", "rejected", "cancelled", "busy"]
-    duration_s: int
-
-
-class Message(TypedDict):
-    id: int
-    sender: str
-    recipient: str
-    kind: Literal["text", "call"]
-    text: str
-    created_at: str
-    call: CallRecord | None
-    txn_id: NotRequired[str | None]
-
-
-class Conversation(TypedDict):
-    user: User
-    last_message: Message | None
-    is_request: bool
-    state: NotRequired[Literal["accepted", "request", "declined"]]
-    updated_at: str
-    # Once the server counts them (not every server version does).
-    unread: NotRequired[int]
-    # How far they have read, and received, my messages; None where we don't both
-    # share read receipts (absent from servers before delivery receipts).
-    peer_read_up_to: NotRequired[int | None]
-    peer_delivered_up_to: NotRequired[int | None]
-
-
-class ReportReceipt(TypedDict):
-    id: int
-    created_at: str
-
-
+# Not generated: these mirror the call frames' ICE servers (ringfence.wire.calls), where
+# a STUN server has no username or credential.
 class IceServer(TypedDict):
     urls: list[str]
     username: NotRequired[str]
@@ -130,14 +71,6 @@ class StartedCall(TypedDict):
     ice_servers: list[IceServer]
     ice_transport_policy: Literal["relay", "all"]
     ring_timeout_s: int
-
-
-class CallHistoryItem(TypedDict):
-    message_id: int
-    call: CallRecord
-    peer: User
-    direction: Literal["outgoing", "incoming"]
-    created_at: str
 
 
 class RingfenceError(Exception):

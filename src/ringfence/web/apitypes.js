@@ -1,5 +1,5 @@
 // Generated from the server's response models and socket events
-// (scripts/lib/render_web_files.py). Do not edit: tests/unit/test_web_files.py fails
+// (scripts/lib/render_generated.py). Do not edit: tests/unit/test_generated.py fails
 // while this file and its source differ.
 
 /**

@@ -1,5 +1,5 @@
-// Generated from ringfence/wire/calls.py (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+// Generated from ringfence/wire/calls.py (scripts/lib/render_generated.py).
+// Do not edit: tests/unit/test_generated.py fails while this file and its source differ.
 
 /**
  * RTCIceServer. `username`/`credential` are left out when absent (STUN).

@@ -1,5 +1,5 @@
-// Generated from ringfence/wire/call_states.py (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+// Generated from ringfence/wire/call_states.py (scripts/lib/render_generated.py).
+// Do not edit: tests/unit/test_generated.py fails while this file and its source differ.
 
 /** @typedef {"new" | "ringing" | "incoming" | "accepting" | "connecting" | "connected" | "reconnecting" | "ended"} CallState */
 

@@ -1,7 +1,8 @@
-"""The browser client's files that are generated from the Python code, so that the two
-clients share one source: each entry renders one file under ``ringfence/web/``.
+"""The clients' files that are generated from the server's Python code, so that the
+browser, the Python client and the server share one source: each entry renders one
+file under ``src/ringfence/``.
 
-``scripts/lib/render_web_files.py`` writes them; tests/unit/test_web_files.py checks
+``scripts/lib/render_generated.py`` writes them; tests/unit/test_generated.py checks
 that the committed files are current.
 """
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, create_model
 
 from ringfence.calls.words import VERSION, WORDS
 from ringfence.jsdoc import typedefs
+from ringfence.typeddicts import typeddicts
 from ringfence.wire.call_states import TRANSITIONS, CallState
 from ringfence.wire.calls import ClientCallFrame, ServerCallFrame
 from ringfence.wire.events import EVENTS, StreamEvent
@@ -29,8 +31,8 @@ def call_states() -> str:
     union = " | ".join(f'"{state.value}"' for state in CallState)
     moves = {state: json.dumps(sorted(s.value for s in TRANSITIONS[state])) for state in CallState}
     table = "\n".join(f"    {state.value}: Object.freeze({moves[state]})," for state in CallState)
-    return f"""// Generated from ringfence/wire/call_states.py (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+    return f"""// Generated from ringfence/wire/call_states.py (scripts/lib/render_generated.py).
+// Do not edit: tests/unit/test_generated.py fails while this file and its source differ.
 
 /** @typedef {{{union}}} CallState */
 
@@ -56,8 +58,8 @@ def call_frames() -> str:
     ]
     server_union = " | ".join(name for name, _ in server)
     client_union = " | ".join(name for name, _ in client)
-    return f"""// Generated from ringfence/wire/calls.py (scripts/lib/render_web_files.py).
-// Do not edit: tests/unit/test_web_files.py fails while this file and its source differ.
+    return f"""// Generated from ringfence/wire/calls.py (scripts/lib/render_generated.py).
+// Do not edit: tests/unit/test_generated.py fails while this file and its source differ.
 
 {typedefs([*server, *client])}
 /** @typedef {{{server_union}}} CallEvent */
@@ -94,7 +96,7 @@ def api_types() -> str:
     events = [_as_received(event) for event in EVENTS]
     union = " | ".join(name for name, _ in events)
     return f"""// Generated from the server's response models and socket events
-// (scripts/lib/render_web_files.py). Do not edit: tests/unit/test_web_files.py fails
+// (scripts/lib/render_generated.py). Do not edit: tests/unit/test_generated.py fails
 // while this file and its source differ.
 
 {typedefs([*models, *events])}
@@ -114,9 +116,54 @@ def _as_received(event: type[StreamEvent]) -> tuple[str, type[BaseModel]]:
     return name, create_model(name, __base__=event, __doc__=event.__doc__, **fields)
 
 
+def client_api_types() -> str:
+    """The HTTP API's response shapes as ``TypedDict``s for the Python client, from the
+    same models as :func:`api_types`."""
+    from ringfence.wire.models import (
+        CallRecord,
+        ConversationView,
+        MessageView,
+        SessionView,
+        SettingsView,
+        UserView,
+    )
+    from ringfence.wire.responses import CallHistoryItem, ReportReceipt, SessionResponse
+
+    models: list[tuple[str, type[BaseModel]]] = [
+        ("User", UserView),
+        ("Session", SessionResponse),
+        ("UserSettings", SettingsView),
+        ("SessionInfo", SessionView),
+        ("CallRecord", CallRecord),
+        ("Message", MessageView),
+        ("Conversation", ConversationView),
+        ("ReportReceipt", ReportReceipt),
+        ("CallHistoryItem", CallHistoryItem),
+    ]
+    names = "".join(f'    "{name}",\n' for name in sorted(name for name, _ in models))
+    return f'''"""The server's response shapes, as the Python client reads them.
+
+Generated from ringfence/wire (scripts/lib/render_generated.py). Do not edit:
+tests/unit/test_generated.py fails while this file and its source differ. Times are
+ISO 8601 strings, as the JSON has them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+__all__ = [
+{names}]
+
+
+{typeddicts(models)}'''
+
+
+# Every generated file, by its path under src/ringfence/.
 GENERATED: dict[str, Callable[[], str]] = {
-    "verification/words.json": verification_words,
-    "callstates.js": call_states,
-    "callframes.js": call_frames,
-    "apitypes.js": api_types,
+    "web/verification/words.json": verification_words,
+    "web/callstates.js": call_states,
+    "web/callframes.js": call_frames,
+    "web/apitypes.js": api_types,
+    "client/apitypes.py": client_api_types,
 }
