@@ -256,7 +256,7 @@ def _admin(
 
 def _plain(text: str, label: str = "", style: str = "bold red") -> Text:
     """User-supplied (or user-derived) text as Rich shows it: never read as markup, and
-    with control and invisible characters made visible (ringfence.services.text), so a
+    with control and invisible characters made visible (ringfence.wire.text), so a
     report's reason cannot crash the command or send escape sequences to the
     terminal. Everything the admin commands print that came from a user goes
     through here; ``label`` is ours, in ``style``."""
