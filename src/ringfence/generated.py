@@ -73,6 +73,7 @@ export {{}};
 def api_types() -> str:
     """The HTTP API's response shapes (users, messages, conversations, settings,
     sessions, calls) as JSDoc types, from the models the server answers with."""
+    from ringfence.wire.frames import ErrorEvent, ReadyEvent
     from ringfence.wire.models import (
         CallRecord,
         ConversationView,
@@ -81,10 +82,17 @@ def api_types() -> str:
         SettingsView,
         UserView,
     )
-    from ringfence.wire.responses import CallHistoryItem, StartCallResponse
+    from ringfence.wire.requests import SubscribeRequest, SubscriptionKeys
+    from ringfence.wire.responses import (
+        CallHistoryItem,
+        PushSubscriptionView,
+        SessionResponse,
+        StartCallResponse,
+    )
 
     models: list[tuple[str, type[BaseModel]]] = [
         ("User", UserView),
+        ("Session", SessionResponse),
         ("CallRecord", CallRecord),
         ("Message", MessageView),
         ("Conversation", ConversationView),
@@ -92,6 +100,11 @@ def api_types() -> str:
         ("DeviceSession", SessionView),
         ("StartedCall", StartCallResponse),
         ("CallHistoryItem", CallHistoryItem),
+        ("PushSubscriptionInfo", PushSubscriptionView),
+        ("PushSubscriptionKeys", SubscriptionKeys),
+        ("PushSubscriptionJSON", SubscribeRequest),
+        ("ReadyEvent", ReadyEvent),
+        ("ErrorEvent", ErrorEvent),
     ]
     events = [_as_received(event) for event in EVENTS]
     union = " | ".join(name for name, _ in events)

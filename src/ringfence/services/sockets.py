@@ -143,8 +143,8 @@ class Sockets:
             resync = since is not None and since > current
             if resync:
                 since = None
-            user = user_view(auth.user).model_dump(mode="json")
-            await transport.send_text(ready_event(user, conn.device_id, current, resync=resync))
+            ready = ready_event(user_view(auth.user), conn.device_id, current, resync=resync)
+            await transport.send_text(ready)
         except BaseException:
             # The client left (or the database failed) before it was ready: it must not
             # go on counting as a connected device.

@@ -12,6 +12,12 @@
  */
 
 /**
+ * @typedef {object} Session
+ * @property {User} user
+ * @property {string} token
+ */
+
+/**
  * A finished call, as its thread and call history show it.
  * @typedef {object} CallRecord
  * @property {string} call_id
@@ -87,6 +93,49 @@
  * @property {User} peer
  * @property {"outgoing" | "incoming"} direction
  * @property {string} created_at
+ */
+
+/**
+ * @typedef {object} PushSubscriptionInfo
+ * @property {number} id
+ * @property {string} created_at
+ * @property {string} push_service
+ * @property {boolean} current
+ */
+
+/**
+ * @typedef {object} PushSubscriptionKeys
+ * @property {string} p256dh
+ * @property {string} auth
+ */
+
+/**
+ * A browser's `PushSubscription.toJSON()`.
+ * @typedef {object} PushSubscriptionJSON
+ * @property {string} endpoint
+ * @property {number | null} [expirationTime]
+ * @property {PushSubscriptionKeys} keys
+ */
+
+/**
+ * The answer to `auth`: who the socket belongs to, its device id, and the stream
+ * position it starts at. `resync` (only when true): drop everything held and reload.
+ * @typedef {object} ReadyEvent
+ * @property {"ready"} type
+ * @property {User} user
+ * @property {string} device_id
+ * @property {number} pos
+ * @property {true} [resync]
+ */
+
+/**
+ * A frame was refused: `error` is a code, `detail` says why in words, and `call_id`
+ * names the call a refused call frame was about.
+ * @typedef {object} ErrorEvent
+ * @property {"error"} type
+ * @property {string} error
+ * @property {string} detail
+ * @property {string} [call_id]
  */
 
 /**

@@ -1,9 +1,12 @@
-// Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`.
-// The HTTP shapes, the socket's events and the call frames are generated (apitypes.js,
-// callframes.js); the socket's own frames (ready, error) are written here.
+// Shapes of the server's JSON, as JSDoc types for `tsc --checkJs`. Every one comes from
+// the server's models: the HTTP shapes, the socket's own frames and its events are
+// generated into apitypes.js, the call frames into callframes.js (both by
+// scripts/lib/render_generated.py). This module only gives them the names the client
+// uses, and names parts of them (a setting's values, a call's end reasons).
 
-// The HTTP API's shapes: generated from the server's response models (apitypes.js).
+// The HTTP API's shapes (apitypes.js).
 /** @typedef {import("./apitypes.js").User} User */
+/** @typedef {import("./apitypes.js").Session} Session */
 /** @typedef {import("./apitypes.js").CallRecord} CallRecord */
 /** @typedef {import("./apitypes.js").Message} Message */
 /** @typedef {import("./apitypes.js").Conversation} Conversation */
@@ -12,50 +15,22 @@
 /** @typedef {import("./apitypes.js").StartedCall} StartedCall */
 /** @typedef {import("./apitypes.js").CallHistoryItem} CallHistoryItem */
 
-/** @typedef {"audio" | "video"} Media */
+/** @typedef {CallRecord["media"]} Media */
+/** @typedef {Settings["call_audience"][number]} Audience */
+/** @typedef {Settings["direct_connections"]} DirectConnections */
+/** @typedef {Settings["message_notifications"]} MessageNotifications */
+/** @typedef {StartedCall["ice_transport_policy"]} IcePolicy */
 
-/** @typedef {"following" | "verified" | "everyone"} Audience */
-/** @typedef {"nobody" | "following" | "everyone"} DirectConnections */
+// Web Push (apitypes.js): what the browser's PushSubscription.toJSON() gives, and one
+// of my subscriptions as the server lists it (without its endpoint).
+/** @typedef {import("./apitypes.js").PushSubscriptionJSON} PushSubscriptionJSON */
+/** @typedef {import("./apitypes.js").PushSubscriptionInfo} PushSubscriptionInfo */
 
-/**
- * @typedef {object} Session
- * @property {User} user
- * @property {string} token
- */
+// --- the WebSocket ---------------------------------------------------------------
 
-/**
- * @typedef {object} IceServer
- * @property {string[]} urls
- * @property {string} [username]
- * @property {string} [credential]
- */
-
-/** @typedef {"relay" | "all"} IcePolicy */
-
-/**
- * @typedef {object} WireCandidate
- * @property {string} candidate
- * @property {string | null} [sdpMid]
- * @property {number | null} [sdpMLineIndex]
- * @property {string} [usernameFragment]
- */
-
-/**
- * @typedef {"hangup" | "rejected" | "timeout" | "answered_elsewhere" | "busy" | "failed" | "cancelled"} EndReason
- */
-
-// --- events from the WebSocket -------------------------------------------------
-
-/**
- * @typedef {object} ReadyEvent
- * @property {"ready"} type
- * @property {User} user
- * @property {string} device_id
- * @property {number} pos
- * @property {boolean} [resync]
- */
-
-// The events of the server's event models (wire/events.py), generated into apitypes.js.
+// The socket's own frames (wire/frames.py) and the events of wire/events.py.
+/** @typedef {import("./apitypes.js").ReadyEvent} ReadyEvent */
+/** @typedef {import("./apitypes.js").ErrorEvent} ErrorEvent */
 /** @typedef {import("./apitypes.js").MessageNewEvent} MessageNewEvent */
 /** @typedef {import("./apitypes.js").ConversationUpdatedEvent} ConversationUpdatedEvent */
 /** @typedef {import("./apitypes.js").ConversationReadEvent} ConversationReadEvent */
@@ -65,17 +40,9 @@
 /** @typedef {import("./apitypes.js").TypingEvent} TypingEvent */
 /** @typedef {import("./apitypes.js").StreamEvent} StreamEvent */
 
-/**
- * @typedef {object} ErrorEvent
- * @property {"error"} type
- * @property {string} error
- * @property {string} detail
- * @property {string} [call_id]
- */
-
-/** @typedef {"relay" | "direct"} Transport */
-
-// Call frames: generated from the server's models (callframes.js, wire/calls.py).
+// Call frames (callframes.js, wire/calls.py).
+/** @typedef {import("./callframes.js").IceServer} IceServer */
+/** @typedef {import("./callframes.js").IceCandidate} WireCandidate */
 /** @typedef {import("./callframes.js").CallIncomingEvent} CallIncomingEvent */
 /** @typedef {import("./callframes.js").CallAnswerEvent} CallAnswerEvent */
 /** @typedef {import("./callframes.js").CallCandidateEvent} CallCandidateEvent */
@@ -85,31 +52,9 @@
 /** @typedef {import("./callframes.js").CallReanswerEvent} CallReanswerEvent */
 /** @typedef {import("./callframes.js").CallMediaEvent} CallMediaEvent */
 /** @typedef {import("./callframes.js").CallEvent} CallEvent */
+/** @typedef {CallEndedEvent["reason"]} EndReason */
+/** @typedef {CallTransportEvent["transport"]} Transport */
 
-/**
- * @typedef {ReadyEvent | StreamEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent
- */
+/** @typedef {ReadyEvent | StreamEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent */
 
 export {};
-
-// --- call history (GET /api/v1/calls) -----------------------------------------------
-
-// --- Web Push ---------------------------------------------------------------------
-
-/** @typedef {"off" | "name_only" | "name_and_text"} MessageNotifications */
-
-/**
- * A browser's push subscription, as PushSubscription.toJSON() gives it.
- * @typedef {object} PushSubscriptionJSON
- * @property {string} endpoint
- * @property {number | null} [expirationTime]
- * @property {{p256dh: string, auth: string}} keys
- */
-
-/**
- * @typedef {object} PushSubscriptionInfo One of my subscriptions, without its endpoint.
- * @property {number} id
- * @property {string} created_at
- * @property {string} push_service The push service's host.
- * @property {boolean} current Made by this session.
- */

@@ -13,6 +13,7 @@ from typing import Final
 
 from ringfence.wire.calls import CALL_CLIENT_TYPES, CALL_SERVER_TYPES
 from ringfence.wire.events import EVENTS
+from ringfence.wire.frames import ErrorEvent, PongEvent, ReadyEvent
 
 # Frames a client sends, after the first (``auth``), with what each does.
 CLIENT_FRAMES: Final = {
@@ -27,14 +28,6 @@ CLIENT_FRAMES: Final = {
     "ping": '`{"type":"ping"}`: answered with `{"type":"pong"}`.',
 }
 
-# What the server sends besides the events of wire/events.py and the call frames.
-SOCKET_EVENTS: Final = {
-    "ready": "The answer to `auth`: `user`, `device_id`, `pos`, and `resync: true` when "
-    "the client must drop what it holds and reload.",
-    "error": "A frame was refused: `error` (a code), `detail`, and `call_id` for a call frame.",
-    "pong": "The answer to `ping`.",
-}
-
 
 def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
@@ -43,7 +36,9 @@ def _one_line(text: str | None) -> str:
 # Every event the server sends outside calls: the socket's own, then each event model
 # with its docstring (stored ones carry `pos`, the stream position to resume after).
 SERVER_EVENTS: Final = {
-    **SOCKET_EVENTS,
+    "ready": _one_line(ReadyEvent.__doc__),
+    "error": _one_line(ErrorEvent.__doc__),
+    "pong": _one_line(PongEvent.__doc__),
     **{event.TYPE: _one_line(event.__doc__) for event in EVENTS},
 }
 

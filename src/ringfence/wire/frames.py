@@ -8,11 +8,13 @@ error event, never with a crash or a silent drop.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ringfence.wire.calls import OMITTED_WHEN_NONE
 from ringfence.wire.json import encode
+from ringfence.wire.models import UserView
 
 _F = TypeVar("_F", bound=BaseModel)
 
@@ -94,17 +96,51 @@ def _validate(model: type[_F], data: dict[str, Any]) -> _F:
         raise FrameError("malformed", f"{field}: {first['msg']}") from exc
 
 
-def error_event(code: str, detail: str, **extra: Any) -> str:
-    return encode({"type": "error", "error": code, "detail": detail, **extra})
+class ErrorEvent(BaseModel):
+    """A frame was refused: `error` is a code, `detail` says why in words, and
+    `call_id` names the call a refused call frame was about."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["error"] = "error"
+    error: str
+    detail: str
+    call_id: str | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
 
 
-def ready_event(user: dict[str, object], device_id: str, pos: int, *, resync: bool) -> str:
-    """The first event of a socket: who it is, its device id, and the stream position
-    it starts at. ``resync``: drop all state and reload (see ``api/events.py``)."""
-    body: dict[str, object] = {"type": "ready", "user": user, "device_id": device_id, "pos": pos}
-    if resync:
-        body["resync"] = True
-    return encode(body)
+class ReadyEvent(BaseModel):
+    """The answer to `auth`: who the socket belongs to, its device id, and the stream
+    position it starts at. `resync` (only when true): drop everything held and reload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ready"] = "ready"
+    user: UserView
+    device_id: str
+    pos: int
+    resync: Literal[True] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
 
 
-PONG = encode({"type": "pong"})
+class PongEvent(BaseModel):
+    """The answer to `ping`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["pong"] = "pong"
+
+
+def error_event(code: str, detail: str, *, call_id: str | None = None) -> str:
+    return _encode(ErrorEvent(error=code, detail=detail, call_id=call_id))
+
+
+def ready_event(user: UserView, device_id: str, pos: int, *, resync: bool) -> str:
+    """The first event of a socket (see ``api/events.py`` for ``resync``)."""
+    return _encode(ReadyEvent(user=user, device_id=device_id, pos=pos, resync=resync or None))
+
+
+def _encode(event: BaseModel) -> str:
+    """As the client reads it: a field that is None is left out."""
+    return encode(event.model_dump(mode="json", exclude_none=True))
+
+
+PONG = _encode(PongEvent())
