@@ -20,6 +20,23 @@ from ringfence.typeddicts import typeddicts
 from ringfence.wire.call_states import TRANSITIONS, CallState
 from ringfence.wire.calls import ClientCallFrame, ServerCallFrame
 from ringfence.wire.events import EVENTS, StreamEvent
+from ringfence.wire.frames import ErrorEvent, ReadyEvent
+from ringfence.wire.models import (
+    CallRecord,
+    ConversationView,
+    MessageView,
+    SessionView,
+    SettingsView,
+    UserView,
+)
+from ringfence.wire.requests import SubscribeRequest, SubscriptionKeys
+from ringfence.wire.responses import (
+    CallHistoryItem,
+    PushSubscriptionView,
+    ReportReceipt,
+    SessionResponse,
+    StartCallResponse,
+)
 
 
 def verification_words() -> str:
@@ -73,23 +90,6 @@ export {{}};
 def api_types() -> str:
     """The HTTP API's response shapes (users, messages, conversations, settings,
     sessions, calls) as JSDoc types, from the models the server answers with."""
-    from ringfence.wire.frames import ErrorEvent, ReadyEvent
-    from ringfence.wire.models import (
-        CallRecord,
-        ConversationView,
-        MessageView,
-        SessionView,
-        SettingsView,
-        UserView,
-    )
-    from ringfence.wire.requests import SubscribeRequest, SubscriptionKeys
-    from ringfence.wire.responses import (
-        CallHistoryItem,
-        PushSubscriptionView,
-        SessionResponse,
-        StartCallResponse,
-    )
-
     models: list[tuple[str, type[BaseModel]]] = [
         ("User", UserView),
         ("Session", SessionResponse),
@@ -132,16 +132,6 @@ def _as_received(event: type[StreamEvent]) -> tuple[str, type[BaseModel]]:
 def client_api_types() -> str:
     """The HTTP API's response shapes as ``TypedDict``s for the Python client, from the
     same models as :func:`api_types`."""
-    from ringfence.wire.models import (
-        CallRecord,
-        ConversationView,
-        MessageView,
-        SessionView,
-        SettingsView,
-        UserView,
-    )
-    from ringfence.wire.responses import CallHistoryItem, ReportReceipt, SessionResponse
-
     models: list[tuple[str, type[BaseModel]]] = [
         ("User", UserView),
         ("Session", SessionResponse),

@@ -241,11 +241,7 @@ class Messaging:
         me = auth.user
         envelopes: list[tuple[int, Envelope]] = []
         async with self._db.write() as store:
-            other = await find_user(store, username, deleted=True)
-            conv = await store.conversations.between(me.id, other.id)
-            state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
-            if conv is None or state is None:
-                raise NotFound("conversation_not_found", "no conversation with this user")
+            other, conv, state = await self._membership(store, me, username)
             position = await store.conversations.mark_read(conv.id, me.id, up_to)
             if position is None:
                 return  # already read that far (another device said so first)
@@ -266,11 +262,7 @@ class Messaging:
         both share read receipts, my side is accepted, and neither has blocked the
         other. My own devices are not told: it changes nothing they show."""
         async with self._db.write() as store:
-            other = await find_user(store, username, deleted=True)
-            conv = await store.conversations.between(me.id, other.id)
-            state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
-            if conv is None or state is None:
-                raise NotFound("conversation_not_found", "no conversation with this user")
+            other, conv, state = await self._membership(store, me, username)
             position = await store.conversations.mark_delivered(conv.id, me.id, up_to)
             if position is None:
                 return  # already that far (another device, or a read, said so first)
@@ -280,6 +272,18 @@ class Messaging:
                 store, other.id, MessageDelivered(user=me.username, up_to=position)
             )
         await self._publish([(other.id, theirs)])
+
+    async def _membership(
+        self, store: Store, me: User, username: str
+    ) -> tuple[User, Conversation, str]:
+        """The other person (a deleted account too: old messages stay), our
+        conversation, and my side's state in it; 404 where there is none."""
+        other = await find_user(store, username, deleted=True)
+        conv = await store.conversations.between(me.id, other.id)
+        state = None if conv is None else await store.conversations.member_state(conv.id, me.id)
+        if conv is None or state is None:
+            raise NotFound("conversation_not_found", "no conversation with this user")
+        return other, conv, state
 
     async def typing(self, me: User, to: str) -> None:
         """Tell ``to``'s devices that ``me`` is typing to them: never stored, and

@@ -43,12 +43,7 @@ class SessionEnd:
     @classmethod
     def of(cls, envelope: Envelope) -> SessionEnd | None:
         """The notice an envelope carries; None for anything else."""
-        try:
-            body = json.loads(envelope.payload)
-        except ValueError:
-            return None
-        if not isinstance(body, dict):
-            return None
+        body = _notice(envelope)
         user, session = body.get("user"), body.get("session")
         if type(user) is not int or not (session is None or type(session) is int):
             return None
@@ -69,12 +64,17 @@ class UserChanged:
 
     @classmethod
     def of(cls, envelope: Envelope) -> UserChanged | None:
-        try:
-            body = json.loads(envelope.payload)
-        except ValueError:
-            return None
-        user = body.get("changed_user") if isinstance(body, dict) else None
+        user = _notice(envelope).get("changed_user")
         return cls(user) if type(user) is int else None
+
+
+def _notice(envelope: Envelope) -> dict[str, Any]:
+    """The JSON object a notice on SESSIONS_TOPIC carries ({} for anything else)."""
+    try:
+        body = json.loads(envelope.payload)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 class EventStream:
