@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ringfence.api.deps import AuthDep, ServicesDep
+from ringfence.api.deps import AccountsDep, AuthDep, SocialDep
 from ringfence.api.params import ERRORS, UsernamePath
 from ringfence.wire.requests import LoginRequest, RegisterRequest
 from ringfence.wire.responses import SessionResponse, UserResponse
@@ -27,9 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=ERRORS)
 
 @router.post("/accounts", status_code=201, response_model=SessionResponse)
 async def register(
-    body: RegisterRequest, request: Request, response: Response, services: ServicesDep
+    body: RegisterRequest, request: Request, response: Response, accounts: AccountsDep
 ) -> SessionResponse:
-    user, token = await services.accounts.register(
+    user, token = await accounts.register(
         body.username,
         body.password,
         body.display_name,
@@ -42,9 +42,9 @@ async def register(
 
 @router.post("/sessions", status_code=201, response_model=SessionResponse)
 async def login(
-    body: LoginRequest, request: Request, response: Response, services: ServicesDep
+    body: LoginRequest, request: Request, response: Response, accounts: AccountsDep
 ) -> SessionResponse:
-    user, token = await services.accounts.login(
+    user, token = await accounts.login(
         body.username,
         body.password,
         client=client_address(request),
@@ -55,12 +55,12 @@ async def login(
 
 
 @router.delete("/sessions/current", status_code=204, response_class=Response)
-async def logout(auth: AuthDep, services: ServicesDep) -> Response:
-    await services.accounts.logout(auth)
+async def logout(auth: AuthDep, accounts: AccountsDep) -> Response:
+    await accounts.logout(auth)
     return Response(status_code=204)
 
 
 @router.get("/users/{username}", response_model=UserResponse)
-async def get_user(username: UsernamePath, auth: AuthDep, services: ServicesDep) -> UserResponse:
+async def get_user(username: UsernamePath, auth: AuthDep, social: SocialDep) -> UserResponse:
     # Through Social: lookups are limited per account (profile_lookups_per_hour).
-    return UserResponse(user=await services.social.profile(auth, username))
+    return UserResponse(user=await social.profile(auth, username))

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
-from ringfence.api.deps import AuthDep, ServicesDep
+from ringfence.api.deps import AuthDep, PushDep
 from ringfence.api.params import ERRORS
-from ringfence.services.push import Push
 from ringfence.wire.requests import SubscribeRequest
 from ringfence.wire.responses import (
     PushConfigResponse,
@@ -19,13 +18,6 @@ from ringfence.wire.responses import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["push"], responses=ERRORS)
-
-
-def get_push(services: ServicesDep) -> Push:
-    return services.push
-
-
-PushDep = Annotated[Push, Depends(get_push)]
 
 
 @router.get("/push/config", response_model=PushConfigResponse)
