@@ -82,8 +82,8 @@ class Conversation(TypedDict):
     state: Literal["accepted", "request", "declined"]
     updated_at: str
     unread: int
-    peer_read_up_to: int | None
-    peer_delivered_up_to: int | None
+    peer_read_up_to: int
+    peer_delivered_up_to: int
 
 
 class ReportReceipt(TypedDict):

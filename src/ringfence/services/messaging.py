@@ -227,8 +227,8 @@ class Messaging:
                     state=state,
                     updated_at=conv.last_activity_at,
                     unread=unread.get(conv.id, 0),
-                    peer_read_up_to=peer.read_up_to if told and peer else None,
-                    peer_delivered_up_to=peer.delivered_up_to if told and peer else None,
+                    peer_read_up_to=peer.read_up_to if told and peer else 0,
+                    peer_delivered_up_to=peer.delivered_up_to if told and peer else 0,
                 )
             )
         return result

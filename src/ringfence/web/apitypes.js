@@ -46,8 +46,8 @@
  * @property {"accepted" | "request" | "declined"} state
  * @property {string} updated_at
  * @property {number} unread
- * @property {number | null} [peer_read_up_to]
- * @property {number | null} [peer_delivered_up_to]
+ * @property {number} peer_read_up_to
+ * @property {number} peer_delivered_up_to
  */
 
 /**

@@ -60,7 +60,7 @@ export class Store {
     this.readUpTo = new Map();
     /**
      * How far each person has read my messages, from the list (peer_read_up_to) and
-     * message.read events. Absent where we don't both share read receipts.
+     * message.read events (neither says anything where we don't share read receipts).
      * @type {Map<string, number>}
      */
     this.peerReadUpTo = new Map();
@@ -273,8 +273,8 @@ export class Store {
 
   /**
    * What a listed conversation says of how far `peer` has read and received my
-   * messages. Null means we don't (or no longer) share read receipts: whatever this
-   * client learned before no longer shows. Positions known to be newer are kept.
+   * messages (0 where we don't share read receipts). Positions known to be newer, from
+   * receipts that came while the list was on its way, are kept.
    * @param {string} peer
    * @param {Conversation} conversation
    */
@@ -284,8 +284,7 @@ export class Store {
       [this.peerDeliveredUpTo, conversation.peer_delivered_up_to],
     ]);
     for (const [known, listed] of positions) {
-      if (listed === null || listed === undefined) known.delete(peer);
-      else if ((known.get(peer) ?? 0) < listed) known.set(peer, listed);
+      if ((known.get(peer) ?? 0) < listed) known.set(peer, listed);
     }
   }
 

@@ -97,11 +97,13 @@ class ConversationView(BaseModel):
     updated_at: datetime
     # The other person's text messages I have not read yet (see POST .../read).
     unread: int = 0
-    # How far they have read, and received on one of their devices, my messages:
-    # message ids, or None where we don't both share read receipts (as with the
-    # message.read and message.delivered events, which move them later).
-    peer_read_up_to: int | None = None
-    peer_delivered_up_to: int | None = None
+    # How far they have read, and received on one of their devices, my messages, as
+    # far as I may know: message ids, 0 where we don't both share read receipts (as
+    # the message.read and message.delivered events, which move them later, are not
+    # sent then). Never null: a block must look exactly like receipts switched off,
+    # and change nothing in the blocker's own list either.
+    peer_read_up_to: int = 0
+    peer_delivered_up_to: int = 0
 
 
 class SettingsView(BaseModel):

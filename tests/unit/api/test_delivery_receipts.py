@@ -102,10 +102,10 @@ async def test_delivery_receipts_follow_the_reciprocal_read_receipts_setting(
     await ack(b_ws, "alice", message)
     assert await read(api, bob, "alice", message) == 204
     await a_ws.nothing_within(0.5)
-    # Bob's side still knows where he is (his unread count), but alice is shown nothing,
-    # in either direction: the same as for a block, below.
-    assert await positions(api, alice, "bob") == (None, None)
-    assert await positions(api, bob, "alice") == (None, None)
+    # Bob's side still knows where he is (his unread count), but alice is shown nothing
+    # (0), in either direction: the same as for a block, below.
+    assert await positions(api, alice, "bob") == (0, 0)
+    assert await positions(api, bob, "alice") == (0, 0)
     for sock in (a_ws, b_ws):
         await sock.close()
 
@@ -121,7 +121,7 @@ async def test_a_block_looks_like_receipts_switched_off(server: tuple[LiveServer
     b_ws = await open_socket(live_server.ws_url, bob)
     await ack(b_ws, "alice", withheld)
     await a_ws.nothing_within(0.5)
-    assert await positions(api, alice, "bob") == (None, None)
+    assert await positions(api, alice, "bob") == (0, 0)
     # Unblocked, alice sees how far bob's devices got: only what he could see.
     resp = await api.call("DELETE", "/api/v1/me/blocked/alice", bob)
     assert resp.status_code == 204
@@ -140,7 +140,7 @@ async def test_a_request_is_not_reported_delivered_until_it_is_accepted(
     c_ws = await open_socket(live_server.ws_url, carol)
     await ack(c_ws, "alice", first)
     await a_ws.nothing_within(0.5)
-    assert await positions(api, alice, "carol") == (None, None)
+    assert await positions(api, alice, "carol") == (0, 0)
 
     resp = await api.call("POST", "/api/v1/conversations/alice/accept", carol)
     assert resp.status_code == 200
