@@ -55,11 +55,13 @@ async def allocation(
     host: str = "127.0.0.1",
     transport: str = "udp",
     tls: ssl.SSLContext | None = None,
+    local_port: int = 0,
 ) -> AsyncIterator[tuple[TurnClientProtocol, tuple[str, int]]]:
     """Allocate a relayed UDP address on the coturn at host:port, and free it after.
 
     ``transport`` is how the client reaches the relay: "udp", or "tcp" (TURN over TLS
-    when ``tls`` is given), as aiortc does for turn: and turns: URLs."""
+    when ``tls`` is given), as aiortc does for turn: and turns: URLs. ``local_port``
+    binds the client's UDP socket (0: one the kernel picks)."""
     loop = asyncio.get_running_loop()
     protocol: TurnClientProtocol
     inner: asyncio.BaseTransport
@@ -75,7 +77,9 @@ async def allocation(
 
     if transport == "udp":
         inner, protocol = await loop.create_datagram_endpoint(
-            lambda: client(TurnClientUdpProtocol), remote_addr=(host, port)
+            lambda: client(TurnClientUdpProtocol),
+            remote_addr=(host, port),
+            local_addr=(host, local_port),
         )
     else:
         inner, protocol = await loop.create_connection(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -108,10 +109,14 @@ async def test_one_account_holds_at_most_the_quota_and_others_still_allocate(
             assert relayed[0] == "127.0.0.1"
 
     # Once released (coturn counts the release a moment after the Refresh that asks
-    # for it), the account may allocate again.
-    for _ in range(50):
+    # for it), the account may allocate again. Each try comes from a port no earlier
+    # try used: coturn ignores a client address whose Allocate it refused for a while
+    # (its requests time out), and the kernel may hand a just-closed port out again.
+    for local_port in unused_local_ports(50):
         try:
-            async with allocation(supervisor.port, issuer.issue_for(harasser)) as (_, relayed):
+            async with allocation(
+                supervisor.port, issuer.issue_for(harasser), local_port=local_port
+            ) as (_, relayed):
                 assert relayed[0] == "127.0.0.1"
                 return
         except stun.TransactionFailed as refusal:
@@ -120,6 +125,24 @@ async def test_one_account_holds_at_most_the_quota_and_others_still_allocate(
             raise AssertionError(f"refused with {code}, not for the quota")
         await asyncio.sleep(0.1)
     raise AssertionError("the account's quota was never given back")
+
+
+def unused_local_ports(count: int) -> list[int]:
+    """``count`` free UDP ports below the kernel's ephemeral range, so none was used by
+    the earlier, kernel-chosen client sockets of this test."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports: list[int] = []
+    candidate = low - 1
+    while len(ports) < count and candidate > 1024:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                pass
+            else:
+                ports.append(candidate)
+        candidate -= 1
+    return ports
 
 
 async def test_an_allocation_asking_for_an_hour_gets_the_credential_ttl(
