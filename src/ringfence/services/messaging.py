@@ -165,9 +165,15 @@ class Messaging:
                 states.update(changes)
                 view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
         await self._publish(envelopes)
-        # A withheld message reaches nobody, and a declined request stays quiet.
+        # A withheld message reaches nobody, and a declined request stays quiet. Without
+        # a push subscription (read with the send) there is nobody to wake.
         state = states.get(recipient.id)
-        if self._notifier is not None and not withheld and state != DECLINED:
+        if (
+            self._notifier is not None
+            and ctx.recipient_has_push
+            and not withheld
+            and state != DECLINED
+        ):
             await self._notifier.message_new(
                 recipient.id, me.username, msg.id, request=state == REQUEST
             )

@@ -132,6 +132,9 @@ def _build_send_context(by_username: bool) -> Any:
     sender_blocked = exists().where(Block.blocker_id == sender, Block.blocked_id == recipient_id)
     recipient_blocked = exists().where(Block.blocker_id == recipient_id, Block.blocked_id == sender)
     follows = exists().where(Follow.follower_id == recipient_id, Follow.followee_id == sender)
+    # Whether a push could reach the recipient at all: most people have no subscription,
+    # and asking here spares each of their messages a read of its own.
+    recipient_push = exists().where(PushSubscription.user_id == recipient_id)
     # The sender as stored now, not as an authentication cache remembers them.
     sender_suspended = (
         select(sender_row.c.suspended).where(sender_row.c.id == sender).scalar_subquery()
@@ -147,6 +150,7 @@ def _build_send_context(by_username: bool) -> Any:
             recipient_blocked,
             follows,
             sender_suspended,
+            recipient_push,
             *(earlier.c[name] for name in _MESSAGE_COLUMNS),
         )
         .select_from(_users)
@@ -662,6 +666,7 @@ class SendContext:
     recipient_blocked_sender: bool
     recipient_follows_sender: bool
     sender_suspended: bool  # as stored now (None, a deleted sender, counts as suspended)
+    recipient_has_push: bool  # the recipient has at least one Web Push subscription
     earlier: Message | None  # the sender's message with this txn_id, if any
 
     @property
@@ -707,8 +712,8 @@ class Conversations:
     ) -> SendContext | None:
         """The recipient (by ``username`` or ``user_id``), the pair's conversation, both
         member states, blocks each way, whether the recipient follows the sender,
-        whether the sender is suspended and the sender's earlier message with
-        ``txn_id``: one SELECT instead of seven.
+        whether the sender is suspended, whether the recipient has a push subscription
+        and the sender's earlier message with ``txn_id``: one SELECT instead of eight.
         None when there is no such recipient. The objects it returns are detached."""
         params: dict[str, Any] = {"sender_id": sender_id, "txn_id": txn_id}
         if username is not None:
@@ -720,10 +725,10 @@ class Conversations:
             return None
         n = len(_USER_COLUMNS)
         recipient = User(**dict(zip(_USER_COLUMNS, row[:n], strict=True)), created_at=row[n])
-        conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended = row[
-            n + 1 : n + 8
+        conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, push = row[
+            n + 1 : n + 9
         ]
-        earlier_values = row[n + 8 :]
+        earlier_values = row[n + 9 :]
         earlier = None
         if earlier_values[0] is not None:
             earlier = Message(**dict(zip(_MESSAGE_COLUMNS, earlier_values, strict=True)))
@@ -736,6 +741,7 @@ class Conversations:
             recipient_blocked_sender=bool(they_blocked),
             recipient_follows_sender=bool(follows),
             sender_suspended=suspended is None or bool(suspended),
+            recipient_has_push=bool(push),
             earlier=earlier,
         )
 
