@@ -133,6 +133,7 @@ def serve(
     import uvicorn
 
     from ringfence.app import create_app, server_config
+    from ringfence.gctuning import tune_for_server
 
     flags = {
         "host": host,
@@ -158,6 +159,7 @@ def serve(
     _check_tls(settings)
     _check_database(settings)
     server = uvicorn.Server(server_config(create_app(settings), settings))
+    tune_for_server()
     console.print(
         f"[bold]Ringfence {__version__}[/] on {settings.scheme}://{settings.host}:{settings.port} "
         f"(database: {_describe_db(settings)})"
