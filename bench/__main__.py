@@ -29,6 +29,7 @@ from bench.scenarios import (
     nodes,
     statement_counts,
 )
+from bench.targets import verdicts
 
 SCENARIOS = ["statements", "connect", "memory", "dm-sqlite", "dm-postgres", "calls", "nodes"]
 ALIASES = {"all": SCENARIOS, "dm": ["dm-sqlite", "dm-postgres"], "profile": ["dm-sqlite"]}
@@ -154,6 +155,9 @@ def main(
                 report.section(name, load, tables, extra)
         finally:
             procs.REGISTRY.stop_all()
+    judged = verdicts(report.sections)
+    if judged is not None:
+        report.section("targets", loadavg(), [judged], {})
     path = report.write(quiet_note)
     console.print(f"\nresults: {path} and {path.with_suffix('.md')}")
     sys.exit(1 if failed else 0)
