@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from ringfence.storage.files import private_dir, private_sqlite_files
 from ringfence.storage.repositories import Store
+from ringfence.storage.sqlite_driver import engine_url
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Database:
             pool = {}  # in memory: one shared connection, no pool to size
         # hide_parameters: a failed statement must not copy row values into the logs.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, **pool}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.engine: AsyncEngine = create_async_engine(engine_url(url), **kwargs)
         # One writer at a time in this process (SQLite only: PostgreSQL has row locks).
         self._write_turn: asyncio.Lock | None = None
         if self.is_sqlite:
