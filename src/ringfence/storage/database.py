@@ -34,6 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from ringfence.storage.files import private_dir, private_sqlite_files
+from ringfence.storage.group_commit import GroupCommit
 from ringfence.storage.repositories import Store
 from ringfence.storage.sqlite_driver import engine_url
 
@@ -133,6 +134,16 @@ class Database:
             _configure_sqlite(self.engine, busy_timeout_ms=int(busy_timeout_s * 1000))
             self._write_turn = asyncio.Lock()
         self._write_engine = self.engine.execution_options(ringfence_write=True)
+        # A SQLite file's writers share commits (ringfence.storage.group_commit). In
+        # memory there is no fsync to share, and one connection serves the readers too,
+        # who must not see a group's uncommitted work.
+        self._groups: GroupCommit | None = None
+        if self._write_turn is not None and self._sqlite_file() is not None:
+            self._groups = GroupCommit(
+                lambda: AsyncSession(self._write_engine, expire_on_commit=False),
+                self._writer_turn,
+                self._write_turn,
+            )
 
     async def start(self) -> None:
         """Create the SQLite directory if needed and apply every pending migration.
@@ -161,6 +172,8 @@ class Database:
             ) from exc
 
     async def close(self) -> None:
+        if self._groups is not None:
+            await self._groups.drain()
         await self.engine.dispose()
 
     def _sqlite_file(self) -> Path | None:
@@ -189,19 +202,26 @@ class Database:
     async def write(self) -> AsyncIterator[Store]:
         """A unit of work that commits when the block exits without an exception, and
         rolls back otherwise. Raises :class:`DatabaseBusy` when the database cannot
-        serve it right now; nothing of it was stored, so the caller may retry."""
-        async with self._writer_turn():
-            try:
-                async with (
-                    AsyncSession(self._write_engine, expire_on_commit=False) as session,
-                    session.begin(),
-                ):
-                    yield Store(session)
-            except _DRIVER_ERRORS as exc:
-                busy = _as_busy(exc, "write")
-                if busy is None:
-                    raise
-                raise busy from exc
+        serve it right now; nothing of it was stored, so the caller may retry.
+
+        On a SQLite file, writers that queue up share one commit (group commit); the
+        block's work is on disk when this returns, as before."""
+        try:
+            if self._groups is not None:
+                async with self._groups.write() as store:
+                    yield store
+                return
+            async with (
+                self._writer_turn(),
+                AsyncSession(self._write_engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                yield Store(session)
+        except _DRIVER_ERRORS as exc:
+            busy = _as_busy(exc, "write")
+            if busy is None:
+                raise
+            raise busy from exc
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:
