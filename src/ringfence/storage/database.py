@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -189,14 +189,9 @@ class Database:
     async def read(self) -> AsyncIterator[Store]:
         """A read-only unit of work. Raises :class:`DatabaseBusy` when the database
         cannot serve it right now."""
-        try:
+        with _busy_as_unavailable("read"):
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 yield Store(session)
-        except _DRIVER_ERRORS as exc:
-            busy = _as_busy(exc, "read")
-            if busy is None:
-                raise
-            raise busy from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Store]:
@@ -206,7 +201,7 @@ class Database:
 
         On a SQLite file, writers that queue up share one commit (group commit); the
         block's work is on disk when this returns, as before."""
-        try:
+        with _busy_as_unavailable("write"):
             if self._groups is not None:
                 async with self._groups.write() as store:
                     yield store
@@ -217,11 +212,6 @@ class Database:
                 session.begin(),
             ):
                 yield Store(session)
-        except _DRIVER_ERRORS as exc:
-            busy = _as_busy(exc, "write")
-            if busy is None:
-                raise
-            raise busy from exc
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:
@@ -246,6 +236,19 @@ class Database:
             yield
         finally:
             self._write_turn.release()
+
+
+@contextmanager
+def _busy_as_unavailable(what: str) -> Iterator[None]:
+    """Turn a transient driver failure of a ``what`` transaction into DatabaseBusy;
+    anything else passes through untouched."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        busy = _as_busy(exc, what)
+        if busy is None:
+            raise
+        raise busy from exc
 
 
 def _classify(exc: BaseException) -> str | None:
