@@ -67,7 +67,9 @@ def _rings(name: str, extra: dict[str, Any] | None) -> list[str]:
     if not measured:
         return [target, "no ring probes ran", "-"]
     worst_label, worst = max(measured, key=lambda kv: kv[1])
-    shown = ", ".join(f"{label}: {p99:g} ms" for label, p99 in measured)
+    shown = ", ".join(
+        f"{label}: {'lost probes' if math.isinf(p99) else f'{p99:g} ms'}" for label, p99 in measured
+    )
     verdict = "met" if worst < RING_P99_MS else f"missed ({worst_label})"
     return [target, shown, verdict]
 
