@@ -42,25 +42,19 @@ DRIVERNAME = "sqlite+ringfence_aiosqlite"
 _Result = tuple[Any, list[Any], int, Any]
 
 
-def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> _Result:
-    """On aiosqlite's thread: run one statement and collect everything it returns."""
+def _execute(
+    conn: sqlite3.Connection, operation: str, parameters: Any, *, many: bool = False
+) -> _Result:
+    """On aiosqlite's thread: run one statement (``many``: once per parameter set) and
+    collect everything it returns."""
     cursor = conn.cursor()
     try:
-        if parameters is None:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
             cursor.execute(operation)
         else:
             cursor.execute(operation, parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, rows, cursor.rowcount, cursor.lastrowid
-    finally:
-        cursor.close()
-
-
-def _executemany(conn: sqlite3.Connection, operation: str, seq_of_parameters: Any) -> _Result:
-    cursor = conn.cursor()
-    try:
-        cursor.executemany(operation, seq_of_parameters)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, rows, cursor.rowcount, cursor.lastrowid
@@ -123,10 +117,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             self._keep(await self._connection._execute(_execute, conn, operation, parameters))
         return None
 
-    async def _executemany_async(self, operation: Any, many: Any) -> Any:
+    async def _executemany_async(self, operation: Any, param_sets: Any) -> Any:
         async with self._adapt_connection._execute_mutex:
             conn = self._connection._conn
-            result = await self._connection._execute(_executemany, conn, operation, many)
+            result = await self._connection._execute(
+                _execute, conn, operation, param_sets, many=True
+            )
             self._keep(result)
         return None
 
