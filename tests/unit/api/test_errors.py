@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ringfence.api.errors import plain_problem
+from ringfence.wire.problems import plain_problem
 from tests.conftest import Api
 from tests.unit.api.test_accounts import assert_error
 from tests.unit.storage.test_contention import app_with
