@@ -20,7 +20,7 @@ from ringfence.typeddicts import typeddicts
 from ringfence.wire.call_states import TRANSITIONS, CallState
 from ringfence.wire.calls import ClientCallFrame, ServerCallFrame
 from ringfence.wire.events import EVENTS, StreamEvent
-from ringfence.wire.frames import ErrorEvent, ReadyEvent
+from ringfence.wire.frames import ErrorEvent, MessageAckEvent, ReadyEvent
 from ringfence.wire.models import (
     CallRecord,
     ConversationView,
@@ -105,6 +105,7 @@ def api_types() -> str:
         ("PushSubscriptionJSON", SubscribeRequest),
         ("ReadyEvent", ReadyEvent),
         ("ErrorEvent", ErrorEvent),
+        ("MessageAckEvent", MessageAckEvent),
     ]
     events = [_as_received(event) for event in EVENTS]
     union = " | ".join(name for name, _ in events)

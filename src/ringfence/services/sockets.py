@@ -16,15 +16,18 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
 from ringfence.realtime.connection import Connection, Transport
 from ringfence.realtime.hub import Hub
 from ringfence.realtime.throttle import TokenBucket
-from ringfence.services.accounts import Accounts, UserSnapshot
+from ringfence.services.accounts import Accounts, AuthContext, UserSnapshot
 from ringfence.services.calls import Calls, Device
-from ringfence.services.errors import DatabaseBusy, ServiceError
+from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
 from ringfence.services.views import user_view
@@ -33,10 +36,13 @@ from ringfence.wire.frames import (
     PONG,
     FrameError,
     error_event,
+    frame_txn_id,
+    message_ack,
     origin_allowed,
     parse_auth,
     parse_delivered,
     parse_frame,
+    parse_message_send,
     ready_event,
 )
 
@@ -44,6 +50,8 @@ log = logging.getLogger(__name__)
 
 # A client refused this many frames in a row is flooding, not bursting: disconnect it.
 FLOOD_LIMIT = 200
+# Seconds a Redis outage asks a message.send to wait, as the HTTP route's Retry-After.
+REDIS_RETRY_AFTER_S = 5
 
 
 class CloseReason(enum.Enum):
@@ -165,7 +173,7 @@ class Sockets:
 class Socket:
     """One open socket: its connection, who it is, and its flood control."""
 
-    __slots__ = ("_bucket", "_sockets", "conn", "user")
+    __slots__ = ("_bucket", "_session_checked", "_sockets", "conn", "user")
 
     def __init__(self, sockets: Sockets, conn: Connection, user: UserSnapshot) -> None:
         self._sockets = sockets
@@ -173,6 +181,9 @@ class Socket:
         self.user = user
         # Made at the first frame: it starts full either way, and idle sockets need none.
         self._bucket: TokenBucket | None = None
+        # When (monotonic) a message.send last found the session active: it is trusted
+        # for auth_cache_ttl_s after that, as an HTTP request's cached token is.
+        self._session_checked = float("-inf")
 
     def device(self) -> Device:
         """The Device the call service wants, built when needed rather than kept."""
@@ -205,6 +216,8 @@ class Socket:
         kind = frame["type"]
         if kind in CALL_CLIENT_TYPES:
             return await self._call_frame(frame)
+        if kind == "message.send":
+            return await self._send_message(frame)
         if kind == "typing":
             to = frame.get("to")
             if not isinstance(to, str):
@@ -251,6 +264,76 @@ class Socket:
                 error_event("internal", "the server could not handle this frame", **ref)
             )
         return None
+
+    async def _send_message(self, frame: dict[str, Any]) -> Close | None:
+        """``POST /api/v1/conversations/{to}/messages`` over the socket: the same
+        service call, so the same idempotency, rules, limits and errors. The ack is
+        queued only once the message is committed (the service returns after the
+        COMMIT), behind the events queued before it. Neither the frame nor the text is
+        ever logged."""
+        sockets = self._sockets
+        txn_id = frame_txn_id(frame)
+        try:
+            send = parse_message_send(frame)
+        except FrameError as exc:
+            self._refuse_send(exc.code, exc.detail, txn_id, exc.status, fields=exc.fields)
+            return None
+        if self.conn.closed:
+            return None  # signed out or given up on meanwhile: it closes; nothing is sent
+        session_id = self.conn.session_id
+        assert session_id is not None  # every socket authenticated with a session
+        now = sockets._clock.monotonic()
+        if now - self._session_checked >= sockets._cfg.auth_cache_ttl_s:
+            try:
+                active = await sockets._accounts.session_active(session_id)
+            except DatabaseBusy as exc:
+                self._refuse_send(exc.code, exc.detail, txn_id, 503, exc.retry_after_s)
+                return None
+            if not active:
+                return Close(CloseReason.UNAUTHORIZED, "session ended")
+            self._session_checked = now
+        auth = AuthContext(user=self.user.user(), session_id=session_id)
+        try:
+            message = await sockets._messaging.send(auth, send.to, send.text, send.txn_id)
+        except RateLimited as exc:
+            self._refuse_send(exc.code, exc.detail, txn_id, exc.status, exc.retry_after_s)
+        except ServiceError as exc:
+            self._refuse_send(exc.code, exc.detail, txn_id, exc.status)
+        except DatabaseBusy as exc:
+            # Nothing was stored: a retry with the same txn_id is safe.
+            self._refuse_send(exc.code, exc.detail, txn_id, 503, exc.retry_after_s)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("message.send: Redis unreachable (%s)", type(exc).__name__)
+            self._refuse_send(
+                "unavailable",
+                "the service is briefly unavailable; try again shortly",
+                txn_id,
+                503,
+                REDIS_RETRY_AFTER_S,
+            )
+        except Exception:
+            # As the HTTP route's 500: a bug costs this send, not the connection.
+            log.exception("message.send failed")
+            self._refuse_send("internal", "internal server error", txn_id, 500)
+        else:
+            self.conn.reply(message_ack(send.txn_id, message))
+        return None
+
+    def _refuse_send(
+        self,
+        code: str,
+        detail: str,
+        txn_id: str | None,
+        status: int | None,
+        retry_after: int | None = None,
+        *,
+        fields: list[str] | None = None,
+    ) -> None:
+        self.conn.reply(
+            error_event(
+                code, detail, txn_id=txn_id, status=status, retry_after=retry_after, fields=fields
+            )
+        )
 
     async def _delivered(self, user: str, up_to: int) -> None:
         # Answered with nothing: the sender is told, where it may be told, and a

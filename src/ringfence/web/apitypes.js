@@ -130,12 +130,27 @@
 
 /**
  * A frame was refused: `error` is a code, `detail` says why in words, and `call_id`
- * names the call a refused call frame was about.
+ * names the call a refused call frame was about. A refused `message.send` carries its
+ * `txn_id` and what the HTTP route would have answered: `status`, with `retry_after`
+ * (seconds) for 429 and 503, and `fields` for 422.
  * @typedef {object} ErrorEvent
  * @property {"error"} type
  * @property {string} error
  * @property {string} detail
  * @property {string} [call_id]
+ * @property {string} [txn_id]
+ * @property {number} [status]
+ * @property {number} [retry_after]
+ * @property {string[]} [fields]
+ */
+
+/**
+ * The answer to `message.send`: the message, stored and committed, with the frame's
+ * `txn_id` (the original message when that txn_id was sent before).
+ * @typedef {object} MessageAckEvent
+ * @property {"message.ack"} type
+ * @property {string} txn_id
+ * @property {Message} message
  */
 
 /**

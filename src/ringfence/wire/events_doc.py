@@ -13,7 +13,7 @@ from typing import Final
 
 from ringfence.wire.calls import CALL_CLIENT_TYPES, CALL_SERVER_TYPES
 from ringfence.wire.events import EVENTS
-from ringfence.wire.frames import ErrorEvent, PongEvent, ReadyEvent
+from ringfence.wire.frames import ErrorEvent, MessageAckEvent, PongEvent, ReadyEvent
 
 # Frames a client sends, after the first (``auth``), with what each does.
 CLIENT_FRAMES: Final = {
@@ -25,6 +25,10 @@ CLIENT_FRAMES: Final = {
     "message.delivered": '`{"type":"message.delivered","user":"<sender>","up_to":<id>}`: '
     "their messages up to this id reached this device (as `POST "
     "/api/v1/conversations/{user}/delivered`). Never answered.",
+    "message.send": '`{"type":"message.send","to":"<user>","text":"...","txn_id":"<id>"}`: '
+    "send a DM over the open socket, as `POST /api/v1/conversations/{to}/messages` with the "
+    "same idempotency, rules, limits and errors. Answered, once it is committed, by "
+    "`message.ack`, or by an `error` with the txn_id and the route's `status`.",
     "ping": '`{"type":"ping"}`: answered with `{"type":"pong"}`.',
 }
 
@@ -39,6 +43,7 @@ SERVER_EVENTS: Final = {
     "ready": _one_line(ReadyEvent.__doc__),
     "error": _one_line(ErrorEvent.__doc__),
     "pong": _one_line(PongEvent.__doc__),
+    "message.ack": _one_line(MessageAckEvent.__doc__),
     **{event.TYPE: _one_line(event.__doc__) for event in EVENTS},
 }
 

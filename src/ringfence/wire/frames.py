@@ -1,5 +1,5 @@
 """The real-time socket's own frames (outside calls): parsing what clients send, and
-the shape of the server's ``ready``, ``pong`` and ``error`` events.
+the shape of the server's ``ready``, ``pong``, ``message.ack`` and ``error`` events.
 
 Frames are JSON objects with a string ``type``. Anything else is answered with an
 error event, never with a crash or a silent drop.
@@ -8,22 +8,32 @@ error event, never with a crash or a silent drop.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ringfence.wire.calls import OMITTED_WHEN_NONE
 from ringfence.wire.json import encode
-from ringfence.wire.models import UserView
+from ringfence.wire.models import MessageView, UserView
+from ringfence.wire.problems import describe_errors
+from ringfence.wire.requests import TXN_ID_PATTERN, VisibleText
 
 _F = TypeVar("_F", bound=BaseModel)
 
 
 class FrameError(ValueError):
-    def __init__(self, code: str, detail: str) -> None:
+    """A frame the socket cannot act on. ``status`` and ``fields``: what the HTTP
+    route doing the same would answer (``message.send``), else None."""
+
+    def __init__(
+        self, code: str, detail: str, *, status: int | None = None, fields: list[str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.status = status
+        self.fields = fields
 
 
 class AuthFrame(BaseModel):
@@ -50,6 +60,41 @@ class DeliveredFrame(BaseModel):
 
 def parse_delivered(data: dict[str, Any]) -> DeliveredFrame:
     return _validate(DeliveredFrame, data)
+
+
+class MessageSendFrame(BaseModel):
+    """A DM sent over the open socket: the same as ``POST
+    /api/v1/conversations/{to}/messages`` with this text and txn_id, answered by a
+    ``message.ack`` or an ``error`` that carries the txn_id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(pattern=r"^message\.send$")
+    # Any string, as in the HTTP route's path: a name that cannot exist is a 404 there.
+    to: str
+    text: VisibleText = Field(min_length=1, max_length=10_000)
+    # Required here: it is how the client matches the answer to its frame.
+    txn_id: str = Field(pattern=TXN_ID_PATTERN)
+
+
+def frame_txn_id(data: dict[str, Any]) -> str | None:
+    """The frame's txn_id if it is a valid one, to echo in an answer (else None)."""
+    txn_id = data.get("txn_id")
+    if isinstance(txn_id, str) and _TXN_ID.fullmatch(txn_id):
+        return txn_id
+    return None
+
+
+_TXN_ID = re.compile(TXN_ID_PATTERN)
+
+
+def parse_message_send(data: dict[str, Any]) -> MessageSendFrame:
+    """Raises :class:`FrameError` with the HTTP route's 422 code, words and fields."""
+    try:
+        return MessageSendFrame.model_validate(data)
+    except ValidationError as exc:
+        detail, fields = describe_errors(exc.errors())
+        raise FrameError("invalid_request", detail, status=422, fields=fields) from exc
 
 
 def origin_allowed(origin: str | None, host: str | None, public_urls: list[str]) -> bool:
@@ -98,7 +143,9 @@ def _validate(model: type[_F], data: dict[str, Any]) -> _F:
 
 class ErrorEvent(BaseModel):
     """A frame was refused: `error` is a code, `detail` says why in words, and
-    `call_id` names the call a refused call frame was about."""
+    `call_id` names the call a refused call frame was about. A refused `message.send`
+    carries its `txn_id` and what the HTTP route would have answered: `status`, with
+    `retry_after` (seconds) for 429 and 503, and `fields` for 422."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,6 +153,21 @@ class ErrorEvent(BaseModel):
     error: str
     detail: str
     call_id: str | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    txn_id: str | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    status: int | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    retry_after: int | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+    fields: list[str] | None = Field(None, json_schema_extra=OMITTED_WHEN_NONE)
+
+
+class MessageAckEvent(BaseModel):
+    """The answer to `message.send`: the message, stored and committed, with the
+    frame's `txn_id` (the original message when that txn_id was sent before)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["message.ack"] = "message.ack"
+    txn_id: str
+    message: MessageView
 
 
 class ReadyEvent(BaseModel):
@@ -129,8 +191,32 @@ class PongEvent(BaseModel):
     type: Literal["pong"] = "pong"
 
 
-def error_event(code: str, detail: str, *, call_id: str | None = None) -> str:
-    return _encode(ErrorEvent(error=code, detail=detail, call_id=call_id))
+def error_event(
+    code: str,
+    detail: str,
+    *,
+    call_id: str | None = None,
+    txn_id: str | None = None,
+    status: int | None = None,
+    retry_after: int | None = None,
+    fields: list[str] | None = None,
+) -> str:
+    return _encode(
+        ErrorEvent(
+            error=code,
+            detail=detail,
+            call_id=call_id,
+            txn_id=txn_id,
+            status=status,
+            retry_after=retry_after,
+            fields=fields,
+        )
+    )
+
+
+def message_ack(txn_id: str, message: MessageView) -> str:
+    """The message exactly as the HTTP route and ``message.new`` give it (nulls kept)."""
+    return encode(MessageAckEvent(txn_id=txn_id, message=message).model_dump(mode="json"))
 
 
 def ready_event(user: UserView, device_id: str, pos: int, *, resync: bool) -> str:
