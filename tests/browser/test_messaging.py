@@ -176,6 +176,50 @@ async def test_a_dropped_connection_resumes_with_no_lost_or_duplicated_messages(
         await bob.close()
 
 
+async def test_a_message_goes_over_the_open_socket_and_over_http_when_that_drops(
+    server: Server, browsers: Browsers
+) -> None:
+    """Connected, a send is one ``message.send`` frame and no HTTP request (issue 14).
+    When the socket drops after the server stored the message but before its ack
+    arrived, the page sends the same txn_id over HTTP: still exactly one message."""
+    alice_api = await ApiUser.register(server.url, "alice", "Alice")
+    bob = await ApiUser.register(server.url, "bob", "Bob")
+    try:
+        await bob.follow("alice")
+        page = await browsers.page("alice")
+        cutter = SocketCutter()
+        await cutter.install(page)
+        posts: list[str] = []
+        page.on(
+            "request",
+            lambda r: posts.append(r.url) if r.method == "POST" and "/messages" in r.url else None,
+        )
+        await sign_in(page, server.url, "alice")
+        await open_conversation(page, "bob")
+
+        await send_message(page, "over the socket")
+        await expect(messages(page, "over the socket")).to_have_count(1)
+        await expect(page.locator("li.msg.pending")).to_have_count(0)
+        (frame,) = cutter.message_sends
+        assert (frame["to"], frame["text"]) == ("bob", "over the socket")
+        assert posts == []
+
+        cutter.drop_after_next_send = True
+        await send_message(page, "the ack is lost")
+        await expect(messages(page, "the ack is lost")).to_have_count(1)
+        await expect(page.locator("li.msg.pending")).to_have_count(0)
+        assert len(posts) == 1
+        assert cutter.message_sends[-1]["text"] == "the ack is lost"
+        texts = [m["text"] for m in await bob.history("alice")]
+        assert texts == ["over the socket", "the ack is lost"]
+        await expect_online(page)
+        await page.reload()
+        await expect(messages(page, "the ack is lost")).to_have_count(1)
+    finally:
+        await alice_api.close()
+        await bob.close()
+
+
 async def test_older_history_is_read_a_page_at_a_time(server: Server, browsers: Browsers) -> None:
     alice = await ApiUser.register(server.url, "alice", "Alice")
     bob = await ApiUser.register(server.url, "bob", "Bob")

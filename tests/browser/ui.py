@@ -58,7 +58,11 @@ class SocketCutter:
 
     def __init__(self) -> None:
         self.auth_frames: list[dict[str, Any]] = []
+        self.message_sends: list[dict[str, Any]] = []
         self.down = False
+        # Set by a test: the next message.send reaches the server, but the socket
+        # drops before its answer reaches the page (the answer is lost with it).
+        self.drop_after_next_send = False
         self._sockets: list[WebSocketRoute] = []
 
     async def install(self, page: Page) -> None:
@@ -72,12 +76,31 @@ class SocketCutter:
         server = ws.connect_to_server()
         self._sockets.append(ws)
 
+        losing = False
+
         def to_server(message: str | bytes) -> None:
+            nonlocal losing
             if isinstance(message, str) and '"auth"' in message:
                 self.auth_frames.append(json.loads(message))
+            if isinstance(message, str) and '"message.send"' in message:
+                self.message_sends.append(json.loads(message))
+                if self.drop_after_next_send:
+                    self.drop_after_next_send = False
+                    losing = True
             server.send(message)
 
+        def to_page(message: str | bytes) -> None:
+            if losing:
+                if isinstance(message, str) and '"message.ack"' in message:
+                    # The server answered: the network drops before the page hears it.
+                    asyncio.get_running_loop().create_task(
+                        ws.close(code=1011, reason="network down")
+                    )
+                return
+            ws.send(message)
+
         ws.on_message(to_server)
+        server.on_message(to_page)
 
     async def cut(self) -> None:
         """Drop the current socket; reconnections fail until :meth:`restore`."""

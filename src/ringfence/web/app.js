@@ -91,6 +91,7 @@ function start(sessionToken, me) {
     onStatus: (info) => showConnection(info),
     onFatal: (reason) => endSession(reason),
   });
+  outbox.socket = events;
   const calls = new CallManager(api, events, (session) => {
     live?.callView.update(session);
     answerIfAsked();

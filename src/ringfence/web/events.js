@@ -9,13 +9,25 @@
 //   tab's ongoing call alive through a short network drop.
 // - Frames sent while the socket is down wait in a small queue and go out, in
 //   order, right after the next "ready".
+// - A DM goes over the open socket ("message.send", answered by "message.ack" or an
+//   error naming its txn_id): no HTTP request per message. When the socket is not
+//   open, drops, or stays silent, the send fails as a network error and the outbox
+//   sends the same txn_id over HTTP, which can never post it twice.
 // - It ends for good when the session does: when the server refuses it (4401: signed
 //   out or revoked from another device), and when another tab of this browser signs
 //   out of the session this tab shares, or the server refused it there (session.js).
 
+import { ApiError } from "./api.js";
 import { onSessionEndedElsewhere } from "./session.js";
 
-/** @import { ServerEvent, ReadyEvent } from "./types.js" */
+/** @import { ServerEvent, ReadyEvent, Message, MessageAckEvent, ErrorEvent } from "./types.js" */
+
+/**
+ * @typedef {object} PendingSend A message.send waiting for its answer.
+ * @property {(message: Message) => void} resolve
+ * @property {(error: ApiError) => void} reject
+ * @property {number} timer
+ */
 
 /** @typedef {"connecting" | "open" | "offline" | "closed"} SocketStatus */
 
@@ -34,6 +46,7 @@ const BACKOFF_MAX_MS = 15000;
 const PING_EVERY_MS = 20000;
 const SILENCE_LIMIT_MS = 45000; // no frame (not even a pong) for this long: the socket is dead
 const MAX_QUEUED = 200;
+const SEND_ANSWER_MS = 10000; // no ack or error for a message.send by then: try HTTP
 
 export class EventSocket {
   /**
@@ -59,6 +72,8 @@ export class EventSocket {
     this.backoffMs = BACKOFF_INITIAL_MS;
     /** @type {string[]} */
     this.queue = [];
+    /** @type {Map<string, PendingSend>} message.send frames by txn_id, until answered. */
+    this.pendingSends = new Map();
     /** @type {number | undefined} */
     this.retryTimer = undefined;
     /** @type {number | undefined} */
@@ -88,6 +103,7 @@ export class EventSocket {
     const ws = this.ws;
     this.ws = null;
     this.queue = [];
+    this.failPendingSends();
     if (ws) ws.close(1000, "signed out");
     this.setStatus({ status: "closed", reason: "signed out" });
   }
@@ -116,6 +132,68 @@ export class EventSocket {
     if (!this.ws || !this.authenticated || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
+  }
+
+  /** @returns {boolean} Whether a frame sent now goes out at once. */
+  isOpen() {
+    return this.ws !== null && this.authenticated && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Send a DM over the open socket. Resolves with the stored message once the server
+   * has committed it; rejects with the server's refusal as an ApiError with the HTTP
+   * route's status, code and words, or with a network ApiError (status 0) when the
+   * socket is not open, closes first, or no answer comes in time. Nothing is queued:
+   * the caller retries the same txn_id over HTTP.
+   * @param {string} to
+   * @param {string} text
+   * @param {string} txnId
+   * @returns {Promise<Message>}
+   */
+  sendMessage(to, text, txnId) {
+    return new Promise((resolve, reject) => {
+      if (!this.isOpen() || this.pendingSends.has(txnId)) {
+        reject(notSent());
+        return;
+      }
+      const timer = window.setTimeout(() => {
+        this.pendingSends.delete(txnId);
+        reject(notSent());
+      }, SEND_ANSWER_MS);
+      this.pendingSends.set(txnId, { resolve, reject, timer });
+      this.ws?.send(JSON.stringify({ type: "message.send", to, text, txn_id: txnId }));
+    });
+  }
+
+  /**
+   * Settle the message.send this answer is for; false if it answers none.
+   * @param {any} frame
+   * @returns {boolean}
+   */
+  settleSend(frame) {
+    const isAck = frame.type === "message.ack";
+    if (!isAck && !(frame.type === "error" && typeof frame.txn_id === "string")) return false;
+    const pending = this.pendingSends.get(frame.txn_id);
+    if (!pending) return true; // answered after we gave up on it: HTTP has it by now
+    this.pendingSends.delete(frame.txn_id);
+    clearTimeout(pending.timer);
+    if (isAck) {
+      pending.resolve(/** @type {MessageAckEvent} */ (frame).message);
+    } else {
+      const error = /** @type {ErrorEvent} */ (frame);
+      pending.reject(new ApiError(error.status ?? 400, error.error, error.detail, error.retry_after ?? null));
+    }
+    return true;
+  }
+
+  /** The socket is gone: every unanswered send goes over HTTP instead. */
+  failPendingSends() {
+    const pending = [...this.pendingSends.values()];
+    this.pendingSends.clear();
+    for (const send of pending) {
+      clearTimeout(send.timer);
+      send.reject(notSent());
+    }
   }
 
   /** Skip the backoff wait (the browser says it is back online). */
@@ -158,6 +236,7 @@ export class EventSocket {
         // code that follows says whether to retry.
         return;
       }
+      if (this.settleSend(frame)) return;
       if (typeof frame.pos === "number") {
         if (this.pos !== null && frame.pos <= this.pos) return; // already delivered
         this.pos = frame.pos;
@@ -169,6 +248,7 @@ export class EventSocket {
       this.ws = null;
       this.authenticated = false;
       clearInterval(this.pingTimer);
+      this.failPendingSends();
       if (this.stopped) return;
       if (event.code === CLOSE_UNAUTHORIZED || event.code === CLOSE_POLICY) {
         this.endFor(event.code === CLOSE_UNAUTHORIZED ? "Your session has ended." : "The server refused the connection.");
@@ -220,6 +300,7 @@ export class EventSocket {
       this.ws = null;
       this.authenticated = false;
       clearInterval(this.pingTimer);
+      this.failPendingSends();
       ws.close(4000, "silent");
       this.scheduleReconnect();
       return;
@@ -242,4 +323,9 @@ export class EventSocket {
     this.status = info.status;
     this.handlers.onStatus(info);
   }
+}
+
+/** A message.send that did not reach the server, or got no answer: retry over HTTP. */
+function notSent() {
+  return new ApiError(0, "network", "The live connection is not available.");
 }

@@ -31,6 +31,7 @@
 // The socket's own frames (wire/frames.py) and the events of wire/events.py.
 /** @typedef {import("./apitypes.js").ReadyEvent} ReadyEvent */
 /** @typedef {import("./apitypes.js").ErrorEvent} ErrorEvent */
+/** @typedef {import("./apitypes.js").MessageAckEvent} MessageAckEvent */
 /** @typedef {import("./apitypes.js").MessageNewEvent} MessageNewEvent */
 /** @typedef {import("./apitypes.js").ConversationUpdatedEvent} ConversationUpdatedEvent */
 /** @typedef {import("./apitypes.js").ConversationReadEvent} ConversationReadEvent */
@@ -55,6 +56,6 @@
 /** @typedef {CallEndedEvent["reason"]} EndReason */
 /** @typedef {CallTransportEvent["transport"]} Transport */
 
-/** @typedef {ReadyEvent | StreamEvent | CallEvent | ErrorEvent | {type: "pong"}} ServerEvent */
+/** @typedef {ReadyEvent | StreamEvent | CallEvent | ErrorEvent | MessageAckEvent | {type: "pong"}} ServerEvent */
 
 export {};
