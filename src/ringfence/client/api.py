@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from types import TracebackType
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -34,6 +34,9 @@ from ringfence.client.apitypes import (
     UserSettings,
 )
 
+if TYPE_CHECKING:
+    from ringfence.client.events import EventStream
+
 USER_AGENT = f"ringfence-client/{__version__}"
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "IceServer",
     "Media",
     "Message",
+    "MessageNotSent",
     "ReportReceipt",
     "RingfenceClient",
     "RingfenceError",
@@ -106,6 +110,12 @@ class RingfenceError(Exception):
         return cls(response.status_code, code, detail, retry_after_s=retry_after)
 
 
+class MessageNotSent(Exception):
+    """A DM the event stream could not carry: it was not connected, or it dropped or
+    stayed silent before the server answered. The server may have stored it; sending
+    the same txn_id again (over HTTP) returns that message instead of a second one."""
+
+
 def _check_base_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -137,6 +147,8 @@ class RingfenceClient:
     """``async with RingfenceClient("https://chat.example.org", token) as rf: ...``
 
     ``register`` and ``login`` store the token they receive; ``logout`` forgets it.
+    Set ``events`` to this account's open :class:`EventStream` and messages go over
+    it while it is connected: one frame, no HTTP request each.
     """
 
     def __init__(
@@ -149,6 +161,7 @@ class RingfenceClient:
     ) -> None:
         self.base_url = _check_base_url(base_url)
         self._token = token
+        self.events: EventStream | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=timeout,
@@ -320,8 +333,18 @@ class RingfenceClient:
         self, username: str, text: str, txn_id: str | None = None, *, attempts: int = 3
     ) -> Message:
         """Send a DM. A lost connection is retried with the same ``txn_id``, which the
-        server uses to return the original message instead of storing a duplicate."""
-        body = {"text": text, "txn_id": txn_id or uuid.uuid4().hex}
+        server uses to return the original message instead of storing a duplicate.
+
+        Over ``events`` while it is connected; over HTTP otherwise, and when the stream
+        drops before the server answers (the same txn_id: still one message)."""
+        txn_id = txn_id or uuid.uuid4().hex
+        stream = self.events
+        if stream is not None and stream.connected:
+            try:
+                return await stream.send_message(username, text, txn_id)
+            except MessageNotSent:
+                pass  # the same txn_id over HTTP settles it
+        body = {"text": text, "txn_id": txn_id}
         path = f"/api/v1/conversations/{_seg(username)}/messages"
         attempt = 1
         while True:

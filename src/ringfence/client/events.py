@@ -21,13 +21,14 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from ringfence.client.api import RingfenceError, events_url
+from ringfence.client.api import MessageNotSent, RingfenceError, events_url
+from ringfence.client.apitypes import Message
 
 __all__ = ["Event", "EventStream", "EventStreamClosed", "Subscription"]
 
@@ -210,6 +211,8 @@ class EventStream:
         self._opened = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed: EventStreamClosed | None = None
+        # message.send frames waiting for their ack or error, by txn_id.
+        self._sends: dict[str, asyncio.Future[Event]] = {}
 
     def __repr__(self) -> str:
         return f"<EventStream {self.url} device={self.device_id} pos={self.pos}>"
@@ -291,6 +294,7 @@ class EventStream:
                 code = ws.close_code
                 self._ws = None
                 self._opened.clear()
+                self._fail_sends()
                 if code in _FATAL_CLOSE:
                     self._finish(EventStreamClosed(_FATAL_CLOSE[code], fatal=True))
                     return
@@ -343,6 +347,12 @@ class EventStream:
             pass
 
     def _dispatch(self, frame: Event) -> None:
+        kind = frame["type"]
+        if kind in ("message.ack", "error") and isinstance(frame.get("txn_id"), str):
+            waiting = self._sends.get(frame["txn_id"])
+            if waiting is not None and not waiting.done():
+                waiting.set_result(frame)
+            return  # an answer to a send, not an event (a late one: HTTP had it)
         pos = frame.get("pos")
         if isinstance(pos, int) and frame["type"] != "ready":
             if self.pos is not None and pos <= self.pos:
@@ -360,6 +370,7 @@ class EventStream:
         self._closed = error
         self._ws = None
         self._opened.set()  # wake senders so they see the error
+        self._fail_sends()
         self._inbox.close(error)
         for sub in list(self._subs):
             sub._close(error)
@@ -400,6 +411,54 @@ class EventStream:
                     if self._ws is ws:
                         self._ws = None
                         self._opened.clear()
+
+    async def send_message(
+        self,
+        to: str,
+        text: str,
+        txn_id: str,
+        *,
+        timeout: float = 15.0,  # noqa: ASYNC109 - a bound on the answer, not a deadline
+    ) -> Message:
+        """Send a DM over this socket (``message.send``); the stored message once the
+        server has committed it. Raises :class:`RingfenceError` with the HTTP route's
+        status, code and words when the server refuses it, and
+        :class:`~ringfence.client.api.MessageNotSent` when the socket is not connected,
+        drops, or gives no answer within ``timeout``: then send the same txn_id again
+        (``RingfenceClient.send_message`` does, over HTTP)."""
+        ws = self._ws
+        if ws is None or self._closed is not None:
+            raise MessageNotSent("the event stream is not connected")
+        if txn_id in self._sends:
+            raise ValueError(f"a send with txn_id {txn_id!r} is already waiting")
+        answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._sends[txn_id] = answer
+        frame = {"type": "message.send", "to": to, "text": text, "txn_id": txn_id}
+        try:
+            await ws.send(json.dumps(frame))
+            async with asyncio.timeout(timeout):
+                reply = await answer
+        except ConnectionClosed:
+            raise MessageNotSent("the event stream dropped before the server answered") from None
+        except TimeoutError:
+            raise MessageNotSent(f"no answer from the server within {timeout:g} s") from None
+        finally:
+            self._sends.pop(txn_id, None)
+        if reply["type"] == "message.ack":
+            return cast(Message, reply["message"])
+        retry = reply.get("retry_after")
+        raise RingfenceError(
+            int(reply.get("status") or 400),
+            str(reply.get("error")),
+            str(reply.get("detail")),
+            retry_after_s=float(retry) if isinstance(retry, int | float) else None,
+        )
+
+    def _fail_sends(self) -> None:
+        """The socket is gone: every send still waiting is not answered here."""
+        for waiting in self._sends.values():
+            if not waiting.done():
+                waiting.set_exception(MessageNotSent("the event stream dropped"))
 
     # --- receiving ----------------------------------------------------------------
 
