@@ -59,6 +59,13 @@ def main(
     concurrency: Annotated[
         int | None, typer.Option(help="HTTP connections of the sender [32].")
     ] = None,
+    via: Annotated[
+        str,
+        typer.Option(
+            help="How DMs are sent: ws (message.send on the senders' open sockets, as the "
+            "clients do when connected) or http (POST, keep-alive connections)."
+        ),
+    ] = "ws",
     ring_rate: Annotated[
         float | None, typer.Option(help="Ring probes /s during DM steps [5].")
     ] = None,
@@ -98,6 +105,9 @@ def main(
         o.connect_rates = _floats(connect_rates)
     if node_rates:
         o.node_rates = _floats(node_rates)
+    if via not in ("ws", "http"):
+        raise typer.BadParameter("--via is ws or http")
+    o.via = via
     o.profile = profile
     o.pg_fsync = pg_fsync
     if o.users < 2 * o.pairs + 2 * max(o.ring_pairs, int(o.ring_rate * 30)):

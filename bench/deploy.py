@@ -160,6 +160,7 @@ class Deployment:
         ring_rate: float = 0.0,
         ring_sdp: str = "",
         profile_to: Path | None = None,
+        via: str = "http",
     ) -> Step:
         assert self.sender is not None
         r = self.runner
@@ -177,7 +178,27 @@ class Deployment:
         th0 = thread_cpu(self.servers[0].pid)
         t0 = time.monotonic()
         pending: list[tuple[Worker, int]] = []
-        if n:
+        if n and via == "ws":
+            # Each ws worker sends the DMs of the senders whose sockets it holds.
+            r.bar(f"{label}-dm", f"{label}: DMs at {rate:g}/s (message.send)", total=n)
+            ws_pairs = [(s, self.pop.usernames[t]) for s, t in self.layout.pairs]
+            for w in self.ws_workers:
+                pending.append(
+                    (
+                        w,
+                        w.submit(
+                            "send",
+                            pairs=ws_pairs,
+                            rate=rate,
+                            duration_s=duration,
+                            max_lag_s=max_lag,
+                            run=run_id,
+                            first_seq=first_seq,
+                            bar=f"{label}-dm",
+                        ),
+                    )
+                )
+        elif n:
             r.bar(f"{label}-dm", f"{label}: DMs at {rate:g}/s", total=n)
             pending.append(
                 (
@@ -229,7 +250,7 @@ class Deployment:
         wall = time.monotonic() - t0
         cpu = {s.name: cpu_seconds(s.pid) - cpu0[s.name] for s in self.servers}
         threads = thread_split(self.servers[0].pid, th0, thread_cpu(self.servers[0].pid))
-        send = results[0] if n else None
+        send = _merged(results[: len(pending)]) if n else None
         ring_results = results[len(pending) :]
         ok = len(send["ok_seqs"]) if send else 0
         # How many DMs each worker should see: a DM's recipient is fixed by its seq.
@@ -291,6 +312,24 @@ class Deployment:
             self.runner.stop_worker(w)
         self.ws_workers.clear()
         self.sender = None
+
+
+def _merged(sends: list[dict[str, Any]]) -> dict[str, Any]:
+    """One sender result from the results of several (one per ws worker)."""
+    if len(sends) == 1:
+        return sends[0]
+    statuses: dict[int, int] = {}
+    for one in sends:
+        for status, count in one["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "attempted": sum(one["attempted"] for one in sends),
+        "ok_seqs": [seq for one in sends for seq in one["ok_seqs"]],
+        "resp": [t for one in sends for t in one["resp"]],
+        "statuses": statuses,
+        "dropped": sum(one["dropped"] for one in sends),
+        "errors": [e for one in sends for e in one["errors"]][:5],
+    }
 
 
 def start_py_spy(pid: int, duration: float, out: Path) -> subprocess.Popen[bytes]:

@@ -33,6 +33,7 @@ class Options:
     rates: list[float] = field(default_factory=lambda: [200.0, 1000.0, 3000.0])
     duration: float = 20.0
     concurrency: int = 32
+    via: str = "ws"  # DMs over the senders' sockets (message.send), or "http" (POST)
     max_lag: float = 10.0
     drain: float = 10.0
     ring_rate: float = 5.0
@@ -283,6 +284,12 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
         )
 
 
+def _how_sent(o: Options) -> str:
+    if o.via == "ws":
+        return "sent as message.send frames on the senders' own sockets (--via ws)"
+    return f"sent as POSTs over {o.concurrency} keep-alive HTTP/1.1 connections (--via http)"
+
+
 def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None) -> Section:
     """Open-loop DMs at each rate over ``o.users`` connected sockets, ring probes
     alongside, and (on SQLite) a profiled step."""
@@ -318,7 +325,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
                 rss_connected = procs.rss_kib(server.pid)
                 common: dict[str, Any] = {
                     "concurrency": o.concurrency, "max_lag": o.max_lag, "drain": o.drain,
-                    "ring_sdp": sdp,
+                    "ring_sdp": sdp, "via": o.via,
                 }  # fmt: skip
                 idle = dep.dm_step(
                     "idle", rate=0, duration=min(10.0, o.duration), ring_rate=o.ring_rate, **common
@@ -355,7 +362,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
         t.add(*step_row(step))
     t.notes.append(
         f"{o.duration:g} s per step over {len(layout.pairs)} sender→recipient pairs, "
-        f"{o.concurrency} keep-alive HTTP/1.1 connections; latency from the scheduled send "
+        f"{_how_sent(o)}; latency from the scheduled send "
         f"time to the recipient's socket; a DM not delivered within {o.drain:g} s of the "
         "step's end (or not sent because it fell more than "
         f"{o.max_lag:g} s behind) counts as lost, i.e. infinitely late"
@@ -568,7 +575,7 @@ def nodes(r: Runner, o: Options) -> Section:
                         notes.append(f"{name}: {len(conn['failures'])} sockets failed to connect")
                     common: dict[str, Any] = {
                         "concurrency": o.concurrency, "max_lag": o.max_lag, "drain": o.drain,
-                        "ring_sdp": sdp,
+                        "ring_sdp": sdp, "via": o.via,
                     }  # fmt: skip
                     probe = dep.dm_step("probe", rate=20, duration=1, **{**common, "drain": 5.0})
                     if probe.received < probe.ok or probe.ok == 0:
@@ -613,7 +620,7 @@ def nodes(r: Runner, o: Options) -> Section:
     t.notes.append(
         "two nodes: senders' HTTP and sockets and callers on node0, recipients and callees on "
         "node1, idle sockets alternate; 'sends on both': half the pairs send from node1 to "
-        "node0 instead; server CPU is listed per node"
+        "node0 instead; server CPU is listed per node; DMs " + _how_sent(o).removeprefix("sent ")
     )
     t.notes += notes
     extra["configs"] = {

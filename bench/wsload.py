@@ -1,4 +1,5 @@
-"""Worker: thousands of raw WebSocket clients, DM receivers and the ring-latency prober.
+"""Worker: thousands of raw WebSocket clients, DM receivers and the ring-latency prober,
+and (``--via ws``) the open-loop DM sender over the senders' own sockets.
 
 Clients use the ``websockets`` library directly (no Ringfence client, no per-socket
 keepalive of their own; the server's pings are answered by the protocol layer). Each
@@ -14,7 +15,7 @@ import json
 import re
 import time
 from array import array
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import websockets
@@ -25,6 +26,8 @@ from bench.worker import WorkerState
 
 # The bench DM text is "b <seq> <intended monotonic time>".
 _DM = re.compile(r'"text":"b (\d+) (\d+\.\d+)"')
+# The first txn_id of an answer to message.send is the frame's own.
+_TXN = re.compile(r'"txn_id":"([^"]+)"')
 
 
 class Client:
@@ -44,6 +47,8 @@ class State:
         self.seqs = array("q")
         self.lats = array("d")
         self.waiters: dict[tuple[int, str, str], asyncio.Future[float]] = {}
+        # message.send frames awaiting their answer: txn_id -> (status, arrival time).
+        self.sends: dict[str, asyncio.Future[tuple[int, float]]] = {}
         self.errors = 0
         self.error_samples: list[str] = []
         self.disconnects = 0
@@ -70,6 +75,8 @@ async def _read(st: State, client: Client) -> None:
                 if m is not None:
                     st.seqs.append(int(m.group(1)))
                     st.lats.append(now - float(m.group(2)))
+            elif msg.startswith('{"type":"message.ack"'):
+                _answered(st, msg, 201, now)
             elif '"type":"call.' in msg:
                 event = json.loads(msg)
                 key = (client.idx, str(event.get("call_id")), str(event.get("type")))
@@ -77,6 +84,9 @@ async def _read(st: State, client: Client) -> None:
                 if fut is not None and not fut.done():
                     fut.set_result(now)
             elif '"type":"error"' in msg:
+                if '"txn_id"' in msg:
+                    _answered(st, msg, int(json.loads(msg).get("status") or 400), now)
+                    continue
                 st.errors += 1
                 if len(st.error_samples) < 5:
                     st.error_samples.append(msg[:300])
@@ -86,6 +96,13 @@ async def _read(st: State, client: Client) -> None:
         if not client.closed:
             st.disconnects += 1
         client.closed = True
+
+
+def _answered(st: State, msg: str, status: int, now: float) -> None:
+    m = _TXN.search(msg)
+    fut = st.sends.pop(m.group(1), None) if m is not None else None
+    if fut is not None and not fut.done():
+        fut.set_result((status, now))
 
 
 async def _paced(n: int, rate: float, launch: Any) -> None:
@@ -315,8 +332,90 @@ async def shutdown(ws: WorkerState) -> None:
     await close_all(ws)
 
 
+async def send(
+    ws: WorkerState,
+    *,
+    pairs: list[tuple[int, str]],
+    rate: float,
+    duration_s: float,
+    max_lag_s: float,
+    run: str,
+    first_seq: int = 0,
+    bar: str | None = None,
+) -> dict[str, Any]:
+    """Open-loop DMs over the senders' own sockets: ``message.send`` at each message's
+    time, timed to its ``message.ack``. ``pairs`` holds (sender index, recipient
+    username), chosen by seq as the HTTP sender does; this worker sends the seqs whose
+    sender it holds. A DM unanswered ``max_lag_s`` after its time counts as lost
+    (status 0). Returns what ``bench.sender.send`` returns."""
+    st = _state(ws)
+    loop = asyncio.get_running_loop()
+    n = max(1, int(rate * duration_s))
+    statuses: Counter[int] = Counter()
+    ok_seqs = array("q")
+    resp = array("d")
+    errors: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+    attempted = 0
+
+    async def one(seq: int, client: Client, to: str, intended: float) -> None:
+        txn = f"{run}-{seq}"
+        answer: asyncio.Future[tuple[int, float]] = loop.create_future()
+        st.sends[txn] = answer
+        text = f"b {seq} {intended:.6f}"
+        frame = {"type": "message.send", "to": to, "text": text, "txn_id": txn}
+        try:
+            await client.ws.send(json.dumps(frame))
+            wait = max(1.0, intended + max_lag_s - time.monotonic())
+            status, at = await asyncio.wait_for(answer, wait)
+        except Exception as exc:
+            statuses[0] += 1
+            if len(errors) < 5:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            return
+        finally:
+            st.sends.pop(txn, None)
+            if bar:
+                ws.progress(bar, 1)
+        statuses[status] += 1
+        if status == 201:
+            ok_seqs.append(seq)
+            resp.append(at - intended)
+        elif len(errors) < 5:
+            errors.append(f"status {status}")
+
+    def launch(i: int, intended: float) -> None:
+        nonlocal attempted
+        seq = first_seq + i
+        idx, to = pairs[seq % len(pairs)]
+        client = st.clients.get(idx)
+        if client is None:
+            return  # another worker's sender
+        attempted += 1
+        if client.closed:
+            statuses[0] += 1
+            return
+        tasks.append(loop.create_task(one(seq, client, to, intended)))
+
+    t0 = time.monotonic()
+    await _paced(n, rate, launch)
+    scheduled = time.monotonic() - t0
+    await asyncio.gather(*tasks)
+    return {
+        "attempted": attempted,
+        "ok_seqs": ok_seqs,
+        "resp": resp,
+        "statuses": dict(statuses),
+        "dropped": 0,
+        "errors": errors,
+        "scheduled_s": scheduled,
+        "elapsed_s": time.monotonic() - t0,
+    }
+
+
 HANDLERS = {
     "connect": connect,
+    "send": send,
     "arm": arm,
     "collect": collect,
     "ring": ring,
