@@ -9,6 +9,7 @@ the same error codes, words and statuses. The ack is sent only after the commit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import websockets
 
+from ringfence.services.sockets import SEND_CONCURRENCY
 from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
 from tests.unit.api.test_read_state import friends
 
@@ -206,3 +208,46 @@ async def test_a_signed_out_session_sends_nothing_more(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
     assert await history(api, bob, "alice") == []
+
+
+async def test_socket_sends_wait_for_a_bounded_number_of_database_slots(
+    server: tuple[LiveServer, Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hundreds of sockets may each have a send under way; only SEND_CONCURRENCY of
+    them are in the database at once, so a call frame's read is not queued behind
+    them all in the connection pool. The others wait, and are then sent."""
+    live_server, api = server
+    extra = 3
+    names = [f"sender{n}" for n in range(SEND_CONCURRENCY + extra)]
+    bob = await api.register("bob")
+    tokens = [await api.register(name) for name in names]
+    for name in names:
+        assert (await api.call("PUT", f"/api/v1/me/following/{name}", bob)).status_code == 204
+    messaging = live_server.services.messaging
+    real_send = messaging.send
+    inside = most = 0
+    release = asyncio.Event()
+
+    async def held(*args: Any) -> Any:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await release.wait()
+        inside -= 1
+        return await real_send(*args)
+
+    monkeypatch.setattr(messaging, "send", held)
+    sockets = [await open_socket(live_server.ws_url, token) for token in tokens]
+    for n, sock in enumerate(sockets):
+        await sock.send({"type": "message.send", "to": "bob", "text": f"hi {n}", "txn_id": f"c{n}"})
+    slots = live_server.services.sockets._send_slots
+    async with asyncio.timeout(10):
+        while inside < SEND_CONCURRENCY or len(getattr(slots, "_waiters", None) or ()) < extra:
+            await asyncio.sleep(0.01)
+    assert (inside, most) == (SEND_CONCURRENCY, SEND_CONCURRENCY)
+    release.set()
+    for sock in sockets:
+        assert (await sock.recv_type("message.ack"))["message"]["recipient"] == "bob"
+    assert most == SEND_CONCURRENCY
+    resp = await api.call("GET", "/api/v1/conversations", bob)
+    assert len(resp.json()["conversations"]) == len(names)
