@@ -80,6 +80,8 @@ class Step:
     wall: float
     profile: Path | None = None
     threads: dict[str, float] = field(default_factory=dict)
+    # The load generator's longest garbage-collection pause during the step, ms.
+    client_gc_ms: float = 0.0
 
     def q(self, which: str = "lats") -> dict[float, float]:
         return quantiles(getattr(self, which), self.attempted)
@@ -302,6 +304,7 @@ class Deployment:
             wall=wall,
             profile=profile_to,
             threads={k: v / wall for k, v in threads.items()},
+            client_gc_ms=max(c["gc_ms"] for c in collected),
         )
 
     def close(self) -> None:

@@ -278,6 +278,11 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
         )
     if step.errors:
         notes.append(f"{step.label}: first errors: {'; '.join(step.errors[:2])}")
+    if step.client_gc_ms >= 10:
+        notes.append(
+            f"{step.label}: the load generator's longest GC pause: {step.client_gc_ms:.0f} ms "
+            "(it delays the latencies it measures)"
+        )
     if step.ring and step.ring["failures"]:
         notes.append(
             f"{step.label}: ring failures: {'; '.join(sorted(set(step.ring['failures']))[:2])}"
