@@ -8,6 +8,8 @@ per operation, free of network and client overhead (aiosqlite's thread included)
 
 from __future__ import annotations
 
+import asyncio
+import json
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +22,7 @@ from sqlalchemy import event
 
 from bench.report import Table
 from bench.seed import seed
+from ringfence.services.sockets import Refused
 
 # Every call start hands out a credential: room for the warm-up and the repeats.
 TURN_CREDENTIALS = 1000  # the most the setting allows
@@ -41,6 +44,9 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
         # Hundreds of sends from one account: the per-account limit would refuse them.
         messages_per_minute=100_000,
         turn_credentials_per_minute=TURN_CREDENTIALS,
+        # The socket's flood control would refuse 200 frames sent back to back.
+        ws_messages_per_second=10_000,
+        ws_message_burst=100_000,
     )
     app = create_app(settings)
     rows: list[dict[str, Any]] = []
@@ -73,6 +79,24 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 )
                 assert resp.status_code == 201, resp.text
 
+            inbox = _Acks()
+            opened = await services.sockets.open(
+                json.dumps({"type": "auth", "token": sender}), inbox
+            )
+            assert not isinstance(opened, Refused), opened
+
+            async def send_dm_socket() -> None:
+                n = next(counter)
+                inbox.acked.clear()
+                frame = {
+                    "type": "message.send",
+                    "to": recipient,
+                    "text": f"hi {n}",
+                    "txn_id": f"w{n}",
+                }
+                assert await opened.receive(json.dumps(frame)) is None
+                await inbox.acked.wait()
+
             async def start_call() -> None:
                 resp = await client.post(
                     "/api/v1/calls",
@@ -96,6 +120,7 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
 
             for name, op in [
                 ("POST /api/v1/conversations/{u}/messages (DM send)", send_dm),
+                ("message.send on the socket, to its ack (DM send)", send_dm_socket),
                 ("POST /api/v1/calls", start_call),
                 ("WebSocket auth (database part)", socket_auth),
                 ("GET /healthz (framework floor)", empty_get),
@@ -111,7 +136,22 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 cpu = (time.process_time() - cpu0) / repeats
                 wall = (time.perf_counter() - wall0) / repeats
                 rows.append({"op": name, "statements": one, "cpu": cpu, "wall": wall})
+            await services.sockets.closed(opened)
     return rows
+
+
+class _Acks:
+    """The socket service's transport, in place of a WebSocket: notes each ack."""
+
+    def __init__(self) -> None:
+        self.acked = asyncio.Event()
+
+    async def send_text(self, data: str) -> None:
+        if data.startswith('{"type":"message.ack"'):
+            self.acked.set()
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
 
 
 def statements(db_url: str | None = None, repeats: int = 200) -> list[Table]:
@@ -134,6 +174,7 @@ def statements(db_url: str | None = None, repeats: int = 200) -> list[Table]:
     t.notes.append(
         f"{repeats} sequential operations each, after 5 warm-up ones; the app in this process "
         "on uvloop, over httpx's ASGI transport (no sockets); CPU includes aiosqlite's "
-        "thread and the httpx client (≤ the /healthz row)"
+        "thread and the httpx client (≤ the /healthz row); message.send: the socket "
+        "service's frame handling and its ack, without the WebSocket protocol"
     )
     return [t]
