@@ -16,16 +16,13 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
+from ringfence.services.errors import REDIS_ERRORS, DatabaseBusy, ServiceError, refusal_of
 from ringfence.wire.problems import describe_errors
 
 log = logging.getLogger(__name__)
 
-REDIS_RETRY_AFTER_S = 5
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -59,22 +56,24 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, list[str]]:
     return describe_errors(exc.errors())
 
 
+def _refused(exc: Exception) -> JSONResponse:
+    refusal = refusal_of(exc)
+    assert refusal is not None  # registered only for the errors it maps
+    headers = {}
+    if refusal.retry_after_s is not None:
+        headers["Retry-After"] = str(refusal.retry_after_s)
+    return JSONResponse(error_body(refusal.code, refusal.detail), refusal.status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        headers = {}
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after_s)
-        return JSONResponse(error_body(exc.code, exc.detail), exc.status, headers=headers)
+        return _refused(exc)
 
     @app.exception_handler(DatabaseBusy)
     async def _database_busy(_request: Request, exc: DatabaseBusy) -> JSONResponse:
         # Already logged, once, where it was classified (without SQL or parameters).
-        return JSONResponse(
-            error_body(exc.code, exc.detail),
-            503,
-            headers={"Retry-After": str(exc.retry_after_s)},
-        )
+        return _refused(exc)
 
     async def _redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
@@ -83,14 +82,10 @@ def install(app: FastAPI) -> None:
             request.url.path,
             type(exc).__name__,
         )
-        return JSONResponse(
-            error_body("unavailable", "the service is briefly unavailable; try again shortly"),
-            503,
-            headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
-        )
+        return _refused(exc)
 
-    app.add_exception_handler(RedisConnectionError, _redis_unreachable)
-    app.add_exception_handler(RedisTimeoutError, _redis_unreachable)
+    for redis_error in REDIS_ERRORS:
+        app.add_exception_handler(redis_error, _redis_unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,17 +11,25 @@ layer maps every error a service call can raise from one module. It is not a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from ringfence.storage.database import DatabaseBusy
 
 __all__ = [
+    "REDIS_ERRORS",
     "Conflict",
     "DatabaseBusy",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "RateLimited",
+    "Refusal",
     "ServiceError",
     "Unauthorized",
+    "refusal_of",
 ]
 
 
@@ -60,3 +68,39 @@ class RateLimited(ServiceError):
     def __init__(self, code: str, detail: str, retry_after_s: int) -> None:
         super().__init__(code, detail)
         self.retry_after_s = retry_after_s
+
+
+# Redis out of reach, where several nodes share it: live calls wait until it is back.
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+REDIS_RETRY_AFTER_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a client is told about an error a service call raised: the HTTP status,
+    the machine code, the words, and when to retry (429 and 503)."""
+
+    status: int
+    code: str
+    detail: str
+    retry_after_s: int | None = None
+
+
+def refusal_of(exc: BaseException) -> Refusal | None:
+    """The answer to ``exc``, the same over HTTP (``api/errors.py``) and the socket
+    (``message.send``); None for an unexpected error, which is the server's fault."""
+    if isinstance(exc, RateLimited):
+        return Refusal(exc.status, exc.code, exc.detail, exc.retry_after_s)
+    if isinstance(exc, ServiceError):
+        return Refusal(exc.status, exc.code, exc.detail)
+    if isinstance(exc, DatabaseBusy):
+        # Nothing was stored: a retry (with the same txn_id) is safe.
+        return Refusal(503, exc.code, exc.detail, exc.retry_after_s)
+    if isinstance(exc, REDIS_ERRORS):
+        return Refusal(
+            503,
+            "unavailable",
+            "the service is briefly unavailable; try again shortly",
+            REDIS_RETRY_AFTER_S,
+        )
+    return None

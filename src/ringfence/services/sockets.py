@@ -17,9 +17,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ringfence.calls.session import CallError
 from ringfence.clock import Clock
 from ringfence.config import Settings
@@ -28,7 +25,13 @@ from ringfence.realtime.hub import Hub
 from ringfence.realtime.throttle import TokenBucket
 from ringfence.services.accounts import Accounts, AuthContext, UserSnapshot
 from ringfence.services.calls import Calls, Device
-from ringfence.services.errors import DatabaseBusy, RateLimited, ServiceError
+from ringfence.services.errors import (
+    REDIS_ERRORS,
+    DatabaseBusy,
+    Refusal,
+    ServiceError,
+    refusal_of,
+)
 from ringfence.services.messaging import Messaging
 from ringfence.services.stream import EventStream
 from ringfence.services.views import user_view
@@ -51,8 +54,6 @@ log = logging.getLogger(__name__)
 
 # A client refused this many frames in a row is flooding, not bursting: disconnect it.
 FLOOD_LIMIT = 200
-# Seconds a Redis outage asks a message.send to wait, as the HTTP route's Retry-After.
-REDIS_RETRY_AFTER_S = 5
 # message.send frames of all sockets in the database at once; the rest wait their turn
 # here, not in the connection pool. Every socket may have one send under way, and with
 # hundreds of senders a call frame's read queued behind all of them in the pool: ring
@@ -296,41 +297,28 @@ class Socket:
             return None  # signed out or given up on meanwhile: it closes; nothing is sent
         session_id = self.conn.session_id
         assert session_id is not None  # every socket authenticated with a session
-        now = sockets._clock.monotonic()
-        if now - self._session_checked >= sockets._cfg.auth_cache_ttl_s:
-            try:
-                active = await sockets._accounts.session_active(session_id)
-            except DatabaseBusy as exc:
-                self._refuse_send(exc.code, exc.detail, txn_id, 503, exc.retry_after_s)
-                return None
-            if not active:
-                return Close(CloseReason.UNAUTHORIZED, "session ended")
-            self._session_checked = now
-        auth = AuthContext(user=self.user.user(), session_id=session_id)
         try:
+            now = sockets._clock.monotonic()
+            if now - self._session_checked >= sockets._cfg.auth_cache_ttl_s:
+                if not await sockets._accounts.session_active(session_id):
+                    return Close(CloseReason.UNAUTHORIZED, "session ended")
+                self._session_checked = now
+            auth = AuthContext(user=self.user.user(), session_id=session_id)
             message = await sockets._messaging.send(auth, to, text, txn_id)
-        except RateLimited as exc:
-            self._refuse_send(exc.code, exc.detail, txn_id, exc.status, exc.retry_after_s)
-        except ServiceError as exc:
-            self._refuse_send(exc.code, exc.detail, txn_id, exc.status)
-        except DatabaseBusy as exc:
-            # Nothing was stored: a retry with the same txn_id is safe.
-            self._refuse_send(exc.code, exc.detail, txn_id, 503, exc.retry_after_s)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning("message.send: Redis unreachable (%s)", type(exc).__name__)
+        except Exception as exc:
+            # Answered as the HTTP route answers it (api/errors.py).
+            refusal = refusal_of(exc)
+            if refusal is None:
+                # A bug costs this send, not the connection; as HTTP's 500.
+                log.exception("message.send failed")
+                refusal = Refusal(500, "internal", "internal server error")
+            elif isinstance(exc, REDIS_ERRORS):
+                log.warning("message.send: Redis unreachable (%s)", type(exc).__name__)
             self._refuse_send(
-                "unavailable",
-                "the service is briefly unavailable; try again shortly",
-                txn_id,
-                503,
-                REDIS_RETRY_AFTER_S,
+                refusal.code, refusal.detail, txn_id, refusal.status, refusal.retry_after_s
             )
-        except Exception:
-            # As the HTTP route's 500: a bug costs this send, not the connection.
-            log.exception("message.send failed")
-            self._refuse_send("internal", "internal server error", txn_id, 500)
-        else:
-            self.conn.reply(message_ack(txn_id, message))
+            return None
+        self.conn.reply(message_ack(txn_id, message))
         return None
 
     def _refuse_send(

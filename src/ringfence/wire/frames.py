@@ -77,15 +77,15 @@ class MessageSendFrame(BaseModel):
     txn_id: str = Field(pattern=TXN_ID_PATTERN)
 
 
+_TXN_ID = re.compile(TXN_ID_PATTERN)
+
+
 def frame_txn_id(data: dict[str, Any]) -> str | None:
     """The frame's txn_id if it is a valid one, to echo in an answer (else None)."""
     txn_id = data.get("txn_id")
     if isinstance(txn_id, str) and _TXN_ID.fullmatch(txn_id):
         return txn_id
     return None
-
-
-_TXN_ID = re.compile(TXN_ID_PATTERN)
 
 
 def parse_message_send(data: dict[str, Any]) -> MessageSendFrame:
