@@ -310,7 +310,10 @@ async def test_typing_shows_on_the_other_side_unless_typing_indicators_are_off(
                 break
             await alice.wait_for_timeout(250)
         await wait_until(lambda: typing_sent() > before, "Alice's typing notice")
-        assert typing_sent() == before + 1
+        # Not an exact count: a notice phase one's keys scheduled (3 s after the last)
+        # may go out while she types here, and this loop may see it late on a busy
+        # machine. What matters is that her browser still sends them, and only these.
+        assert set(map(str, sent.of_type("typing"))) == {str({"type": "typing", "to": "bob"})}
         await bob.wait_for_timeout(1000)
         await expect(typing).to_have_count(0)
         assert len(bob_frames.of_type("typing")) == notices
