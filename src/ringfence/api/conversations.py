@@ -32,7 +32,7 @@ async def conversations(
 async def send(
     username: str, body: SendMessageRequest, auth: AuthDep, messaging: MessagingDep
 ) -> MessageResponse:
-    message = await messaging.send(auth, username, body.text, body.txn_id)
+    message = await messaging.send(auth.user, username, body.text, body.txn_id)
     return MessageResponse(message=message)
 
 

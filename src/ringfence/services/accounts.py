@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
@@ -115,6 +115,18 @@ _USER_COLUMNS = tuple(
     attr.key for attr in sa_inspect(User).column_attrs if attr.key != "password_hash"
 )
 _ID = _USER_COLUMNS.index("id")
+_USERNAME = _USER_COLUMNS.index("username")
+
+
+class Party(Protocol):
+    """Who sends: all a message's rules need of its sender (a ``User``, or an open
+    socket's ``UserSnapshot`` without building one)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
 
 
 class UserSnapshot:
@@ -130,6 +142,11 @@ class UserSnapshot:
     def id(self) -> int:
         user_id: int = self._values[_ID]
         return user_id
+
+    @property
+    def username(self) -> str:
+        username: str = self._values[_USERNAME]
+        return username
 
     def user(self) -> User:
         """A fresh detached ``User``, as a finished read transaction leaves one; its

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from ringfence.clock import Clock
 from ringfence.realtime.bus import Envelope
-from ringfence.services.accounts import AuthContext, is_username
+from ringfence.services.accounts import AuthContext, Party, is_username
 from ringfence.services.errors import (
     Conflict,
     Forbidden,
@@ -46,7 +46,14 @@ from ringfence.services.social import find_user
 from ringfence.services.stream import EventStream
 from ringfence.services.views import DEFAULT_SETTINGS, message_view, user_view
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import Conversation, Message, SendContext, Store, User
+from ringfence.storage.repositories import (
+    Conversation,
+    Message,
+    SendContext,
+    Store,
+    StoredMessage,
+    User,
+)
 from ringfence.wire.events import (
     ConversationRead,
     ConversationUpdated,
@@ -86,8 +93,7 @@ class Messaging:
         self._limits = limits
         self._notifier = notifier
 
-    async def send(self, auth: AuthContext, to: str, text: str, txn_id: str | None) -> MessageView:
-        me = auth.user
+    async def send(self, me: Party, to: str, text: str, txn_id: str | None) -> MessageView:
         # Every attempt counts, before anything about the recipient is looked at.
         await self._limits.count(self._limits.messages, me.id)
         text = normalise_newlines(text)  # the API did already; any other caller too
@@ -262,7 +268,7 @@ class Messaging:
                 envelopes.append((other.id, theirs))
         await self._publish(envelopes)
 
-    async def mark_delivered(self, me: User, username: str, up_to: int) -> None:
+    async def mark_delivered(self, me: Party, username: str, up_to: int) -> None:
         """``username``'s messages up to ``up_to`` reached one of my devices. Their
         devices hear of it (``message.delivered``) on the same terms as a read receipt:
         both share read receipts, my side is accepted, and neither has blocked the
@@ -280,7 +286,7 @@ class Messaging:
         await self._publish([(other.id, theirs)])
 
     async def _membership(
-        self, store: Store, me: User, username: str
+        self, store: Store, me: Party, username: str
     ) -> tuple[User, Conversation, str]:
         """The other person (a deleted account too: old messages stay), our
         conversation, and my side's state in it; 404 where there is none."""
@@ -291,7 +297,7 @@ class Messaging:
             raise NotFound("conversation_not_found", "no conversation with this user")
         return other, conv, state
 
-    async def typing(self, me: User, to: str) -> None:
+    async def typing(self, me: Party, to: str) -> None:
         """Tell ``to``'s devices that ``me`` is typing to them: never stored, and
         only in an accepted conversation, between people who both share typing
         indicators and have not blocked each other. Whatever stops it, the sender
@@ -314,12 +320,12 @@ class Messaging:
                 return
         await self._stream.notify(other.id, Typing(user=me.username))
 
-    async def _shares(self, store: Store, me: User, other: User, setting: str) -> bool:
+    async def _shares(self, store: Store, me: Party, other: User, setting: str) -> bool:
         """Whether ``me`` and ``other`` exchange this reciprocal signal: both have the
         setting on, neither has blocked the other, and ``other`` still has an account."""
         return other.id in await self._sharing(store, me, [other], setting)
 
-    async def _sharing(self, store: Store, me: User, others: list[User], setting: str) -> set[int]:
+    async def _sharing(self, store: Store, me: Party, others: list[User], setting: str) -> set[int]:
         """Those of ``others`` with whom ``me`` exchanges this reciprocal signal (see
         :meth:`_shares`), in three statements however many there are."""
         live = [o.id for o in others if o.deleted_at is None and o.id != me.id]
@@ -383,7 +389,7 @@ class Messaging:
         )
 
     async def _thread(
-        self, store: Store, ctx: SendContext | None, sender: User, recipient: User, now: datetime
+        self, store: Store, ctx: SendContext | None, sender: Party, recipient: Party, now: datetime
     ) -> tuple[int, dict[int, str | None]]:
         """The pair's conversation id and both member states, creating the
         conversation for a first message."""
@@ -401,9 +407,9 @@ class Messaging:
         self,
         store: Store,
         conv_id: int,
-        msg: Message,
-        sender: User,
-        recipient: User,
+        msg: StoredMessage,
+        sender: Party,
+        recipient: Party,
         states: dict[int, str | None],
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
         """Move the conversation to the top and put a ``message.new`` event on both
@@ -418,14 +424,14 @@ class Messaging:
             for user_id in (sender.id, recipient.id)
         }
         envelopes = await self._stream.append_many(store, events)
-        return message_view(msg, names, viewer_id=sender.id), sorted(envelopes.items())
+        return events[sender.id].message, sorted(envelopes.items())
 
     async def _record_withheld(
         self,
         store: Store,
-        msg: Message,
-        sender: User,
-        recipient: User,
+        msg: StoredMessage,
+        sender: Party,
+        recipient: Party,
         states: dict[int, str | None],
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
         """The sender's ``message.new`` event of a withheld message, exactly as
@@ -436,7 +442,9 @@ class Messaging:
         envelopes = await self._stream.append_many(store, {sender.id: event})
         return view, sorted(envelopes.items())
 
-    def _replayed(self, earlier: Message, me: User, recipient: User) -> MessageView:
+    def _replayed(
+        self, earlier: Message | StoredMessage, me: Party, recipient: Party
+    ) -> MessageView:
         if earlier.recipient_id != recipient.id:
             raise Conflict("txn_conflict", "txn_id was already used for another conversation")
         names = {me.id: me.username, recipient.id: recipient.username}

@@ -23,7 +23,7 @@ from ringfence.config import Settings
 from ringfence.realtime.connection import Connection, Transport
 from ringfence.realtime.hub import Hub
 from ringfence.realtime.throttle import TokenBucket
-from ringfence.services.accounts import Accounts, AuthContext, UserSnapshot
+from ringfence.services.accounts import Accounts, UserSnapshot
 from ringfence.services.calls import Calls, Device
 from ringfence.services.errors import (
     REDIS_ERRORS,
@@ -303,8 +303,7 @@ class Socket:
                 if not await sockets._accounts.session_active(session_id):
                     return Close(CloseReason.UNAUTHORIZED, "session ended")
                 self._session_checked = now
-            auth = AuthContext(user=self.user.user(), session_id=session_id)
-            message = await sockets._messaging.send(auth, to, text, txn_id)
+            message = await sockets._messaging.send(self.user, to, text, txn_id)
         except Exception as exc:
             # Answered as the HTTP route answers it (api/errors.py).
             refusal = refusal_of(exc)
@@ -341,7 +340,7 @@ class Socket:
         # Answered with nothing: the sender is told, where it may be told, and a
         # receipt that can't be recorded now is only a receipt.
         try:
-            await self._sockets._messaging.mark_delivered(self.user.user(), user, up_to)
+            await self._sockets._messaging.mark_delivered(self.user, user, up_to)
         except ServiceError:
             pass  # no conversation with them (or no such person): nothing to record
         except Exception:
@@ -351,6 +350,6 @@ class Socket:
         # Answered with nothing, whatever happens (see Messaging.typing); a notice that
         # cannot be sent now is simply not sent.
         try:
-            await self._sockets._messaging.typing(self.user.user(), to)
+            await self._sockets._messaging.typing(self.user, to)
         except Exception:
             log.warning("a typing notice could not be sent", exc_info=True)

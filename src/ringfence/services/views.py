@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ringfence.storage.repositories import Message, User, UserSettings
+from ringfence.storage.repositories import Message, StoredMessage, User, UserSettings
 from ringfence.wire.models import CallRecord, MessageView, SettingsView, UserView
 from ringfence.wire.text import without_hidden
 
@@ -28,7 +28,9 @@ def user_view(user: User) -> UserView:
     )
 
 
-def message_view(msg: Message, names: dict[int, str], *, viewer_id: int) -> MessageView:
+def message_view(
+    msg: Message | StoredMessage, names: dict[int, str], *, viewer_id: int
+) -> MessageView:
     return MessageView(
         id=msg.id,
         sender=names[msg.sender_id],

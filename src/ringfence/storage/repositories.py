@@ -8,7 +8,7 @@ queries themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -79,31 +79,41 @@ def _insert(session: AsyncSession, model: Any) -> postgresql.Insert | sqlite.Ins
 # built at import with bind parameters: building and ORM-processing them per call costs
 # more CPU than executing them. Keyed by "is PostgreSQL" where the dialects differ.
 
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """The recipient of a send: what the rules look at, without an ORM ``User`` (its
+    instrumented construction costs more than reading the row)."""
+
+    id: int
+    username: str
+    suspended: bool
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as written or read on the send path: the columns of ``Message``
+    (``withheld`` aside), without the ORM object."""
+
+    id: int
+    conversation_id: int
+    sender_id: int
+    recipient_id: int
+    kind: str
+    text: str
+    call: str | None
+    txn_id: str | None
+    created_at: datetime
+
+
 _users: Table = User.__table__  # type: ignore[assignment]
 _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _members: Table = ConversationMember.__table__  # type: ignore[assignment]
 _messages: Table = Message.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
-_USER_COLUMNS = (
-    "id",
-    "username",
-    "display_name",
-    "verified",
-    "suspended",
-    "stream_pos",
-    "deleted_at",
-)
-_MESSAGE_COLUMNS = (
-    "id",
-    "conversation_id",
-    "sender_id",
-    "recipient_id",
-    "kind",
-    "text",
-    "call",
-    "txn_id",
-    "created_at",
-)
+_RECIPIENT_COLUMNS = tuple(f.name for f in fields(Recipient))
+_MESSAGE_COLUMNS = tuple(f.name for f in fields(StoredMessage))
 
 
 def _blocked_either_way(a: Any, b: Any) -> Any:
@@ -141,8 +151,7 @@ def _build_send_context(by_username: bool) -> Any:
     )
     return (
         select(
-            *(_users.c[name] for name in _USER_COLUMNS),
-            _users.c.created_at,
+            *(_users.c[name] for name in _RECIPIENT_COLUMNS),
             _conversations.c.id,
             mine.c.state,
             theirs.c.state,
@@ -658,7 +667,7 @@ class SendContext:
     """Everything a send decides on, read in one statement (see
     :meth:`Conversations.send_context`)."""
 
-    recipient: User
+    recipient: Recipient
     conversation_id: int | None  # None: the two never talked
     sender_state: str | None  # the sender's member state, None without a row
     recipient_state: str | None
@@ -667,7 +676,7 @@ class SendContext:
     recipient_follows_sender: bool
     sender_suspended: bool  # as stored now (None, a deleted sender, counts as suspended)
     recipient_has_push: bool  # the recipient has at least one Web Push subscription
-    earlier: Message | None  # the sender's message with this txn_id, if any
+    earlier: StoredMessage | None  # the sender's message with this txn_id, if any
 
     @property
     def blocked(self) -> bool:
@@ -723,15 +732,15 @@ class Conversations:
         row = (await self._s.execute(query, params)).first()
         if row is None:
             return None
-        n = len(_USER_COLUMNS)
-        recipient = User(**dict(zip(_USER_COLUMNS, row[:n], strict=True)), created_at=row[n])
+        n = len(_RECIPIENT_COLUMNS)
+        recipient = Recipient(*row[:n])
         conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, push = row[
-            n + 1 : n + 9
+            n : n + 8
         ]
-        earlier_values = row[n + 9 :]
+        earlier_values = row[n + 8 :]
         earlier = None
         if earlier_values[0] is not None:
-            earlier = Message(**dict(zip(_MESSAGE_COLUMNS, earlier_values, strict=True)))
+            earlier = StoredMessage(*earlier_values)
         return SendContext(
             recipient=recipient,
             conversation_id=conv_id,
@@ -1049,13 +1058,13 @@ class Messages:
         txn_id: str | None,
         now: datetime,
         withheld: bool = False,
-    ) -> Message | None:
+    ) -> StoredMessage | None:
         """Insert a message, or return None when the sender already used ``txn_id``
         (a concurrent retry committed first). One statement and no SAVEPOINT:
         ``INSERT ... ON CONFLICT (sender_id, txn_id) DO NOTHING RETURNING id``.
         A ``withheld`` message is its sender's only (see :meth:`page`).
 
-        The returned object is not attached to the session: it is what was written.
+        What it returns is what was written, not an object of the session.
         """
         values: dict[str, Any] = {
             "conversation_id": conversation_id,
@@ -1071,7 +1080,9 @@ class Messages:
         message_id = await self._s.scalar(_INSERT_MESSAGE[_is_postgresql(self._s)], values)
         if message_id is None:
             return None
-        return Message(id=int(message_id), **values)
+        return StoredMessage(
+            int(message_id), conversation_id, sender_id, recipient_id, kind, text, call, txn_id, now
+        )
 
     async def by_id(self, message_id: int) -> Message | None:
         return await self._s.get(Message, message_id)

@@ -81,11 +81,11 @@ async def test_a_send_costs_a_handful_of_statements(
     # PostgreSQL's BEGIN is not a cursor execution, and it commits each send alone.
     extra = 3 if svc.db.is_sqlite else 0
 
-    first, first_sql = await count(svc, send(alice, "bob", "hi", "t-1"))
-    again, again_sql = await count(svc, send(alice, "bob", "still there?", "t-2"))
-    reply, reply_sql = await count(svc, send(bob, "alice", "hello", "t-3"))
-    steady, steady_sql = await count(svc, send(alice, "bob", "good", None))
-    retried, retry_sql = await count(svc, send(alice, "bob", "hi", "t-1"))
+    first, first_sql = await count(svc, send(alice.user, "bob", "hi", "t-1"))
+    again, again_sql = await count(svc, send(alice.user, "bob", "still there?", "t-2"))
+    reply, reply_sql = await count(svc, send(bob.user, "alice", "hello", "t-3"))
+    steady, steady_sql = await count(svc, send(alice.user, "bob", "good", None))
+    retried, retry_sql = await count(svc, send(alice.user, "bob", "hi", "t-1"))
 
     # One SELECT decides everything; then the message, the conversation's last
     # activity, both stream positions (one UPDATE), both events (one INSERT). The first
@@ -123,7 +123,7 @@ async def test_the_first_message_is_a_request_and_the_events_say_so(
 ) -> None:
     api, svc = services
     alice, _bob = await login(api, svc, "alice", "bob")
-    await svc.messaging.send(alice, "bob", "hi", None)
+    await svc.messaging.send(alice.user, "bob", "hi", None)
     rows = await db_peek.rows(
         "SELECT u.username, e.payload FROM events e JOIN users u ON u.id = e.user_id "
         "ORDER BY u.username"
@@ -155,14 +155,14 @@ async def test_a_concurrent_retry_that_commits_first_is_replayed_without_a_savep
 ) -> None:
     api, svc = services
     alice, _bob = await login(api, svc, "alice", "bob")
-    await svc.messaging.send(alice, "bob", "opening", None)
+    await svc.messaging.send(alice.user, "bob", "opening", None)
     ids = await _user_ids(db_peek)
     conv = (await db_peek.rows("SELECT id FROM conversations"))[0][0]
     async with db_peek.engine.connect() as other:  # the retry that is one step ahead
         inserted = await _insert_message(other, conv, ids["alice"], ids["bob"], "t-race")
         counter = StatementCounter(svc)
         try:
-            send = asyncio.create_task(svc.messaging.send(alice, "bob", "racing", "t-race"))
+            send = asyncio.create_task(svc.messaging.send(alice.user, "bob", "racing", "t-race"))
             await _wait_until_blocked(db_peek)
             await other.commit()
             replayed = await send
@@ -206,7 +206,7 @@ async def test_a_concurrent_first_message_the_other_way_counts_as_a_reply(
             {"c": conv, "bob": ids["bob"], "alice": ids["alice"]},
         )
         await _insert_message(other, conv, ids["bob"], ids["alice"], None)
-        send = asyncio.create_task(svc.messaging.send(alice, "bob", "hi bob", None))
+        send = asyncio.create_task(svc.messaging.send(alice.user, "bob", "hi bob", None))
         await _wait_until_blocked(db_peek)
         await other.commit()
         await send
@@ -253,7 +253,7 @@ async def test_a_recipient_without_push_subscriptions_costs_no_push_work(
 
     async def send_and_drain(text: str) -> tuple[Any, list[str]]:
         async def op() -> Any:
-            view = await svc.messaging.send(alice, "bob", text, None)
+            view = await svc.messaging.send(alice.user, "bob", text, None)
             await svc.push.drained()
             return view
 
