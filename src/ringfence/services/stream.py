@@ -95,13 +95,14 @@ class EventStream:
         share users cannot deadlock, and all events in one INSERT."""
         positions = await store.users.next_stream_positions(list(events))
         rows, envelopes = [], {}
-        bodies: dict[int, dict[str, Any]] = {}  # an event told to many is encoded once
+        fields: dict[int, str] = {}  # an event told to many is serialised once
         for user_id, pos in sorted(positions.items()):
             event = events[user_id]
             if not event.STORED:
                 raise ValueError(f"{event.TYPE} is never stored")
-            body = bodies.setdefault(id(event), event.body())
-            payload = encode({"type": event.TYPE, "pos": pos, **body})
+            if id(event) not in fields:
+                fields[id(event)] = event.fields_json()
+            payload = event.stored_frame(pos, fields[id(event)])
             rows.append((user_id, pos, event.TYPE, payload))
             envelopes[user_id] = Envelope(payload, pos=pos)
         await store.events.append_many(rows, self._clock.now())

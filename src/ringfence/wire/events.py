@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ringfence.wire.json import encode
 from ringfence.wire.models import ConversationView, MessageView, UserView
 
 
@@ -33,6 +34,20 @@ class StreamEvent(BaseModel):
     def frame(self) -> dict[str, Any]:
         """The whole frame of an ephemeral event."""
         return {"type": self.TYPE, **self.body()}
+
+    def fields_json(self) -> str:
+        """The event's own fields as a JSON object, as ``encode(self.body())`` writes
+        it, but serialised by pydantic directly (no intermediate dict): a stored event
+        is written for every message."""
+        return self.model_dump_json()
+
+    def stored_frame(self, pos: int, fields_json: str | None = None) -> str:
+        """The stored event's frame, ``{"type", "pos", ...its fields}``, exactly as
+        ``encode({"type": TYPE, "pos": pos, **body()})`` would write it. Pass
+        ``fields_json`` (from :meth:`fields_json`) to reuse one serialisation."""
+        fields = self.fields_json() if fields_json is None else fields_json
+        head = f'{{"type":{encode(self.TYPE)},"pos":{int(pos)}'
+        return head + "}" if fields == "{}" else f"{head},{fields[1:]}"
 
 
 class MessageNew(StreamEvent):

@@ -14,7 +14,6 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ringfence.wire.calls import OMITTED_WHEN_NONE
-from ringfence.wire.json import encode
 from ringfence.wire.models import MessageView, UserView
 from ringfence.wire.problems import describe_errors
 from ringfence.wire.requests import TXN_ID_PATTERN, VisibleText
@@ -216,7 +215,7 @@ def error_event(
 
 def message_ack(txn_id: str, message: MessageView) -> str:
     """The message exactly as the HTTP route and ``message.new`` give it (nulls kept)."""
-    return encode(MessageAckEvent(txn_id=txn_id, message=message).model_dump(mode="json"))
+    return MessageAckEvent(txn_id=txn_id, message=message).model_dump_json()
 
 
 def ready_event(user: UserView, device_id: str, pos: int, *, resync: bool) -> str:
@@ -226,7 +225,7 @@ def ready_event(user: UserView, device_id: str, pos: int, *, resync: bool) -> st
 
 def _encode(event: BaseModel) -> str:
     """As the client reads it: a field that is None is left out."""
-    return encode(event.model_dump(mode="json", exclude_none=True))
+    return event.model_dump_json(exclude_none=True)
 
 
 PONG = _encode(PongEvent())
