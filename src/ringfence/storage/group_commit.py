@@ -32,6 +32,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from ringfence.storage.repositories import Store
+from ringfence.storage.sqlite_driver import Direct
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class _Group:
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.committing: asyncio.Task[None] | None = None
         self.broken: BaseException | None = None
+        self.direct: Direct | None = None
 
 
 class GroupCommit:
@@ -82,7 +84,7 @@ class GroupCommit:
             try:
                 savepoint = await self._savepoint(group)
                 try:
-                    yield Store(group.session)
+                    yield Store(group.session, group.direct)
                     await savepoint.commit()
                 except BaseException:
                     await self._undo(group, savepoint)
@@ -105,7 +107,13 @@ class GroupCommit:
         try:
             if not group.session.in_transaction():
                 await group.session.begin()
-            return await group.session.begin_nested()
+                group.direct = await Direct.of(group.session)
+            savepoint = await group.session.begin_nested()
+            # The session emits the SAVEPOINT when it next uses the connection, and the
+            # direct statements never go through the session: emit it now, or they
+            # would land outside it and survive this writer's rollback.
+            await group.session.connection()
+            return savepoint
         except BaseException as exc:
             group.broken = exc
             raise

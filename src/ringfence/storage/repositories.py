@@ -7,12 +7,14 @@ queries themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    String,
     Table,
     and_,
     bindparam,
@@ -21,11 +23,13 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +49,7 @@ from ringfence.storage.models import (
 )
 from ringfence.storage.models import Id as _Id
 from ringfence.storage.models import UTCDateTime as _UTCDateTime
+from ringfence.storage.sqlite_driver import Direct
 
 __all__ = [
     "Block",
@@ -66,6 +71,19 @@ __all__ = [
 
 def _is_postgresql(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+async def _rows(
+    session: AsyncSession, direct: Direct | None, statement: Any, params: Mapping[str, Any]
+) -> Sequence[Any]:
+    """Run one of the send path's statements: directly on a SQLite write connection
+    (:class:`~ringfence.storage.sqlite_driver.Direct`), through the session otherwise."""
+    if direct is not None:
+        return await direct.rows(statement, params)
+    result = await session.execute(statement, params)
+    if isinstance(result, CursorResult) and not result.returns_rows:
+        return ()  # an UPDATE without RETURNING
+    return result.all()
 
 
 def _insert(session: AsyncSession, model: Any) -> postgresql.Insert | sqlite.Insert:
@@ -114,6 +132,8 @@ _messages: Table = Message.__table__  # type: ignore[assignment]
 _events: Table = Event.__table__  # type: ignore[assignment]
 _RECIPIENT_COLUMNS = tuple(f.name for f in fields(Recipient))
 _MESSAGE_COLUMNS = tuple(f.name for f in fields(StoredMessage))
+_MESSAGE_INSERTED = (*_MESSAGE_COLUMNS[1:], "withheld")  # all but the id
+_EVENT_COLUMNS = ("user_id", "pos", "type", "payload", "created_at")
 
 
 def _blocked_either_way(a: Any, b: Any) -> Any:
@@ -197,6 +217,7 @@ _SEND_CONTEXT_BY_USERNAME = _build_send_context(by_username=True)
 _SEND_CONTEXT_BY_ID = _build_send_context(by_username=False)
 _INSERT_MESSAGE = {
     pg: (postgresql.insert if pg else sqlite.insert)(_messages)
+    .values({name: bindparam(name, type_=_messages.c[name].type) for name in _MESSAGE_INSERTED})
     .on_conflict_do_nothing(index_elements=["sender_id", "txn_id"])
     .returning(_messages.c.id)
     for pg in (True, False)
@@ -213,8 +234,8 @@ _TOUCH_CONVERSATION = (
 
 def _build_next_positions(pg: bool) -> Any:
     """Bump several users' stream positions, returning ``(id, stream_pos)`` rows."""
-    ids = bindparam("ids", expanding=True, type_=_Id)
     if pg:
+        ids = bindparam("ids", expanding=True, type_=_Id)
         # Lock in id order explicitly: a plain UPDATE ... WHERE id IN locks in whatever
         # order its scan meets the rows. NO KEY UPDATE is what an UPDATE takes anyway;
         # FOR UPDATE would also wait for the key-share locks that other transactions'
@@ -228,7 +249,12 @@ def _build_next_positions(pg: bool) -> Any:
         )
         where = _users.c.id == locked.c.id
     else:  # SQLite: one writer at a time, nothing to order
-        where = _users.c.id.in_(ids)
+        # The ids as one JSON array: one statement for any number of them, compiled
+        # once (an expanding IN is compiled per execution).
+        listed: Any = select(literal_column("value")).select_from(
+            func.json_each(bindparam("ids", type_=String()))
+        )
+        where = _users.c.id.in_(listed)
     return (
         update(_users)
         .where(where)
@@ -238,12 +264,15 @@ def _build_next_positions(pg: bool) -> Any:
 
 
 _NEXT_POSITIONS = {pg: _build_next_positions(pg) for pg in (True, False)}
-_INSERT_EVENTS = insert(_events)
+_INSERT_EVENTS = insert(_events).values(
+    {name: bindparam(name, type_=_events.c[name].type) for name in _EVENT_COLUMNS}
+)
 
 
 class Users:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
         self._s = session
+        self._direct = direct
 
     async def add(
         self, *, username: str, display_name: str, password_hash: str, now: datetime
@@ -384,7 +413,9 @@ class Users:
         rows are locked in user-id order, so two sends that share a user cannot
         deadlock (see :func:`_build_next_positions`)."""
         ids = sorted(set(user_ids))
-        rows = await self._s.execute(_NEXT_POSITIONS[_is_postgresql(self._s)], {"ids": ids})
+        pg = _is_postgresql(self._s)
+        params = {"ids": ids if pg else json.dumps(ids)}
+        rows = await _rows(self._s, self._direct, _NEXT_POSITIONS[pg], params)
         positions = {int(user_id): int(pos) for user_id, pos in rows}
         if len(positions) != len(ids):
             raise LookupError(f"users {sorted(set(ids) - set(positions))} do not exist")
@@ -685,8 +716,9 @@ class SendContext:
 
 
 class Conversations:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
         self._s = session
+        self._direct = direct
 
     @staticmethod
     def _pair(a: int, b: int) -> tuple[int, int]:
@@ -729,9 +761,10 @@ class Conversations:
             query, params["username"] = _SEND_CONTEXT_BY_USERNAME, username
         else:
             query, params["user_id"] = _SEND_CONTEXT_BY_ID, user_id
-        row = (await self._s.execute(query, params)).first()
-        if row is None:
+        rows = await _rows(self._s, self._direct, query, params)
+        if not rows:
             return None
+        row = rows[0]
         n = len(_RECIPIENT_COLUMNS)
         recipient = Recipient(*row[:n])
         conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, push = row[
@@ -955,10 +988,8 @@ class Conversations:
         return {int(conv_id): int(count) for conv_id, count in rows}
 
     async def touch(self, conversation_id: int, message_id: int, now: datetime) -> None:
-        await self._s.execute(
-            _TOUCH_CONVERSATION,
-            {"conversation_id": conversation_id, "message_id": message_id, "at": now},
-        )
+        params = {"conversation_id": conversation_id, "message_id": message_id, "at": now}
+        await _rows(self._s, self._direct, _TOUCH_CONVERSATION, params)
 
     async def touch_withheld(
         self, conversation_id: int, user_id: int, message_id: int, now: datetime
@@ -1043,8 +1074,9 @@ def _viewed(row: Any) -> tuple[Conversation, str, Message | None]:
 
 
 class Messages:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
         self._s = session
+        self._direct = direct
 
     async def add(
         self,
@@ -1077,9 +1109,10 @@ class Messages:
             "created_at": now,
             "withheld": withheld,
         }
-        message_id = await self._s.scalar(_INSERT_MESSAGE[_is_postgresql(self._s)], values)
-        if message_id is None:
+        rows = await _rows(self._s, self._direct, _INSERT_MESSAGE[_is_postgresql(self._s)], values)
+        if not rows:
             return None
+        message_id = rows[0][0]
         return StoredMessage(
             int(message_id), conversation_id, sender_id, recipient_id, kind, text, call, txn_id, now
         )
@@ -1139,8 +1172,9 @@ class Messages:
 
 
 class Events:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
         self._s = session
+        self._direct = direct
 
     async def append(
         self, *, user_id: int, pos: int, type: str, payload: str, now: datetime
@@ -1149,19 +1183,11 @@ class Events:
 
     async def append_many(self, events: Sequence[tuple[int, int, str, str]], now: datetime) -> None:
         """Insert several ``(user_id, pos, type, payload)`` events in one statement."""
-        await self._s.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "user_id": user_id,
-                    "pos": pos,
-                    "type": type_,
-                    "payload": payload,
-                    "created_at": now,
-                }
-                for user_id, pos, type_, payload in events
-            ],
-        )
+        rows = [dict(zip(_EVENT_COLUMNS, (*event, now), strict=True)) for event in events]
+        if self._direct is not None:
+            await self._direct.run_many(_INSERT_EVENTS, rows)
+        else:
+            await self._s.execute(_INSERT_EVENTS, rows)
 
     async def range(self, user_id: int, *, after: int, upto: int | None, limit: int) -> list[Event]:
         """Events with ``after < pos <= upto`` in order, at most ``limit`` of them."""
@@ -1297,14 +1323,16 @@ class PushSubscriptions:
 class Store:
     """The repositories of one unit of work, sharing its session and transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
+        """``direct``: the session's SQLite write connection, for the send path's
+        statements (see :class:`~ringfence.storage.sqlite_driver.Direct`)."""
         self.session = session
-        self.users = Users(session)
+        self.users = Users(session, direct)
         self.sessions = Sessions(session)
         self.social = Social(session)
         self.settings = SettingsRepo(session)
-        self.conversations = Conversations(session)
-        self.messages = Messages(session)
-        self.events = Events(session)
+        self.conversations = Conversations(session, direct)
+        self.messages = Messages(session, direct)
+        self.events = Events(session, direct)
         self.reports = Reports(session)
         self.push = PushSubscriptions(session)
