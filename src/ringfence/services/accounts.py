@@ -530,10 +530,9 @@ class Accounts:
         for at in range(0, len(users), CHECK_BATCH):
             batch = users[at : at + CHECK_BATCH]
             async with self._db.read() as store:
-                found = await store.users.by_ids(batch)
+                active = await store.users.active_among(batch)
             for user_id in batch:
-                user = found.get(user_id)
-                if user is None or user.suspended:
+                if user_id not in active:
                     if self._cache is not None:
                         self._cache.drop_user(user_id)
                     closed += hub.end_sessions(user_id)

@@ -301,6 +301,16 @@ class Users:
         rows = await self._s.scalars(select(User).where(User.id.in_(set(user_ids))))
         return {user.id: user for user in rows}
 
+    async def active_among(self, user_ids: Sequence[int]) -> set[int]:
+        """Which of ``user_ids`` exist and are not suspended: ids only, no ORM objects
+        (the socket check asks this of every connected user, every minute)."""
+        if not user_ids:
+            return set()
+        rows = await self._s.execute(
+            select(_users.c.id).where(_users.c.id.in_(set(user_ids)), _users.c.suspended.is_(False))
+        )
+        return {int(user_id) for (user_id,) in rows}
+
     async def by_username(self, username: str) -> User | None:
         return await self._s.scalar(select(User).where(User.username == username))
 
