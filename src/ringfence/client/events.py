@@ -354,7 +354,7 @@ class EventStream:
                 waiting.set_result(frame)
             return  # an answer to a send, not an event (a late one: HTTP had it)
         pos = frame.get("pos")
-        if isinstance(pos, int) and frame["type"] != "ready":
+        if isinstance(pos, int) and kind != "ready":
             if self.pos is not None and pos <= self.pos:
                 return  # already seen (a replay overlapping live delivery)
             self.pos = pos
