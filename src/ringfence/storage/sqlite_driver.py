@@ -164,6 +164,18 @@ class OneHopDialect(SQLiteDialect_aiosqlite):
         super().__init__(*args, **kwargs)
         self._prepared: dict[ClauseElement, Prepared] = {}
 
+    # Savepoints: every group-commit writer has one (ringfence.storage.group_commit).
+    # SQLAlchemy runs each as a full execution of a compiled clause; here they are one
+    # driver call each, still under SQLAlchemy's own transaction bookkeeping.
+    def do_savepoint(self, connection: Connection, name: str) -> None:
+        _savepoint_sql(connection, "SAVEPOINT", name)
+
+    def do_release_savepoint(self, connection: Connection, name: str) -> None:
+        _savepoint_sql(connection, "RELEASE SAVEPOINT", name)
+
+    def do_rollback_to_savepoint(self, connection: Connection, name: str) -> None:
+        _savepoint_sql(connection, "ROLLBACK TO SAVEPOINT", name)
+
     def prepared(self, statement: ClauseElement) -> Prepared:
         """``statement`` compiled for this dialect (once per statement object)."""
         found = self._prepared.get(statement)
@@ -176,6 +188,26 @@ class OneHopDialect(SQLiteDialect_aiosqlite):
         import aiosqlite
 
         return OneHopDBAPI(aiosqlite, sqlite3)
+
+
+def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
+    """Run ``verb name`` (name as SQLAlchemy generated it, ``sa_savepoint_N``) as one
+    driver call, telling ``before_cursor_execute`` listeners as an execution would, and
+    raising driver errors as SQLAlchemy's."""
+    if not name.isidentifier():  # never interpolate anything but SQLAlchemy's own names
+        raise ValueError(f"unexpected savepoint name {name!r}")
+    sql = f"{verb} {name}"
+    if connection._has_events or connection.engine._has_events:
+        connection.dispatch.before_cursor_execute(connection, None, sql, (), None, False)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(
+            sql, (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 _Processor = Callable[[Any], Any] | None

@@ -291,3 +291,39 @@ async def test_a_failed_writers_direct_writes_are_undone_and_its_groups_others_k
         texts = (await store.session.execute(text("SELECT text FROM messages ORDER BY id"))).all()
         assert [t for (t,) in texts] == ["kept-1", "kept-2"]
         assert await store.users.stream_pos(alice) == 2
+
+
+async def test_a_savepoint_is_one_driver_call_each_way_and_rolls_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[1]) if len(args) > 1 else "")
+        return await original(self, fn, *args, **kwargs)
+
+    (alice,) = await _users(db, "alice")
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with db.write() as store:
+        s = store.session
+        await s.execute(text("SELECT 0"))
+        calls.clear()
+        kept = await s.begin_nested()
+        await s.execute(
+            text("UPDATE users SET display_name = 'kept' WHERE id = :id"), {"id": alice}
+        )
+        await kept.commit()
+        assert calls[0].startswith("SAVEPOINT sa_savepoint_")
+        assert calls[-1].startswith("RELEASE SAVEPOINT sa_savepoint_")
+        assert len(calls) == 3
+        undone = await s.begin_nested()
+        await s.execute(
+            text("UPDATE users SET display_name = 'undone' WHERE id = :id"), {"id": alice}
+        )
+        await undone.rollback()
+    async with db.read() as store:
+        name = await store.session.scalar(
+            text("SELECT display_name FROM users WHERE id = :id"), {"id": alice}
+        )
+    assert name == "kept"
