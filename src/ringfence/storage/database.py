@@ -134,6 +134,16 @@ class Database:
             _configure_sqlite(self.engine, busy_timeout_ms=int(busy_timeout_s * 1000))
             self._write_turn = asyncio.Lock()
         self._write_engine = self.engine.execution_options(ringfence_write=True)
+        # A read is one snapshot on both backends. SQLite's read transaction already is
+        # one; PostgreSQL's default (READ COMMITTED) takes a new snapshot per statement,
+        # so a conversation list could read its last message before a send committed
+        # and its unread count after, and a client would count that message twice.
+        # Read-only transactions never fail to serialize, so this costs nothing.
+        self._read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
         # A SQLite file's writers share commits (ringfence.storage.group_commit). In
         # memory there is no fsync to share, and one connection serves the readers too,
         # who must not see a group's uncommitted work.
@@ -190,7 +200,7 @@ class Database:
         """A read-only unit of work. Raises :class:`DatabaseBusy` when the database
         cannot serve it right now."""
         with _busy_as_unavailable("read"):
-            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            async with AsyncSession(self._read_engine, expire_on_commit=False) as session:
                 yield Store(session)
 
     @asynccontextmanager

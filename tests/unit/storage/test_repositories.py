@@ -204,3 +204,35 @@ async def test_datetimes_are_utc_aware_and_naive_ones_are_refused(db: Database) 
                 password_hash="x",
                 now=datetime(2026, 1, 1),  # naive: the point of the test
             )
+
+
+async def test_a_read_is_one_snapshot_even_when_a_write_commits_during_it(
+    db: Database,
+) -> None:
+    # A conversation list reads its last messages and its unread counts in separate
+    # statements; a send committing between them must not be half seen (on PostgreSQL
+    # a READ COMMITTED read would count it as unread without listing it).
+    alice, bob = await users(db, "alice", "bob")
+    async with db.write() as store:
+        conv_id, _ = await store.conversations.open(alice, bob, NOW)
+
+    async def send(txn_id: str) -> None:
+        async with db.write() as store:
+            await store.messages.add(
+                conversation_id=conv_id,
+                sender_id=alice,
+                recipient_id=bob,
+                kind="text",
+                text=txn_id,
+                call=None,
+                txn_id=txn_id,
+                now=NOW,
+            )
+
+    await send("one")
+    async with db.read() as store:
+        before = await store.messages.count()
+        await send("two")
+        assert await store.messages.count() == before
+    async with db.read() as store:
+        assert await store.messages.count() == before + 1
