@@ -45,8 +45,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -197,17 +197,27 @@ def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
     if not name.isidentifier():  # never interpolate anything but SQLAlchemy's own names
         raise ValueError(f"unexpected savepoint name {name!r}")
     sql = f"{verb} {name}"
-    if connection._has_events or connection.engine._has_events:
-        connection.dispatch.before_cursor_execute(connection, None, sql, (), None, False)
+    _tell_listeners(connection, sql, (), many=False)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
     except sqlite3.Error as exc:
-        raise DBAPIError.instance(
-            sql, (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
-        ) from exc
+        raise _driver_error(sql, (), exc, connection.dialect) from exc
     finally:
         cursor.close()
+
+
+def _tell_listeners(connection: Connection, sql: str, args: Any, *, many: bool) -> None:
+    """Tell ``before_cursor_execute`` listeners of a statement run past SQLAlchemy's
+    execution machinery, as an execution would."""
+    if connection._has_events or connection.engine._has_events:
+        connection.dispatch.before_cursor_execute(connection, None, sql, args, None, many)
+
+
+def _driver_error(sql: str, args: Any, exc: sqlite3.Error, dialect: Dialect) -> StatementError:
+    """``exc`` as SQLAlchemy raises it, with the parameters hidden as the engine hides
+    them (a message's text must not reach a log through an error)."""
+    return DBAPIError.instance(sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=dialect)
 
 
 _Processor = Callable[[Any], Any] | None
@@ -301,18 +311,14 @@ class Direct:
         await self._run(prepared.sql, [prepared.arguments(p) for p in param_sets], many=True)
 
     async def _run(self, sql: str, args: Any, *, many: bool) -> list[Any]:
-        sync = self._sync
-        if sync._has_events or sync.engine._has_events:
-            sync.dispatch.before_cursor_execute(sync, None, sql, args, None, many)
+        _tell_listeners(self._sync, sql, args, many=many)
         connection = self._adapted._connection
         mutex: asyncio.Lock = self._adapted._execute_mutex
         async with mutex:
             try:
                 result = await connection._execute(_execute, connection._conn, sql, args, many=many)
             except sqlite3.Error as exc:
-                raise DBAPIError.instance(
-                    sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=self._dialect
-                ) from exc
+                raise _driver_error(sql, args, exc, self._dialect) from exc
         rows: list[Any] = result[1]
         return rows
 

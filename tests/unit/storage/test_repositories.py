@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, User
+from tests.unit.storage.messages import add_message
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -86,42 +87,15 @@ async def test_duplicate_txn_id_is_refused_and_the_transaction_survives(db: Data
     alice, bob = await users(db, "alice", "bob")
     async with db.write() as store:
         conv = await store.conversations.create(alice, bob, NOW)
-        first = await store.messages.add(
-            conversation_id=conv.id,
-            sender_id=alice,
-            recipient_id=bob,
-            kind="text",
-            text="one",
-            call=None,
-            txn_id="t1",
-            now=NOW,
-        )
-        duplicate = await store.messages.add(
-            conversation_id=conv.id,
-            sender_id=alice,
-            recipient_id=bob,
-            kind="text",
-            text="two",
-            call=None,
-            txn_id="t1",
-            now=NOW,
-        )
+        first = await add_message(store, conv.id, alice, bob, text="one", txn_id="t1", now=NOW)
+        duplicate = await add_message(store, conv.id, alice, bob, text="two", txn_id="t1", now=NOW)
         assert duplicate is None  # refused: nothing written
         again = await store.messages.by_txn(alice, "t1")
         assert again is not None
         assert first is not None
         assert again.id == first.id
         # The same txn_id from another sender is a different transaction.
-        await store.messages.add(
-            conversation_id=conv.id,
-            sender_id=bob,
-            recipient_id=alice,
-            kind="text",
-            text="three",
-            call=None,
-            txn_id="t1",
-            now=NOW,
-        )
+        await add_message(store, conv.id, bob, alice, text="three", txn_id="t1", now=NOW)
     async with db.read() as store:
         assert await store.messages.count() == 2
 
@@ -132,13 +106,12 @@ async def test_message_pages_are_oldest_first_before_a_cursor(db: Database) -> N
         conv = await store.conversations.create(alice, bob, NOW)
         ids = []
         for i in range(5):
-            msg = await store.messages.add(
-                conversation_id=conv.id,
-                sender_id=alice,
-                recipient_id=bob,
-                kind="text",
+            msg = await add_message(
+                store,
+                conv.id,
+                alice,
+                bob,
                 text=f"m{i}",
-                call=None,
                 txn_id=None,
                 now=NOW + timedelta(seconds=i),
             )
@@ -218,16 +191,7 @@ async def test_a_read_is_one_snapshot_even_when_a_write_commits_during_it(
 
     async def send(txn_id: str) -> None:
         async with db.write() as store:
-            await store.messages.add(
-                conversation_id=conv_id,
-                sender_id=alice,
-                recipient_id=bob,
-                kind="text",
-                text=txn_id,
-                call=None,
-                txn_id=txn_id,
-                now=NOW,
-            )
+            await add_message(store, conv_id, alice, bob, text=txn_id, txn_id=txn_id, now=NOW)
 
     await send("one")
     async with db.read() as store:

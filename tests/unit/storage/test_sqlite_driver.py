@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, StoredMessage
 from ringfence.storage.sqlite_driver import Direct, OneHopDialect, engine_url
+from tests.unit.storage.messages import add_message
 
 
 @pytest.fixture
@@ -121,16 +122,7 @@ async def _users(db: Database, *names: str) -> list[int]:
 async def _message(
     store: Store, conv_id: int, sender: int, recipient: int, txn_id: str, text: str = "hi"
 ) -> StoredMessage | None:
-    return await store.messages.add(
-        conversation_id=conv_id,
-        sender_id=sender,
-        recipient_id=recipient,
-        kind="text",
-        text=text,
-        call=None,
-        txn_id=txn_id,
-        now=NOW,
-    )
+    return await add_message(store, conv_id, sender, recipient, text=text, txn_id=txn_id, now=NOW)
 
 
 def test_the_sqlalchemy_internal_it_uses_is_still_there() -> None:
