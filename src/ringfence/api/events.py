@@ -16,6 +16,7 @@ have). A socket keeps its user's id, session id and a ``UserSnapshot``, not the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter
 from starlette.applications import Starlette
@@ -49,6 +50,8 @@ async def serve_socket(ws: WebSocket, sockets: Sockets) -> None:
         # Refused before the upgrade: the browser sees a 403 and no socket opens.
         await ws.close(CLOSE_POLICY)
         return
+    # Nothing reads the handshake's headers again; an idle socket need not keep them.
+    ws.scope["headers"].clear()
     await ws.accept()
     try:
         first = await asyncio.wait_for(ws.receive_text(), sockets.auth_timeout_s)
@@ -109,12 +112,13 @@ class EventsFirst:
     def __init__(self, app: Starlette) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    # A plain function returning the awaitable (an ASGI 3 app; server_config says so):
+    # as a coroutine it would keep one more frame alive for each socket's whole life.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "websocket" and scope["path"] == PATH:
             sockets: Sockets = self.app.state.services.sockets
-            await serve_socket(WebSocket(scope, receive, send), sockets)
-            return
-        await self.app(scope, receive, send)
+            return serve_socket(WebSocket(scope, receive, send), sockets)
+        return self.app(scope, receive, send)
 
 
 async def _refuse(ws: WebSocket, refused: Refused, code: int | None = None) -> None:
