@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from ringfence.storage.direct import Direct
 from ringfence.storage.files import private_dir, private_sqlite_files
 from ringfence.storage.group_commit import GroupCommit
 from ringfence.storage.repositories import Store
@@ -221,7 +222,7 @@ class Database:
                 AsyncSession(self._write_engine, expire_on_commit=False) as session,
                 session.begin(),
             ):
-                yield Store(session)
+                yield Store(session, await Direct.of(session))
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:

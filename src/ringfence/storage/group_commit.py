@@ -31,8 +31,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from ringfence.storage.direct import Direct
 from ringfence.storage.repositories import Store
-from ringfence.storage.sqlite_driver import Direct
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -33,6 +34,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ringfence.storage.direct import Direct
 from ringfence.storage.models import (
     Block,
     Conversation,
@@ -49,7 +51,6 @@ from ringfence.storage.models import (
 )
 from ringfence.storage.models import Id as _Id
 from ringfence.storage.models import UTCDateTime as _UTCDateTime
-from ringfence.storage.sqlite_driver import Direct
 
 __all__ = [
     "Block",
@@ -76,8 +77,9 @@ def _is_postgresql(session: AsyncSession) -> bool:
 async def _rows(
     session: AsyncSession, direct: Direct | None, statement: Any, params: Mapping[str, Any]
 ) -> Sequence[Any]:
-    """Run one of the send path's statements: directly on a SQLite write connection
-    (:class:`~ringfence.storage.sqlite_driver.Direct`), through the session otherwise."""
+    """Run one of the send path's statements: directly on the write connection
+    (:class:`~ringfence.storage.direct.Direct`), through the session otherwise (reads,
+    and drivers without a Direct)."""
     if direct is not None:
         return await direct.rows(statement, params)
     result = await session.execute(statement, params)
@@ -235,14 +237,16 @@ _TOUCH_CONVERSATION = (
 def _build_next_positions(pg: bool) -> Any:
     """Bump several users' stream positions, returning ``(id, stream_pos)`` rows."""
     if pg:
-        ids = bindparam("ids", expanding=True, type_=_Id)
+        # The ids as one array: one statement for any number of them, prepared once
+        # (an expanding IN is compiled per execution, and Direct cannot run one).
+        ids = bindparam("ids", type_=postgresql.ARRAY(_Id))
         # Lock in id order explicitly: a plain UPDATE ... WHERE id IN locks in whatever
         # order its scan meets the rows. NO KEY UPDATE is what an UPDATE takes anyway;
         # FOR UPDATE would also wait for the key-share locks that other transactions'
         # foreign keys hold on these users.
         locked = (
             select(_users.c.id)
-            .where(_users.c.id.in_(ids))
+            .where(_users.c.id == any_(ids))
             .order_by(_users.c.id)
             .with_for_update(key_share=True)
             .cte("locked")
@@ -1334,8 +1338,8 @@ class Store:
     """The repositories of one unit of work, sharing its session and transaction."""
 
     def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
-        """``direct``: the session's SQLite write connection, for the send path's
-        statements (see :class:`~ringfence.storage.sqlite_driver.Direct`)."""
+        """``direct``: the session's write connection, for the send path's statements
+        (see :class:`~ringfence.storage.direct.Direct`)."""
         self.session = session
         self.users = Users(session, direct)
         self.sessions = Sessions(session)

@@ -17,14 +17,10 @@ connection's thread) and ``Connection._conn`` (the sqlite3 connection, which
 SQLAlchemy's own adapter uses too). ``tests/unit/storage/test_sqlite_driver.py`` fails
 loudly if either changes.
 
-:class:`Direct` goes one step further for the few statements a DM send runs on every
-message: it runs a statement compiled once (:class:`Prepared`) on the connection's
-thread in the same single call, skipping SQLAlchemy's per-execution machinery (the
-greenlet bridge, the compiled cache lookup, the execution context and the result
-object), which cost more CPU than the statement itself. Parameters and rows still go
-through SQLAlchemy's own type processors, so what is written and read is exactly what
-an ordinary execution would write and read, and driver errors are raised as
-SQLAlchemy's exceptions, as an ordinary execution raises them.
+:class:`SqliteDirect` goes one step further for the few statements a DM send runs on
+every message (``ringfence.storage.direct``): a statement compiled once, run on the
+connection's thread in the same single call, without SQLAlchemy's per-execution
+machinery.
 
 :func:`engine_url` is how :class:`~ringfence.storage.database.Database` opts in: a
 ``sqlite+aiosqlite`` URL is served by this dialect; any other URL is left alone.
@@ -35,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects import registry
@@ -46,11 +42,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
-from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import EMPTY_DICT
+
+from ringfence.storage.direct import Direct, driver_error, tell_listeners
 
 DRIVERNAME = "sqlite+ringfence_aiosqlite"
 
@@ -155,14 +149,9 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 class OneHopDialect(SQLiteDialect_aiosqlite):
     """SQLAlchemy's aiosqlite dialect with :class:`OneHopCursor` for plain cursors
-    (server-side cursors stay SQLAlchemy's), and the statements :class:`Direct` runs,
-    compiled once for this dialect."""
+    (server-side cursors stay SQLAlchemy's) and savepoints as one driver call each."""
 
     supports_statement_cache = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._prepared: dict[ClauseElement, Prepared] = {}
 
     # Savepoints: every group-commit writer has one (ringfence.storage.group_commit).
     # SQLAlchemy runs each as a full execution of a compiled clause; here they are one
@@ -175,13 +164,6 @@ class OneHopDialect(SQLiteDialect_aiosqlite):
 
     def do_rollback_to_savepoint(self, connection: Connection, name: str) -> None:
         _savepoint_sql(connection, "ROLLBACK TO SAVEPOINT", name)
-
-    def prepared(self, statement: ClauseElement) -> Prepared:
-        """``statement`` compiled for this dialect (once per statement object)."""
-        found = self._prepared.get(statement)
-        if found is None:
-            found = self._prepared[statement] = Prepared(statement, self)
-        return found
 
     @classmethod
     def import_dbapi(cls) -> OneHopDBAPI:
@@ -197,128 +179,48 @@ def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
     if not name.isidentifier():  # never interpolate anything but SQLAlchemy's own names
         raise ValueError(f"unexpected savepoint name {name!r}")
     sql = f"{verb} {name}"
-    _tell_listeners(connection, sql, (), many=False)
+    tell_listeners(connection, sql, (), many=False)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
     except sqlite3.Error as exc:
-        raise _driver_error(sql, (), exc, connection.dialect) from exc
+        raise driver_error(sql, (), exc, sqlite3.Error, connection.dialect) from exc
     finally:
         cursor.close()
 
 
-def _tell_listeners(connection: Connection, sql: str, args: Any, *, many: bool) -> None:
-    """Tell ``before_cursor_execute`` listeners of a statement run past SQLAlchemy's
-    execution machinery, as an execution would."""
-    if connection._has_events or connection.engine._has_events:
-        connection.dispatch.before_cursor_execute(connection, None, sql, args, None, many)
+class SqliteDirect(Direct):
+    """:class:`~ringfence.storage.direct.Direct` for a :class:`OneHopDialect`
+    connection: each statement is one call on aiosqlite's thread, under the adapter's
+    mutex."""
 
+    __slots__ = ("_adapted",)
 
-def _driver_error(sql: str, args: Any, exc: sqlite3.Error, dialect: Dialect) -> StatementError:
-    """``exc`` as SQLAlchemy raises it, with the parameters hidden as the engine hides
-    them (a message's text must not reach a log through an error)."""
-    return DBAPIError.instance(sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=dialect)
-
-
-_Processor = Callable[[Any], Any] | None
-
-
-class Prepared:
-    """A Core statement compiled once: its SQL, its positional parameters with their
-    bind processors, and its result columns' processors.
-
-    A named bind parameter must be given at execution (a missing one is a KeyError, not
-    a silent NULL); one that carries its own value (the 1 of ``stream_pos + 1``) is
-    bound to it."""
-
-    __slots__ = ("_binds", "_results", "sql")
-
-    def __init__(self, statement: ClauseElement, dialect: OneHopDialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql: str = compiled.string
-        binds = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if bind.required:
-                binds.append((name, process, False, None))
-            else:
-                value = bind.effective_value
-                binds.append((name, None, True, value if process is None else process(value)))
-        self._binds: tuple[tuple[str, _Processor, bool, Any], ...] = tuple(binds)
-        columns = getattr(statement, "exported_columns", ())
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
-        self._results: tuple[_Processor, ...] | None = results if any(results) else None
-
-    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            fixed if own else params[name] if process is None else process(params[name])
-            for name, process, own, fixed in self._binds
-        )
-
-    def convert(self, rows: list[Any]) -> list[tuple[Any, ...]]:
-        results = self._results
-        if results is None:
-            return rows
-        return [
-            tuple(value if f is None else f(value) for f, value in zip(results, row, strict=True))
-            for row in rows
-        ]
-
-
-class Direct:
-    """Statements on one pooled connection, in the transaction SQLAlchemy holds open on
-    it, run without SQLAlchemy's per-execution machinery (see the module's notes).
-
-    SQLAlchemy's ``before_cursor_execute`` listeners still hear of every statement (the
-    statement counts of tests and benchmarks rely on them)."""
-
-    __slots__ = ("_adapted", "_dialect", "_sync")
-
-    def __init__(self, sync: Connection, adapted: OneHopConnection) -> None:
-        self._sync = sync
-        self._adapted = adapted
-        dialect = sync.dialect
-        assert isinstance(dialect, OneHopDialect)
-        self._dialect = dialect
+    def __init__(self, sync: Connection, driver_connection: Any) -> None:
+        super().__init__(sync, driver_connection)
+        assert isinstance(driver_connection, OneHopConnection)
+        self._adapted = driver_connection
 
     @classmethod
-    async def of(cls, session: AsyncSession) -> Direct | None:
-        """The session's connection, if it is a :class:`OneHopDialect` one (a SQLite
-        file or memory database); None for anything else."""
-        connection = await session.connection()
-        if not isinstance(connection.dialect, OneHopDialect):
-            return None
-        raw = await connection.get_raw_connection()
-        adapted = raw.dbapi_connection
-        assert isinstance(adapted, OneHopConnection)
-        return cls(connection.sync_connection, adapted)
+    def serves(cls, dialect: Dialect) -> bool:
+        return isinstance(dialect, OneHopDialect)
 
-    async def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
-        """Run ``statement`` once; its rows (none for a statement without any)."""
-        prepared = self._dialect.prepared(statement)
-        args = prepared.arguments(params)
-        return prepared.convert(await self._run(prepared.sql, args, many=False))
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
+        return await self._call(sql, args, many=False)
 
-    async def run_many(
-        self, statement: ClauseElement, param_sets: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Run ``statement`` once per parameter set, in one call to the thread."""
-        prepared = self._dialect.prepared(statement)
-        await self._run(prepared.sql, [prepared.arguments(p) for p in param_sets], many=True)
+    async def _run_many(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+        await self._call(sql, args, many=True)
 
-    async def _run(self, sql: str, args: Any, *, many: bool) -> list[Any]:
-        _tell_listeners(self._sync, sql, args, many=many)
+    async def _call(self, sql: str, args: Any, *, many: bool) -> list[Any]:
         connection = self._adapted._connection
         mutex: asyncio.Lock = self._adapted._execute_mutex
         async with mutex:
             try:
                 result = await connection._execute(_execute, connection._conn, sql, args, many=many)
             except sqlite3.Error as exc:
-                raise _driver_error(sql, args, exc, self._dialect) from exc
+                raise driver_error(
+                    sql, args, exc, sqlite3.Error, self._dialect, self._adapted
+                ) from exc
         rows: list[Any] = result[1]
         return rows
 

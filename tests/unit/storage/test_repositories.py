@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, User
-from tests.unit.storage.messages import add_message
+from tests.unit.storage.helpers import add_message
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

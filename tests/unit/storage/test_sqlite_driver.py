@@ -2,10 +2,9 @@
 statement, and everything a statement returns arrives intact. It leans on two aiosqlite
 internals; the first test fails loudly, naming them, when aiosqlite changes.
 
-The send path's statements run directly on a SQLite write connection (``Direct``): they
-read and write exactly what the same statements run through SQLAlchemy do, inside the
-writer's savepoint, errors arrive as SQLAlchemy's without row values, and statement
-listeners still hear every one."""
+Group-commit writers run the send path's statements directly (``SqliteDirect``), inside
+each writer's savepoint; what they read and write either way is checked on both
+backends in test_direct.py."""
 
 from __future__ import annotations
 
@@ -18,14 +17,14 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.exc import IntegrityError
 
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, StoredMessage
-from ringfence.storage.sqlite_driver import Direct, OneHopDialect, engine_url
-from tests.unit.storage.messages import add_message
+from ringfence.storage.sqlite_driver import OneHopDialect, SqliteDirect, engine_url
+from tests.unit.storage.helpers import add_message, add_users
 
 
 @pytest.fixture
@@ -110,13 +109,7 @@ NOW = datetime(2026, 12, 7, 10, 11, 12, 345678, tzinfo=UTC)
 
 
 async def _users(db: Database, *names: str) -> list[int]:
-    async with db.write() as store:
-        users = [
-            await store.users.add(username=n, display_name=n, password_hash="x", now=NOW)
-            for n in names
-        ]
-        await store.session.flush()
-        return [u.id for u in users]
+    return await add_users(db, *names, now=NOW)
 
 
 async def _message(
@@ -129,132 +122,14 @@ def test_the_sqlalchemy_internal_it_uses_is_still_there() -> None:
     source = inspect.getsource(AsyncAdapt_aiosqlite_connection.__init__)
     assert "_execute_mutex" in source, (
         "SQLAlchemy's aiosqlite adapter no longer has _execute_mutex: "
-        "ringfence.storage.sqlite_driver.Direct holds it around each statement"
+        "ringfence.storage.sqlite_driver.SqliteDirect holds it around each statement"
     )
 
 
 async def test_group_commit_writers_run_the_send_path_directly(db: Database) -> None:
     async with db.write() as store:
-        assert isinstance(await Direct.of(store.session), Direct)
+        assert isinstance(store.messages._direct, SqliteDirect)
         assert store.messages._direct is not None
-
-
-async def test_a_send_context_reads_the_same_either_way(db: Database) -> None:
-    alice, bob = await _users(db, "alice", "bob")
-    async with db.write() as store:
-        conv_id, _ = await store.conversations.open(alice, bob, NOW)
-        await _message(store, conv_id, alice, bob, "t1", "hi")
-    async with db.write() as store:
-        direct = await Direct.of(store.session)
-        through = Store(store.session)
-        for kwargs in ({"username": "bob"}, {"user_id": bob}, {"username": "nobody"}):
-            for txn_id in ("t1", "t2", None):
-                expected = await through.conversations.send_context(alice, txn_id=txn_id, **kwargs)
-                got = await Store(store.session, direct).conversations.send_context(
-                    alice, txn_id=txn_id, **kwargs
-                )
-                assert got == expected
-        got = await Store(store.session, direct).conversations.send_context(
-            alice, username="bob", txn_id="t1"
-        )
-        assert got is not None
-        assert got.earlier is not None
-        assert got.earlier.created_at == NOW
-        assert got.earlier.created_at.tzinfo is UTC
-        assert got.recipient.suspended is False
-
-
-async def test_what_it_writes_is_stored_exactly_as_sqlalchemy_stores_it(db: Database) -> None:
-    alice, bob = await _users(db, "alice", "bob")
-    async with db.write() as store:
-        conv_id, _ = await store.conversations.open(alice, bob, NOW)
-        direct = Store(store.session, await Direct.of(store.session))
-        through = Store(store.session)
-        ids = []
-        for i, repo in enumerate((direct, through)):
-            msg = await _message(repo, conv_id, alice, bob, f"x{i}", f"héllo {i}")
-            assert msg is not None
-            ids.append(msg.id)
-            await repo.conversations.touch(conv_id, msg.id, NOW)
-            positions = await repo.users.next_stream_positions([bob, alice])
-            await repo.events.append_many(
-                [(u, p, "message.new", f'{{"n":{i}}}') for u, p in positions.items()], NOW
-            )
-        # A repeated txn_id inserts nothing, either way.
-        for repo in (direct, through):
-            again = await _message(repo, conv_id, alice, bob, "x0", "again")
-            assert again is None
-        stored = (
-            await store.session.execute(
-                text("SELECT id, created_at, withheld, text FROM messages ORDER BY id")
-            )
-        ).all()
-        assert [row[0] for row in stored] == ids
-        assert stored[0][1:3] == stored[1][1:3]  # the same datetime text, the same flag
-        assert [row[3] for row in stored] == ["héllo 0", "héllo 1"]
-        events = (
-            await store.session.execute(
-                text("SELECT user_id, pos, created_at FROM events ORDER BY user_id, pos")
-            )
-        ).all()
-        assert [(u, p) for u, p, _ in events] == [(alice, 1), (alice, 2), (bob, 1), (bob, 2)]
-        assert len({at for _, _, at in events}) == 1
-        last = await store.session.execute(
-            text("SELECT last_message_id, last_activity_at FROM conversations")
-        )
-        assert last.one() == (ids[1], stored[0][1])
-
-
-async def test_stream_positions_of_one_or_several_users_and_a_missing_one(db: Database) -> None:
-    alice, bob, carol = await _users(db, "alice", "bob", "carol")
-    async with db.write() as store:
-        users = Store(store.session, await Direct.of(store.session)).users
-        assert await users.next_stream_positions([alice]) == {alice: 1}
-        assert await users.next_stream_positions([carol, alice, bob, alice]) == {
-            alice: 2,
-            bob: 1,
-            carol: 1,
-        }
-        with pytest.raises(LookupError):
-            await users.next_stream_positions([alice, 999_999])
-
-
-async def test_errors_are_sqlalchemys_and_carry_no_row_values(db: Database) -> None:
-    (alice,) = await _users(db, "alice")
-    secret = "a private message text"
-
-    async def twice() -> None:
-        async with db.write() as store:
-            events = Store(store.session, await Direct.of(store.session)).events
-            await events.append_many([(alice, 1, "message.new", secret)] * 2, NOW)
-
-    with pytest.raises(IntegrityError) as caught:
-        await twice()
-    assert "UNIQUE" in str(caught.value.orig)
-    assert secret not in str(caught.value)
-    # The failed writer's work was undone; the database is usable.
-    async with db.read() as store:
-        assert await store.events.range(alice, after=0, upto=None, limit=10) == []
-
-
-async def test_statement_listeners_hear_every_direct_statement(db: Database) -> None:
-    (alice,) = await _users(db, "alice")
-    heard: list[tuple[str, Any, bool]] = []
-
-    def listen(*args: Any) -> None:
-        heard.append((args[2], args[3], args[5]))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
-    try:
-        async with db.write() as store:
-            users = Store(store.session, await Direct.of(store.session)).users
-            await users.next_stream_positions([alice])
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
-    updates = [h for h in heard if h[0].startswith("UPDATE users")]
-    assert len(updates) == 1
-    assert updates[0][2] is False
-    assert f"[{alice}]" in updates[0][1]
 
 
 async def test_a_failed_writers_direct_writes_are_undone_and_its_groups_others_kept(

@@ -1,9 +1,10 @@
-"""Adding a text message through a Store, as the storage tests do many times."""
+"""Rows the storage tests add many times: users, and text messages."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, StoredMessage
 
 
@@ -28,3 +29,14 @@ async def add_message(
         txn_id=txn_id,
         now=now,
     )
+
+
+async def add_users(db: Database, *names: str, now: datetime) -> list[int]:
+    """Users named ``names`` (each its own display name), in one write; their ids."""
+    async with db.write() as store:
+        users = [
+            await store.users.add(username=n, display_name=n, password_hash="x", now=now)
+            for n in names
+        ]
+        await store.session.flush()
+        return [u.id for u in users]

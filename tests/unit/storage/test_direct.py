@@ -1,0 +1,241 @@
+"""The send path's statements run directly on the write connection
+(ringfence.storage.direct; aiosqlite on SQLite, asyncpg on PostgreSQL), on the backend
+under test: they read and write exactly what the same statements run through
+SQLAlchemy do, inside the writer's transaction, errors arrive as SQLAlchemy's without
+row values, and statement listeners still hear every one. The driver internals they
+lean on are checked first, so a driver upgrade that moves them fails loudly here."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import (
+    AsyncAdapt_asyncpg_connection,
+    PGDialect_asyncpg,
+)
+from sqlalchemy.exc import IntegrityError
+
+from ringfence.storage.asyncpg_driver import AsyncpgDirect
+from ringfence.storage.database import Database, DatabaseBusy
+from ringfence.storage.direct import Direct, Prepared
+from ringfence.storage.repositories import Store
+from ringfence.storage.sqlite_driver import SqliteDirect
+from tests.unit.storage.helpers import add_message, add_users
+
+NOW = datetime(2026, 12, 7, 10, 11, 12, 345678, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def test_the_asyncpg_adapter_internals_it_uses_are_still_there() -> None:
+    init = "".join(
+        inspect.getsource(cls.__init__)
+        for cls in AsyncAdapt_asyncpg_connection.__mro__
+        if "__init__" in vars(cls) and cls.__module__.startswith("sqlalchemy.")
+    )
+    for name in ("_execute_mutex", "_transaction"):
+        assert name in init, (
+            f"SQLAlchemy's asyncpg adapter no longer sets {name}: "
+            "ringfence.storage.asyncpg_driver relies on it"
+        )
+    for name in ("_start_transaction", "_prepare", "_handle_exception"):
+        assert callable(getattr(AsyncAdapt_asyncpg_connection, name, None)), (
+            f"SQLAlchemy's asyncpg adapter has no {name}: ringfence.storage.asyncpg_driver calls it"
+        )
+    assert hasattr(PGDialect_asyncpg, "_invalidate_schema_cache_asof")
+
+
+def test_an_expanding_parameter_is_refused_rather_than_run_wrongly(database_url: str) -> None:
+    from sqlalchemy import bindparam, column, select, table
+
+    from ringfence.storage.models import Id
+
+    t = table("users", column("id"))
+    statement = select(t.c.id).where(t.c.id.in_(bindparam("ids", expanding=True, type_=Id)))
+    with pytest.raises(ValueError, match="expanding"):
+        Prepared(statement, PGDialect_asyncpg())
+
+
+async def test_every_write_runs_the_send_path_directly(db: Database) -> None:
+    async with db.write() as store:
+        direct = store.messages._direct
+        assert isinstance(direct, Direct)
+        expected = AsyncpgDirect if db.engine.dialect.name == "postgresql" else SqliteDirect
+        assert isinstance(direct, expected)
+        assert store.users._direct is direct
+        assert store.events._direct is direct
+
+
+async def test_a_direct_statement_first_in_a_write_belongs_to_its_transaction(
+    db: Database,
+) -> None:
+    # SQLAlchemy's asyncpg adapter begins its transaction at the first execution; a
+    # direct statement that comes first must begin it too, not run in autocommit.
+    (alice,) = await add_users(db, "alice", now=NOW)
+
+    async def fail_after_the_first_statement() -> None:
+        async with db.write() as store:
+            assert await store.users.next_stream_positions([alice]) == {alice: 1}
+            raise RuntimeError("the writer fails after its first, direct, statement")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_the_first_statement()
+    async with db.write() as store:
+        assert await store.users.stream_pos(alice) == 0
+        assert await store.users.next_stream_positions([alice]) == {alice: 1}
+    async with db.read() as store:
+        assert await store.users.stream_pos(alice) == 1
+
+
+async def test_a_send_context_reads_the_same_either_way(db: Database) -> None:
+    alice, bob = await add_users(db, "alice", "bob", now=NOW)
+    async with db.write() as store:
+        conv_id, _ = await store.conversations.open(alice, bob, NOW)
+        await add_message(store, conv_id, alice, bob, text="hi", txn_id="t1", now=NOW)
+    async with db.write() as store:
+        direct = await Direct.of(store.session)
+        through = Store(store.session)
+        for kwargs in ({"username": "bob"}, {"user_id": bob}, {"username": "nobody"}):
+            for txn_id in ("t1", "t2", None):
+                expected = await through.conversations.send_context(alice, txn_id=txn_id, **kwargs)
+                got = await Store(store.session, direct).conversations.send_context(
+                    alice, txn_id=txn_id, **kwargs
+                )
+                assert got == expected
+        got = await Store(store.session, direct).conversations.send_context(
+            alice, username="bob", txn_id="t1"
+        )
+        assert got is not None
+        assert got.earlier is not None
+        assert got.earlier.created_at == NOW
+        assert got.earlier.created_at.tzinfo is UTC
+        assert got.recipient.suspended is False
+
+
+async def test_what_it_writes_is_stored_exactly_as_sqlalchemy_stores_it(db: Database) -> None:
+    alice, bob = await add_users(db, "alice", "bob", now=NOW)
+    async with db.write() as store:
+        conv_id, _ = await store.conversations.open(alice, bob, NOW)
+        direct = Store(store.session, await Direct.of(store.session))
+        through = Store(store.session)
+        ids = []
+        for i, repo in enumerate((direct, through)):
+            msg = await add_message(
+                repo, conv_id, alice, bob, text=f"héllo {i}", txn_id=f"x{i}", now=NOW
+            )
+            assert msg is not None
+            ids.append(msg.id)
+            await repo.conversations.touch(conv_id, msg.id, NOW)
+            positions = await repo.users.next_stream_positions([bob, alice])
+            await repo.events.append_many(
+                [(u, p, "message.new", f'{{"n":{i}}}') for u, p in positions.items()], NOW
+            )
+        # A repeated txn_id inserts nothing, either way.
+        for repo in (direct, through):
+            again = await add_message(repo, conv_id, alice, bob, text="again", txn_id="x0", now=NOW)
+            assert again is None
+        stored = (
+            await store.session.execute(
+                text("SELECT id, created_at, withheld, text FROM messages ORDER BY id")
+            )
+        ).all()
+        assert [row[0] for row in stored] == ids
+        assert stored[0][1:3] == stored[1][1:3]  # the same datetime text, the same flag
+        assert [row[3] for row in stored] == ["héllo 0", "héllo 1"]
+        events = (
+            await store.session.execute(
+                text("SELECT user_id, pos, created_at FROM events ORDER BY user_id, pos")
+            )
+        ).all()
+        assert [(u, p) for u, p, _ in events] == [(alice, 1), (alice, 2), (bob, 1), (bob, 2)]
+        assert len({at for _, _, at in events}) == 1
+        last = await store.session.execute(
+            text("SELECT last_message_id, last_activity_at FROM conversations")
+        )
+        assert last.one() == (ids[1], stored[0][1])
+
+
+async def test_stream_positions_of_one_or_several_users_and_a_missing_one(db: Database) -> None:
+    alice, bob, carol = await add_users(db, "alice", "bob", "carol", now=NOW)
+    async with db.write() as store:
+        users = Store(store.session, await Direct.of(store.session)).users
+        assert await users.next_stream_positions([alice]) == {alice: 1}
+        assert await users.next_stream_positions([carol, alice, bob, alice]) == {
+            alice: 2,
+            bob: 1,
+            carol: 1,
+        }
+        with pytest.raises(LookupError):
+            await users.next_stream_positions([alice, 999_999])
+
+
+async def test_errors_are_sqlalchemys_and_carry_no_row_values(db: Database) -> None:
+    (alice,) = await add_users(db, "alice", now=NOW)
+    secret = "a private message text"
+
+    async def twice() -> None:
+        async with db.write() as store:
+            events = Store(store.session, await Direct.of(store.session)).events
+            await events.append_many([(alice, 1, "message.new", secret)] * 2, NOW)
+
+    with pytest.raises(IntegrityError) as caught:
+        await twice()
+    assert "unique" in str(caught.value.orig).lower()
+    assert secret not in str(caught.value)
+    # The failed writer's work was undone; the database is usable.
+    async with db.read() as store:
+        assert await store.events.range(alice, after=0, upto=None, limit=10) == []
+
+
+async def test_statement_listeners_hear_every_direct_statement(db: Database) -> None:
+    (alice,) = await add_users(db, "alice", now=NOW)
+    heard: list[tuple[str, Any, bool]] = []
+
+    def listen(*args: Any) -> None:
+        heard.append((args[2], args[3], args[5]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        async with db.write() as store:
+            users = Store(store.session, await Direct.of(store.session)).users
+            await users.next_stream_positions([alice])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
+    updates = [h for h in heard if "UPDATE users" in h[0]]
+    assert len(updates) == 1
+    assert updates[0][2] is False
+    assert f"[{alice}]" in str(updates[0][1])
+
+
+async def test_a_connection_lost_under_a_direct_statement_is_unavailable_not_a_bug(
+    db: Database,
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a database server that drops the connection (the PostgreSQL run)")
+    (alice,) = await add_users(db, "alice", now=NOW)
+
+    async def send_on_a_dropped_connection() -> None:
+        async with db.write() as store:
+            pid = await store.session.scalar(text("SELECT pg_backend_pid()"))
+            async with db.read() as other:
+                await other.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await store.users.next_stream_positions([alice])
+
+    with pytest.raises(DatabaseBusy) as caught:
+        await send_on_a_dropped_connection()
+    assert caught.value.code == "database_unavailable"  # a 503, as through the session
+    async with db.write() as store:  # the pool replaced the dead connection
+        assert await store.users.next_stream_positions([alice]) == {alice: 1}
