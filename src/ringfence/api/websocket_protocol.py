@@ -75,7 +75,6 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         "_fragments",
         "_inbox",
         "_loop",
-        "_max_size",
         "_open",
         "_ping_interval",
         "_ping_payload",
@@ -110,7 +109,6 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self._connections = server_state.connections
         self._tasks = server_state.tasks
         self._default_headers = server_state.default_headers
-        self._max_size: int | None = config.ws_max_size
         self._ping_interval: float | None = config.ws_ping_interval
         self._ping_timeout: float | None = config.ws_ping_timeout
         self._ws = ServerProtocol(max_size=config.ws_max_size, logger=logger)
@@ -145,9 +143,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        if self._closing_timer is not None:
-            self._closing_timer.cancel()
-            self._closing_timer = None
+        self._cancel_closing_timer()
         self._connections.discard(cast(Any, self))
         self._gone(1006)  # no close frame came (else _gone already has its code)
         self._open = True  # nothing more is answered
@@ -194,9 +190,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         if transport is None:
             return
         if self._close_sent:
-            if self._closing_timer is not None:
-                self._closing_timer.cancel()
-                self._closing_timer = None
+            self._cancel_closing_timer()
         elif self._open:
             self._gone(SERVICE_RESTART)
             self._ws.send_close(SERVICE_RESTART)
@@ -513,9 +507,12 @@ class LeanWebSocketProtocol(asyncio.Protocol):
     def _transport_gone(self) -> bool:
         return self._transport is None or self._transport.is_closing()
 
-    def _close_transport(self) -> None:
+    def _cancel_closing_timer(self) -> None:
         if self._closing_timer is not None:
             self._closing_timer.cancel()
             self._closing_timer = None
+
+    def _close_transport(self) -> None:
+        self._cancel_closing_timer()
         if self._transport is not None:
             self._transport.close()

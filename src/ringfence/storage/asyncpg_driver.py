@@ -13,7 +13,7 @@ SQLAlchemy's per-execution machinery around it:
 - with errors translated by the adapter (``_handle_exception``) and then raised as
   SQLAlchemy's, parameters hidden.
 
-It leans on four adapter internals (``_execute_mutex``, ``_transaction``,
+It leans on five adapter internals (``_execute_mutex``, ``_transaction``,
 ``_start_transaction``, ``_prepare``, ``_handle_exception``);
 ``tests/unit/storage/test_direct.py`` fails loudly if any changes.
 """

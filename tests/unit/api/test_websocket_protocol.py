@@ -248,8 +248,11 @@ async def test_reading_pauses_while_the_app_has_not_read_and_nothing_is_lost(liv
     async with websockets.connect(live.url("/hold")) as ws:
         for i in range(2000):
             await ws.send(f"{i:05d}" + "." * 1000)  # 2 MB, more than the kernel buffers
-        await asyncio.sleep(0.5)  # let the server read what it will
         [protocol] = live.protocols()
+        async with asyncio.timeout(WAIT_S):  # until the server has read what it will
+            while not protocol._read_paused:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # and would it read on? (it must not)
         inbox = protocol._inbox or []
         assert protocol._read_paused
         # One read's worth at most (asyncio reads up to 256 KiB), not everything sent.

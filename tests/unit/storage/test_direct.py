@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, column, event, select, table, text
 from sqlalchemy.dialects.postgresql.asyncpg import (
     AsyncAdapt_asyncpg_connection,
     PGDialect_asyncpg,
@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ringfence.storage.asyncpg_driver import AsyncpgDirect
 from ringfence.storage.database import Database, DatabaseBusy
 from ringfence.storage.direct import Direct, Prepared
+from ringfence.storage.models import Id
 from ringfence.storage.repositories import Store
 from ringfence.storage.sqlite_driver import SqliteDirect
 from tests.unit.storage.helpers import add_message, add_users
@@ -58,11 +59,7 @@ def test_the_asyncpg_adapter_internals_it_uses_are_still_there() -> None:
     assert hasattr(PGDialect_asyncpg, "_invalidate_schema_cache_asof")
 
 
-def test_an_expanding_parameter_is_refused_rather_than_run_wrongly(database_url: str) -> None:
-    from sqlalchemy import bindparam, column, select, table
-
-    from ringfence.storage.models import Id
-
+def test_an_expanding_parameter_is_refused_rather_than_run_wrongly() -> None:
     t = table("users", column("id"))
     statement = select(t.c.id).where(t.c.id.in_(bindparam("ids", expanding=True, type_=Id)))
     with pytest.raises(ValueError, match="expanding"):
