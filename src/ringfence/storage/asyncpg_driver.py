@@ -81,4 +81,4 @@ class AsyncpgDirect(Direct):
                 exc = translated
             except Exception as other:  # not a database error (cancelled, a bug)
                 return other
-        return driver_error(sql, args, exc, error_class, self._dialect, self._adapted)
+        return driver_error(sql, args, exc, error_class, self._sync, self._adapted)

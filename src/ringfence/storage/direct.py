@@ -114,18 +114,22 @@ def driver_error(
     args: Any,
     exc: Exception,
     dbapi_error: type[Exception],
-    dialect: Dialect,
+    connection: Connection,
     driver_connection: Any = None,
 ) -> StatementError:
     """``exc`` (the driver's, or its DBAPI adapter's) as SQLAlchemy raises it, with the
-    parameters hidden as the engine hides them, and marked as a lost connection when
-    the dialect says it is one (``Database`` answers that with 503, not 500)."""
+    parameters hidden as the engine hides them. A lost connection (as the dialect
+    tells) is marked as one (``Database`` answers that with 503, not 500) and handled
+    as SQLAlchemy handles one: ``connection`` is invalidated, so the pool replaces it
+    rather than hand it out again, and so is every pooled connection older than now
+    (a server that dropped one has likely dropped them all)."""
+    dialect = connection.dialect
     lost = driver_connection is not None and dialect.is_disconnect(
         exc,  # type: ignore[arg-type]
         driver_connection,
         None,
     )
-    return DBAPIError.instance(
+    error = DBAPIError.instance(
         sql,
         args,
         exc,
@@ -134,6 +138,10 @@ def driver_error(
         connection_invalidated=lost,
         dialect=dialect,
     )
+    if lost and not connection.invalidated:
+        connection.engine.pool._invalidate(connection.connection, error)
+        connection.invalidate(error)
+    return error
 
 
 class Direct(abc.ABC):

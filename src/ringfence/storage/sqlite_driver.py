@@ -184,7 +184,7 @@ def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
     try:
         cursor.execute(sql)
     except sqlite3.Error as exc:
-        raise driver_error(sql, (), exc, sqlite3.Error, connection.dialect) from exc
+        raise driver_error(sql, (), exc, sqlite3.Error, connection) from exc
     finally:
         cursor.close()
 
@@ -219,7 +219,7 @@ class SqliteDirect(Direct):
                 result = await connection._execute(_execute, connection._conn, sql, args, many=many)
             except sqlite3.Error as exc:
                 raise driver_error(
-                    sql, args, exc, sqlite3.Error, self._dialect, self._adapted
+                    sql, args, exc, sqlite3.Error, self._sync, self._adapted
                 ) from exc
         rows: list[Any] = result[1]
         return rows
