@@ -59,7 +59,7 @@ FLOOD_LIMIT = 200
 # hundreds of senders a call frame's read queued behind all of them in the pool: ring
 # latency p99 went from 14 ms to 0.3-4.7 s (bench, dm-postgres at 200-500 DMs/s). HTTP
 # sends were bounded by their connections. 16 still gives SQLite's group commit
-# batches, and leaves PostgreSQL's pool (10 + 20) room for everything else.
+# batches, and leaves PostgreSQL's pool (30 connections) room for everything else.
 SEND_CONCURRENCY = 16
 
 

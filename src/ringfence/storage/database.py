@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -28,8 +29,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -92,6 +93,10 @@ _NET_ERRNOS = {
     errno.EADDRNOTAVAIL,
     errno.EPIPE,
 }
+# A pooled connection used this recently is handed out without a ping
+# (see _ping_idle_connections).
+PING_AFTER_IDLE_S = 2.0
+_IDLE_SINCE = "ringfence_idle_since"
 # What a transient failure can surface as (anything else is re-raised untouched).
 _DRIVER_ERRORS = (DBAPIError, PoolTimeout, OSError)
 
@@ -100,8 +105,12 @@ class Database:
     """Owns the engine; hands out read and write transactions as a :class:`Store`.
 
     The pool and lock-wait settings default to what production uses (``None`` means
-    the backend's default: 10 + 20 connections on PostgreSQL, SQLAlchemy's 5 + 10 on
+    the backend's default: 30 connections on PostgreSQL, SQLAlchemy's 5 + 10 on
     SQLite); tests pass small values to provoke timeouts.
+
+    A pooled PostgreSQL connection that sat idle for ``ping_after_idle_s`` or longer
+    is pinged before it is handed out, and replaced if the server dropped it (see
+    :func:`_ping_idle_connections`).
     """
 
     def __init__(
@@ -113,13 +122,21 @@ class Database:
         max_overflow: int | None = None,
         pool_timeout_s: float = 30.0,
         busy_timeout_s: float = 10.0,
+        ping_after_idle_s: float = PING_AFTER_IDLE_S,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.busy_timeout_s = busy_timeout_s
         pool: dict[str, Any] = {"pool_timeout": pool_timeout_s}
         if not self.is_sqlite:
-            pool.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # Up to 30 connections, as before (10 kept + 20 overflow), but every one
+            # opened is kept: an overflow connection was closed as it came back
+            # whenever 10 sat idle, so a bursty load kept opening new ones (a server
+            # process each, its caches cold, statements prepared anew). That churn
+            # queued DMs at 500/s (docs/benchmarks.md, run 22). Last in, first out:
+            # a busy server keeps reusing its recently used connections (which need
+            # no ping, see _ping_idle_connections) and the rest stay idle.
+            pool.update(pool_size=30, max_overflow=0, pool_use_lifo=True)
         if pool_size is not None:
             pool["pool_size"] = pool_size
         if max_overflow is not None:
@@ -129,6 +146,8 @@ class Database:
         # hide_parameters: a failed statement must not copy row values into the logs.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, **pool}
         self.engine: AsyncEngine = create_async_engine(engine_url(url), **kwargs)
+        if not self.is_sqlite:
+            _ping_idle_connections(self.engine, ping_after_idle_s)
         # One writer at a time in this process (SQLite only: PostgreSQL has row locks).
         self._write_turn: asyncio.Lock | None = None
         if self.is_sqlite:
@@ -247,6 +266,44 @@ class Database:
             yield
         finally:
             self._write_turn.release()
+
+
+def _ping_idle_connections(engine: AsyncEngine, after_idle_s: float) -> None:
+    """Ping a pooled connection before handing it out, if it has been idle a while.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: with asyncpg, three round
+    trips (BEGIN, an empty query, ROLLBACK) before each transaction's own, which under
+    load cost the event loop more than a send's own statements (run 22 of
+    docs/benchmarks.md). A connection that was in use moments ago is almost surely
+    still open; one that sat idle may have been dropped (the server restarted, an
+    idle timeout, a firewall), so that is the one worth a ping. A ping that fails
+    replaces the connection before anyone uses it, and a lost connection marks every
+    older pooled one stale too, as after a server restart. A connection lost between
+    its last use and the next within the window fails that one transaction, which is
+    answered "database unavailable" (503, retry) and replaced; so would a transaction
+    under way when the server went.
+    """
+    pool = engine.sync_engine.pool
+    dialect: Dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _went_idle(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < after_idle_s:
+            return  # new, or in use moments ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failed ping: hand out another connection
+            lost = isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+                exc, dbapi_connection, None
+            )
+            if lost:
+                raise InvalidatePoolError("the database server dropped the connection") from exc
+            raise DisconnectionError("a pooled connection failed its ping") from exc
 
 
 @contextmanager

@@ -335,3 +335,57 @@ PROVOKE: dict[str, tuple[Callable[[Database], Any], list[dict[str, int]]]] = {
     "deadlock": (_deadlock, [{"a": 5, "b": 5}, {"a": 7, "b": 7}]),
     "serialization": (_serialization, [{"a": 5, "b": 0}]),
 }
+
+
+async def _backend_pid(db: Database) -> int:
+    """Run a write unit of work; the pid of the server backend that served it."""
+    async with db.write() as store:
+        return int(await store.session.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def _pooled_backend_dropped(db: Database) -> int:
+    """Use a pooled connection, give it back, and have the server drop it: the pid of
+    the backend that is gone (the pool is last in, first out: it is handed out next)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    pid = await _backend_pid(db)
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    killer = await asyncpg.connect(url)
+    try:
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+        while await killer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            await asyncio.sleep(0.01)
+    finally:
+        await killer.close()
+    return pid
+
+
+@postgresql_only
+async def test_an_idle_pooled_connection_the_server_dropped_is_replaced_unseen(
+    database_url: str,
+) -> None:
+    # Idle for at least 0 s: every reused connection is pinged before it is handed out.
+    db = Database(database_url, ping_after_idle_s=0)
+    await db.start()
+    try:
+        gone = await _pooled_backend_dropped(db)
+        assert await _backend_pid(db) != gone  # no error: replaced before use
+    finally:
+        await db.close()
+
+
+@postgresql_only
+async def test_a_connection_dropped_right_after_use_fails_one_unit_as_unavailable(
+    database_url: str,
+) -> None:
+    # Used moments ago (within the hour): handed out without a ping, as under load.
+    db = Database(database_url, ping_after_idle_s=3600)
+    await db.start()
+    try:
+        gone = await _pooled_backend_dropped(db)
+        with pytest.raises(DatabaseBusy) as info:
+            await _backend_pid(db)
+        assert info.value.code == "database_unavailable"  # a 503 with Retry-After
+        assert await _backend_pid(db) != gone  # and the next one gets a new connection
+    finally:
+        await db.close()
