@@ -1,7 +1,7 @@
 """``python -m bench [SCENARIO ...]``: Ringfence's benchmarks, one command.
 
 Scenarios: connect, dm-sqlite, dm-postgres, calls, nodes (``dm`` = both DM ones;
-``all``, the default, runs every one; the DM run on SQLite includes the profiled step).
+``all``, the default, runs every one; each DM run ends with a profiled step).
 Each scenario starts its own servers, databases, Redis and coturn on free ports of
 127.0.0.1 and stops them, whatever happens. Results are printed as tables and written
 to bench/results/<time>.json and .md.
@@ -72,8 +72,11 @@ def main(
     ws_workers: Annotated[int | None, typer.Option(help="WebSocket load processes [1].")] = None,
     call_repeats: Annotated[int | None, typer.Option(help="Calls per mode [10].")] = None,
     profile: Annotated[
-        bool, typer.Option(help="Profile the server with py-spy (dm-sqlite).")
+        bool, typer.Option(help="Profile the server with py-spy (a step of each DM run).")
     ] = True,
+    profile_rate: Annotated[
+        float | None, typer.Option(help="DM rate /s of the profiled step [1000].")
+    ] = None,
     pg_fsync: Annotated[
         bool, typer.Option(help="PostgreSQL with fsync on (as SQLite's FULL).")
     ] = True,
@@ -95,7 +98,7 @@ def main(
     for key, value in {
         "users": users, "duration": duration,
         "concurrency": concurrency, "ring_rate": ring_rate, "ws_workers": ws_workers,
-        "call_repeats": call_repeats,
+        "call_repeats": call_repeats, "profile_rate": profile_rate,
     }.items():  # fmt: skip
         if value is not None:
             setattr(o, key, value)

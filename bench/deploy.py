@@ -82,6 +82,11 @@ class Step:
     threads: dict[str, float] = field(default_factory=dict)
     # The load generator's longest garbage-collection pause during the step, ms.
     client_gc_ms: float = 0.0
+    # Where in the step the DMs over the latency target were sent (see late_spread).
+    late: dict[str, Any] = field(default_factory=dict)
+    # The load generator's longest event-loop stall (ms) and when, in s into the step.
+    client_stall_ms: float = 0.0
+    client_stall_at: float = 0.0
 
     def q(self, which: str = "lats") -> dict[float, float]:
         return quantiles(getattr(self, which), self.attempted)
@@ -277,6 +282,8 @@ class Deployment:
                 spy.kill()
                 spy.wait(5)
         lats = np.concatenate([np.asarray(c["lats"], dtype=np.float64) for c in collected])
+        seqs = np.concatenate([np.asarray(c["seqs"], dtype=np.int64) for c in collected])
+        stall = max(collected, key=lambda c: c["stall_ms"])
         ring: dict[str, Any] | None = None
         if ring_results:
             ring = {"rows": [], "failures": []}
@@ -305,6 +312,9 @@ class Deployment:
             profile=profile_to,
             threads={k: v / wall for k, v in threads.items()},
             client_gc_ms=max(c["gc_ms"] for c in collected),
+            client_stall_ms=stall["stall_ms"],
+            client_stall_at=stall["stall_at"] - t0,
+            late=late_spread((seqs - first_seq) / rate if rate else seqs * 0.0, lats),
         )
 
     def close(self) -> None:
@@ -315,6 +325,31 @@ class Deployment:
             self.runner.stop_worker(w)
         self.ws_workers.clear()
         self.sender = None
+
+
+# The latency target the DM steps are judged by (issue 14), seconds.
+LATE_S = 0.050
+
+
+def late_spread(sent_at: np.ndarray, lats: np.ndarray) -> dict[str, Any]:
+    """How the DMs later than the target spread over the step: whether a tail comes
+    from a few stalls (all in one or two seconds) or from a loaded server (every
+    second has some). ``sent_at`` is each DM's scheduled time from the step's start."""
+    late = lats > LATE_S
+    if not late.any():
+        return {}
+    seconds = np.floor(sent_at).astype(np.int64)
+    per_second = np.bincount(seconds[late])
+    worst = int(np.argmax(per_second))
+    in_worst = seconds == worst
+    return {
+        "late": int(late.sum()),
+        "seconds": int(np.count_nonzero(per_second)),
+        "of": int(seconds.max()) + 1 if seconds.size else 0,
+        "worst_second": worst,
+        "worst_count": int(per_second[worst]),
+        "worst_max_ms": float(lats[in_worst].max() * 1000),
+    }
 
 
 def _merged(sends: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench import procs
-from bench.deploy import Deployment, Layout, Step, start_py_spy
+from bench.deploy import LATE_S, Deployment, Layout, Step, start_py_spy
 from bench.profile import summarise
 from bench.report import RESULTS, Table, loadavg, ms, quantiles
 from bench.runner import Runner, StepFailed
@@ -283,6 +283,19 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
             f"{step.label}: the load generator's longest GC pause: {step.client_gc_ms:.0f} ms "
             "(it delays the latencies it measures)"
         )
+    if step.client_stall_ms >= 20:
+        notes.append(
+            f"{step.label}: the load generator's longest event-loop stall: "
+            f"{step.client_stall_ms:.0f} ms, in second {int(step.client_stall_at)} "
+            "(it delays the sends and receipts it times)"
+        )
+    if step.late:
+        lt = step.late
+        notes.append(
+            f"{step.label}: {lt['late']} DMs over {LATE_S * 1000:.0f} ms, sent in "
+            f"{lt['seconds']} of the step's {lt['of']} seconds; most in second "
+            f"{lt['worst_second']} ({lt['worst_count']}, up to {lt['worst_max_ms']:.0f} ms)"
+        )
     if step.ring and step.ring["failures"]:
         notes.append(
             f"{step.label}: ring failures: {'; '.join(sorted(set(step.ring['failures']))[:2])}"
@@ -297,7 +310,7 @@ def _how_sent(o: Options) -> str:
 
 def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None) -> Section:
     """Open-loop DMs at each rate over ``o.users`` connected sockets, ring probes
-    alongside, and (on SQLite) a profiled step."""
+    alongside, and a profiled step."""
     layout = Layout.build(o.users, o.pairs, _ring_pairs(o))
     sdp = ring_offer_sdp()
     steps: list[Step] = []
@@ -348,7 +361,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
                         )
                     )
                 profile_step = None
-                if o.profile and db == "sqlite":
+                if o.profile:
                     r.sleep(2)
                     out = RESULTS / f"profile-{db}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
                     profile_step = dep.dm_step(
@@ -405,13 +418,13 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
             {
                 "label": s.label, "rate": s.rate, "attempted": s.attempted,
                 "received": s.received, "q": s.q(), "cpu": s.cpu, "statuses": s.statuses,
-                "ring": ring_row(s.label, s.ring) if s.ring else None,
+                "ring": ring_row(s.label, s.ring) if s.ring else None, "late": s.late,
             }
             for s in steps
         ],
         "ring_idle": ring_row("idle", idle.ring) if idle.ring else None,
     }  # fmt: skip
-    if o.profile and db == "sqlite" and profile_step is not None:
+    if o.profile and profile_step is not None:
         pt = Table(f"Profiled step ({title})", DM_COLUMNS)
         pt.add(*step_row(profile_step))
         pt.notes.append(
@@ -421,7 +434,8 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
         pt.notes.append(
             "server CPU by thread: "
             f"event loop {profile_step.threads.get('main', 0) * 100:.0f}% of a core, "
-            f"other threads (aiosqlite) {profile_step.threads.get('other', 0) * 100:.0f}%"
+            f"other threads ({'aiosqlite' if db == 'sqlite' else 'executors'}) "
+            f"{profile_step.threads.get('other', 0) * 100:.0f}%"
         )
         tables.append(pt)
         if out.exists():

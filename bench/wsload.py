@@ -17,6 +17,7 @@ import re
 import time
 from array import array
 from collections import Counter, deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import websockets
@@ -58,6 +59,21 @@ class State:
         # what it measures as much as a slow server would, so the report shows them.
         self.gc_pauses: list[float] = []
         self._gc_started = 0.0
+        # Its event loop's longest stall since ``arm`` (ms) and when it ended
+        # (time.monotonic()): a stall here delays sends and receipts alike.
+        self.stall_ms = 0.0
+        self.stall_at = 0.0
+        self.heartbeat: asyncio.Task[None] | None = None
+
+    async def beat(self, every_s: float = 0.005) -> None:
+        """Measure how late this loop wakes a sleeper, for as long as it runs."""
+        while True:
+            due = time.monotonic() + every_s
+            await asyncio.sleep(every_s)
+            now = time.monotonic()
+            late = (now - due) * 1000
+            if late > self.stall_ms:
+                self.stall_ms, self.stall_at = late, now
 
     def on_gc(self, phase: str, _info: dict[str, Any]) -> None:
         if phase == "start":
@@ -117,18 +133,37 @@ def _answered(st: State, msg: str, status: int, now: float) -> None:
         fut.set_result((status, now))
 
 
-async def _paced(n: int, rate: float, launch: Any) -> None:
-    """Call ``launch(i, intended_time)`` for i in range(n) on a fixed timetable (open
-    loop: never waiting for earlier launches to finish)."""
-    start = time.monotonic() + 0.01
+async def _paced(
+    n: int, rate: float, start: Callable[[int, float], Coroutine[Any, Any, None] | None]
+) -> float:
+    """Call ``start(i, intended_time)`` for i in range(n) on a fixed timetable (open
+    loop: never waiting for earlier ones to finish), run each awaitable it returns as a
+    task, and return when all have finished: the seconds the timetable itself took.
+
+    Only the tasks still running are held: a finished one is dropped at once. Holding
+    all of a step's thousands of done tasks to the end made this process's full
+    collections walk them, pauses that grew through the step (100 ms after 20 s at
+    500/s, seen with a gc.callbacks probe) and delayed the receipts it times."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()
+    began = time.monotonic()
+    t0 = began + 0.01
     i = 0
     while i < n:
-        due = min(n, int((time.monotonic() - start) * rate) + 1)
+        due = min(n, int((time.monotonic() - t0) * rate) + 1)
         while i < due:
-            launch(i, start + i / rate)
+            work = start(i, t0 + i / rate)
+            if work is not None:
+                task = loop.create_task(work)
+                running.add(task)
+                task.add_done_callback(running.discard)
             i += 1
         if i < n:
-            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+    scheduled = time.monotonic() - began
+    while running:
+        await asyncio.wait(list(running))
+    return scheduled
 
 
 async def connect(
@@ -145,7 +180,6 @@ async def connect(
     from_intended = array("d")
     from_start = array("d")
     failures: list[str] = []
-    tasks: list[asyncio.Task[None]] = []
 
     async def one(k: int, intended: float) -> None:
         idx, url, token, receiver = users[k]
@@ -185,12 +219,11 @@ async def connect(
         if bar:
             ws.progress(bar, 1)
 
-    def launch(k: int, intended: float) -> None:
-        tasks.append(asyncio.get_running_loop().create_task(one(k, intended)))
+    def launch(k: int, intended: float) -> Coroutine[Any, Any, None]:
+        return one(k, intended)
 
     t0 = time.monotonic()
     await _paced(len(users), rate, launch)
-    await asyncio.gather(*tasks)
     # Thousands of long-lived client objects: without this, each full collection of
     # this process walks them all (200-240 ms pauses with 5,000 sockets on a 2-core
     # EPYC, seen with a gc.callbacks probe), stalling the sends and receipts it times.
@@ -206,12 +239,28 @@ async def connect(
 
 
 async def arm(ws: WorkerState) -> None:
-    """Forget the DM latencies and counters recorded so far."""
+    """Forget the DM latencies and counters recorded so far, and stop this process's
+    automatic garbage collection until ``collect``.
+
+    The collector's pauses in this process are measurement error: a full collection
+    during a step (48 ms at 500/s, seen in the step's tenth second run after run, as
+    its allocations are the same each time) held back the DMs due meanwhile, which
+    then went out as one burst, and the report counted the wait and the burst's
+    queue as the server's latency. What a step leaves for the collector is collected
+    in ``collect``, after the step's last receipt."""
     st = _state(ws)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     st.seqs = array("q")
     st.lats = array("d")
     st.errors, st.error_samples, st.disconnects, st.frames = 0, [], 0, 0
     st.gc_pauses = []
+    st.stall_ms = st.stall_at = 0.0
+    # A fresh heartbeat: the old one's sleep spans the collection above.
+    if st.heartbeat is not None:
+        st.heartbeat.cancel()
+    st.heartbeat = asyncio.get_running_loop().create_task(st.beat())
 
 
 async def collect(ws: WorkerState, *, expect: int = 0, timeout_s: float = 0.0) -> dict[str, Any]:
@@ -221,6 +270,7 @@ async def collect(ws: WorkerState, *, expect: int = 0, timeout_s: float = 0.0) -
     deadline = time.monotonic() + timeout_s
     while len(st.lats) < expect and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    gc.enable()
     return {
         "seqs": st.seqs,
         "lats": st.lats,
@@ -230,6 +280,8 @@ async def collect(ws: WorkerState, *, expect: int = 0, timeout_s: float = 0.0) -
         "frames": st.frames,
         "open": sum(1 for c in st.clients.values() if not c.closed),
         "gc_ms": max(st.gc_pauses, default=0.0),
+        "stall_ms": st.stall_ms,
+        "stall_at": st.stall_at,
     }
 
 
@@ -256,7 +308,6 @@ async def ring(
         clients.put_nowait(HttpClient(host, port))
     rows: list[dict[str, float]] = []
     failures: list[str] = []
-    tasks: list[asyncio.Task[None]] = []
 
     def expect(idx: int, call_id: str, kind: str) -> asyncio.Future[float]:
         fut: asyncio.Future[float] = loop.create_future()
@@ -317,11 +368,10 @@ async def ring(
             if bar:
                 ws.progress(bar, 1)
 
-    def launch(_: int, intended: float) -> None:
-        tasks.append(loop.create_task(probe(intended)))
+    def launch(_: int, intended: float) -> Coroutine[Any, Any, None]:
+        return probe(intended)
 
     await _paced(max(1, int(rate * duration_s)), rate, launch)
-    await asyncio.gather(*tasks)
     while not clients.empty():
         clients.get_nowait().close()
     return {"rows": rows, "failures": failures}
@@ -374,7 +424,6 @@ async def send(
     ok_seqs = array("q")
     resp = array("d")
     errors: list[str] = []
-    tasks: list[asyncio.Task[None]] = []
     attempted = 0
 
     async def one(seq: int, client: Client, to: str, intended: float) -> None:
@@ -403,23 +452,21 @@ async def send(
         elif len(errors) < 5:
             errors.append(f"status {status}")
 
-    def launch(i: int, intended: float) -> None:
+    def launch(i: int, intended: float) -> Coroutine[Any, Any, None] | None:
         nonlocal attempted
         seq = first_seq + i
         idx, to = pairs[seq % len(pairs)]
         client = st.clients.get(idx)
         if client is None:
-            return  # another worker's sender
+            return None  # another worker's sender
         attempted += 1
         if client.closed:
             statuses[0] += 1
-            return
-        tasks.append(loop.create_task(one(seq, client, to, intended)))
+            return None
+        return one(seq, client, to, intended)
 
     t0 = time.monotonic()
-    await _paced(n, rate, launch)
-    scheduled = time.monotonic() - t0
-    await asyncio.gather(*tasks)
+    scheduled = await _paced(n, rate, launch)
     return {
         "attempted": attempted,
         "ok_seqs": ok_seqs,
