@@ -27,22 +27,15 @@ from sqlalchemy.dialects.postgresql.asyncpg import (
     AsyncAdapt_asyncpg_connection,
     PGDialect_asyncpg,
 )
-from sqlalchemy.engine import Connection, Dialect
 
-from ringfence.storage.direct import Direct, driver_error
+from ringfence.storage.direct import Direct
 
 
 class AsyncpgDirect(Direct):
-    __slots__ = ("_adapted",)
-
-    def __init__(self, sync: Connection, driver_connection: Any) -> None:
-        super().__init__(sync, driver_connection)
-        assert isinstance(driver_connection, AsyncAdapt_asyncpg_connection)
-        self._adapted = driver_connection
-
-    @classmethod
-    def serves(cls, dialect: Dialect) -> bool:
-        return isinstance(dialect, PGDialect_asyncpg)
+    __slots__ = ()
+    DIALECT = PGDialect_asyncpg
+    ADAPTED = AsyncAdapt_asyncpg_connection
+    _adapted: AsyncAdapt_asyncpg_connection
 
     async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
         adapted = self._adapted
@@ -81,4 +74,4 @@ class AsyncpgDirect(Direct):
                 exc = translated
             except Exception as other:  # not a database error (cancelled, a bug)
                 return other
-        return driver_error(sql, args, exc, error_class, self._sync, self._adapted)
+        return self._error(sql, args, exc, error_class)

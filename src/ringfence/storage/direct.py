@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -147,11 +147,18 @@ def driver_error(
 class Direct(abc.ABC):
     """Statements run directly on a session's connection (see the module's notes)."""
 
-    __slots__ = ("_dialect", "_sync")
+    __slots__ = ("_adapted", "_dialect", "_sync")
+
+    # What a subclass serves: connections of this dialect, whose DBAPI connection is
+    # (SQLAlchemy's adapter of the driver's) of this class.
+    DIALECT: ClassVar[type[Dialect]]
+    ADAPTED: ClassVar[type]
 
     def __init__(self, sync: Connection, driver_connection: Any) -> None:
+        assert isinstance(driver_connection, self.ADAPTED)
         self._sync = sync
         self._dialect = sync.dialect
+        self._adapted: Any = driver_connection
 
     @staticmethod
     async def of(session: AsyncSession) -> Direct | None:
@@ -186,9 +193,15 @@ class Direct(abc.ABC):
         await self._run_many(found.sql, args)
 
     @classmethod
-    @abc.abstractmethod
     def serves(cls, dialect: Dialect) -> bool:
         """Whether connections of ``dialect`` can run statements this way."""
+        return isinstance(dialect, cls.DIALECT)
+
+    def _error(
+        self, sql: str, args: Any, exc: Exception, dbapi_error: type[Exception]
+    ) -> StatementError:
+        """:func:`driver_error` for a statement run on this connection."""
+        return driver_error(sql, args, exc, dbapi_error, self._sync, self._adapted)
 
     @abc.abstractmethod
     async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
-from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.util import EMPTY_DICT
 
 from ringfence.storage.direct import Direct, driver_error, tell_listeners
@@ -194,16 +194,10 @@ class SqliteDirect(Direct):
     connection: each statement is one call on aiosqlite's thread, under the adapter's
     mutex."""
 
-    __slots__ = ("_adapted",)
-
-    def __init__(self, sync: Connection, driver_connection: Any) -> None:
-        super().__init__(sync, driver_connection)
-        assert isinstance(driver_connection, OneHopConnection)
-        self._adapted = driver_connection
-
-    @classmethod
-    def serves(cls, dialect: Dialect) -> bool:
-        return isinstance(dialect, OneHopDialect)
+    __slots__ = ()
+    DIALECT = OneHopDialect
+    ADAPTED = OneHopConnection
+    _adapted: OneHopConnection
 
     async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
         return await self._call(sql, args, many=False)
@@ -218,9 +212,7 @@ class SqliteDirect(Direct):
             try:
                 result = await connection._execute(_execute, connection._conn, sql, args, many=many)
             except sqlite3.Error as exc:
-                raise driver_error(
-                    sql, args, exc, sqlite3.Error, self._sync, self._adapted
-                ) from exc
+                raise self._error(sql, args, exc, sqlite3.Error) from exc
         rows: list[Any] = result[1]
         return rows
 
