@@ -3,7 +3,6 @@ applied at start-up, and failures that say which setting to look at."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from ringfence.storage.database import MIGRATIONS, Database, DatabaseUnavailable
 from ringfence.storage.models import Base
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.start()
-    yield database
-    await database.close()
 
 
 async def scalar(database: Database, sql: str) -> Any:

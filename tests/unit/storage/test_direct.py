@@ -8,7 +8,6 @@ lean on are checked first, so a driver upgrade that moves them fails loudly here
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,16 +28,6 @@ from ringfence.storage.sqlite_driver import SqliteDirect
 from tests.unit.storage.helpers import add_message, add_users
 
 NOW = datetime(2026, 12, 7, 10, 11, 12, 345678, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.start()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def test_the_asyncpg_adapter_internals_it_uses_are_still_there() -> None:
