@@ -20,7 +20,9 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ringfence.app import create_app, server_config
 from ringfence.clock import Clock
@@ -61,6 +63,21 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def behind_the_servers_back(
+    settings: Settings, *statements: tuple[str, dict[str, Any]]
+) -> None:
+    """Change the database as another process would (``ringfence admin`` without Redis,
+    or a second node whose announcement was lost): in one transaction, of its own
+    engine, telling the server nothing."""
+    engine = create_async_engine(settings.effective_database_url)
+    try:
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

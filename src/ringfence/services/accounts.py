@@ -47,7 +47,7 @@ from ringfence.services.stream import EventStream, SessionEnd, UserChanged
 from ringfence.services.throttle import AccountThrottle
 from ringfence.services.views import user_view
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import IntegrityError, Store, User
+from ringfence.storage.repositories import NEVER, IntegrityError, LiveSession, Store, User
 from ringfence.tasks import raise_if_cancelled, stop
 from ringfence.wire.events import UserUpdated
 from ringfence.wire.models import DELETED_ACCOUNT_NAME, SessionView, UserView
@@ -424,14 +424,16 @@ class Accounts:
 
     async def session_active(self, session_id: int) -> bool:
         """:meth:`still_valid` by session id. Always read from the database."""
-        seen_after = created_after = None
-        if self._lifetime is not None:
-            now = self._clock.now()
-            seen_after, created_after = now - self._lifetime.idle, now - self._lifetime.max_age
         async with self._db.read() as store:
-            return await store.sessions.is_active(
-                session_id, seen_after=seen_after, created_after=created_after
-            )
+            return await store.sessions.is_active(self.live_session(session_id))
+
+    def live_session(self, session_id: int) -> LiveSession:
+        """What a statement must find for ``session_id`` to be live now: for a check
+        read inside another statement (:meth:`Messaging.send` from a socket)."""
+        if self._lifetime is None:
+            return LiveSession(session_id, NEVER, NEVER)
+        now = self._clock.now()
+        return LiveSession(session_id, now - self._lifetime.idle, now - self._lifetime.max_age)
 
     async def logout(self, auth: AuthContext) -> None:
         async with self._db.write() as store:

@@ -28,6 +28,7 @@ __all__ = [
     "RateLimited",
     "Refusal",
     "ServiceError",
+    "SessionEnded",
     "Unauthorized",
     "refusal_of",
 ]
@@ -48,6 +49,14 @@ class InvalidInput(ServiceError):
 
 class Unauthorized(ServiceError):
     status = 401
+
+
+class SessionEnded(Unauthorized):
+    """The session a long-lived connection authenticated with has ended (signed out,
+    revoked, expired, or its account suspended): the connection must close."""
+
+    def __init__(self) -> None:
+        super().__init__("session_ended", "this session has ended; sign in again")
 
 
 class Forbidden(ServiceError):

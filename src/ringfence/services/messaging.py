@@ -39,6 +39,7 @@ from ringfence.services.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    SessionEnded,
     Unauthorized,
 )
 from ringfence.services.limits import ActionLimits
@@ -48,6 +49,7 @@ from ringfence.services.views import DEFAULT_SETTINGS, message_view, user_view
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import (
     Conversation,
+    LiveSession,
     Message,
     SendContext,
     Store,
@@ -93,7 +95,18 @@ class Messaging:
         self._limits = limits
         self._notifier = notifier
 
-    async def send(self, me: Party, to: str, text: str, txn_id: str | None) -> MessageView:
+    async def send(
+        self,
+        me: Party,
+        to: str,
+        text: str,
+        txn_id: str | None,
+        *,
+        session: LiveSession | None = None,
+    ) -> MessageView:
+        """Send ``text`` to ``to``. ``session``: the session a long-lived connection
+        authenticated with, checked in the send's own read; :class:`SessionEnded` when
+        it is no longer live or the sender is suspended (the connection must close)."""
         # Every attempt counts, before anything about the recipient is looked at.
         await self._limits.count(self._limits.messages, me.id)
         text = normalise_newlines(text)  # the API did already; any other caller too
@@ -112,9 +125,16 @@ class Messaging:
         # needed: four for a reply in an accepted conversation (the message, the
         # conversation's last activity, both stream positions, both events).
         async with self._db.write() as store:
-            ctx = await store.conversations.send_context(me.id, username=to, txn_id=txn_id)
+            ctx = await store.conversations.send_context(
+                me.id, username=to, txn_id=txn_id, session=session
+            )
             if ctx is None:
+                # No row to read the session with: asked apart, on this rare path only.
+                if session is not None and not await store.sessions.is_active(session):
+                    raise SessionEnded
                 raise NotFound("user_not_found", "no such user")
+            if session is not None and (not ctx.session_live or ctx.sender_suspended):
+                raise SessionEnded
             if ctx.sender_suspended:
                 # Read with the send: the auth cache may not know yet.
                 raise Unauthorized("unauthorized", "this account is suspended")

@@ -30,6 +30,7 @@ from ringfence.services.errors import (
     DatabaseBusy,
     Refusal,
     ServiceError,
+    SessionEnded,
     refusal_of,
 )
 from ringfence.services.messaging import Messaging
@@ -183,7 +184,7 @@ class Sockets:
 class Socket:
     """One open socket: its connection, who it is, and its flood control."""
 
-    __slots__ = ("_bucket", "_session_checked", "_sockets", "conn", "user")
+    __slots__ = ("_bucket", "_sockets", "conn", "user")
 
     def __init__(self, sockets: Sockets, conn: Connection, user: UserSnapshot) -> None:
         self._sockets = sockets
@@ -191,9 +192,6 @@ class Socket:
         self.user = user
         # Made at the first frame: it starts full either way, and idle sockets need none.
         self._bucket: TokenBucket | None = None
-        # When (monotonic) a message.send last found the session active: it is trusted
-        # for auth_cache_ttl_s after that, as an HTTP request's cached token is.
-        self._session_checked = float("-inf")
 
     def device(self) -> Device:
         """The Device the call service wants, built when needed rather than kept."""
@@ -298,12 +296,14 @@ class Socket:
         session_id = self.conn.session_id
         assert session_id is not None  # every socket authenticated with a session
         try:
-            now = sockets._clock.monotonic()
-            if now - self._session_checked >= sockets._cfg.auth_cache_ttl_s:
-                if not await sockets._accounts.session_active(session_id):
-                    return Close(CloseReason.UNAUTHORIZED, "session ended")
-                self._session_checked = now
-            message = await sockets._messaging.send(self.user, to, text, txn_id)
+            # The session is read with the send, in its one SELECT: a session signed
+            # out, revoked or expired, or an account suspended, without this node
+            # being told (the announcement lost) sends nothing more through the socket.
+            message = await sockets._messaging.send(
+                self.user, to, text, txn_id, session=sockets._accounts.live_session(session_id)
+            )
+        except SessionEnded:
+            return Close(CloseReason.UNAUTHORIZED, "session ended")
         except Exception as exc:
             # Answered as the HTTP route answers it (api/errors.py).
             refusal = refusal_of(exc)

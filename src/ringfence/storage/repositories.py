@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -53,12 +53,14 @@ from ringfence.storage.models import Id as _Id
 from ringfence.storage.models import UTCDateTime as _UTCDateTime
 
 __all__ = [
+    "NEVER",
     "Block",
     "Conversation",
     "ConversationMember",
     "Event",
     "Follow",
     "IntegrityError",
+    "LiveSession",
     "Message",
     "Report",
     "SendContext",
@@ -138,6 +140,31 @@ _MESSAGE_INSERTED = (*_MESSAGE_COLUMNS[1:], "withheld")  # all but the id
 _EVENT_COLUMNS = ("user_id", "pos", "type", "payload", "created_at")
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """A session as a statement checks it: it exists (not logged out or revoked), was
+    last used after ``seen_after`` and created after ``created_after``. Bounds that do
+    not apply are :data:`NEVER` rather than None, so that one compiled statement
+    serves every case."""
+
+    id: int
+    seen_after: datetime
+    created_after: datetime
+
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+_NO_SESSION = LiveSession(0, NEVER, NEVER)  # ids start at 1: matches nothing
+
+
+def _session_is_live(session_id: Any, seen_after: Any, created_after: Any) -> Any:
+    """The conditions on ``sessions`` for :class:`LiveSession` (values or binds)."""
+    return and_(
+        Session.id == session_id,
+        Session.last_seen_at > seen_after,
+        Session.created_at > created_after,
+    )
+
+
 def _blocked_either_way(a: Any, b: Any) -> Any:
     """EXISTS: ``a`` blocked ``b`` or ``b`` blocked ``a`` (user ids or id columns)."""
     return exists().where(
@@ -171,6 +198,15 @@ def _build_send_context(by_username: bool) -> Any:
     sender_suspended = (
         select(sender_row.c.suspended).where(sender_row.c.id == sender).scalar_subquery()
     )
+    # The session the send comes through, where the caller names one (a socket, which
+    # authenticated once): read here rather than in a transaction of its own.
+    session_live = exists().where(
+        _session_is_live(
+            bindparam("session_id", type_=_Id),
+            bindparam("seen_after", type_=_UTCDateTime()),
+            bindparam("created_after", type_=_UTCDateTime()),
+        )
+    )
     return (
         select(
             *(_users.c[name] for name in _RECIPIENT_COLUMNS),
@@ -181,6 +217,7 @@ def _build_send_context(by_username: bool) -> Any:
             recipient_blocked,
             follows,
             sender_suspended,
+            session_live,
             recipient_push,
             *(earlier.c[name] for name in _MESSAGE_COLUMNS),
         )
@@ -473,25 +510,17 @@ class Sessions:
             update(Session).where(Session.id == session_id).values(last_seen_at=now)
         )
 
-    async def is_active(
-        self,
-        session_id: int,
-        *,
-        seen_after: datetime | None = None,
-        created_after: datetime | None = None,
-    ) -> bool:
-        """The session exists (not logged out, revoked or expired: last used after
-        ``seen_after`` and created after ``created_after``, when given) and its user
-        is not suspended."""
+    async def is_active(self, session: LiveSession) -> bool:
+        """The session is live (see :class:`LiveSession`) and its user is not
+        suspended."""
         query = (
             select(Session.id)
             .join(User, User.id == Session.user_id)
-            .where(Session.id == session_id, User.suspended.is_(False))
+            .where(
+                _session_is_live(session.id, session.seen_after, session.created_after),
+                User.suspended.is_(False),
+            )
         )
-        if seen_after is not None:
-            query = query.where(Session.last_seen_at > seen_after)
-        if created_after is not None:
-            query = query.where(Session.created_at > created_after)
         return await self._s.scalar(query) is not None
 
     async def touch_many(
@@ -720,6 +749,7 @@ class SendContext:
     recipient_blocked_sender: bool
     recipient_follows_sender: bool
     sender_suspended: bool  # as stored now (None, a deleted sender, counts as suspended)
+    session_live: bool  # the session asked about is live (False when none was asked about)
     recipient_has_push: bool  # the recipient has at least one Web Push subscription
     earlier: StoredMessage | None  # the sender's message with this txn_id, if any
 
@@ -764,13 +794,22 @@ class Conversations:
         username: str | None = None,
         user_id: int | None = None,
         txn_id: str | None = None,
+        session: LiveSession | None = None,
     ) -> SendContext | None:
         """The recipient (by ``username`` or ``user_id``), the pair's conversation, both
         member states, blocks each way, whether the recipient follows the sender,
-        whether the sender is suspended, whether the recipient has a push subscription
-        and the sender's earlier message with ``txn_id``: one SELECT instead of eight.
-        None when there is no such recipient. The objects it returns are detached."""
-        params: dict[str, Any] = {"sender_id": sender_id, "txn_id": txn_id}
+        whether the sender is suspended, whether ``session`` is live, whether the
+        recipient has a push subscription and the sender's earlier message with
+        ``txn_id``: one SELECT instead of nine. None when there is no such recipient.
+        The objects it returns are detached."""
+        live = session or _NO_SESSION
+        params: dict[str, Any] = {
+            "sender_id": sender_id,
+            "txn_id": txn_id,
+            "session_id": live.id,
+            "seen_after": live.seen_after,
+            "created_after": live.created_after,
+        }
         if username is not None:
             query, params["username"] = _SEND_CONTEXT_BY_USERNAME, username
         else:
@@ -781,10 +820,11 @@ class Conversations:
         row = rows[0]
         n = len(_RECIPIENT_COLUMNS)
         recipient = Recipient(*row[:n])
-        conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, push = row[
-            n : n + 8
-        ]
-        earlier_values = row[n + 8 :]
+        (conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, live_now) = (
+            row[n : n + 8]
+        )
+        push = row[n + 8]
+        earlier_values = row[n + 9 :]
         earlier = None
         if earlier_values[0] is not None:
             earlier = StoredMessage(*earlier_values)
@@ -797,6 +837,7 @@ class Conversations:
             recipient_blocked_sender=bool(they_blocked),
             recipient_follows_sender=bool(follows),
             sender_suspended=suspended is None or bool(suspended),
+            session_live=session is not None and bool(live_now),
             recipient_has_push=bool(push),
             earlier=earlier,
         )

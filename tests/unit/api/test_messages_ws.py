@@ -19,7 +19,14 @@ import pytest
 import websockets
 
 from ringfence.services.sockets import SEND_CONCURRENCY
-from tests.conftest import Api, LiveServer, Socket, make_settings, open_socket
+from tests.conftest import (
+    Api,
+    LiveServer,
+    Socket,
+    behind_the_servers_back,
+    make_settings,
+    open_socket,
+)
 from tests.unit.api.test_read_state import friends
 
 
@@ -210,6 +217,49 @@ async def test_a_signed_out_session_sends_nothing_more(
     assert await history(api, bob, "alice") == []
 
 
+# Each way a session ends without this node being told (another node's announcement
+# lost, `ringfence admin` without Redis), as the database then has it.
+LONG_AGO = "2000-01-01 00:00:00"
+ALICES_SESSIONS = "(SELECT id FROM users WHERE username = 'alice')"
+ENDINGS = {
+    "revoked": f"DELETE FROM sessions WHERE user_id = {ALICES_SESSIONS}",
+    "idle": f"UPDATE sessions SET last_seen_at = '{LONG_AGO}' WHERE user_id = {ALICES_SESSIONS}",
+    "too old": f"UPDATE sessions SET created_at = '{LONG_AGO}' WHERE user_id = {ALICES_SESSIONS}",
+    "suspended": "UPDATE users SET suspended = true WHERE username = 'alice'",
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_a_session_ended_unannounced_sends_nothing_more_through_its_sockets(
+    tmp_path: Path, database_url: str, ending: str
+) -> None:
+    # Read with the send itself: not trusted for a while after the last check, as a
+    # cached HTTP token is. Before, each of these went through for up to 5 s.
+    settings = make_settings(tmp_path, database_url)
+    async with (
+        LiveServer(settings) as live_server,
+        httpx.AsyncClient(base_url=live_server.url) as client,
+    ):
+        api = Api(client)
+        alice, bob = await friends(api, "alice", "bob")
+        new, retry, to_nobody = [await open_socket(live_server.ws_url, alice) for _ in range(3)]
+        assert (await ws_send(new, to="bob", text="before", txn_id="t-1"))["type"] == "message.ack"
+
+        await behind_the_servers_back(settings, (ENDINGS[ending], {}))
+
+        frames = {
+            new: {"to": "bob", "text": "after", "txn_id": "t-2"},
+            retry: {"to": "bob", "text": "before", "txn_id": "t-1"},  # a replay, too
+            to_nobody: {"to": "nobody", "text": "who is there?", "txn_id": "t-3"},
+        }
+        for sock, frame in frames.items():
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await no_ack(sock, {"type": "message.send", **frame})
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "session ended")
+        assert [m["text"] for m in await history(api, bob, "alice")] == ["before"]
+
+
 async def test_socket_sends_wait_for_a_bounded_number_of_database_slots(
     server: tuple[LiveServer, Api], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,13 +278,13 @@ async def test_socket_sends_wait_for_a_bounded_number_of_database_slots(
     inside = most = 0
     release = asyncio.Event()
 
-    async def held(*args: Any) -> Any:
+    async def held(*args: Any, **kwargs: Any) -> Any:
         nonlocal inside, most
         inside += 1
         most = max(most, inside)
         await release.wait()
         inside -= 1
-        return await real_send(*args)
+        return await real_send(*args, **kwargs)
 
     monkeypatch.setattr(messaging, "send", held)
     sockets = [await open_socket(live_server.ws_url, token) for token in tokens]

@@ -6,30 +6,20 @@ cached token went on sending for up to auth_cache_ttl_s: 13 messages in 3 s.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from ringfence.config import Settings
-from tests.conftest import Api
+from tests.conftest import Api, behind_the_servers_back
 
 
 async def suspend_behind_the_servers_back(settings: Settings, username: str) -> None:
     """What `ringfence admin suspend` does without Redis: the database only."""
-    engine = create_async_engine(settings.effective_database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE users SET suspended = true WHERE username = :name"), {"name": username}
-            )
-            await conn.execute(
-                text(
-                    "DELETE FROM sessions WHERE user_id = "
-                    "(SELECT id FROM users WHERE username = :name)"
-                ),
-                {"name": username},
-            )
-    finally:
-        await engine.dispose()
+    await behind_the_servers_back(
+        settings,
+        ("UPDATE users SET suspended = true WHERE username = :name", {"name": username}),
+        (
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = :name)",
+            {"name": username},
+        ),
+    )
 
 
 async def test_a_suspended_sender_is_refused_on_the_very_next_message(
