@@ -16,7 +16,9 @@ the frames, UTF-8 and ``ws_max_size``), holding only what a socket needs:
   is unread, as uvicorn's does (a slow app is not buffered into);
 - a future for write flow control only while the transport is paused;
 - one timer for the keepalive, never cancelled while the socket is open: the next
-  ping, or the pong's deadline;
+  ping, or the pong's deadline. The first ping comes at a random point in the second
+  half of the interval (:func:`first_ping_delay`), so that sockets opened together
+  (every client reconnecting after a restart) do not ping together ever after;
 - the handshake's request and response dropped once answered (the request's headers
   emptied: websockets' parser keeps the request object itself);
 - the app called as the task's own coroutine, without a wrapper frame.
@@ -32,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
@@ -57,6 +61,14 @@ logger = logging.getLogger("uvicorn.error")  # uvicorn's: Ringfence's log filter
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 CLOSE_TIMEOUT_S = 10.0  # for the peer's answer to our close frame
 SERVICE_RESTART = 1012  # the server is shutting down
+
+
+def first_ping_delay(interval: float, draw: Callable[[], float] = random.random) -> float:
+    """When a new socket's first keepalive ping is due: spread over the second half of
+    ``interval``, never later than it (a proxy's idle timeout is set against it).
+    Sockets opened in a burst then ping spread out, each ``interval`` after its last,
+    instead of as one wave every ``interval``. ``draw``: a number in [0, 1)."""
+    return interval * (0.5 + draw() / 2)
 
 
 class LeanWebSocketProtocol(asyncio.Protocol):
@@ -408,7 +420,8 @@ class LeanWebSocketProtocol(asyncio.Protocol):
             return
         self._ws.send_response(response)
         self._flush()
-        self._schedule_ping()
+        if self._ping_interval is not None and self._ping_interval > 0:
+            self._schedule_ping(first_ping_delay(self._ping_interval))
 
     def _refuse(self) -> None:
         # websocket.close before websocket.accept: a 403, and no socket.

@@ -19,7 +19,8 @@ import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ringfence.api.websocket_protocol import LeanWebSocketProtocol
+from ringfence.api import websocket_protocol
+from ringfence.api.websocket_protocol import LeanWebSocketProtocol, first_ping_delay
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -317,6 +318,37 @@ async def test_keepalive_pings_and_closes_a_peer_that_never_answers() -> None:
         close = frames[frames.index(b"\x88") :]
         assert int.from_bytes(close[2:4], "big") == 1011
         sock.close()
+    finally:
+        served.server.should_exit = True
+        await asyncio.wait_for(task, WAIT_S)
+
+
+def test_first_pings_are_spread_over_the_second_half_of_the_interval() -> None:
+    assert first_ping_delay(40.0, lambda: 0.0) == 20.0
+    assert first_ping_delay(40.0, lambda: 0.5) == 30.0
+    # Never later than the interval: a proxy's idle timeout is set against it.
+    assert first_ping_delay(40.0, lambda: 1 - 2**-53) <= 40.0
+    # Sockets opened in one burst: their first pings fall all over the half.
+    delays = [first_ping_delay(40.0) for _ in range(2000)]
+    assert all(20.0 <= d <= 40.0 for d in delays)
+    assert {int(d // 2) for d in delays} == set(range(10, 20))
+
+
+async def test_each_socket_draws_its_first_ping_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[float] = []
+
+    def recorded(interval: float) -> float:
+        asked.append(interval)
+        return first_ping_delay(interval)
+
+    monkeypatch.setattr(websocket_protocol, "first_ping_delay", recorded)
+    served, task = await _serve(ws_ping_interval=30.0)
+    try:
+        for _ in range(2):
+            async with websockets.connect(served.url("/echo")) as ws:
+                await ws.send("hello")
+                assert await asyncio.wait_for(ws.recv(), WAIT_S) == "hello"
+        assert asked == [30.0, 30.0]
     finally:
         served.server.should_exit = True
         await asyncio.wait_for(task, WAIT_S)
