@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from bench import procs
-from bench.report import Report, Table, loadavg, wait_for_quiet
+from bench.report import Report, Table, cpu_probe, loadavg, wait_for_quiet
 from bench.runner import Runner
 from bench.scenarios import (
     Options,
@@ -141,7 +141,7 @@ def main(
                 quiet_note = wait_for_quiet(load_below, wait_max, r.sleep, r.note)
                 r.note(quiet_note)
             for name in wanted:
-                load = loadavg()
+                load, probe_ms = loadavg(), cpu_probe()
                 started = time.monotonic()
                 try:
                     if name == "connect":
@@ -165,7 +165,7 @@ def main(
                 finally:
                     procs.REGISTRY.stop_all()  # nothing of one scenario outlives it
                 extra["seconds"] = time.monotonic() - started
-                report.section(name, load, tables, extra)
+                report.section(name, load, tables, extra, probe_ms)
         finally:
             procs.REGISTRY.stop_all()
     judged = verdicts(report.sections)

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -81,6 +82,28 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def _probe_work() -> int:
+    """A fixed piece of pure-Python work, like the server's (dicts, strings, calls)."""
+    seen: dict[int, str] = {}
+    for i in range(200_000):
+        seen[i & 1023] = str(i)
+    return len(seen)
+
+
+def cpu_probe(repeats: int = 5) -> float:
+    """How fast this machine runs Python right now: the median time, in ms, of
+    :func:`_probe_work`. Its host may lend it more or less of a CPU from one hour to
+    the next (the same probe has measured 35 % apart within minutes), so every
+    section records it beside the load average: a run's absolute figures compare
+    with another run's only where their probes agree."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _probe_work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def machine() -> dict[str, str]:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -121,6 +144,13 @@ def wait_for_quiet(
     return f"load average {loadavg()} after waiting {waited:.0f}s (was {first})"
 
 
+def _at_start(load: str, probe_ms: float | None) -> str:
+    said = f"load average at start: {load}"
+    if probe_ms is not None:
+        said += f"; CPU probe at start: {probe_ms:.0f} ms (fixed Python work; lower is faster)"
+    return said
+
+
 class Report:
     """Collects every scenario's tables and writes them out at the end."""
 
@@ -130,12 +160,26 @@ class Report:
         self.machine = machine()
         self.command = " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])
 
-    def section(self, name: str, load: str, tables: list[Table], extra: dict[str, Any]) -> None:
+    def section(
+        self,
+        name: str,
+        load: str,
+        tables: list[Table],
+        extra: dict[str, Any],
+        probe_ms: float | None = None,
+    ) -> None:
+        """``probe_ms``: :func:`cpu_probe` at the section's start."""
         self.sections.append(
-            {"name": name, "load": load, "tables": [asdict(t) for t in tables], "extra": extra}
+            {
+                "name": name,
+                "load": load,
+                "probe_ms": probe_ms,
+                "tables": [asdict(t) for t in tables],
+                "extra": extra,
+            }
         )
         self.console.print()
-        self.console.print(f"[bold]{name}[/]  (load average at start: {load})")
+        self.console.print(f"[bold]{name}[/]  ({_at_start(load, probe_ms)})")
         for table in tables:
             self.console.print(table.rich())
 
@@ -155,7 +199,8 @@ class Report:
         if quiet_note:
             md.append(f"- before the run: {quiet_note}")
         for section in self.sections:
-            md += ["", f"## {section['name']}", "", f"Load average at start: {section['load']}", ""]
+            at_start = _at_start(section["load"], section.get("probe_ms"))
+            md += ["", f"## {section['name']}", "", at_start[0].upper() + at_start[1:], ""]
             for t in section["tables"]:
                 md.append(Table(**t).markdown())
         (RESULTS / f"{stamp}.md").write_text("\n".join(md))
