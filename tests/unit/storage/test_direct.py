@@ -8,7 +8,7 @@ lean on are checked first, so a driver upgrade that moves them fails loudly here
 from __future__ import annotations
 
 import inspect
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from ringfence.storage.asyncpg_driver import AsyncpgDirect
 from ringfence.storage.database import Database, DatabaseBusy
 from ringfence.storage.direct import Direct, Prepared
 from ringfence.storage.models import Id
-from ringfence.storage.repositories import Store
+from ringfence.storage.repositories import NEVER, LiveSession, Store
 from ringfence.storage.sqlite_driver import SqliteDirect
 from tests.unit.storage.helpers import add_message, add_users
 
@@ -63,6 +63,31 @@ async def test_every_write_runs_the_send_path_directly(db: Database) -> None:
         assert isinstance(direct, expected)
         assert store.users._direct is direct
         assert store.events._direct is direct
+
+
+async def test_a_send_context_reads_whether_the_senders_session_is_live(db: Database) -> None:
+    # A socket's send reads its session in the same SELECT (services/sockets.py).
+    alice, _bob = await add_users(db, "alice", "bob", now=NOW)
+    async with db.write() as store:
+        session_id = (await store.sessions.add(user_id=alice, token_hash="h" * 64, now=NOW)).id
+    before, after = NOW - timedelta(seconds=1), NOW + timedelta(seconds=1)
+    cases = {
+        LiveSession(session_id, NEVER, NEVER): True,  # no lifetime (admin tools): any age
+        LiveSession(session_id, before, before): True,
+        LiveSession(session_id, after, before): False,  # unused for too long
+        LiveSession(session_id, before, after): False,  # too old
+        LiveSession(session_id + 1, NEVER, NEVER): False,  # no such session
+        None: False,  # none asked about
+    }
+    async with db.write() as store:
+        direct = await Direct.of(store.session)
+        for live, expected in cases.items():
+            for each in (Store(store.session), Store(store.session, direct)):
+                ctx = await each.conversations.send_context(alice, username="bob", session=live)
+                assert ctx is not None
+                assert ctx.session_live is expected, (live, each)
+            if live is not None:
+                assert await store.sessions.is_active(live) is expected
 
 
 async def test_a_direct_statement_first_in_a_write_belongs_to_its_transaction(
