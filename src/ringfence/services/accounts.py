@@ -423,8 +423,9 @@ class Accounts:
         return await self.session_active(auth.session_id)
 
     async def session_active(self, session_id: int) -> bool:
-        """:meth:`still_valid` by session id. Always read from the database."""
-        async with self._db.read() as store:
+        """:meth:`still_valid` by session id. Always read from the database, in one
+        statement that is its own unit of work (a call frame's check: one round trip)."""
+        async with self._db.read_one() as store:
             return await store.sessions.is_active(self.live_session(session_id))
 
     def live_session(self, session_id: int) -> LiveSession:

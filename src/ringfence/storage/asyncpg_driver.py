@@ -7,7 +7,8 @@ SQLAlchemy's per-execution machinery around it:
 - under the adapter's execute mutex;
 - in the adapter's transaction, which it starts the way the adapter does when this
   is the transaction's first statement (the adapter begins lazily, at its first
-  execution; a statement run before that would otherwise run in autocommit);
+  execution; a statement run before that would otherwise run in autocommit), unless
+  it was made for autocommit (a one-statement read: no BEGIN and no ROLLBACK);
 - with the adapter's own prepared-statement cache (``_prepare``), so a statement is
   prepared once per connection whichever path runs it;
 - with errors translated by the adapter (``_handle_exception``) and then raised as
@@ -60,7 +61,7 @@ class AsyncpgDirect(Direct):
                 raise self._translated(sql, args, exc) from exc
 
     async def _begun(self) -> None:
-        if self._adapted._transaction is None:
+        if self._adapted._transaction is None and not self._autocommit:
             await self._adapted._start_transaction()  # type: ignore[no-untyped-call]
 
     def _translated(self, sql: str, args: Any, exc: Exception) -> Exception:

@@ -224,6 +224,28 @@ class Database:
                 yield Store(session)
 
     @asynccontextmanager
+    async def read_one(self) -> AsyncIterator[Store]:
+        """A read of one statement, as a unit of work of its own: it begins no
+        transaction (one statement is one snapshot on both backends), so a repository
+        method that runs on the driver directly costs one call to it, where
+        :meth:`read` costs three (BEGIN, the statement, ROLLBACK). Only for a block that
+        runs one statement: two would each see the database as of their own start.
+        Raises :class:`DatabaseBusy` as :meth:`read` does.
+
+        A SQLite database in memory has one connection, shared with the writers: a
+        read there stays a transaction of its own (:meth:`read`), or it would see a
+        writer's uncommitted work."""
+        if self.is_sqlite and self._groups is None:
+            async with self.read() as store:
+                yield store
+            return
+        with _busy_as_unavailable("read"):
+            async with self.engine.connect() as connection:
+                direct = await Direct.of_connection(connection, autocommit=True)
+                async with AsyncSession(connection, expire_on_commit=False) as session:
+                    yield Store(session, direct)
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[Store]:
         """A unit of work that commits when the block exits without an exception, and
         rolls back otherwise. Raises :class:`DatabaseBusy` when the database cannot

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -147,33 +147,42 @@ def driver_error(
 class Direct(abc.ABC):
     """Statements run directly on a session's connection (see the module's notes)."""
 
-    __slots__ = ("_adapted", "_dialect", "_sync")
+    __slots__ = ("_adapted", "_autocommit", "_dialect", "_sync")
 
     # What a subclass serves: connections of this dialect, whose DBAPI connection is
     # (SQLAlchemy's adapter of the driver's) of this class.
     DIALECT: ClassVar[type[Dialect]]
     ADAPTED: ClassVar[type]
 
-    def __init__(self, sync: Connection, driver_connection: Any) -> None:
+    def __init__(self, sync: Connection, driver_connection: Any, *, autocommit: bool) -> None:
         assert isinstance(driver_connection, self.ADAPTED)
         self._sync = sync
         self._dialect = sync.dialect
         self._adapted: Any = driver_connection
+        self._autocommit = autocommit
 
     @staticmethod
     async def of(session: AsyncSession) -> Direct | None:
         """The session's connection as a :class:`Direct`, if its driver has one
-        (aiosqlite through ``sqlite_driver``, asyncpg); None for anything else."""
+        (aiosqlite through ``sqlite_driver``, asyncpg); None for anything else.
+        Its statements run in the session's transaction."""
+        return await Direct.of_connection(await session.connection(), autocommit=False)
+
+    @staticmethod
+    async def of_connection(connection: AsyncConnection, *, autocommit: bool) -> Direct | None:
+        """:meth:`of` for a connection. ``autocommit``: its statements begin no
+        transaction (a statement that is a unit of work by itself: one round trip, and
+        nothing to roll back); otherwise each runs in the connection's transaction,
+        begun by the first if need be."""
         from ringfence.storage.asyncpg_driver import AsyncpgDirect
         from ringfence.storage.sqlite_driver import SqliteDirect
 
-        connection = await session.connection()
         for kind in (SqliteDirect, AsyncpgDirect):
             if kind.serves(connection.dialect):
                 raw = await connection.get_raw_connection()
                 sync = connection.sync_connection
                 assert sync is not None
-                return kind(sync, raw.dbapi_connection)
+                return kind(sync, raw.dbapi_connection, autocommit=autocommit)
         return None
 
     async def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> Sequence[Any]:

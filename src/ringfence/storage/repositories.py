@@ -79,8 +79,9 @@ def _is_postgresql(session: AsyncSession) -> bool:
 async def _rows(
     session: AsyncSession, direct: Direct | None, statement: Any, params: Mapping[str, Any]
 ) -> Sequence[Any]:
-    """Run one of the send path's statements: directly on the write connection
-    (:class:`~ringfence.storage.direct.Direct`), through the session otherwise (reads,
+    """Run one of the hot statements (the send path's, a call frame's session check):
+    directly on the unit of work's connection (:class:`~ringfence.storage.direct.Direct`:
+    a write's, or a one-statement read's), through the session otherwise (other reads,
     and drivers without a Direct)."""
     if direct is not None:
         return await direct.rows(statement, params)
@@ -165,6 +166,22 @@ def _session_is_live(session_id: Any, seen_after: Any, created_after: Any) -> An
     )
 
 
+def _live_session_binds() -> Any:
+    return _session_is_live(
+        bindparam("session_id", type_=_Id),
+        bindparam("seen_after", type_=_UTCDateTime()),
+        bindparam("created_after", type_=_UTCDateTime()),
+    )
+
+
+# Sessions.is_active: compiled once, whichever way it runs.
+_SESSION_IS_ACTIVE = (
+    select(Session.id)
+    .join(User, User.id == Session.user_id)
+    .where(_live_session_binds(), User.suspended.is_(False))
+)
+
+
 def _blocked_either_way(a: Any, b: Any) -> Any:
     """EXISTS: ``a`` blocked ``b`` or ``b`` blocked ``a`` (user ids or id columns)."""
     return exists().where(
@@ -200,13 +217,7 @@ def _build_send_context(by_username: bool) -> Any:
     )
     # The session the send comes through, where the caller names one (a socket, which
     # authenticated once): read here rather than in a transaction of its own.
-    session_live = exists().where(
-        _session_is_live(
-            bindparam("session_id", type_=_Id),
-            bindparam("seen_after", type_=_UTCDateTime()),
-            bindparam("created_after", type_=_UTCDateTime()),
-        )
-    )
+    session_live = exists().where(_live_session_binds())
     return (
         select(
             *(_users.c[name] for name in _RECIPIENT_COLUMNS),
@@ -478,8 +489,9 @@ class Users:
 
 
 class Sessions:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
         self._s = session
+        self._direct = direct
 
     async def add(
         self, *, user_id: int, token_hash: str, now: datetime, device: str = ""
@@ -512,16 +524,16 @@ class Sessions:
 
     async def is_active(self, session: LiveSession) -> bool:
         """The session is live (see :class:`LiveSession`) and its user is not
-        suspended."""
-        query = (
-            select(Session.id)
-            .join(User, User.id == Session.user_id)
-            .where(
-                _session_is_live(session.id, session.seen_after, session.created_after),
-                User.suspended.is_(False),
-            )
-        )
-        return await self._s.scalar(query) is not None
+        suspended. One statement: :meth:`Database.read_one` runs it as one call to the
+        driver."""
+        rows = await _rows(
+            self._s,
+            self._direct,
+            _SESSION_IS_ACTIVE,
+            {"session_id": session.id, "seen_after": session.seen_after,
+             "created_after": session.created_after},
+        )  # fmt: skip
+        return bool(rows)
 
     async def touch_many(
         self, session_ids: Sequence[int], now: datetime, *, before: datetime
@@ -1379,11 +1391,12 @@ class Store:
     """The repositories of one unit of work, sharing its session and transaction."""
 
     def __init__(self, session: AsyncSession, direct: Direct | None = None) -> None:
-        """``direct``: the session's write connection, for the send path's statements
-        (see :class:`~ringfence.storage.direct.Direct`)."""
+        """``direct``: the session's connection, for the hot statements (see
+        :class:`~ringfence.storage.direct.Direct`): a write's, or a one-statement
+        read's (:meth:`Database.read_one`)."""
         self.session = session
         self.users = Users(session, direct)
-        self.sessions = Sessions(session)
+        self.sessions = Sessions(session, direct)
         self.social = Social(session)
         self.settings = SettingsRepo(session)
         self.conversations = Conversations(session, direct)

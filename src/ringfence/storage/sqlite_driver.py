@@ -140,6 +140,16 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
+    def rollback(self) -> None:
+        # The pool rolls back every connection it takes back, committed or not, and
+        # each rollback was one more call on aiosqlite's thread. Without a transaction
+        # open (after a commit, or after a one-statement read that began none) there
+        # is nothing to roll back: sqlite3's own rollback would do nothing either.
+        conn: sqlite3.Connection | None = self._connection._connection
+        if conn is not None and not conn.in_transaction:
+            return
+        super().rollback()
+
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:

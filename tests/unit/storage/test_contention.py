@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 import ringfence.app
 from ringfence.app import create_app
 from ringfence.storage.database import Database, DatabaseBusy
+from ringfence.storage.repositories import NEVER, LiveSession
 from tests.conftest import PG_URL, Api, DbPeek, make_settings
 
 sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="SQLite locking (the SQLite run covers it)")
@@ -387,5 +388,29 @@ async def test_a_connection_dropped_right_after_use_fails_one_unit_as_unavailabl
             await _backend_pid(db)
         assert info.value.code == "database_unavailable"  # a 503 with Retry-After
         assert await _backend_pid(db) != gone  # and the next one gets a new connection
+    finally:
+        await db.close()
+
+
+@postgresql_only
+async def test_a_one_statement_read_on_a_dropped_connection_is_unavailable_then_works(
+    database_url: str,
+) -> None:
+    # Database.read_one runs its statement on the driver directly, in no transaction:
+    # a lost connection must still be a 503 and be replaced, as under read().
+    db = Database(database_url, ping_after_idle_s=3600)
+    await db.start()
+    nobody = LiveSession(1, NEVER, NEVER)
+
+    async def check() -> bool:
+        async with db.read_one() as store:
+            return await store.sessions.is_active(nobody)
+
+    try:
+        await _pooled_backend_dropped(db)
+        with pytest.raises(DatabaseBusy) as info:
+            await check()
+        assert info.value.code == "database_unavailable"
+        assert await check() is False  # a new connection, and no session 1
     finally:
         await db.close()

@@ -90,6 +90,25 @@ async def test_a_send_context_reads_whether_the_senders_session_is_live(db: Data
                 assert await store.sessions.is_active(live) is expected
 
 
+async def test_a_one_statement_read_begins_no_transaction(db: Database) -> None:
+    # Database.read_one: the statement is its own unit of work (one round trip on
+    # PostgreSQL, one call on aiosqlite's thread), with nothing to roll back after.
+    (alice,) = await add_users(db, "alice", now=NOW)
+    async with db.write() as store:
+        session_id = (await store.sessions.add(user_id=alice, token_hash="h" * 64, now=NOW)).id
+    async with db.read_one() as store:
+        assert await store.sessions.is_active(LiveSession(session_id, NEVER, NEVER))
+        assert not await store.sessions.is_active(LiveSession(session_id, NOW, NEVER))
+        direct = store.sessions._direct
+        assert direct is not None
+        adapted: Any = direct._adapted
+        if db.engine.dialect.name == "postgresql":
+            assert adapted._transaction is None
+            assert not adapted._connection.is_in_transaction()
+        else:
+            assert not adapted._connection._conn.in_transaction
+
+
 async def test_a_direct_statement_first_in_a_write_belongs_to_its_transaction(
     db: Database,
 ) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.exc import IntegrityError
 
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import Store, StoredMessage
+from ringfence.storage.repositories import NEVER, LiveSession, Store, StoredMessage
 from ringfence.storage.sqlite_driver import OneHopDialect, SqliteDirect, engine_url
 from tests.unit.storage.helpers import add_message, add_users
 
@@ -46,6 +46,11 @@ def test_the_aiosqlite_internals_it_uses_are_still_there() -> None:
     assert isinstance(inspect.getattr_static(aiosqlite.Connection, "_conn", None), property), (
         "aiosqlite.Connection._conn (the sqlite3 connection) is gone: "
         "ringfence.storage.sqlite_driver runs statements on it"
+    )
+    source = inspect.getsource(aiosqlite.Connection.__init__)
+    assert "self._connection" in source, (
+        "aiosqlite.Connection._connection (the sqlite3 connection, or None once closed) "
+        "is gone: ringfence.storage.sqlite_driver reads whether it is in a transaction"
     )
 
 
@@ -77,6 +82,64 @@ async def test_a_statement_is_one_call_on_aiosqlites_thread(
         ).all()
         assert calls == ["_execute"]
     assert [tuple(r) for r in rows] == [(1, "two"), (3, "four")]
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls queued on aiosqlite's thread from now on, by function name."""
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_a_one_statement_read_is_one_call_on_aiosqlites_thread(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call frame's session check (Accounts.session_active): no BEGIN, and no
+    # ROLLBACK when the pool takes the connection back, as a read() has.
+    (alice,) = await add_users(db, "alice", now=NOW)
+    async with db.write() as store:
+        session_id = (await store.sessions.add(user_id=alice, token_hash="h" * 64, now=NOW)).id
+    live = LiveSession(session_id, NEVER, NEVER)
+    async with db.read_one() as store:  # the connection is opened once, before counting
+        assert await store.sessions.is_active(live)
+    calls = _count_calls(monkeypatch)
+    async with db.read_one() as store:
+        assert await store.sessions.is_active(live)
+        assert not await store.sessions.is_active(LiveSession(session_id + 1, NEVER, NEVER))
+    assert calls == ["_execute", "_execute"]  # the two statements, nothing else
+    calls.clear()
+    async with db.read() as store:
+        assert await store.sessions.is_active(live)
+    assert len(calls) == 3  # BEGIN, the statement, ROLLBACK
+
+
+async def test_a_connection_given_back_after_a_commit_costs_no_rollback_call(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with db.write() as store:
+        await store.session.execute(text("CREATE TABLE t (x INTEGER)"))
+    calls = _count_calls(monkeypatch)
+    async with db.write() as store:
+        await store.session.execute(text("INSERT INTO t VALUES (1)"))
+    # BEGIN IMMEDIATE (the write turn's), SAVEPOINT, the INSERT, RELEASE and COMMIT; the
+    # pool's rollback as it takes the connection back found nothing to roll back.
+    assert "rollback" not in calls
+
+    async def failing_writer() -> None:
+        async with db.write() as store:
+            await store.session.execute(text("INSERT INTO t VALUES (2)"))
+            raise RuntimeError("a writer fails: its work is rolled back")
+
+    with pytest.raises(RuntimeError):
+        await failing_writer()
+    async with db.read() as store:
+        assert await store.session.scalar(text("SELECT count(*) FROM t")) == 1
 
 
 async def test_rows_counts_ids_and_errors_come_back_as_sqlalchemy_expects(db: Database) -> None:
