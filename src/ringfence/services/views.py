@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 
-from ringfence.storage.repositories import Message, StoredMessage, User, UserSettings
+from ringfence.storage.repositories import Message, ShownUser, StoredMessage, User, UserSettings
 from ringfence.wire.models import CallRecord, MessageView, SettingsView, UserView
 from ringfence.wire.text import without_hidden
 
 
-def user_view(user: User) -> UserView:
+def user_view(user: User | ShownUser) -> UserView:
     if user.deleted_at is not None:
         return UserView.gone(user.id, user.username)
     return UserView(

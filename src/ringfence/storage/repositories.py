@@ -65,6 +65,7 @@ __all__ = [
     "Report",
     "SendContext",
     "Session",
+    "ShownUser",
     "Store",
     "User",
     "UserSettings",
@@ -130,6 +131,18 @@ class StoredMessage:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ShownUser:
+    """What showing a user takes (``services.views.user_view``), without the ORM
+    object: read in one statement where it is on a hot path (a ring)."""
+
+    id: int
+    username: str
+    display_name: str
+    verified: bool
+    deleted_at: datetime | None
+
+
 _users: Table = User.__table__  # type: ignore[assignment]
 _conversations: Table = Conversation.__table__  # type: ignore[assignment]
 _members: Table = ConversationMember.__table__  # type: ignore[assignment]
@@ -179,6 +192,12 @@ _SESSION_IS_ACTIVE = (
     select(Session.id)
     .join(User, User.id == Session.user_id)
     .where(_live_session_binds(), User.suspended.is_(False))
+)
+
+
+# Users.shown: compiled once, whichever way it runs.
+_SHOWN_USER = select(*(_users.c[f.name] for f in fields(ShownUser))).where(
+    _users.c.id == bindparam("user_id", type_=_Id)
 )
 
 
@@ -346,6 +365,12 @@ class Users:
 
     async def by_id(self, user_id: int) -> User | None:
         return await self._s.get(User, user_id)
+
+    async def shown(self, user_id: int) -> ShownUser | None:
+        """The user as :func:`~ringfence.services.views.user_view` shows them, in one
+        statement (:meth:`Database.read_one` runs it as one call to the driver)."""
+        rows = await _rows(self._s, self._direct, _SHOWN_USER, {"user_id": user_id})
+        return ShownUser(*rows[0]) if rows else None
 
     async def by_ids(self, user_ids: Sequence[int]) -> dict[int, User]:
         if not user_ids:

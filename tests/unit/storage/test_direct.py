@@ -19,12 +19,14 @@ from sqlalchemy.dialects.postgresql.asyncpg import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from ringfence.services.views import user_view
 from ringfence.storage.asyncpg_driver import AsyncpgDirect
 from ringfence.storage.database import Database, DatabaseBusy
 from ringfence.storage.direct import Direct, Prepared
 from ringfence.storage.models import Id
 from ringfence.storage.repositories import NEVER, LiveSession, Store
 from ringfence.storage.sqlite_driver import SqliteDirect
+from ringfence.wire.models import UserView
 from tests.unit.storage.helpers import add_message, add_users
 
 NOW = datetime(2026, 12, 7, 10, 11, 12, 345678, tzinfo=UTC)
@@ -107,6 +109,37 @@ async def test_a_one_statement_read_begins_no_transaction(db: Database) -> None:
             assert not adapted._connection.is_in_transaction()
         else:
             assert not adapted._connection._conn.in_transaction
+
+
+async def test_a_user_is_shown_the_same_from_one_statement_as_from_the_orm(
+    db: Database,
+) -> None:
+    # A ring reads its caller this way (services/calls/signaling.py): the screen must
+    # show what user_view shows anywhere else, a deleted account and old names too.
+    alice, bob, carol = await add_users(db, "alice", "bob", "carol", now=NOW)
+    async with db.write() as store:
+        await store.session.execute(
+            text("UPDATE users SET display_name = :name, verified = true WHERE id = :id"),
+            {"name": "Bob\u200b", "id": bob},
+        )
+        await store.session.execute(
+            text("UPDATE users SET deleted_at = :at WHERE id = :id"), {"at": NOW, "id": carol}
+        )
+    views = {}
+    for user_id in (alice, bob, carol):
+        async with db.read() as store:
+            user = await store.users.by_id(user_id)
+            assert user is not None
+            expected = user_view(user)
+        async with db.read_one() as store:
+            shown = await store.users.shown(user_id)
+        assert shown is not None
+        views[user_id] = user_view(shown)
+        assert views[user_id] == expected
+    assert (views[bob].display_name, views[bob].verified) == ("Bob", True)
+    assert views[carol] == UserView.gone(carol, "carol")
+    async with db.read_one() as store:
+        assert await store.users.shown(carol + 1) is None
 
 
 async def test_a_direct_statement_first_in_a_write_belongs_to_its_transaction(

@@ -316,8 +316,9 @@ class Signaling:
         call = session.live.call
         # Read afresh, not taken from the socket the offer came on: its copy of the
         # caller is as old as the socket, and a name changed since must ring as it is.
-        async with self._db.read() as store:
-            caller = await store.users.by_id(call.caller_id)
+        # One statement, in no transaction: this read is on the way to call.incoming.
+        async with self._db.read_one() as store:
+            caller = await store.users.shown(call.caller_id)
         if caller is None:
             return
         shown = user_view(caller)
