@@ -28,7 +28,9 @@ from ringfence.services.sockets import Refused
 TURN_CREDENTIALS = 1000  # the most the setting allows
 
 
-async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, Any]]:
+async def _measure(
+    db_url: str, workdir: Path, repeats: int, offer_sdp: str
+) -> list[dict[str, Any]]:
     from ringfence.app import create_app
     from ringfence.config import Settings
 
@@ -107,6 +109,32 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 # End it (in the call store only: it never rang, so nothing is recorded).
                 await services.calls.store.remove(resp.json()["call_id"])
 
+            # The ring path's frame: a caller's call.offer on its socket, and the callee's
+            # socket told of the call (call.incoming).
+            callee_inbox = _Acks(wanted='{"type":"call.incoming"')
+            callee_sock = await services.sockets.open(
+                json.dumps({"type": "auth", "token": pop.tokens[3]}), callee_inbox
+            )
+            caller_sock = await services.sockets.open(
+                json.dumps({"type": "auth", "token": caller}), _Acks()
+            )
+            assert not isinstance(callee_sock, Refused), callee_sock
+            assert not isinstance(caller_sock, Refused), caller_sock
+
+            async def offer_call() -> None:
+                resp = await client.post(
+                    "/api/v1/calls",
+                    json={"to": callee, "media": "audio"},
+                    headers={"Authorization": f"Bearer {caller}"},
+                )
+                assert resp.status_code == 201, resp.text
+                call_id = resp.json()["call_id"]
+                callee_inbox.acked.clear()
+                frame = {"type": "call.offer", "call_id": call_id, "sdp": offer_sdp}
+                assert await caller_sock.receive(json.dumps(frame)) is None
+                await callee_inbox.acked.wait()
+                await services.calls.store.remove(call_id)
+
             async def socket_auth() -> None:
                 # What the WebSocket's auth frame costs in the database: the token
                 # check, the stream position, and the live-call lookup of device_connected.
@@ -122,6 +150,7 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 ("POST /api/v1/conversations/{u}/messages (DM send)", send_dm),
                 ("message.send on the socket, to its ack (DM send)", send_dm_socket),
                 ("POST /api/v1/calls", start_call),
+                ("POST /api/v1/calls, then call.offer on the socket", offer_call),
                 ("WebSocket auth (database part)", socket_auth),
                 ("GET /healthz (framework floor)", empty_get),
             ]:
@@ -136,18 +165,21 @@ async def _measure(db_url: str, workdir: Path, repeats: int) -> list[dict[str, A
                 cpu = (time.process_time() - cpu0) / repeats
                 wall = (time.perf_counter() - wall0) / repeats
                 rows.append({"op": name, "statements": one, "cpu": cpu, "wall": wall})
-            await services.sockets.closed(opened)
+            for sock in (opened, caller_sock, callee_sock):
+                await services.sockets.closed(sock)
     return rows
 
 
 class _Acks:
-    """The socket service's transport, in place of a WebSocket: notes each ack."""
+    """The socket service's transport, in place of a WebSocket: notes each frame that
+    starts with ``wanted`` (an ack, by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: str = '{"type":"message.ack"') -> None:
         self.acked = asyncio.Event()
+        self._wanted = wanted
 
     async def send_text(self, data: str) -> None:
-        if data.startswith('{"type":"message.ack"'):
+        if data.startswith(self._wanted):
             self.acked.set()
 
     async def close(self, code: int, reason: str) -> None:
@@ -158,7 +190,11 @@ def statements(db_url: str | None = None, repeats: int = 200) -> list[Table]:
     with tempfile.TemporaryDirectory(prefix="ringfence-bench-stmts.") as tmp:
         url = db_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
         # uvloop, as `ringfence serve` runs (uvicorn picks it when installed).
-        rows = uvloop.run(_measure(url, Path(tmp), repeats))
+        from bench.scenarios import ring_offer_sdp  # it imports this module
+
+        # Made before the loop starts: aiortc gathers on its own loop.
+        sdp = ring_offer_sdp()
+        rows = uvloop.run(_measure(url, Path(tmp), repeats, sdp))
     backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     t = Table(
         f"SQL statements and server CPU per operation, in-process ({backend})",
@@ -175,6 +211,8 @@ def statements(db_url: str | None = None, repeats: int = 200) -> list[Table]:
         f"{repeats} sequential operations each, after 5 warm-up ones; the app in this process "
         "on uvloop, over httpx's ASGI transport (no sockets); CPU includes aiosqlite's "
         "thread and the httpx client (≤ the /healthz row); message.send: the socket "
-        "service's frame handling and its ack, without the WebSocket protocol"
+        "service's frame handling and its ack, without the WebSocket protocol; call.offer: "
+        "the frame on the caller's socket until the callee's socket is sent call.incoming "
+        "(its cost is this row less the POST /api/v1/calls row)"
     )
     return [t]
