@@ -99,15 +99,19 @@ async def _measure(
                 assert await opened.receive(json.dumps(frame)) is None
                 await inbox.acked.wait()
 
-            async def start_call() -> None:
+            async def post_call() -> str:
                 resp = await client.post(
                     "/api/v1/calls",
                     json={"to": callee, "media": "audio"},
                     headers={"Authorization": f"Bearer {caller}"},
                 )
                 assert resp.status_code == 201, resp.text
+                call_id: str = resp.json()["call_id"]
+                return call_id
+
+            async def start_call() -> None:
                 # End it (in the call store only: it never rang, so nothing is recorded).
-                await services.calls.store.remove(resp.json()["call_id"])
+                await services.calls.store.remove(await post_call())
 
             # The ring path's frame: a caller's call.offer on its socket, and the callee's
             # socket told of the call (call.incoming).
@@ -122,13 +126,7 @@ async def _measure(
             assert not isinstance(caller_sock, Refused), caller_sock
 
             async def offer_call() -> None:
-                resp = await client.post(
-                    "/api/v1/calls",
-                    json={"to": callee, "media": "audio"},
-                    headers={"Authorization": f"Bearer {caller}"},
-                )
-                assert resp.status_code == 201, resp.text
-                call_id = resp.json()["call_id"]
+                call_id = await post_call()
                 callee_inbox.acked.clear()
                 frame = {"type": "call.offer", "call_id": call_id, "sdp": offer_sdp}
                 assert await caller_sock.receive(json.dumps(frame)) is None

@@ -62,28 +62,6 @@ def test_only_sqlite_aiosqlite_urls_are_served_by_it() -> None:
     assert engine_url(url) == url
 
 
-async def test_a_statement_is_one_call_on_aiosqlites_thread(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert isinstance(db.engine.dialect, OneHopDialect)
-    calls: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    async with db.read() as store:
-        await store.session.execute(text("SELECT 0"))  # the transaction's BEGIN is a call too
-        calls.clear()
-        rows = (
-            await store.session.execute(text("SELECT 1, 'two' UNION ALL SELECT 3, 'four'"))
-        ).all()
-        assert calls == ["_execute"]
-    assert [tuple(r) for r in rows] == [(1, "two"), (3, "four")]
-
-
 def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The calls queued on aiosqlite's thread from now on, by function name."""
     calls: list[str] = []
@@ -95,6 +73,21 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     return calls
+
+
+async def test_a_statement_is_one_call_on_aiosqlites_thread(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(db.engine.dialect, OneHopDialect)
+    calls = _count_calls(monkeypatch)
+    async with db.read() as store:
+        await store.session.execute(text("SELECT 0"))  # the transaction's BEGIN is a call too
+        calls.clear()
+        rows = (
+            await store.session.execute(text("SELECT 1, 'two' UNION ALL SELECT 3, 'four'"))
+        ).all()
+        assert calls == ["_execute"]
+    assert [tuple(r) for r in rows] == [(1, "two"), (3, "four")]
 
 
 async def test_a_one_statement_read_is_one_call_on_aiosqlites_thread(
