@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.disk import FsyncProbe
 from bench.procs import Server, cpu_seconds, rss_kib, thread_cpu, thread_split
 from bench.report import quantiles
 from bench.runner import Runner
@@ -87,6 +88,8 @@ class Step:
     # The load generator's longest event-loop stall (ms) and when, in s into the step.
     client_stall_ms: float = 0.0
     client_stall_at: float = 0.0
+    # The disk's fsync during the step (bench.disk.summarise), if it was probed.
+    disk: dict[str, Any] = field(default_factory=dict)
 
     def q(self, which: str = "lats") -> dict[float, float]:
         return quantiles(getattr(self, which), self.attempted)
@@ -100,6 +103,8 @@ class Deployment:
     servers: list[Server]
     ws_workers: list[Worker] = field(default_factory=list)
     sender: Worker | None = None
+    # The file system of the servers' data, where each step times the disk's fsync.
+    disk_dir: Path | None = None
     _seq: int = 0
 
     # --- set-up -------------------------------------------------------------------
@@ -253,7 +258,9 @@ class Deployment:
         spy: subprocess.Popen[bytes] | None = None
         if profile_to is not None:
             spy = start_py_spy(self.servers[0].pid, duration, profile_to)
-        results = r.wait(*pending, *ring_w, timeout=duration + max_lag + 120)
+        with contextlib.ExitStack() as stack:
+            probe = stack.enter_context(FsyncProbe(self.disk_dir)) if self.disk_dir else None
+            results = r.wait(*pending, *ring_w, timeout=duration + max_lag + 120)
         wall = time.monotonic() - t0
         cpu = {s.name: cpu_seconds(s.pid) - cpu0[s.name] for s in self.servers}
         threads = thread_split(self.servers[0].pid, th0, thread_cpu(self.servers[0].pid))
@@ -315,6 +322,7 @@ class Deployment:
             client_stall_ms=stall["stall_ms"],
             client_stall_at=stall["stall_at"] - t0,
             late=late_spread((seqs - first_seq) / rate if rate else seqs * 0.0, lats),
+            disk=probe.summary(t0, LATE_S * 1000) if probe is not None else {},
         )
 
     def close(self) -> None:

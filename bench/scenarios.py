@@ -18,6 +18,7 @@ import numpy as np
 
 from bench import procs
 from bench.deploy import LATE_S, Deployment, Layout, Step, start_py_spy
+from bench.disk import describe
 from bench.profile import summarise
 from bench.report import RESULTS, Table, loadavg, ms, quantiles
 from bench.runner import Runner, StepFailed
@@ -296,6 +297,8 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
             f"{lt['seconds']} of the step's {lt['of']} seconds; most in second "
             f"{lt['worst_second']} ({lt['worst_count']}, up to {lt['worst_max_ms']:.0f} ms)"
         )
+    if step.disk:
+        notes.append(f"{step.label}: {describe(step.disk)}")
     if step.ring and step.ring["failures"]:
         notes.append(
             f"{step.label}: ring failures: {'; '.join(sorted(set(step.ring['failures']))[:2])}"
@@ -328,7 +331,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
             r.note(f"[{db}] seeding {o.users} users")
             pop = Deployment.seed(url, layout)
             server = procs.start_server(f"dm-{db}", workdir=wd, database_url=url)
-            dep = Deployment(r, layout, pop, [server])
+            dep = Deployment(r, layout, pop, [server], disk_dir=wd)
             try:
                 dep.start_workers(o.ws_workers)
                 conn = dep.connect(
@@ -419,6 +422,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
                 "label": s.label, "rate": s.rate, "attempted": s.attempted,
                 "received": s.received, "q": s.q(), "cpu": s.cpu, "statuses": s.statuses,
                 "ring": ring_row(s.label, s.ring) if s.ring else None, "late": s.late,
+                "disk": s.disk,
             }
             for s in steps
         ],
@@ -584,7 +588,7 @@ def nodes(r: Runner, o: Options) -> Section:
                     for s in servers:
                         s.stop()
                     continue
-                dep = Deployment(r, layout, pop, servers)
+                dep = Deployment(r, layout, pop, servers, disk_dir=wd)
                 try:
                     dep.start_workers(o.ws_workers)
                     conn = dep.connect(
