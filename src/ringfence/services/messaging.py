@@ -434,7 +434,11 @@ class Messaging:
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
         """Move the conversation to the top and put a ``message.new`` event on both
         participants' streams (in this transaction; published after the commit)."""
-        await store.conversations.touch(conv_id, msg.id, msg.created_at)
+        # The conversation's last message and both streams' next positions: one call
+        # to the database's thread on SQLite, where the sender holds the write turn.
+        positions = await store.conversations.touch_and_reserve(
+            conv_id, msg.id, msg.created_at, (sender.id, recipient.id)
+        )
         names = {sender.id: sender.username, recipient.id: recipient.username}
         events = {
             user_id: MessageNew(
@@ -443,7 +447,7 @@ class Messaging:
             )
             for user_id in (sender.id, recipient.id)
         }
-        envelopes = await self._stream.append_many(store, events)
+        envelopes = await self._stream.append_reserved(store, events, positions)
         return events[sender.id].message, sorted(envelopes.items())
 
     async def _record_withheld(

@@ -94,6 +94,15 @@ class EventStream:
         in one UPDATE, which locks the users in id order so that two transactions that
         share users cannot deadlock, and all events in one INSERT."""
         positions = await store.users.next_stream_positions(list(events))
+        return await self.append_reserved(store, events, positions)
+
+    async def append_reserved(
+        self, store: Store, events: Mapping[int, StreamEvent], positions: Mapping[int, int]
+    ) -> dict[int, Envelope]:
+        """:meth:`append_many` at positions reserved already, in this transaction (a
+        send reserves them with its last write, see ``Conversations.touch_and_reserve``)."""
+        if positions.keys() != events.keys():
+            raise ValueError("every event needs its reserved position, and only those")
         rows, envelopes = [], {}
         fields: dict[int, str] = {}  # an event told to many is serialised once
         for user_id, pos in sorted(positions.items()):

@@ -192,6 +192,16 @@ class Direct(abc.ABC):
         tell_listeners(self._sync, found.sql, args, many=False)
         return found.convert(await self._run(found.sql, args))
 
+    async def rows_each(
+        self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
+    ) -> list[Sequence[Any]]:
+        """Run several statements in order, each once; the rows of each. Statements
+        whose parameters do not depend on one another's rows, run in one call to the
+        driver where it can (SQLite: one hand-off to aiosqlite's thread instead of one
+        each) and one after another otherwise. A failing statement raises as
+        :meth:`rows` would, and the ones after it do not run."""
+        return [await self.rows(statement, params) for statement, params in steps]
+
     async def run_many(
         self, statement: ClauseElement, param_sets: Sequence[Mapping[str, Any]]
     ) -> None:

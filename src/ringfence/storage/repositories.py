@@ -335,6 +335,23 @@ def _build_next_positions(pg: bool) -> Any:
 
 
 _NEXT_POSITIONS = {pg: _build_next_positions(pg) for pg in (True, False)}
+
+
+def _next_positions(session: AsyncSession, ids: list[int]) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters that reserve the next position of each of ``ids``'
+    streams (sorted, no repeats; see :meth:`Users.next_stream_positions`)."""
+    pg = _is_postgresql(session)
+    return _NEXT_POSITIONS[pg], {"ids": ids if pg else json.dumps(ids)}
+
+
+def _positions(rows: Sequence[Any], ids: list[int]) -> dict[int, int]:
+    """The reserved positions by user id, from :func:`_next_positions`' rows."""
+    positions = {int(user_id): int(pos) for user_id, pos in rows}
+    if len(positions) != len(ids):
+        raise LookupError(f"users {sorted(set(ids) - set(positions))} do not exist")
+    return positions
+
+
 _INSERT_EVENTS = insert(_events).values(
     {name: bindparam(name, type_=_events.c[name].type) for name in _EVENT_COLUMNS}
 )
@@ -500,13 +517,8 @@ class Users:
         rows are locked in user-id order, so two sends that share a user cannot
         deadlock (see :func:`_build_next_positions`)."""
         ids = sorted(set(user_ids))
-        pg = _is_postgresql(self._s)
-        params = {"ids": ids if pg else json.dumps(ids)}
-        rows = await _rows(self._s, self._direct, _NEXT_POSITIONS[pg], params)
-        positions = {int(user_id): int(pos) for user_id, pos in rows}
-        if len(positions) != len(ids):
-            raise LookupError(f"users {sorted(set(ids) - set(positions))} do not exist")
-        return positions
+        statement, params = _next_positions(self._s, ids)
+        return _positions(await _rows(self._s, self._direct, statement, params), ids)
 
     async def stream_pos(self, user_id: int) -> int:
         pos = await self._s.scalar(select(User.stream_pos).where(User.id == user_id))
@@ -1079,9 +1091,25 @@ class Conversations:
         )
         return {int(conv_id): int(count) for conv_id, count in rows}
 
-    async def touch(self, conversation_id: int, message_id: int, now: datetime) -> None:
-        params = {"conversation_id": conversation_id, "message_id": message_id, "at": now}
-        await _rows(self._s, self._direct, _TOUCH_CONVERSATION, params)
+    async def touch_and_reserve(
+        self, conversation_id: int, message_id: int, now: datetime, user_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """Make ``message_id`` the conversation's last message, at ``now``, and reserve
+        the next position of ``user_ids``' streams as
+        :meth:`Users.next_stream_positions` does (returned by user id). A send does
+        both: on SQLite they are one call to aiosqlite's thread, one hand-off fewer
+        while the sender holds the write turn; on PostgreSQL, two statements."""
+        touch = {"conversation_id": conversation_id, "message_id": message_id, "at": now}
+        ids = sorted(set(user_ids))
+        statement, params = _next_positions(self._s, ids)
+        if self._direct is not None:
+            _, rows = await self._direct.rows_each(
+                [(_TOUCH_CONVERSATION, touch), (statement, params)]
+            )
+        else:
+            await _rows(self._s, None, _TOUCH_CONVERSATION, touch)
+            rows = await _rows(self._s, None, statement, params)
+        return _positions(rows, ids)
 
     async def touch_withheld(
         self, conversation_id: int, user_id: int, message_id: int, now: datetime

@@ -20,7 +20,9 @@ loudly if either changes.
 :class:`SqliteDirect` goes one step further for the few statements a DM send runs on
 every message (``ringfence.storage.direct``): a statement compiled once, run on the
 connection's thread in the same single call, without SQLAlchemy's per-execution
-machinery.
+machinery; and several such statements that do not depend on one another's rows in one
+call (:meth:`SqliteDirect.rows_each`), because a writer holds SQLite's one write turn
+through every hand-off it makes.
 
 :func:`engine_url` is how :class:`~ringfence.storage.database.Database` opts in: a
 ``sqlite+aiosqlite`` URL is served by this dialect; any other URL is left alone.
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.dialects import registry
@@ -42,9 +44,10 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import EMPTY_DICT
 
-from ringfence.storage.direct import Direct, driver_error, tell_listeners
+from ringfence.storage.direct import Direct, driver_error, prepared, tell_listeners
 
 DRIVERNAME = "sqlite+ringfence_aiosqlite"
 
@@ -69,6 +72,27 @@ def _execute(
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+class _StepFailed(Exception):
+    """Which of :func:`_execute_each`'s statements failed, and how."""
+
+    def __init__(self, index: int, error: sqlite3.Error) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def _execute_each(conn: sqlite3.Connection, steps: list[tuple[str, Any]]) -> list[list[Any]]:
+    """On aiosqlite's thread: run each ``(sql, parameters)`` in order; the rows of each.
+    Stops at the first that fails (:class:`_StepFailed` says which)."""
+    found = []
+    for index, (operation, parameters) in enumerate(steps):
+        try:
+            found.append(_execute(conn, operation, parameters)[1])
+        except sqlite3.Error as exc:
+            raise _StepFailed(index, exc) from exc
+    return found
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -214,6 +238,23 @@ class SqliteDirect(Direct):
 
     async def _run_many(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         await self._call(sql, args, many=True)
+
+    async def rows_each(
+        self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
+    ) -> list[Sequence[Any]]:
+        """:meth:`Direct.rows_each` in one call on aiosqlite's thread."""
+        found = [prepared(self._dialect, statement) for statement, _ in steps]
+        runs = [(p.sql, p.arguments(params)) for p, (_, params) in zip(found, steps, strict=True)]
+        for sql, args in runs:
+            tell_listeners(self._sync, sql, args, many=False)
+        connection = self._adapted._connection
+        async with self._adapted._execute_mutex:
+            try:
+                rows = await connection._execute(_execute_each, connection._conn, runs)
+            except _StepFailed as failed:
+                sql, args = runs[failed.index]
+                raise self._error(sql, args, failed.error, sqlite3.Error) from failed.error
+        return [p.convert(r) for p, r in zip(found, rows, strict=True)]
 
     async def _call(self, sql: str, args: Any, *, many: bool) -> list[Any]:
         connection = self._adapted._connection

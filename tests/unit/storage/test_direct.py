@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, column, event, select, table, text
+from sqlalchemy import bindparam, column, event, func, insert, select, table, text, update
 from sqlalchemy.dialects.postgresql.asyncpg import (
     AsyncAdapt_asyncpg_connection,
     PGDialect_asyncpg,
@@ -23,7 +23,7 @@ from ringfence.services.views import user_view
 from ringfence.storage.asyncpg_driver import AsyncpgDirect
 from ringfence.storage.database import Database, DatabaseBusy
 from ringfence.storage.direct import Direct, Prepared
-from ringfence.storage.models import Id
+from ringfence.storage.models import Event, Id, User
 from ringfence.storage.repositories import NEVER, LiveSession, Store
 from ringfence.storage.sqlite_driver import SqliteDirect
 from ringfence.wire.models import UserView
@@ -201,8 +201,9 @@ async def test_what_it_writes_is_stored_exactly_as_sqlalchemy_stores_it(db: Data
             )
             assert msg is not None
             ids.append(msg.id)
-            await repo.conversations.touch(conv_id, msg.id, NOW)
-            positions = await repo.users.next_stream_positions([bob, alice])
+            positions = await repo.conversations.touch_and_reserve(
+                conv_id, msg.id, NOW, [bob, alice, bob]
+            )
             await repo.events.append_many(
                 [(u, p, "message.new", f'{{"n":{i}}}') for u, p in positions.items()], NOW
             )
@@ -245,6 +246,68 @@ async def test_stream_positions_of_one_or_several_users_and_a_missing_one(db: Da
             await users.next_stream_positions([alice, 999_999])
 
 
+async def test_a_sends_touch_and_reservation_and_a_missing_user(db: Database) -> None:
+    alice, bob = await add_users(db, "alice", "bob", now=NOW)
+    async with db.write() as store:
+        conv_id, _ = await store.conversations.open(alice, bob, NOW)
+        msg = await add_message(store, conv_id, alice, bob, text="hi", txn_id="t", now=NOW)
+        assert msg is not None
+        for repo in (Store(store.session, await Direct.of(store.session)), Store(store.session)):
+            got = await repo.conversations.touch_and_reserve(conv_id, msg.id, NOW, [bob, alice])
+            assert got == ({alice: 1, bob: 1} if repo.users._direct else {alice: 2, bob: 2})
+            with pytest.raises(LookupError):
+                await repo.conversations.touch_and_reserve(conv_id, msg.id, NOW, [999_999])
+        last = await store.session.execute(
+            text("SELECT last_message_id FROM conversations WHERE id = :id"), {"id": conv_id}
+        )
+        assert last.scalar_one() == msg.id
+
+
+async def test_several_statements_in_one_go_run_in_order_and_stop_at_a_failure(
+    db: Database,
+) -> None:
+    (alice,) = await add_users(db, "alice", now=NOW)
+    secret = "a private message text"
+    events, users = Event.__table__, User.__table__
+    insert_event = insert(events).values(
+        {name: bindparam(name) for name in ("user_id", "pos", "type", "payload", "created_at")}
+    )
+    event_row = {"user_id": alice, "pos": 1, "type": "message.new", "payload": secret,
+                 "created_at": NOW}  # fmt: skip
+    count = select(func.count()).select_from(events)
+    bump = (
+        update(users).where(users.c.id == bindparam("id")).values(stream_pos=users.c.stream_pos + 1)
+    )
+    pos = select(users.c.stream_pos).where(users.c.id == bindparam("id"))
+    async with db.write() as store:
+        direct = await Direct.of(store.session)
+        assert direct is not None
+        got = await direct.rows_each(
+            [(insert_event, event_row), (count, {}), (bump, {"id": alice}), (pos, {"id": alice})]
+        )
+        assert [list(rows) for rows in got] == [[], [(1,)], [], [(1,)]]
+    positions_after: list[int] = []
+
+    async def fail_midway() -> None:
+        async with db.write() as store:
+            direct = await Direct.of(store.session)
+            assert direct is not None
+            try:
+                await direct.rows_each([(insert_event, event_row), (bump, {"id": alice})])
+            finally:
+                if db.engine.dialect.name != "postgresql":  # PostgreSQL's has aborted
+                    positions_after.append(
+                        (await store.session.execute(pos, {"id": alice})).one()[0]
+                    )
+
+    with pytest.raises(IntegrityError) as caught:
+        await fail_midway()
+    if db.engine.dialect.name != "postgresql":
+        assert positions_after == [1]  # the statement after the failed one never ran
+    assert "unique" in str(caught.value.orig).lower()
+    assert secret not in str(caught.value)
+
+
 async def test_errors_are_sqlalchemys_and_carry_no_row_values(db: Database) -> None:
     (alice,) = await add_users(db, "alice", now=NOW)
     secret = "a private message text"
@@ -275,12 +338,21 @@ async def test_statement_listeners_hear_every_direct_statement(db: Database) -> 
         async with db.write() as store:
             users = Store(store.session, await Direct.of(store.session)).users
             await users.next_stream_positions([alice])
+            heard_one = len(heard)
+            conversations = Store(store.session, await Direct.of(store.session)).conversations
+            conv_id, _ = await conversations.open(alice, alice, NOW)
+            heard.clear()
+            await conversations.touch_and_reserve(conv_id, 1, NOW, [alice])
+            heard_two = list(heard)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
-    updates = [h for h in heard if "UPDATE users" in h[0]]
-    assert len(updates) == 1
-    assert updates[0][2] is False
-    assert f"[{alice}]" in str(updates[0][1])
+    assert heard_one >= 1
+    # Several statements in one call to the driver are each heard, in order.
+    assert len(heard_two) == 2
+    assert heard_two[0][0].startswith("UPDATE conversations")
+    assert "UPDATE users" in heard_two[1][0]  # PostgreSQL's starts WITH locked AS (...)
+    assert all(many is False for _, _, many in heard_two)
+    assert f"[{alice}]" in str(heard_two[1][1])
 
 
 async def test_a_connection_lost_under_a_direct_statement_is_unavailable_not_a_bug(

@@ -251,3 +251,22 @@ async def test_a_savepoint_is_one_driver_call_each_way_and_rolls_back(
             text("SELECT display_name FROM users WHERE id = :id"), {"id": alice}
         )
     assert name == "kept"
+
+
+async def test_a_sends_touch_and_reservation_are_one_call_on_aiosqlites_thread(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One hand-off fewer while a sender holds the write turn (the writers' turns are
+    # what bounds SQLite's sends a second; see sqlite_driver's module notes).
+    alice, bob = await add_users(db, "alice", "bob", now=NOW)
+    async with db.write() as store:
+        conv_id, _ = await store.conversations.open(alice, bob, NOW)
+        msg = await add_message(store, conv_id, alice, bob, text="hi", txn_id="t", now=NOW)
+        assert msg is not None
+        calls = _count_calls(monkeypatch)
+        positions = await store.conversations.touch_and_reserve(conv_id, msg.id, NOW, [bob, alice])
+        assert calls == ["_execute_each"]
+    assert positions == {alice: 1, bob: 1}
+    async with db.read() as store:
+        row = await store.session.execute(text("SELECT last_message_id FROM conversations"))
+        assert row.scalar_one() == msg.id
