@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.disk import FsyncProbe
-from bench.procs import Server, cpu_seconds, rss_kib, thread_cpu, thread_split
+from bench.procs import Server, cpu_seconds, machine_cpu, rss_kib, thread_cpu, thread_split
 from bench.report import quantiles
 from bench.runner import Runner
 from bench.seed import Population, seed
@@ -90,6 +90,9 @@ class Step:
     client_stall_at: float = 0.0
     # The disk's fsync during the step (bench.disk.summarise), if it was probed.
     disk: dict[str, Any] = field(default_factory=dict)
+    # The whole machine's busy CPU during the step, in cores (server, load generator
+    # and database together): near nproc, the server was short of CPU, not of work.
+    machine_cores: float = 0.0
 
     def q(self, which: str = "lats") -> dict[float, float]:
         return quantiles(getattr(self, which), self.attempted)
@@ -187,6 +190,7 @@ class Deployment:
             for s, t in self.layout.pairs
         ]
         cpu0 = {s.name: cpu_seconds(s.pid) for s in self.servers}
+        machine0 = machine_cpu()
         th0 = thread_cpu(self.servers[0].pid)
         t0 = time.monotonic()
         pending: list[tuple[Worker, int]] = []
@@ -263,6 +267,7 @@ class Deployment:
             results = r.wait(*pending, *ring_w, timeout=duration + max_lag + 120)
         wall = time.monotonic() - t0
         cpu = {s.name: cpu_seconds(s.pid) - cpu0[s.name] for s in self.servers}
+        machine1 = machine_cpu()
         threads = thread_split(self.servers[0].pid, th0, thread_cpu(self.servers[0].pid))
         send = _merged(results[: len(pending)]) if n else None
         ring_results = results[len(pending) :]
@@ -323,6 +328,7 @@ class Deployment:
             client_stall_at=stall["stall_at"] - t0,
             late=late_spread((seqs - first_seq) / rate if rate else seqs * 0.0, lats),
             disk=probe.summary(t0, LATE_S * 1000) if probe is not None else {},
+            machine_cores=(machine1[0] - machine0[0]) / wall,
         )
 
     def close(self) -> None:

@@ -78,6 +78,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds of the whole machine so far, summed over its cores: (busy, all).
+    Busy is everything but idle and I/O wait, stolen time included (a host that takes
+    the CPU back leaves the processes here less of it)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (not guest)
+    idle = fields[3] + fields[4]
+    return (total - idle) / ticks, total / ticks
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds used so far by each thread of a process."""
     ticks = os.sysconf("SC_CLK_TCK")

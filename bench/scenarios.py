@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -299,6 +300,11 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
         )
     if step.disk:
         notes.append(f"{step.label}: {describe(step.disk)}")
+    if step.machine_cores:
+        notes.append(
+            f"{step.label}: the whole machine was busy {step.machine_cores:.2f} of its "
+            f"{os.cpu_count()} cores (server, load generator and database together)"
+        )
     if step.ring and step.ring["failures"]:
         notes.append(
             f"{step.label}: ring failures: {'; '.join(sorted(set(step.ring['failures']))[:2])}"
@@ -422,7 +428,7 @@ def dm_delivery(r: Runner, o: Options, db: str, pg: procs.Postgres | None = None
                 "label": s.label, "rate": s.rate, "attempted": s.attempted,
                 "received": s.received, "q": s.q(), "cpu": s.cpu, "statuses": s.statuses,
                 "ring": ring_row(s.label, s.ring) if s.ring else None, "late": s.late,
-                "disk": s.disk,
+                "disk": s.disk, "machine_cores": s.machine_cores,
             }
             for s in steps
         ],
