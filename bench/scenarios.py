@@ -301,9 +301,11 @@ def _step_notes(step: Step, notes: list[str], max_lag: float) -> None:
     if step.disk:
         notes.append(f"{step.label}: {describe(step.disk)}")
     if step.machine_cores:
+        loop = step.threads.get("main")
         notes.append(
             f"{step.label}: the whole machine was busy {step.machine_cores:.2f} of its "
             f"{os.cpu_count()} cores (server, load generator and database together)"
+            + (f"; the server's event loop {loop * 100:.0f}% of a core" if loop else "")
         )
     if step.ring and step.ring["failures"]:
         notes.append(
