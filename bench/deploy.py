@@ -295,6 +295,10 @@ class Deployment:
                 spy.wait(5)
         lats = np.concatenate([np.asarray(c["lats"], dtype=np.float64) for c in collected])
         seqs = np.concatenate([np.asarray(c["seqs"], dtype=np.int64) for c in collected])
+        # Only this step's DMs: one of an earlier step that was queued past that step's
+        # drain arrives during this one, and is neither this step's nor on its clock.
+        ours = (seqs >= first_seq) & (seqs < first_seq + n)
+        lats, seqs = lats[ours], seqs[ours]
         stall = max(collected, key=lambda c: c["stall_ms"])
         ring: dict[str, Any] | None = None
         if ring_results:
