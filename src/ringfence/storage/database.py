@@ -38,7 +38,7 @@ from ringfence.storage.direct import Direct
 from ringfence.storage.files import private_dir, private_sqlite_files
 from ringfence.storage.group_commit import GroupCommit
 from ringfence.storage.repositories import Store
-from ringfence.storage.sqlite_driver import engine_url
+from ringfence.storage.sqlite_driver import WRITE_OPTION, engine_url, holds_write_lock
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,11 @@ class Database:
             pool = {}  # in memory: one shared connection, no pool to size
         # hide_parameters: a failed statement must not copy row values into the logs.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True, **pool}
+        if self.is_sqlite:
+            # A write's hot statements run on the event loop's thread, the rest on
+            # aiosqlite's (sqlite_driver.SqliteDirect), never both at once: a write's
+            # BEGIN, statements and COMMIT follow one another under the write turn.
+            kwargs["connect_args"] = {"check_same_thread": False}
         self.engine: AsyncEngine = create_async_engine(engine_url(url), **kwargs)
         if not self.is_sqlite:
             _ping_idle_connections(self.engine, ping_after_idle_s)
@@ -153,7 +158,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout_ms=int(busy_timeout_s * 1000))
             self._write_turn = asyncio.Lock()
-        self._write_engine = self.engine.execution_options(ringfence_write=True)
+        self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         # A read is one snapshot on both backends. SQLite's read transaction already is
         # one; PostgreSQL's default (READ COMMITTED) takes a new snapshot per statement,
         # so a conversation list could read its last message before a send committed
@@ -437,5 +442,5 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("ringfence_write", False)
+        write = holds_write_lock(conn)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -21,8 +21,11 @@ loudly if either changes.
 every message (``ringfence.storage.direct``): a statement compiled once, run on the
 connection's thread in the same single call, without SQLAlchemy's per-execution
 machinery; and several such statements that do not depend on one another's rows in one
-call (:meth:`SqliteDirect.rows_each`), because a writer holds SQLite's one write turn
-through every hand-off it makes.
+call (:meth:`SqliteDirect.rows_each`). In a write it makes no call at all: a write
+holds SQLite's write lock, so its statements cannot wait on another connection, and
+they run on the event loop's own thread (see :class:`SqliteDirect`), as do its
+savepoints. Its BEGIN IMMEDIATE and its COMMIT, which can wait (for the lock, for the
+fsync), stay on aiosqlite's thread.
 
 :func:`engine_url` is how :class:`~ringfence.storage.database.Database` opts in: a
 ``sqlite+aiosqlite`` URL is served by this dialect; any other URL is left alone.
@@ -50,6 +53,9 @@ from sqlalchemy.util import EMPTY_DICT
 from ringfence.storage.direct import Direct, driver_error, prepared, tell_listeners
 
 DRIVERNAME = "sqlite+ringfence_aiosqlite"
+# The execution option that marks a write's connection (``Database``'s write engine):
+# its transactions begin with BEGIN IMMEDIATE.
+WRITE_OPTION = "ringfence_write"
 
 _Result = tuple[Any, list[Any], int, Any]
 
@@ -207,14 +213,26 @@ class OneHopDialect(SQLiteDialect_aiosqlite):
 
 
 def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
-    """Run ``verb name`` (name as SQLAlchemy generated it, ``sa_savepoint_N``) as one
-    driver call, telling ``before_cursor_execute`` listeners as an execution would, and
-    raising driver errors as SQLAlchemy's."""
+    """Run ``verb name`` (name as SQLAlchemy generated it, ``sa_savepoint_N``): on this
+    thread in a write, else as one driver call; telling ``before_cursor_execute``
+    listeners as an execution would, and raising driver errors as SQLAlchemy's."""
     if not name.isidentifier():  # never interpolate anything but SQLAlchemy's own names
         raise ValueError(f"unexpected savepoint name {name!r}")
     sql = f"{verb} {name}"
     tell_listeners(connection, sql, (), many=False)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    adapted = connection.connection.dbapi_connection
+    assert isinstance(adapted, OneHopConnection)
+    if holds_write_lock(connection):
+        # A write's savepoint (a group-commit writer's): on this thread, as the
+        # write's direct statements are (see SqliteDirect).
+        if adapted._execute_mutex.locked():
+            raise RuntimeError("a savepoint while the connection is busy on its thread")
+        try:
+            _execute(adapted._connection._conn, sql, None)
+        except sqlite3.Error as exc:
+            raise driver_error(sql, (), exc, sqlite3.Error, connection) from exc
+        return
+    cursor = adapted.cursor()
     try:
         cursor.execute(sql)
     except sqlite3.Error as exc:
@@ -223,15 +241,40 @@ def _savepoint_sql(connection: Connection, verb: str, name: str) -> None:
         cursor.close()
 
 
+def holds_write_lock(connection: Connection) -> bool:
+    """Whether ``connection`` is a write's: its transaction began with ``BEGIN
+    IMMEDIATE`` (``Database``'s write engine, marked with :data:`WRITE_OPTION`), so it
+    holds SQLite's write lock from its first statement on."""
+    return bool(connection.get_execution_options().get(WRITE_OPTION, False))
+
+
 class SqliteDirect(Direct):
     """:class:`~ringfence.storage.direct.Direct` for a :class:`OneHopDialect`
-    connection: each statement is one call on aiosqlite's thread, under the adapter's
-    mutex."""
+    connection, under the adapter's mutex: a write's statements run on the event
+    loop's own thread, anything else's as one call on aiosqlite's thread.
 
-    __slots__ = ()
+    Why a write's may. A write transaction began with ``BEGIN IMMEDIATE`` (on
+    aiosqlite's thread: that is where waiting for SQLite's write lock happens), so it
+    holds the lock, and in WAL mode nothing another connection does can make its
+    statements wait: readers never block a writer, and there is no other writer. The
+    statements run here are the send path's, each a lookup or a change of a few rows
+    by key; their changes stay in SQLite's page cache until the COMMIT, which, with its
+    fsync, still runs on aiosqlite's thread. So each costs tens of microseconds of
+    this thread, where a hand-off to aiosqlite's thread and back cost two trips
+    through the scheduler, with the write turn held: under load those waits, not the
+    work, bounded how many DMs a second a process committed (docs/benchmarks.md, run
+    25: 500/s queued for seconds with the event loop at 56 % of a core). A
+    one-statement read (``Database.read_one``, autocommit) is not a write and stays on
+    aiosqlite's thread."""
+
+    __slots__ = ("_inline",)
     DIALECT = OneHopDialect
     ADAPTED = OneHopConnection
     _adapted: OneHopConnection
+
+    def __init__(self, sync: Connection, driver_connection: Any, *, autocommit: bool) -> None:
+        super().__init__(sync, driver_connection, autocommit=autocommit)
+        self._inline = not autocommit and holds_write_lock(sync)
 
     async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
         return await self._call(sql, args, many=False)
@@ -242,7 +285,8 @@ class SqliteDirect(Direct):
     async def rows_each(
         self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
     ) -> list[Sequence[Any]]:
-        """:meth:`Direct.rows_each` in one call on aiosqlite's thread."""
+        """:meth:`Direct.rows_each` in one go: on this thread for a write, else in one
+        call on aiosqlite's thread."""
         found = [prepared(self._dialect, statement) for statement, _ in steps]
         runs = [(p.sql, p.arguments(params)) for p, (_, params) in zip(found, steps, strict=True)]
         for sql, args in runs:
@@ -250,7 +294,10 @@ class SqliteDirect(Direct):
         connection = self._adapted._connection
         async with self._adapted._execute_mutex:
             try:
-                rows = await connection._execute(_execute_each, connection._conn, runs)
+                if self._inline:
+                    rows = _execute_each(connection._conn, runs)
+                else:
+                    rows = await connection._execute(_execute_each, connection._conn, runs)
             except _StepFailed as failed:
                 sql, args = runs[failed.index]
                 raise self._error(sql, args, failed.error, sqlite3.Error) from failed.error
@@ -261,7 +308,12 @@ class SqliteDirect(Direct):
         mutex: asyncio.Lock = self._adapted._execute_mutex
         async with mutex:
             try:
-                result = await connection._execute(_execute, connection._conn, sql, args, many=many)
+                if self._inline:
+                    result = _execute(connection._conn, sql, args, many=many)
+                else:
+                    result = await connection._execute(
+                        _execute, connection._conn, sql, args, many=many
+                    )
             except sqlite3.Error as exc:
                 raise self._error(sql, args, exc, sqlite3.Error) from exc
         rows: list[Any] = result[1]

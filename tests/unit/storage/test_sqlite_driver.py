@@ -1,5 +1,6 @@
 """The SQLite adapter (ringfence.storage.sqlite_driver): one aiosqlite call per
-statement, and everything a statement returns arrives intact. It leans on two aiosqlite
+statement, none for a write's direct statements and savepoints (they run on the event
+loop's thread), and everything a statement returns arrives intact. It leans on two aiosqlite
 internals; the first test fails loudly, naming them, when aiosqlite changes.
 
 Group-commit writers run the send path's statements directly (``SqliteDirect``), inside
@@ -17,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.exc import IntegrityError
 
@@ -217,7 +218,7 @@ async def test_a_failed_writers_direct_writes_are_undone_and_its_groups_others_k
         assert await store.users.stream_pos(alice) == 2
 
 
-async def test_a_savepoint_is_one_driver_call_each_way_and_rolls_back(
+async def test_a_writes_savepoints_make_no_call_on_aiosqlites_thread_and_roll_back(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
@@ -227,25 +228,37 @@ async def test_a_savepoint_is_one_driver_call_each_way_and_rolls_back(
         calls.append(str(args[1]) if len(args) > 1 else "")
         return await original(self, fn, *args, **kwargs)
 
+    heard: list[str] = []
+
+    def listen(*args: Any) -> None:
+        heard.append(args[2])
+
     (alice,) = await _users(db, "alice")
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    async with db.write() as store:
-        s = store.session
-        await s.execute(text("SELECT 0"))
-        calls.clear()
-        kept = await s.begin_nested()
-        await s.execute(
-            text("UPDATE users SET display_name = 'kept' WHERE id = :id"), {"id": alice}
-        )
-        await kept.commit()
-        assert calls[0].startswith("SAVEPOINT sa_savepoint_")
-        assert calls[-1].startswith("RELEASE SAVEPOINT sa_savepoint_")
-        assert len(calls) == 3
-        undone = await s.begin_nested()
-        await s.execute(
-            text("UPDATE users SET display_name = 'undone' WHERE id = :id"), {"id": alice}
-        )
-        await undone.rollback()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        async with db.write() as store:
+            s = store.session
+            await s.execute(text("SELECT 0"))
+            calls.clear()
+            heard.clear()
+            kept = await s.begin_nested()
+            await s.execute(
+                text("UPDATE users SET display_name = 'kept' WHERE id = :id"), {"id": alice}
+            )
+            await kept.commit()
+            # The UPDATE went through SQLAlchemy to aiosqlite's thread; the savepoint
+            # and its release ran on this one, and were heard all the same.
+            assert calls == ["UPDATE users SET display_name = 'kept' WHERE id = ?"]
+            assert heard[0].startswith("SAVEPOINT sa_savepoint_")
+            assert heard[-1].startswith("RELEASE SAVEPOINT sa_savepoint_")
+            undone = await s.begin_nested()
+            await s.execute(
+                text("UPDATE users SET display_name = 'undone' WHERE id = :id"), {"id": alice}
+            )
+            await undone.rollback()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
     async with db.read() as store:
         name = await store.session.scalar(
             text("SELECT display_name FROM users WHERE id = :id"), {"id": alice}
@@ -253,20 +266,35 @@ async def test_a_savepoint_is_one_driver_call_each_way_and_rolls_back(
     assert name == "kept"
 
 
-async def test_a_sends_touch_and_reservation_are_one_call_on_aiosqlites_thread(
+async def test_a_writes_direct_statements_make_no_call_on_aiosqlites_thread(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One hand-off fewer while a sender holds the write turn (the writers' turns are
-    # what bounds SQLite's sends a second; see sqlite_driver's module notes).
+    # A send's statements under the write turn: none is handed to aiosqlite's thread
+    # (SqliteDirect). The write's BEGIN IMMEDIATE and COMMIT are: they can wait, for
+    # the lock and for the fsync.
     alice, bob = await add_users(db, "alice", "bob", now=NOW)
     async with db.write() as store:
         conv_id, _ = await store.conversations.open(alice, bob, NOW)
+    calls = _count_calls(monkeypatch)
+    async with db.write() as store:
+        assert isinstance(store.messages._direct, SqliteDirect)
+        begun = list(calls)
+        context = await store.conversations.send_context(alice, username="bob", txn_id="t")
+        assert context is not None
         msg = await add_message(store, conv_id, alice, bob, text="hi", txn_id="t", now=NOW)
         assert msg is not None
-        calls = _count_calls(monkeypatch)
         positions = await store.conversations.touch_and_reserve(conv_id, msg.id, NOW, [bob, alice])
-        assert calls == ["_execute_each"]
+        await store.events.append_many(
+            [(u, p, "message.new", "{}") for u, p in sorted(positions.items())], NOW
+        )
+        assert calls == begun  # nothing since the transaction began
     assert positions == {alice: 1, bob: 1}
+    assert len(calls) == 2, calls  # BEGIN IMMEDIATE, COMMIT
     async with db.read() as store:
         row = await store.session.execute(text("SELECT last_message_id FROM conversations"))
         assert row.scalar_one() == msg.id
+    # A one-statement read is no write: one call on aiosqlite's thread, as before.
+    calls.clear()
+    async with db.read_one() as store:
+        assert await store.users.shown(alice) is not None
+    assert calls == ["_execute"]
