@@ -434,8 +434,7 @@ class Messaging:
     ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
         """Move the conversation to the top and put a ``message.new`` event on both
         participants' streams (in this transaction; published after the commit)."""
-        # The conversation's last message and both streams' next positions: one call
-        # to the database's thread on SQLite, where the sender holds the write turn.
+        # The conversation's last message and both streams' next positions, in one go.
         positions = await store.conversations.touch_and_reserve(
             conv_id, msg.id, msg.created_at, (sender.id, recipient.id)
         )

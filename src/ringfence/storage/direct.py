@@ -197,8 +197,8 @@ class Direct(abc.ABC):
     ) -> list[Sequence[Any]]:
         """Run several statements in order, each once; the rows of each. Statements
         whose parameters do not depend on one another's rows, run in one call to the
-        driver where it can (SQLite: one hand-off to aiosqlite's thread instead of one
-        each) and one after another otherwise. A failing statement raises as
+        driver where it can (SQLite: at most one hand-off to aiosqlite's thread, instead of
+        one each) and one after another otherwise. A failing statement raises as
         :meth:`rows` would, and the ones after it do not run."""
         return [await self.rows(statement, params) for statement, params in steps]
 

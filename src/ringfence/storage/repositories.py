@@ -1097,8 +1097,7 @@ class Conversations:
         """Make ``message_id`` the conversation's last message, at ``now``, and reserve
         the next position of ``user_ids``' streams as
         :meth:`Users.next_stream_positions` does (returned by user id). A send does
-        both: on SQLite they are one call to aiosqlite's thread, one hand-off fewer
-        while the sender holds the write turn; on PostgreSQL, two statements."""
+        both, in one go where the driver can (:meth:`Direct.rows_each`)."""
         touch = {"conversation_id": conversation_id, "message_id": message_id, "at": now}
         ids = sorted(set(user_ids))
         statement, params = _next_positions(self._s, ids)

@@ -36,8 +36,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -58,6 +58,7 @@ DRIVERNAME = "sqlite+ringfence_aiosqlite"
 WRITE_OPTION = "ringfence_write"
 
 _Result = tuple[Any, list[Any], int, Any]
+_T = TypeVar("_T")
 
 
 def _execute(
@@ -90,8 +91,8 @@ class _StepFailed(Exception):
 
 
 def _execute_each(conn: sqlite3.Connection, steps: list[tuple[str, Any]]) -> list[list[Any]]:
-    """On aiosqlite's thread: run each ``(sql, parameters)`` in order; the rows of each.
-    Stops at the first that fails (:class:`_StepFailed` says which)."""
+    """Run each ``(sql, parameters)`` in order; the rows of each. Stops at the first
+    that fails (:class:`_StepFailed` says which)."""
     found = []
     for index, (operation, parameters) in enumerate(steps):
         try:
@@ -291,33 +292,31 @@ class SqliteDirect(Direct):
         runs = [(p.sql, p.arguments(params)) for p, (_, params) in zip(found, steps, strict=True)]
         for sql, args in runs:
             tell_listeners(self._sync, sql, args, many=False)
-        connection = self._adapted._connection
-        async with self._adapted._execute_mutex:
-            try:
-                if self._inline:
-                    rows = _execute_each(connection._conn, runs)
-                else:
-                    rows = await connection._execute(_execute_each, connection._conn, runs)
-            except _StepFailed as failed:
-                sql, args = runs[failed.index]
-                raise self._error(sql, args, failed.error, sqlite3.Error) from failed.error
+        try:
+            rows = await self._perform(_execute_each, runs)
+        except _StepFailed as failed:
+            sql, args = runs[failed.index]
+            raise self._error(sql, args, failed.error, sqlite3.Error) from failed.error
         return [p.convert(r) for p, r in zip(found, rows, strict=True)]
 
     async def _call(self, sql: str, args: Any, *, many: bool) -> list[Any]:
+        try:
+            result = await self._perform(_execute, sql, args, many=many)
+        except sqlite3.Error as exc:
+            raise self._error(sql, args, exc, sqlite3.Error) from exc
+        rows: list[Any] = result[1]
+        return rows
+
+    async def _perform(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(the sqlite3 connection, *args, **kwargs)`` under the adapter's mutex:
+        on this thread for a write, else as one call on aiosqlite's thread."""
         connection = self._adapted._connection
         mutex: asyncio.Lock = self._adapted._execute_mutex
         async with mutex:
-            try:
-                if self._inline:
-                    result = _execute(connection._conn, sql, args, many=many)
-                else:
-                    result = await connection._execute(
-                        _execute, connection._conn, sql, args, many=many
-                    )
-            except sqlite3.Error as exc:
-                raise self._error(sql, args, exc, sqlite3.Error) from exc
-        rows: list[Any] = result[1]
-        return rows
+            if self._inline:
+                return fn(connection._conn, *args, **kwargs)
+            result: _T = await connection._execute(fn, connection._conn, *args, **kwargs)
+            return result
 
 
 registry.register(DRIVERNAME.replace("+", "."), __name__, "OneHopDialect")
