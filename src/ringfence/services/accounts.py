@@ -678,9 +678,15 @@ class Accounts:
                 tombstone = _TOMBSTONE_PREFIX + secrets.token_hex(5)
             partners = await store.conversations.partners(me.id)
             if self._stream is not None and partners:
+                # My row and my partners' streams in one statement, in id order, as a
+                # send, a read or a rename locks them; mine after theirs would deadlock
+                # with a partner's read receipt to me. (The position this reserves on my
+                # own stream goes unused: that stream is forgotten below.)
+                positions = await store.users.next_stream_positions([me.id, *partners])
+                del positions[me.id]
                 gone = UserUpdated(user=UserView.gone(me.id, user.username))
-                envelopes = await self._stream.append_many(
-                    store, {user_id: gone for user_id in partners}
+                envelopes = await self._stream.append_reserved(
+                    store, dict.fromkeys(positions, gone), positions
                 )
             await store.users.mark_deleted(
                 me.id, username=tombstone, display_name=DELETED_ACCOUNT_NAME, now=now
@@ -707,6 +713,14 @@ class Accounts:
             await self._limits.count(self._limits.renames, me.id)
         envelopes = {}
         async with self._db.write() as store:
+            positions = {}
+            if self._stream is not None:
+                # The streams' rows first, mine among them, all in one statement in id
+                # order (as a send, a read or a delivery locks them): renaming my row
+                # first would hold it while waiting for a partner's, and a partner's
+                # read receipt to me holds theirs while waiting for mine: a deadlock.
+                told = [me.id, *await store.conversations.partners(me.id)]
+                positions = await store.users.next_stream_positions(told)
             await store.users.set_display_name(me.id, name)
             user = await store.users.by_id(me.id)
             if user is None:
@@ -714,9 +728,8 @@ class Accounts:
             view = user_view(user)
             if self._stream is not None:
                 updated = UserUpdated(user=view)
-                told = [me.id, *await store.conversations.partners(me.id)]
-                envelopes = await self._stream.append_many(
-                    store, {user_id: updated for user_id in told}
+                envelopes = await self._stream.append_reserved(
+                    store, dict.fromkeys(positions, updated), positions
                 )
         await self._changed(me.id)
         if self._stream is not None:

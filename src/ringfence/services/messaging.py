@@ -62,6 +62,7 @@ from ringfence.wire.events import (
     MessageDelivered,
     MessageNew,
     MessageRead,
+    StreamEvent,
     Typing,
 )
 from ringfence.wire.models import CallRecord, ConversationView, MessageView
@@ -271,22 +272,21 @@ class Messaging:
         share read receipts, my side of the conversation is accepted (a request's
         sender is not told it was opened), and neither has blocked the other."""
         me = auth.user
-        envelopes: list[tuple[int, Envelope]] = []
         async with self._db.write() as store:
             other, conv, state = await self._membership(store, me, username)
             position = await store.conversations.mark_read(conv.id, me.id, up_to)
             if position is None:
                 return  # already read that far (another device said so first)
-            mine = await self._stream.append(
-                store, me.id, ConversationRead(user=other.username, up_to=position)
-            )
-            envelopes.append((me.id, mine))
+            events: dict[int, StreamEvent] = {
+                me.id: ConversationRead(user=other.username, up_to=position)
+            }
             if state == ACCEPTED and await self._shares(store, me, other, "read_receipts"):
-                theirs = await self._stream.append(
-                    store, other.id, MessageRead(user=me.username, up_to=position)
-                )
-                envelopes.append((other.id, theirs))
-        await self._publish(envelopes)
+                events[other.id] = MessageRead(user=me.username, up_to=position)
+            # Both streams in one statement, in id order, as a send locks them: mine and
+            # then theirs would deadlock with their send or rename, which takes the
+            # lower id first.
+            envelopes = await self._stream.append_many(store, events)
+        await self._publish(sorted(envelopes.items()))
 
     async def mark_delivered(self, me: Party, username: str, up_to: int) -> None:
         """``username``'s messages up to ``up_to`` reached one of my devices. Their

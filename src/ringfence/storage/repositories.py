@@ -17,9 +17,9 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     case,
+    column,
     delete,
     exists,
     func,
@@ -304,31 +304,22 @@ _TOUCH_CONVERSATION = (
 def _build_next_positions(pg: bool) -> Any:
     """Bump several users' stream positions, returning ``(id, stream_pos)`` rows."""
     if pg:
-        # The ids as one array: one statement for any number of them, prepared once
-        # (an expanding IN is compiled per execution, and Direct cannot run one).
-        ids = bindparam("ids", type_=postgresql.ARRAY(_Id))
-        # Lock in id order explicitly: a plain UPDATE ... WHERE id IN locks in whatever
-        # order its scan meets the rows. NO KEY UPDATE is what an UPDATE takes anyway;
-        # FOR UPDATE would also wait for the key-share locks that other transactions'
-        # foreign keys hold on these users.
-        locked = (
-            select(_users.c.id)
-            .where(_users.c.id == any_(ids))
-            .order_by(_users.c.id)
-            .with_for_update(key_share=True)
-            .cte("locked")
-        )
-        where = _users.c.id == locked.c.id
-    else:  # SQLite: one writer at a time, nothing to order
-        # The ids as one JSON array: one statement for any number of them, compiled
-        # once (an expanding IN is compiled per execution).
-        listed: Any = select(literal_column("value")).select_from(
-            func.json_each(bindparam("ids", type_=String()))
-        )
-        where = _users.c.id.in_(listed)
+        # One row at a time in id order, each UPDATE with a fresh snapshot, in one round
+        # trip: the function migration 0009 creates says why one statement can't. The
+        # ids as one array: one statement for any number of them, prepared once.
+        reserved = func.ringfence_next_stream_positions(
+            bindparam("ids", type_=postgresql.ARRAY(_Id))
+        ).table_valued(column("user_id", _Id), column("pos", _Id))
+        return select(reserved.c.user_id, reserved.c.pos)
+    # SQLite: one writer at a time, nothing to order. The ids as one JSON array: one
+    # statement for any number of them, compiled once (an expanding IN is compiled per
+    # execution).
+    listed: Any = select(literal_column("value")).select_from(
+        func.json_each(bindparam("ids", type_=String()))
+    )
     return (
         update(_users)
-        .where(where)
+        .where(_users.c.id.in_(listed))
         .values(stream_pos=_users.c.stream_pos + 1)
         .returning(_users.c.id, _users.c.stream_pos)
     )
