@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from tests.browser.conftest import DESKTOP, Browsers, Server
 from tests.browser.ui import (
@@ -415,6 +415,44 @@ async def test_a_conversation_open_in_a_hidden_tab_is_read_only_when_shown(
         await open_from_inbox(bob, ALICE)
         await bob.wait_for_timeout(800)
         assert len(posts) == 2
+        assert errors == []
+    finally:
+        await alice_api.close()
+        await bob_api.close()
+
+
+async def test_a_read_the_server_was_too_busy_for_is_tried_again_when_it_says(
+    server: Server, browsers: Browsers
+) -> None:
+    """A moment's contention (a PostgreSQL deadlock broken by failing one writer) answers
+    503 with Retry-After; the conversation must not stay unread until the next message."""
+    alice_api, bob_api = await alice_and_bob(server)
+    try:
+        await alice_api.send("bob", "are you there?")
+        bob = await browsers.page("bob")
+        errors = console_errors(bob, refused=("/read",))
+        answers: list[int] = []
+
+        async def busy_once(route: Route) -> None:
+            if not answers:
+                answers.append(503)
+                await route.fulfill(
+                    status=503,
+                    headers={"Retry-After": "1", "Content-Type": "application/json"},
+                    body='{"error": "database_busy", "detail": "try again shortly"}',
+                )
+                return
+            response = await route.fetch()
+            answers.append(response.status)
+            await route.fulfill(response=response)
+
+        await bob.route(re.compile(r"/api/v1/conversations/alice/read$"), busy_once)
+        await sign_in(bob, server.url, "bob")
+        await open_from_inbox(bob, ALICE)
+        await expect(bob).to_have_title(f"{ALICE} · Ringfence")
+        await expect(inbox_link(bob)).to_have_accessible_name("Inbox")
+        assert answers == [503, 204]
+        assert await unread_on_server(bob_api, "alice") == 0
         assert errors == []
     finally:
         await alice_api.close()

@@ -480,12 +480,12 @@ export function renderConversation(ctx, root, username) {
   /** @type {number | undefined} */
   let readTimer;
   let readPosted = 0;
-  function scheduleRead() {
+  function scheduleRead(delayMs = READ_DELAY_MS) {
     if (readTimer !== undefined || isMe) return;
     readTimer = window.setTimeout(() => {
       readTimer = undefined;
       void markRead();
-    }, READ_DELAY_MS);
+    }, delayMs);
   }
 
   /** Mark their messages read up to the latest, if it is new and the page can be seen. */
@@ -502,8 +502,11 @@ export function renderConversation(ctx, root, username) {
     try {
       await ctx.markRead(username, latest);
     } catch (err) {
-      // Unreachable: try again with the next change. Refused: don't keep asking.
-      if (err instanceof ApiError && err.isNetwork) readPosted = 0;
+      // Unreachable: try again with the next change. Busy for a moment (503): try again
+      // when the server says to, or the conversation stays unread. Refused: don't keep
+      // asking.
+      if (err instanceof ApiError && (err.isNetwork || err.status === 503)) readPosted = 0;
+      if (err instanceof ApiError && err.status === 503) scheduleRead((err.retryAfterS ?? 1) * 1000);
     }
   }
 
