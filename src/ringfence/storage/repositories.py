@@ -326,6 +326,13 @@ def _build_next_positions(pg: bool) -> Any:
 
 
 _NEXT_POSITIONS = {pg: _build_next_positions(pg) for pg in (True, False)}
+_SEND_RESERVED = func.ringfence_touch_and_reserve(
+    bindparam("conversation_id", type_=_Id),
+    bindparam("message_id", type_=_Id),
+    bindparam("at", type_=_UTCDateTime()),
+    bindparam("ids", type_=postgresql.ARRAY(_Id)),
+).table_valued(column("user_id", _Id), column("pos", _Id))
+_TOUCH_AND_RESERVE_PG = select(_SEND_RESERVED.c.user_id, _SEND_RESERVED.c.pos)
 
 
 def _next_positions(session: AsyncSession, ids: list[int]) -> tuple[Any, dict[str, Any]]:
@@ -1088,9 +1095,13 @@ class Conversations:
         """Make ``message_id`` the conversation's last message, at ``now``, and reserve
         the next position of ``user_ids``' streams as
         :meth:`Users.next_stream_positions` does (returned by user id). A send does
-        both, in one go where the driver can (:meth:`Direct.rows_each`)."""
+        both in one go: one statement on PostgreSQL (a function: one round trip), one
+        call to the driver on SQLite (:meth:`Direct.rows_each`)."""
         touch = {"conversation_id": conversation_id, "message_id": message_id, "at": now}
         ids = sorted(set(user_ids))
+        if _is_postgresql(self._s):  # one statement: the function migration 0009 creates
+            rows = await _rows(self._s, self._direct, _TOUCH_AND_RESERVE_PG, {**touch, "ids": ids})
+            return _positions(rows, ids)
         statement, params = _next_positions(self._s, ids)
         if self._direct is not None:
             _, rows = await self._direct.rows_each(

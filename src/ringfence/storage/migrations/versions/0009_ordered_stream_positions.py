@@ -14,6 +14,7 @@ taken later, and a row that a concurrent send had key-share locked (its message'
 foreign key) and another writer had updated meanwhile led two such statements for the
 same two users into a deadlock (reproduced; PostgreSQL 15). This function updates the
 rows one statement at a time in id order, each with a fresh snapshot, in one round trip.
+A second one is a send's last write: it touches the conversation, then reserves.
 
 SQLite has one writer at a time and needs nothing: this migration does nothing there.
 """
@@ -47,16 +48,37 @@ BEGIN
 END
 $body$
 """
-DROP = "DROP FUNCTION IF EXISTS ringfence_next_stream_positions(bigint[])"
+# A send's last write: the conversation's last message and activity, then both
+# streams' positions, in one round trip instead of two (the same order as before: the
+# conversation row, then the users' rows in id order).
+CREATE_SEND = """
+CREATE OR REPLACE FUNCTION ringfence_touch_and_reserve(
+    conv bigint, msg bigint, moment timestamptz, ids bigint[]
+)
+RETURNS TABLE (user_id bigint, pos bigint)
+LANGUAGE plpgsql VOLATILE AS $body$
+BEGIN
+    UPDATE conversations SET last_message_id = msg, last_activity_at = moment
+    WHERE conversations.id = conv;
+    RETURN QUERY SELECT r.user_id, r.pos FROM ringfence_next_stream_positions(ids) AS r;
+END
+$body$
+"""
+DROP = (
+    "DROP FUNCTION IF EXISTS ringfence_touch_and_reserve(bigint, bigint, timestamptz, bigint[])",
+    "DROP FUNCTION IF EXISTS ringfence_next_stream_positions(bigint[])",
+)
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(CREATE)
+    op.execute(CREATE_SEND)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(DROP)
+    for statement in DROP:
+        op.execute(statement)
