@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,22 @@ class Api:
         return await self.call("POST", f"/api/v1/conversations/{to}/messages", token, json=body)
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
-    """The app in-process over httpx's ASGI transport, with its lifespan running."""
+@asynccontextmanager
+async def in_process(settings: Settings) -> AsyncIterator[tuple[Api, Any]]:
+    """The app in-process over httpx's ASGI transport, with its lifespan running: a
+    client, and the app's services."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client)
+            yield Api(client), app.state.services
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The app in-process over httpx's ASGI transport, with its lifespan running."""
+    async with in_process(settings) as (client, _services):
+        yield client
 
 
 SHUTDOWN_LIMIT_S = 60.0

@@ -11,13 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from ringfence.app import create_app
 from ringfence.services.accounts import AuthContext
 from ringfence.services.container import Services
-from tests.conftest import Api, DbPeek, make_settings
+from tests.conftest import Api, DbPeek, in_process, make_settings
 
 ROUNDS = 25
 
@@ -31,11 +29,8 @@ async def services(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Api
         messages_per_minute=10_000,
         display_name_changes_per_day=10_000,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client), app.state.services
+    async with in_process(settings) as app:
+        yield app
 
 
 async def _pair(api: Api, svc: Services) -> tuple[AuthContext, AuthContext]:

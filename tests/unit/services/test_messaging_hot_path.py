@@ -9,16 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ringfence.app import create_app
 from ringfence.config import Settings
 from ringfence.services.accounts import AuthContext
 from ringfence.services.container import Services
-from tests.conftest import PG_URL, Api, DbPeek
+from tests.conftest import PG_URL, Api, DbPeek, in_process
 
 postgresql_only = pytest.mark.skipif(
     not PG_URL, reason="a PostgreSQL race (SQLite writers take turns)"
@@ -27,11 +25,8 @@ postgresql_only = pytest.mark.skipif(
 
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[tuple[Api, Services]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client), app.state.services
+    async with in_process(settings) as app:
+        yield app
 
 
 async def login(api: Api, svc: Services, *names: str) -> list[AuthContext]:

@@ -505,8 +505,10 @@ export function renderConversation(ctx, root, username) {
       // Unreachable: try again with the next change. Busy for a moment (503): try again
       // when the server says to, or the conversation stays unread. Refused: don't keep
       // asking.
-      if (err instanceof ApiError && (err.isNetwork || err.status === 503)) readPosted = 0;
-      if (err instanceof ApiError && err.status === 503) scheduleRead((err.retryAfterS ?? 1) * 1000);
+      if (err instanceof ApiError && (err.isNetwork || err.status === 503)) {
+        readPosted = 0;
+        if (err.status === 503) scheduleRead((err.retryAfterS ?? 1) * 1000);
+      }
     }
   }
 
