@@ -158,42 +158,96 @@ class Messaging:
                 # same whether the recipient blocked them or not.
                 await self._limits.count(self._limits.message_requests, me.id)
             now = self._clock.now()
-            conv_id, states = await self._thread(store, ctx, me, recipient, now)
             withheld = ctx.recipient_blocked_sender
-            msg = await store.messages.add(
-                conversation_id=conv_id,
-                sender_id=me.id,
-                recipient_id=recipient.id,
-                kind="text",
-                text=text,
-                call=None,
-                txn_id=txn_id,
-                now=now,
-                withheld=withheld,
-            )
-            if msg is None:
+            recorded: tuple[MessageView, list[tuple[int, Envelope]]] | None
+            if (
+                ctx.new_message_id is not None
+                and ctx.conversation_id is not None
+                and not lands
+                and not withheld
+            ):
+                # PostgreSQL, the common case: a conversation that exists, whose states
+                # this send leaves as they are, decided in full. The message and both
+                # events are written in one statement of their own (see
+                # EventStream.append_with_message): two round trips in all, not six.
+                sent = StoredMessage(
+                    ctx.new_message_id, ctx.conversation_id, me.id, recipient.id,
+                    "text", text, None, txn_id, now,
+                )  # fmt: skip
+                msg: StoredMessage | None = sent
+                states = dict(before)
+                recorded = await self._record_alone(store, sent, me, recipient, states)
+            else:
+                conv_id, states = await self._thread(store, ctx, me, recipient, now)
+                msg = await store.messages.add(
+                    conversation_id=conv_id,
+                    sender_id=me.id,
+                    recipient_id=recipient.id,
+                    kind="text",
+                    text=text,
+                    call=None,
+                    txn_id=txn_id,
+                    now=now,
+                    withheld=withheld,
+                    message_id=ctx.new_message_id,
+                )
+                recorded = None
+                if msg is not None:
+                    changes = _request_rules(
+                        me.id, recipient.id, states, ctx.recipient_follows_sender
+                    )
+                    recorded = await self._record_changes(
+                        store, conv_id, msg, me, recipient, states, changes, withheld=withheld
+                    )
+            if recorded is None:
                 # A concurrent retry with the same txn_id committed first (PostgreSQL;
                 # on SQLite writers take turns, so send_context already saw it).
-                assert txn_id is not None
-                earlier = await store.messages.by_txn(me.id, txn_id)
-                assert earlier is not None
-                return self._replayed(earlier, me, recipient)
-            changes = _request_rules(me.id, recipient.id, states, ctx.recipient_follows_sender)
-            if withheld:
-                # Only the sender's side moves: the recipient's state, inbox, last
-                # message and event stream stay exactly as they were.
-                changes = {k: v for k, v in changes.items() if k == me.id}
-                await store.conversations.set_member_states(conv_id, changes)
-                await store.conversations.touch_withheld(conv_id, me.id, msg.id, msg.created_at)
-                states.update(changes)
-                view, envelopes = await self._record_withheld(store, msg, me, recipient, states)
-            else:
-                await store.conversations.set_member_states(conv_id, changes)
-                states.update(changes)
-                view, envelopes = await self._record(store, conv_id, msg, me, recipient, states)
+                return await self._replay_txn(store, me, txn_id, recipient)
+            assert msg is not None
+            view, envelopes = recorded
         await self._publish(envelopes)
-        # A withheld message reaches nobody, and a declined request stays quiet. Without
-        # a push subscription (read with the send) there is nobody to wake.
+        await self._push_message(ctx, me, msg, recipient, states, withheld=withheld)
+        return view
+
+    async def _record_changes(
+        self,
+        store: Store,
+        conv_id: int,
+        msg: StoredMessage,
+        me: Party,
+        recipient: Party,
+        states: dict[int, str | None],
+        changes: dict[int, str],
+        *,
+        withheld: bool,
+    ) -> tuple[MessageView, list[tuple[int, Envelope]]]:
+        """Apply a stored message's member-state ``changes`` (``states`` is updated to
+        match) and record it: :meth:`_record`, or :meth:`_record_withheld`."""
+        if withheld:
+            # Only the sender's side moves: the recipient's state, inbox, last
+            # message and event stream stay exactly as they were.
+            changes = {k: v for k, v in changes.items() if k == me.id}
+            await store.conversations.set_member_states(conv_id, changes)
+            await store.conversations.touch_withheld(conv_id, me.id, msg.id, msg.created_at)
+            states.update(changes)
+            return await self._record_withheld(store, msg, me, recipient, states)
+        await store.conversations.set_member_states(conv_id, changes)
+        states.update(changes)
+        return await self._record(store, conv_id, msg, me, recipient, states)
+
+    async def _push_message(
+        self,
+        ctx: SendContext,
+        me: Party,
+        msg: StoredMessage,
+        recipient: Party,
+        states: dict[int, str | None],
+        *,
+        withheld: bool,
+    ) -> None:
+        """Wake the recipient's devices by Web Push for a stored message. A withheld
+        message reaches nobody, and a declined request stays quiet. Without a push
+        subscription (read with the send) there is nobody to wake."""
         state = states.get(recipient.id)
         if (
             self._notifier is not None
@@ -204,7 +258,15 @@ class Messaging:
             await self._notifier.message_new(
                 recipient.id, me.username, msg.id, request=state == REQUEST
             )
-        return view
+
+    async def _replay_txn(
+        self, store: Store, me: Party, txn_id: str | None, recipient: Party
+    ) -> MessageView:
+        """The sender's message with ``txn_id``, which a concurrent retry stored first."""
+        assert txn_id is not None  # without one there is nothing to conflict with
+        earlier = await store.messages.by_txn(me.id, txn_id)
+        assert earlier is not None
+        return self._replayed(earlier, me, recipient)
 
     async def record_call(self, caller: User, callee: User, record: CallRecord) -> MessageView:
         """Append a ``kind="call"`` message to the pair's thread (used by the calls service)."""
@@ -221,6 +283,7 @@ class Messaging:
                 call=record.model_dump_json(),
                 txn_id=None,
                 now=now,
+                message_id=None if ctx is None else ctx.new_message_id,
             )
             assert msg is not None  # without a txn_id there is nothing to conflict with
             view, envelopes = await self._record(store, conv_id, msg, caller, callee, states)
@@ -438,15 +501,25 @@ class Messaging:
         positions = await store.conversations.touch_and_reserve(
             conv_id, msg.id, msg.created_at, (sender.id, recipient.id)
         )
-        names = {sender.id: sender.username, recipient.id: recipient.username}
-        events = {
-            user_id: MessageNew(
-                message=message_view(msg, names, viewer_id=user_id),
-                is_request=states.get(user_id) == REQUEST,
-            )
-            for user_id in (sender.id, recipient.id)
-        }
+        events = _message_events(msg, sender, recipient, states)
         envelopes = await self._stream.append_reserved(store, events, positions)
+        return events[sender.id].message, sorted(envelopes.items())
+
+    async def _record_alone(
+        self,
+        store: Store,
+        msg: StoredMessage,
+        sender: Party,
+        recipient: Party,
+        states: dict[int, str | None],
+    ) -> tuple[MessageView, list[tuple[int, Envelope]]] | None:
+        """:meth:`_record` together with the message's own INSERT, as one statement
+        committed when it returns (PostgreSQL); None, and nothing stored, when the
+        sender's txn_id was taken already."""
+        events = _message_events(msg, sender, recipient, states)
+        envelopes = await self._stream.append_with_message(store, msg, events)
+        if envelopes is None:
+            return None
         return events[sender.id].message, sorted(envelopes.items())
 
     async def _record_withheld(
@@ -476,6 +549,20 @@ class Messaging:
     async def _publish(self, envelopes: list[tuple[int, Envelope]]) -> None:
         for user_id, env in envelopes:
             await self._stream.publish(user_id, env)
+
+
+def _message_events(
+    msg: StoredMessage, sender: Party, recipient: Party, states: dict[int, str | None]
+) -> dict[int, MessageNew]:
+    """The ``message.new`` event of a stored message, as each participant sees it."""
+    names = {sender.id: sender.username, recipient.id: recipient.username}
+    return {
+        user_id: MessageNew(
+            message=message_view(msg, names, viewer_id=user_id),
+            is_request=states.get(user_id) == REQUEST,
+        )
+        for user_id in (sender.id, recipient.id)
+    }
 
 
 def _request_rules(

@@ -23,7 +23,7 @@ from ringfence.realtime.bus import (
     user_topic,
 )
 from ringfence.storage.database import Database
-from ringfence.storage.repositories import Store
+from ringfence.storage.repositories import Store, StoredMessage
 from ringfence.wire.events import StreamEvent
 from ringfence.wire.json import encode
 
@@ -68,6 +68,27 @@ class UserChanged:
         return cls(user) if type(user) is int else None
 
 
+def _framed(events: Mapping[int, StreamEvent]) -> dict[int, tuple[str, str, str]]:
+    """Each user's stored event as ``(type, head, tail)``: its frame around the position
+    it is yet to be given (``StreamEvent.stored_frame_parts``). An event told to many
+    is serialised once."""
+    framed: dict[int, tuple[str, str, str]] = {}
+    fields: dict[int, str] = {}
+    for user_id, event in events.items():
+        if not event.STORED:
+            raise ValueError(f"{event.TYPE} is never stored")
+        if id(event) not in fields:
+            fields[id(event)] = event.fields_json()
+        framed[user_id] = (event.TYPE, *event.stored_frame_parts(fields[id(event)]))
+    return framed
+
+
+def _at(framed: tuple[str, str, str], pos: int) -> str:
+    """The stored frame of a :func:`_framed` event at ``pos``."""
+    _, head, tail = framed
+    return f"{head}{int(pos)}{tail}"
+
+
 def _notice(envelope: Envelope) -> dict[str, Any]:
     """The JSON object a notice on SESSIONS_TOPIC carries ({} for anything else)."""
     try:
@@ -103,19 +124,30 @@ class EventStream:
         send reserves them with its last write, see ``Conversations.touch_and_reserve``)."""
         if positions.keys() != events.keys():
             raise ValueError("every event needs its reserved position, and only those")
-        rows, envelopes = [], {}
-        fields: dict[int, str] = {}  # an event told to many is serialised once
-        for user_id, pos in sorted(positions.items()):
-            event = events[user_id]
-            if not event.STORED:
-                raise ValueError(f"{event.TYPE} is never stored")
-            if id(event) not in fields:
-                fields[id(event)] = event.fields_json()
-            payload = event.stored_frame(pos, fields[id(event)])
-            rows.append((user_id, pos, event.TYPE, payload))
-            envelopes[user_id] = Envelope(payload, pos=pos)
+        framed = _framed(events)
+        rows = [
+            (user_id, pos, framed[user_id][0], _at(framed[user_id], pos))
+            for user_id, pos in sorted(positions.items())
+        ]
         await store.events.append_many(rows, self._clock.now())
-        return envelopes
+        return {user_id: Envelope(payload, pos=pos) for user_id, pos, _, payload in rows}
+
+    async def append_with_message(
+        self, store: Store, msg: StoredMessage, events: Mapping[int, StreamEvent]
+    ) -> dict[int, Envelope] | None:
+        """Store ``msg`` (with the id its send reserved) and :meth:`append_many` its
+        ``events`` in one statement that is a unit of work of its own, committed when
+        this returns (``Messages.add_with_events``: PostgreSQL's). None, and nothing
+        stored, when the sender's ``txn_id`` was taken already."""
+        framed = _framed(events)
+        given = [(user_id, *framed[user_id]) for user_id in sorted(framed)]
+        positions = await store.messages.add_with_events(msg, given, self._clock.now())
+        if positions is None:
+            return None
+        return {
+            user_id: Envelope(_at(framed[user_id], pos), pos=pos)
+            for user_id, pos in sorted(positions.items())
+        }
 
     async def publish(self, user_id: int, envelope: Envelope) -> None:
         await self._bus.publish(user_topic(user_id), envelope)

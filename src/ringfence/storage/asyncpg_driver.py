@@ -8,7 +8,8 @@ SQLAlchemy's per-execution machinery around it:
 - in the adapter's transaction, which it starts the way the adapter does when this
   is the transaction's first statement (the adapter begins lazily, at its first
   execution; a statement run before that would otherwise run in autocommit), unless
-  it was made for autocommit (a one-statement read: no BEGIN and no ROLLBACK);
+  it was made for autocommit (a one-statement read: no BEGIN and no ROLLBACK) or
+  the statement may run alone (``Direct.rows``);
 - with the adapter's own prepared-statement cache (``_prepare``), so a statement is
   prepared once per connection whichever path runs it;
 - with errors translated by the adapter (``_handle_exception``) and then raised as
@@ -38,11 +39,12 @@ class AsyncpgDirect(Direct):
     ADAPTED = AsyncAdapt_asyncpg_connection
     _adapted: AsyncAdapt_asyncpg_connection
 
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
+    async def _run(self, sql: str, args: tuple[Any, ...], *, alone: bool) -> Sequence[Any]:
         adapted = self._adapted
         async with adapted._execute_mutex:
             try:
-                await self._begun()
+                if not alone:
+                    await self._begun()
                 # As the adapter's cursor is given it by SQLAlchemy's execution context.
                 asof = self._dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
                 statement, _ = await adapted._prepare(sql, asof)  # type: ignore[no-untyped-call]

@@ -185,12 +185,22 @@ class Direct(abc.ABC):
                 return kind(sync, raw.dbapi_connection, autocommit=autocommit)
         return None
 
-    async def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> Sequence[Any]:
-        """Run ``statement`` once; its rows (none for a statement without any)."""
+    async def rows(
+        self, statement: ClauseElement, params: Mapping[str, Any], *, alone: bool = False
+    ) -> Sequence[Any]:
+        """Run ``statement`` once; its rows (none for a statement without any).
+
+        ``alone``: where the connection has no transaction under way yet, the statement
+        may be a unit of work of its own, committed as it returns, rather than begin
+        the transaction (PostgreSQL: no BEGIN round trip, and no COMMIT if nothing else
+        runs). Only for a statement that is atomic by itself and would see nothing more
+        inside the transaction: under PostgreSQL's READ COMMITTED, each statement of a
+        transaction takes its own snapshot anyway. SQLite's writers run it in their
+        transaction as ever (it is grouped with others' and committed once)."""
         found = prepared(self._dialect, statement)
         args = found.arguments(params)
         tell_listeners(self._sync, found.sql, args, many=False)
-        return found.convert(await self._run(found.sql, args))
+        return found.convert(await self._run(found.sql, args, alone=alone))
 
     async def rows_each(
         self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]
@@ -223,8 +233,8 @@ class Direct(abc.ABC):
         return driver_error(sql, args, exc, dbapi_error, self._sync, self._adapted)
 
     @abc.abstractmethod
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
-        """One statement, in one call to the driver; its rows."""
+    async def _run(self, sql: str, args: tuple[Any, ...], *, alone: bool) -> Sequence[Any]:
+        """One statement, in one call to the driver; its rows (``alone``: see :meth:`rows`)."""
 
     @abc.abstractmethod
     async def _run_many(self, sql: str, args: list[tuple[Any, ...]]) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -78,14 +79,19 @@ def _is_postgresql(session: AsyncSession) -> bool:
 
 
 async def _rows(
-    session: AsyncSession, direct: Direct | None, statement: Any, params: Mapping[str, Any]
+    session: AsyncSession,
+    direct: Direct | None,
+    statement: Any,
+    params: Mapping[str, Any],
+    *,
+    alone: bool = False,
 ) -> Sequence[Any]:
     """Run one of the hot statements (the send path's, a call frame's session check):
     directly on the unit of work's connection (:class:`~ringfence.storage.direct.Direct`:
     a write's, or a one-statement read's), through the session otherwise (other reads,
-    and drivers without a Direct)."""
+    and drivers without a Direct). ``alone``: see :meth:`Direct.rows`."""
     if direct is not None:
-        return await direct.rows(statement, params)
+        return await direct.rows(statement, params, alone=alone)
     result = await session.execute(statement, params)
     if isinstance(result, CursorResult) and not result.returns_rows:
         return ()  # an UPDATE without RETURNING
@@ -211,7 +217,10 @@ def _blocked_either_way(a: Any, b: Any) -> Any:
     )
 
 
-def _build_send_context(by_username: bool) -> Any:
+_NEXT_MESSAGE_ID = func.nextval(literal_column("'messages_id_seq'::regclass"), type_=_Id)
+
+
+def _build_send_context(by_username: bool, pg: bool) -> Any:
     """The one SELECT of a send; see :meth:`Conversations.send_context`."""
     sender = bindparam("sender_id", type_=_Id)
     mine = _members.alias("mine")
@@ -249,6 +258,10 @@ def _build_send_context(by_username: bool) -> Any:
             sender_suspended,
             session_live,
             recipient_push,
+            # PostgreSQL: the id a message this send stores will have, reserved now so
+            # that its events can be written with it (Messages.add_with_events). A send
+            # that stores none leaves a gap, as a rolled-back insert always has.
+            _NEXT_MESSAGE_ID if pg else null(),
             *(earlier.c[name] for name in _MESSAGE_COLUMNS),
         )
         .select_from(_users)
@@ -282,14 +295,20 @@ def _build_send_context(by_username: bool) -> Any:
     )
 
 
-_SEND_CONTEXT_BY_USERNAME = _build_send_context(by_username=True)
-_SEND_CONTEXT_BY_ID = _build_send_context(by_username=False)
+_SEND_CONTEXT_BY_USERNAME = {pg: _build_send_context(True, pg) for pg in (True, False)}
+_SEND_CONTEXT_BY_ID = {pg: _build_send_context(False, pg) for pg in (True, False)}
 _INSERT_MESSAGE = {
-    pg: (postgresql.insert if pg else sqlite.insert)(_messages)
-    .values({name: bindparam(name, type_=_messages.c[name].type) for name in _MESSAGE_INSERTED})
+    (pg, with_id): (postgresql.insert if pg else sqlite.insert)(_messages)
+    .values(
+        {
+            name: bindparam(name, type_=_messages.c[name].type)
+            for name in (("id",) if with_id else ()) + _MESSAGE_INSERTED
+        }
+    )
     .on_conflict_do_nothing(index_elements=["sender_id", "txn_id"])
     .returning(_messages.c.id)
     for pg in (True, False)
+    for with_id in (True, False)
 }
 _TOUCH_CONVERSATION = (
     update(_conversations)
@@ -333,6 +352,16 @@ _SEND_RESERVED = func.ringfence_touch_and_reserve(
     bindparam("ids", type_=postgresql.ARRAY(_Id)),
 ).table_valued(column("user_id", _Id), column("pos", _Id))
 _TOUCH_AND_RESERVE_PG = select(_SEND_RESERVED.c.user_id, _SEND_RESERVED.c.pos)
+_TEXTS = postgresql.ARRAY(String())
+_SENT = func.ringfence_send_message(
+    *(bindparam(name, type_=_messages.c[name].type) for name in _MESSAGE_COLUMNS),
+    bindparam("ids", type_=postgresql.ARRAY(_Id)),
+    bindparam("types", type_=_TEXTS),
+    bindparam("heads", type_=_TEXTS),
+    bindparam("tails", type_=_TEXTS),
+    bindparam("stamped", type_=_UTCDateTime()),
+).table_valued(column("user_id", _Id), column("pos", _Id))
+_SEND_MESSAGE_PG = select(_SENT.c.user_id, _SENT.c.pos)
 
 
 def _next_positions(session: AsyncSession, ids: list[int]) -> tuple[Any, dict[str, Any]]:
@@ -798,6 +827,9 @@ class SendContext:
     sender_suspended: bool  # as stored now (None, a deleted sender, counts as suspended)
     session_live: bool  # the session asked about is live (False when none was asked about)
     recipient_has_push: bool  # the recipient has at least one Web Push subscription
+    # The id a message this send stores is to have (PostgreSQL: reserved by the read;
+    # None on SQLite, whose INSERT picks it). See Messages.add_with_events.
+    new_message_id: int | None
     earlier: StoredMessage | None  # the sender's message with this txn_id, if any
 
     @property
@@ -857,11 +889,14 @@ class Conversations:
             "seen_after": live.seen_after,
             "created_after": live.created_after,
         }
+        pg = _is_postgresql(self._s)
         if username is not None:
-            query, params["username"] = _SEND_CONTEXT_BY_USERNAME, username
+            query, params["username"] = _SEND_CONTEXT_BY_USERNAME[pg], username
         else:
-            query, params["user_id"] = _SEND_CONTEXT_BY_ID, user_id
-        rows = await _rows(self._s, self._direct, query, params)
+            query, params["user_id"] = _SEND_CONTEXT_BY_ID[pg], user_id
+        # Alone: the statement that decides a send need not begin its transaction (see
+        # Direct.rows); what it reads is what it would read inside one.
+        rows = await _rows(self._s, self._direct, query, params, alone=True)
         if not rows:
             return None
         row = rows[0]
@@ -870,8 +905,8 @@ class Conversations:
         (conv_id, my_state, their_state, i_blocked, they_blocked, follows, suspended, live_now) = (
             row[n : n + 8]
         )
-        push = row[n + 8]
-        earlier_values = row[n + 9 :]
+        push, new_message_id = row[n + 8], row[n + 9]
+        earlier_values = row[n + 10 :]
         earlier = None
         if earlier_values[0] is not None:
             earlier = StoredMessage(*earlier_values)
@@ -886,6 +921,7 @@ class Conversations:
             sender_suspended=suspended is None or bool(suspended),
             session_live=session is not None and bool(live_now),
             recipient_has_push=bool(push),
+            new_message_id=None if new_message_id is None else int(new_message_id),
             earlier=earlier,
         )
 
@@ -1211,11 +1247,14 @@ class Messages:
         txn_id: str | None,
         now: datetime,
         withheld: bool = False,
+        message_id: int | None = None,
     ) -> StoredMessage | None:
         """Insert a message, or return None when the sender already used ``txn_id``
         (a concurrent retry committed first). One statement and no SAVEPOINT:
         ``INSERT ... ON CONFLICT (sender_id, txn_id) DO NOTHING RETURNING id``.
         A ``withheld`` message is its sender's only (see :meth:`page`).
+        ``message_id``: the id its send reserved (``SendContext.new_message_id``);
+        None to have the database pick one.
 
         What it returns is what was written, not an object of the session.
         """
@@ -1230,13 +1269,43 @@ class Messages:
             "created_at": now,
             "withheld": withheld,
         }
-        rows = await _rows(self._s, self._direct, _INSERT_MESSAGE[_is_postgresql(self._s)], values)
+        if message_id is not None:
+            values["id"] = message_id
+        statement = _INSERT_MESSAGE[_is_postgresql(self._s), message_id is not None]
+        rows = await _rows(self._s, self._direct, statement, values)
         if not rows:
             return None
         message_id = rows[0][0]
         return StoredMessage(
             int(message_id), conversation_id, sender_id, recipient_id, kind, text, call, txn_id, now
         )
+
+    async def add_with_events(
+        self, msg: StoredMessage, events: Sequence[tuple[int, str, str, str]], now: datetime
+    ) -> dict[int, int] | None:
+        """Store ``msg`` with the id its send reserved (``SendContext.new_message_id``),
+        make it its conversation's last message (at its ``created_at``), reserve the next
+        position of each user in ``events`` and append their events, as
+        :meth:`add`, :meth:`Conversations.touch_and_reserve` and
+        :meth:`Events.append_many` would one after another; the reserved positions by
+        user id. None, and nothing written, when the sender already used its
+        ``txn_id`` (a concurrent retry committed first).
+
+        ``events``: ``(user_id, type, head, tail)``; the stored payload is
+        ``head + str(pos) + tail``. PostgreSQL only: one statement (the function
+        migration 0010 creates), run as a unit of work of its own where none is under
+        way (committed when this returns; see :meth:`Direct.rows`)."""
+        if not _is_postgresql(self._s):
+            raise NotImplementedError("add_with_events is PostgreSQL's (SQLite: add)")
+        ids, types, heads, tails = (list(column) for column in zip(*events, strict=True))
+        if sorted(set(ids)) != sorted(ids):
+            raise ValueError("one event per user")
+        params: dict[str, Any] = {name: getattr(msg, name) for name in _MESSAGE_COLUMNS}
+        params.update(ids=ids, types=types, heads=heads, tails=tails, stamped=now)
+        rows = await _rows(self._s, self._direct, _SEND_MESSAGE_PG, params, alone=True)
+        if not rows:
+            return None
+        return _positions(rows, sorted(ids))
 
     async def by_id(self, message_id: int) -> Message | None:
         return await self._s.get(Message, message_id)

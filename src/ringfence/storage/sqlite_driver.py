@@ -277,8 +277,8 @@ class SqliteDirect(Direct):
         super().__init__(sync, driver_connection, autocommit=autocommit)
         self._inline = not autocommit and holds_write_lock(sync)
 
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
-        return await self._call(sql, args, many=False)
+    async def _run(self, sql: str, args: tuple[Any, ...], *, alone: bool) -> Sequence[Any]:
+        return await self._call(sql, args, many=False)  # in the transaction, ``alone`` or not
 
     async def _run_many(self, sql: str, args: list[tuple[Any, ...]]) -> None:
         await self._call(sql, args, many=True)

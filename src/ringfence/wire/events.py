@@ -45,9 +45,15 @@ class StreamEvent(BaseModel):
         """The stored event's frame, ``{"type", "pos", ...its fields}``, exactly as
         ``encode({"type": TYPE, "pos": pos, **body()})`` would write it. Pass
         ``fields_json`` (from :meth:`fields_json`) to reuse one serialisation."""
+        head, tail = self.stored_frame_parts(fields_json)
+        return f"{head}{int(pos)}{tail}"
+
+    def stored_frame_parts(self, fields_json: str | None = None) -> tuple[str, str]:
+        """:meth:`stored_frame` around its position: ``head + str(pos) + tail`` is the
+        frame at ``pos``, for a writer that learns the position only as it stores it."""
         fields = self.fields_json() if fields_json is None else fields_json
-        head = f'{{"type":{encode(self.TYPE)},"pos":{int(pos)}'
-        return head + "}" if fields == "{}" else f"{head},{fields[1:]}"
+        head = f'{{"type":{encode(self.TYPE)},"pos":'
+        return head, "}" if fields == "{}" else f",{fields[1:]}"
 
 
 class MessageNew(StreamEvent):
