@@ -123,8 +123,8 @@ class Messaging:
         if not is_username(to):
             raise NotFound("user_not_found", "no such user")
         # The hot path: one SELECT decides everything, then only the writes that are
-        # needed: four for a reply in an accepted conversation (the message, the
-        # conversation's last activity, both stream positions, both events).
+        # needed: for a reply, the message, the conversation's last activity, both
+        # stream positions and both events (on PostgreSQL, one statement).
         async with self._db.write() as store:
             ctx = await store.conversations.send_context(
                 me.id, username=to, txn_id=txn_id, session=session

@@ -1,6 +1,7 @@
 """The send path's statements without SQLAlchemy's per-execution machinery.
 
-A DM send runs the same five statements on every message (see ``repositories``).
+A DM send runs the same few statements on every message (see ``repositories``; on
+PostgreSQL a reply is two, see ``Messages.add_with_events``).
 Through a session each one costs SQLAlchemy's per-execution work (the greenlet
 bridge, the compiled-cache lookup, the execution context, the result object), which
 measured more CPU than the statement itself. :class:`Direct` runs a statement compiled
