@@ -24,7 +24,7 @@ from ringfence.realtime.bus import (
 )
 from ringfence.storage.database import Database
 from ringfence.storage.repositories import Store, StoredMessage
-from ringfence.wire.events import StreamEvent
+from ringfence.wire.events import StreamEvent, frame_at
 from ringfence.wire.json import encode
 
 
@@ -86,7 +86,7 @@ def _framed(events: Mapping[int, StreamEvent]) -> dict[int, tuple[str, str, str]
 def _at(framed: tuple[str, str, str], pos: int) -> str:
     """The stored frame of a :func:`_framed` event at ``pos``."""
     _, head, tail = framed
-    return f"{head}{int(pos)}{tail}"
+    return frame_at(head, tail, pos)
 
 
 def _notice(envelope: Envelope) -> dict[str, Any]:

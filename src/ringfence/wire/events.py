@@ -45,8 +45,7 @@ class StreamEvent(BaseModel):
         """The stored event's frame, ``{"type", "pos", ...its fields}``, exactly as
         ``encode({"type": TYPE, "pos": pos, **body()})`` would write it. Pass
         ``fields_json`` (from :meth:`fields_json`) to reuse one serialisation."""
-        head, tail = self.stored_frame_parts(fields_json)
-        return f"{head}{int(pos)}{tail}"
+        return frame_at(*self.stored_frame_parts(fields_json), pos)
 
     def stored_frame_parts(self, fields_json: str | None = None) -> tuple[str, str]:
         """:meth:`stored_frame` around its position: ``head + str(pos) + tail`` is the
@@ -54,6 +53,11 @@ class StreamEvent(BaseModel):
         fields = self.fields_json() if fields_json is None else fields_json
         head = f'{{"type":{encode(self.TYPE)},"pos":'
         return head, "}" if fields == "{}" else f",{fields[1:]}"
+
+
+def frame_at(head: str, tail: str, pos: int) -> str:
+    """A stored frame from :meth:`StreamEvent.stored_frame_parts`, at ``pos``."""
+    return f"{head}{int(pos)}{tail}"
 
 
 class MessageNew(StreamEvent):
